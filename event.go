@@ -1,0 +1,258 @@
+package rampart
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Action is what the agent did about a detection.
+type Action string
+
+const (
+	ActionBlocked   Action = "blocked"   // the call was refused (block mode)
+	ActionMonitored Action = "monitored" // the call went through (monitor mode)
+)
+
+// Event is one security event: what was attempted, where in the code, from
+// which request and input.
+type Event struct {
+	ID       string    `json:"id"` // random; lets a store ingest a retried batch once
+	Time     time.Time `json:"time"`
+	Kind     string    `json:"kind"` // e.g. "sql_injection"
+	Action   Action    `json:"action"`
+	Service  string    `json:"service"`
+	Input    Input     `json:"input"`            // value truncated to MaxEventInput bytes
+	Sink     string    `json:"sink"`             // the guarded call, e.g. "database/sql"
+	Detail   string    `json:"detail"`           // e.g. the query with the input marked ⟦like this⟧
+	Reason   string    `json:"reason,omitempty"` // why it is an exploit, in words
+	Location string    `json:"location"`         // file:line of the vulnerable call in the application
+	Stack    []Frame   `json:"stack,omitempty"`  // application frames, innermost first
+
+	RequestID  string `json:"request_id,omitempty"`
+	Method     string `json:"method,omitempty"`
+	Route      string `json:"route,omitempty"` // the ServeMux pattern, e.g. "GET /users/{id}"
+	Path       string `json:"path,omitempty"`
+	RemoteAddr string `json:"remote_addr,omitempty"`
+}
+
+// Frame is one application frame of an event's stack.
+type Frame struct {
+	Function string `json:"function"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+}
+
+// Limits on what an event copies from attacker-controlled data.
+const (
+	MaxEventInput  = 512
+	MaxEventDetail = 2048
+	maxEventFrames = 16
+)
+
+// Finding is what a guard hands to [Agent.Report]: the input that would have
+// exploited the call and what the call was.
+type Finding struct {
+	Kind   string // event kind, e.g. "sql_injection"
+	Input  Input
+	Sink   string
+	Detail string
+	Reason string
+}
+
+// Report records an exploit found by a guard and decides its fate. In block
+// mode it returns a *BlockedError (wrapping ErrBlocked) that the guard must
+// return instead of making the call, and the request is marked so that the
+// middleware answers 403. In monitor mode it returns nil. The event is queued,
+// never waited on. Report is meant for guard implementations.
+func (a *Agent) Report(ctx context.Context, f Finding) error {
+	ev := Event{
+		ID:      newID(),
+		Time:    time.Now().UTC(),
+		Kind:    f.Kind,
+		Action:  ActionMonitored,
+		Service: a.service,
+		Input:   Input{Source: f.Input.Source, Name: truncate(f.Input.Name, MaxEventInput), Value: truncate(f.Input.Value, MaxEventInput)},
+		Sink:    f.Sink,
+		Detail:  truncate(f.Detail, MaxEventDetail),
+		Reason:  f.Reason,
+	}
+	ev.Stack, ev.Location = applicationStack(3)
+	req := requestFor(ctx)
+	if req != nil {
+		ev.RequestID = req.requestID()
+		ev.Method = req.r.Method
+		ev.Route = req.route()
+		ev.Path = truncate(req.r.URL.Path, MaxEventInput)
+		ev.RemoteAddr = req.r.RemoteAddr
+	}
+	if a.mode == ModeMonitor {
+		a.enqueue(ev)
+		return nil
+	}
+	ev.Action = ActionBlocked
+	a.enqueue(ev)
+	be := &BlockedError{Event: ev}
+	if req != nil {
+		req.blocked.CompareAndSwap(nil, be)
+	}
+	return be
+}
+
+func requestFor(ctx context.Context) *request {
+	if s := inputSetFrom(ctx); s != nil {
+		return s.req
+	}
+	return requestOfGoroutine()
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	cut := n - len(mark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// sdkPackages are skipped when looking for the application's frames.
+var sdkPackages = []string{
+	"github.com/rampartsec/rampart",
+	"github.com/rampartsec/rampart/sqlguard",
+	"github.com/rampartsec/rampart/ssrfguard",
+	"github.com/rampartsec/rampart/fsguard",
+	"github.com/rampartsec/rampart/execguard",
+}
+
+// sdkDir is the directory of this package's source as the runtime records
+// it (absolute, or module-relative under -trimpath). Inlined SDK code is
+// attributed to its caller's function name, so frames are also told apart by
+// file.
+var sdkDir = func() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "\x00"
+	}
+	return file[:strings.LastIndexByte(file, '/')+1]
+}()
+
+func isSDKFile(file string) bool {
+	rest, ok := strings.CutPrefix(file, sdkDir)
+	if !ok {
+		return false
+	}
+	dir, _, nested := strings.Cut(rest, "/")
+	if !nested {
+		return !strings.HasSuffix(rest, "_test.go")
+	}
+	for _, p := range sdkPackages {
+		if strings.HasSuffix(p, "/"+dir) {
+			return !strings.HasSuffix(rest, "_test.go")
+		}
+	}
+	return dir == "internal"
+}
+
+var mainModule = func() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Path
+	}
+	return ""
+}()
+
+// applicationStack returns the frames of the caller's stack that belong to
+// the application: not the SDK, not the standard library. The location is
+// the innermost frame in the main module (the line that made the dangerous
+// call, not the ORM under it), or the innermost application frame.
+func applicationStack(skip int) ([]Frame, string) {
+	var pcs [64]uintptr
+	n := runtime.Callers(skip+1, pcs[:])
+	frames := runtime.CallersFrames(pcs[:n])
+	var out []Frame
+	location := ""
+	for {
+		f, more := frames.Next()
+		pkg := funcPackage(f.Function)
+		if pkg != "" && !isStdlib(pkg) && !isSDK(pkg) && !isSDKFile(f.File) {
+			if len(out) < maxEventFrames {
+				out = append(out, Frame{Function: f.Function, File: f.File, Line: f.Line})
+			}
+			if location == "" && (pkg == "main" || mainModule != "" && (pkg == mainModule || strings.HasPrefix(pkg, mainModule+"/"))) {
+				location = f.File + ":" + strconv.Itoa(f.Line)
+			}
+		}
+		if !more {
+			break
+		}
+	}
+	if location == "" && len(out) > 0 {
+		location = out[0].File + ":" + strconv.Itoa(out[0].Line)
+	}
+	return out, location
+}
+
+// funcPackage returns the import path of a function name such as
+// "github.com/a/b.(*T).M" or "main.handler.func1".
+func funcPackage(fn string) string {
+	slash := strings.LastIndexByte(fn, '/')
+	dot := strings.IndexByte(fn[slash+1:], '.')
+	if dot < 0 {
+		return ""
+	}
+	return fn[:slash+1+dot]
+}
+
+func isStdlib(pkg string) bool {
+	if pkg == "main" {
+		return false
+	}
+	first, _, _ := strings.Cut(pkg, "/")
+	return !strings.Contains(first, ".")
+}
+
+func isSDK(pkg string) bool {
+	for _, p := range sdkPackages {
+		if pkg == p {
+			return true
+		}
+	}
+	return strings.HasPrefix(pkg, "github.com/rampartsec/rampart/internal/")
+}
+
+// LogValue makes an event one structured log record.
+func (e Event) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("id", e.ID),
+		slog.Time("time", e.Time),
+		slog.String("kind", e.Kind),
+		slog.String("action", string(e.Action)),
+		slog.String("service", e.Service),
+		slog.Group("input", slog.String("source", string(e.Input.Source)), slog.String("name", e.Input.Name), slog.String("value", e.Input.Value)),
+		slog.String("sink", e.Sink),
+		slog.String("detail", e.Detail),
+		slog.String("reason", e.Reason),
+		slog.String("location", e.Location),
+	}
+	for _, kv := range [][2]string{{"request_id", e.RequestID}, {"method", e.Method}, {"route", e.Route}, {"path", e.Path}, {"remote_addr", e.RemoteAddr}} {
+		if kv[1] != "" {
+			attrs = append(attrs, slog.String(kv[0], kv[1]))
+		}
+	}
+	if len(e.Stack) > 0 {
+		st := make([]string, len(e.Stack))
+		for i, f := range e.Stack {
+			st[i] = f.Function + " " + f.File + ":" + strconv.Itoa(f.Line)
+		}
+		attrs = append(attrs, slog.Any("stack", st))
+	}
+	return slog.GroupValue(attrs...)
+}

@@ -1,0 +1,93 @@
+package rampart
+
+import (
+	"context"
+	"iter"
+)
+
+// Source says where an untrusted input came from.
+type Source string
+
+// Sources recorded by [Agent.Handler]. Code that marks its own input with
+// [WithUntrusted] may use any other name ("job", "grpc", "kafka").
+const (
+	SourceQuery  Source = "query"  // URL query parameter, name and value
+	SourceForm   Source = "form"   // application/x-www-form-urlencoded body
+	SourcePath   Source = "path"   // wildcard of the route pattern (r.PathValue)
+	SourceJSON   Source = "json"   // string key or string leaf of a JSON body
+	SourceBody   Source = "body"   // whole text/plain body
+	SourceCookie Source = "cookie" // cookie value
+	SourceHeader Source = "header" // User-Agent, Referer and Config.Headers
+)
+
+// Input is one untrusted value and where it came from.
+type Input struct {
+	Source Source `json:"source"`
+	Name   string `json:"name,omitempty"` // parameter, key, cookie or header name
+	Value  string `json:"value"`
+}
+
+// inputSet is what the context carries: the request (if any) and the values
+// marked with WithUntrusted along the way, as an immutable list so that a
+// derived context never changes what its parent sees.
+type inputSet struct {
+	parent *inputSet
+	req    *request
+	inputs []Input
+}
+
+type inputSetKey struct{}
+
+func inputSetFrom(ctx context.Context) *inputSet {
+	s, _ := ctx.Value(inputSetKey{}).(*inputSet)
+	return s
+}
+
+// WithUntrusted returns a context in which values are untrusted input from
+// source, in addition to any the context already carries. Use it where no
+// HTTP request delivered the data: a queue worker marks the job's payload
+// before it touches a database, the file system or the network.
+func WithUntrusted(ctx context.Context, source Source, values ...string) context.Context {
+	parent := inputSetFrom(ctx)
+	s := &inputSet{parent: parent, inputs: make([]Input, 0, len(values))}
+	if parent != nil {
+		s.req = parent.req
+	}
+	for _, v := range values {
+		s.inputs = append(s.inputs, Input{Source: source, Value: v})
+	}
+	return context.WithValue(ctx, inputSetKey{}, s)
+}
+
+// Inputs yields the untrusted inputs known in ctx: those of the HTTP request
+// that [Agent.Handler] is serving and those marked with [WithUntrusted].
+// Guards call it at the dangerous call; parsing of the request happens on the
+// first call and is cached for the rest of the request.
+//
+// When ctx carries nothing (a call such as db.Query made without a context)
+// the inputs of the request served by the calling goroutine are used.
+func Inputs(ctx context.Context) iter.Seq[Input] {
+	return func(yield func(Input) bool) {
+		s := inputSetFrom(ctx)
+		var req *request
+		if s != nil {
+			req = s.req
+		} else {
+			req = requestOfGoroutine()
+		}
+		for n := s; n != nil; n = n.parent {
+			for _, in := range n.inputs {
+				if !yield(in) {
+					return
+				}
+			}
+		}
+		if req != nil {
+			for _, in := range req.inputs() {
+				if !yield(in) {
+					return
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,350 @@
+package rampart
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rampartsec/rampart/internal/goroutine"
+	"time"
+)
+
+// Mode says what the agent does when a guard finds an exploit.
+type Mode string
+
+const (
+	// ModeBlock refuses the call and answers the request with 403. It is
+	// what the zero Config selects.
+	ModeBlock Mode = "block"
+	// ModeMonitor reports the event and lets the call through.
+	ModeMonitor Mode = "monitor"
+)
+
+// Config configures an Agent. Only Service is required.
+type Config struct {
+	// Service names the service in every event.
+	Service string
+	// Mode is ModeBlock (the default) or ModeMonitor.
+	Mode Mode
+	// Sinks receive events in batches, from one goroutine, in order. Nil
+	// means one JSON log line per event through Logger.
+	Sinks []Sink
+	// Logger receives the agent's own messages (dropped events, sink
+	// errors) and, without Sinks, the events. Nil means JSON on stderr.
+	Logger *slog.Logger
+	// QueueSize bounds the events waiting for the sinks. When it is full,
+	// new events are dropped and counted (Stats.Dropped) rather than
+	// delaying the request. Zero means 1024.
+	QueueSize int
+	// MaxBodyBytes bounds how much of a JSON, form or text body the
+	// middleware captures as input. Zero means 1 MiB; negative disables body
+	// capture. A longer body reaches the handler whole, but only its first
+	// MaxBodyBytes are checked.
+	MaxBodyBytes int64
+	// Headers names request headers that carry user data, besides
+	// User-Agent and Referer which are always captured.
+	Headers []string
+}
+
+// Sink receives security events. WriteEvents is called from the agent's
+// delivery goroutine, never from a request; it should return once the
+// events are handed off or ctx is done.
+type Sink interface {
+	WriteEvents(ctx context.Context, events []Event) error
+}
+
+// Stats are the agent's counters since New.
+type Stats struct {
+	Events          uint64 // events reported
+	Delivered       uint64 // events handed to every sink
+	Dropped         uint64 // events lost because the queue was full or closed
+	SinkErrors      uint64 // failed WriteEvents calls
+	InputsTruncated uint64 // inputs not checked because a request had more than the limit
+}
+
+type stats struct {
+	events, delivered, dropped, sinkErrors, inputsTruncated atomic.Uint64
+}
+
+// Agent is the in-process part of Rampart that a service runs: it holds the
+// configuration, records request inputs and delivers events. It is safe for
+// concurrent use. Call Close when the service stops, to deliver queued events.
+type Agent struct {
+	service string
+	mode    Mode
+	maxBody int64
+	headers []string
+	logger  *slog.Logger
+	sinks   []Sink
+
+	queue     chan Event
+	closeMu   sync.RWMutex
+	closed    bool
+	delivered chan struct{}
+	stats     stats
+	lastDrop  atomic.Int64 // unix nanos of the last drop warning
+}
+
+// New validates cfg and starts an agent.
+func New(cfg Config) (*Agent, error) {
+	if strings.TrimSpace(cfg.Service) == "" {
+		return nil, errors.New("rampart: Config.Service is required")
+	}
+	if len(cfg.Service) > 128 {
+		return nil, fmt.Errorf("rampart: Config.Service is %d bytes long, at most 128", len(cfg.Service))
+	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeBlock
+	case ModeBlock, ModeMonitor:
+	default:
+		return nil, fmt.Errorf("rampart: Config.Mode %q is not %q or %q", cfg.Mode, ModeBlock, ModeMonitor)
+	}
+	if cfg.QueueSize < 0 {
+		return nil, fmt.Errorf("rampart: Config.QueueSize %d is negative", cfg.QueueSize)
+	}
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = 1024
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	for i, h := range cfg.Headers {
+		if h == "" || strings.ContainsAny(h, " \t\r\n:") {
+			return nil, fmt.Errorf("rampart: Config.Headers[%d] %q is not a header name", i, h)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if len(cfg.Sinks) == 0 {
+		cfg.Sinks = []Sink{LogSink(cfg.Logger)}
+	}
+	for i, s := range cfg.Sinks {
+		if s == nil {
+			return nil, fmt.Errorf("rampart: Config.Sinks[%d] is nil", i)
+		}
+	}
+	headers := append([]string{"User-Agent", "Referer"}, cfg.Headers...)
+	a := &Agent{
+		service:   cfg.Service,
+		mode:      cfg.Mode,
+		maxBody:   cfg.MaxBodyBytes,
+		headers:   headers,
+		logger:    cfg.Logger,
+		sinks:     cfg.Sinks,
+		queue:     make(chan Event, cfg.QueueSize),
+		delivered: make(chan struct{}),
+	}
+	go a.deliver()
+	return a, nil
+}
+
+// Service returns the configured service name.
+func (a *Agent) Service() string { return a.service }
+
+// Mode returns the mode the agent runs in.
+func (a *Agent) Mode() Mode { return a.mode }
+
+// Stats returns the agent's counters.
+func (a *Agent) Stats() Stats {
+	return Stats{
+		Events:          a.stats.events.Load(),
+		Delivered:       a.stats.delivered.Load(),
+		Dropped:         a.stats.dropped.Load(),
+		SinkErrors:      a.stats.sinkErrors.Load(),
+		InputsTruncated: a.stats.inputsTruncated.Load(),
+	}
+}
+
+// Close stops accepting events and waits until the queued ones are delivered
+// or ctx is done. Guards keep working after Close; their events are dropped
+// and counted.
+func (a *Agent) Close(ctx context.Context) error {
+	a.closeMu.Lock()
+	if !a.closed {
+		a.closed = true
+		close(a.queue)
+	}
+	a.closeMu.Unlock()
+	select {
+	case <-a.delivered:
+		if d := a.stats.dropped.Load(); d > 0 {
+			a.logger.Warn("rampart: events were dropped", "dropped", d, "delivered", a.stats.delivered.Load())
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rampart: close: %d events not delivered: %w", len(a.queue), ctx.Err())
+	}
+}
+
+// enqueue never blocks: a full queue drops the event, counts it and warns at
+// most once a minute.
+func (a *Agent) enqueue(ev Event) {
+	a.stats.events.Add(1)
+	a.closeMu.RLock()
+	defer a.closeMu.RUnlock()
+	if !a.closed {
+		select {
+		case a.queue <- ev:
+			return
+		default:
+		}
+	}
+	total := a.stats.dropped.Add(1)
+	now := time.Now().UnixNano()
+	last := a.lastDrop.Load()
+	if now-last > int64(time.Minute) && a.lastDrop.CompareAndSwap(last, now) {
+		a.logger.Warn("rampart: event queue full or closed, dropping events", "dropped_total", total, "kind", ev.Kind, "location", ev.Location)
+	}
+}
+
+const maxBatch = 64
+
+func (a *Agent) deliver() {
+	defer close(a.delivered)
+	batch := make([]Event, 0, maxBatch)
+	for ev := range a.queue {
+		batch = append(batch[:0], ev)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case ev, ok := <-a.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, ev)
+			default:
+				break fill
+			}
+		}
+		ok := true
+		for _, s := range a.sinks {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := s.WriteEvents(ctx, batch); err != nil {
+				ok = false
+				a.stats.sinkErrors.Add(1)
+				a.logger.Error("rampart: event sink failed", "sink", fmt.Sprintf("%T", s), "events", len(batch), "err", err)
+			}
+			cancel()
+		}
+		if ok {
+			a.stats.delivered.Add(uint64(len(batch)))
+		}
+	}
+}
+
+// LogSink returns a Sink that writes one log record per event, with the event
+// as structured attributes (one JSON line with a JSON handler).
+func LogSink(l *slog.Logger) Sink { return logSink{l} }
+
+type logSink struct{ l *slog.Logger }
+
+func (s logSink) WriteEvents(ctx context.Context, events []Event) error {
+	for _, ev := range events {
+		s.l.LogAttrs(ctx, slog.LevelWarn, "rampart security event", slog.Any("event", ev))
+	}
+	return nil
+}
+
+// Handler returns middleware that records each request's untrusted inputs in
+// its context and, when a guard blocked a call during the request, answers
+// 403 with {"error": ..., "request_id": ...} unless the handler had already
+// sent its response headers. Once a call is blocked, what the handler writes
+// afterwards is discarded so that the attacker sees only the 403.
+//
+// Put it outside the ServeMux (agent.Handler(mux)) or around single routes;
+// both see the route pattern.
+func (a *Agent) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := &request{agent: a}
+		r2 := r.WithContext(context.WithValue(r.Context(), inputSetKey{}, &inputSet{req: req}))
+		req.r = r2
+		req.body = captureBody(r2, a.maxBody)
+		gid := goroutine.ID()
+		goroutineRequests.Store(gid, req)
+		defer goroutineRequests.Delete(gid)
+
+		rw := &responseWriter{ResponseWriter: w, req: req}
+		next.ServeHTTP(rw, r2)
+		if be := req.blocked.Load(); be != nil && !rw.committed {
+			writeBlocked(w, req.requestID())
+		}
+	})
+}
+
+func writeBlocked(w http.ResponseWriter, requestID string) {
+	h := w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Request-Id", requestID)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusForbidden)
+	// requestID is [A-Za-z0-9._-] only, so it needs no JSON escaping.
+	fmt.Fprintf(w, "{\"error\":\"request blocked by Rampart: a security policy was violated\",\"request_id\":%q}\n", requestID)
+}
+
+// responseWriter tracks whether the response was committed, and swallows the
+// handler's output once a call of the request was blocked.
+type responseWriter struct {
+	http.ResponseWriter
+	req       *request
+	committed bool
+}
+
+func (w *responseWriter) swallow() bool {
+	return !w.committed && w.req.blocked.Load() != nil
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.swallow() {
+		return
+	}
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.committed = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.swallow() {
+		return len(p), nil
+	}
+	w.committed = true
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush implements http.Flusher when the underlying writer does.
+func (w *responseWriter) Flush() {
+	if w.swallow() {
+		return
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		w.committed = true
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack implements http.Hijacker when the underlying writer does, for
+// WebSocket upgrades.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("rampart: %T does not support hijacking", w.ResponseWriter)
+	}
+	w.committed = true
+	return h.Hijack()
+}

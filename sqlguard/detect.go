@@ -1,0 +1,108 @@
+package sqlguard
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Injection describes how an input changes a statement.
+type Injection struct {
+	Start, End int    // the input's occurrence in the statement
+	Reason     string // e.g. "closes a string literal and adds 6 tokens"
+}
+
+// Detect reports whether input, occurring in stmt, is an injection: whether
+// any occurrence of it is not wholly inside one token. toks must be
+// Tokenize(d, stmt). An occurrence inside the content of one string, quoted
+// identifier or comment is data; an occurrence that is one whole word,
+// number, parameter or operator, possibly with white space around it, cannot
+// add syntax either (see the package documentation for what this leaves
+// out). Anything else — an occurrence that reaches a quote or comment
+// delimiter, or that spans two tokens — lets the input decide the structure
+// of the statement, and is an injection.
+func Detect(stmt, input string, toks []Token) (Injection, bool) {
+	if len(input) < minInput {
+		return Injection{}, false
+	}
+	for off := 0; ; {
+		i := strings.Index(stmt[off:], input)
+		if i < 0 {
+			return Injection{}, false
+		}
+		start := off + i
+		end := start + len(input)
+		if reason := classify(stmt, toks, start, end); reason != "" {
+			return Injection{Start: start, End: end, Reason: reason}, true
+		}
+		off = start + 1
+	}
+}
+
+// minInput mirrors the SDK's rule: a one-byte input cannot both open and use
+// a string or comment, so alone it can only make a statement fail.
+const minInput = 2
+
+// classify returns why the occurrence [start,end) is an injection, or "".
+func classify(stmt string, toks []Token, start, end int) string {
+	// First token that ends after start.
+	lo, hi := 0, len(toks)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if toks[m].End <= start {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	first := lo
+	last := first
+	for last < len(toks) && toks[last].Start < end {
+		last++
+	}
+	n := last - first // tokens the occurrence touches
+	switch n {
+	case 0:
+		return "" // white space only
+	case 1:
+		t := toks[first]
+		switch t.Kind {
+		case String, QuotedIdent, Comment:
+			if t.Inner <= start && end <= t.InnerEnd && !t.Unterminated {
+				return ""
+			}
+			if t.Inner <= start && end <= t.InnerEnd {
+				return fmt.Sprintf("leaves a %s unterminated", t.Kind)
+			}
+			if t.Start >= start && t.End <= end {
+				return fmt.Sprintf("adds a %s", t.Kind)
+			}
+			return fmt.Sprintf("breaks out of a %s", t.Kind)
+		}
+		return ""
+	}
+	// Several tokens: the input decides where tokens begin and end.
+	opens := ""
+	if t := toks[first]; t.Start < start && (t.Kind == String || t.Kind == QuotedIdent || t.Kind == Comment) {
+		opens = fmt.Sprintf("closes a %s and ", t.Kind)
+	}
+	added := n
+	if toks[first].Start < start {
+		added--
+	}
+	if toks[last-1].End > end {
+		added--
+	}
+	for _, t := range toks[first:last] {
+		if t.Kind == Comment && t.Start >= start {
+			return opens + "adds " + tokens(added) + " including a comment"
+		}
+	}
+	return opens + "adds " + tokens(added)
+}
+
+func tokens(n int) string {
+	if n == 1 {
+		return "1 token"
+	}
+	return fmt.Sprintf("%d tokens", n)
+}

@@ -1,0 +1,109 @@
+package sqlguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/rampartsec/rampart"
+)
+
+// Guard checks SQL statements against the untrusted inputs of their context.
+// It is safe for concurrent use.
+type Guard struct {
+	agent   *rampart.Agent
+	dialect Dialect
+	sink    string
+	toks    sync.Pool // *[]Token, reused across statements
+}
+
+// New returns a guard that reports to agent and lexes statements as d.
+func New(agent *rampart.Agent, d Dialect) (*Guard, error) {
+	if agent == nil {
+		return nil, errors.New("sqlguard: New: agent is nil")
+	}
+	if !d.valid() {
+		return nil, fmt.Errorf("sqlguard: New: invalid dialect %v", d)
+	}
+	return &Guard{agent: agent, dialect: d, sink: "database/sql (" + d.String() + ")"}, nil
+}
+
+// Dialect returns the guard's dialect.
+func (g *Guard) Dialect() Dialect { return g.dialect }
+
+// Check returns nil when stmt may run: no untrusted input of ctx occurs in it
+// outside a single literal. Otherwise it reports the event and, in block
+// mode, returns an error wrapping rampart.ErrBlocked. The wrapped database
+// calls it for every statement; call it directly for database APIs that do
+// not go through database/sql.
+//
+// When no input occurs in stmt, Check costs one substring search per input.
+func (g *Guard) Check(ctx context.Context, stmt string) error {
+	var toks []Token
+	var pooled *[]Token
+	defer func() {
+		if pooled != nil {
+			*pooled = toks[:0]
+			g.toks.Put(pooled)
+		}
+	}()
+	for in := range rampart.Inputs(ctx) {
+		v := in.Value
+		if len(v) < minInput || len(v) > len(stmt) {
+			continue
+		}
+		if !strings.Contains(stmt, v) {
+			// An application that trims its input still concatenates what
+			// the attacker sent; padding must not hide a payload.
+			t := strings.TrimSpace(v)
+			if len(t) == len(v) || len(t) < minInput || !strings.Contains(stmt, t) {
+				continue
+			}
+			v = t
+		}
+		if toks == nil {
+			if p, ok := g.toks.Get().(*[]Token); ok {
+				pooled = p
+			} else {
+				pooled = new([]Token)
+			}
+			toks = Tokenize(g.dialect, stmt, *pooled)
+		}
+		inj, ok := Detect(stmt, v, toks)
+		if !ok {
+			continue
+		}
+		return g.agent.Report(ctx, rampart.Finding{
+			Kind:   "sql_injection",
+			Input:  in,
+			Sink:   g.sink,
+			Detail: markInput(stmt, inj.Start, inj.End),
+			Reason: "input " + inj.Reason,
+		})
+	}
+	return nil
+}
+
+// markInput returns stmt with the input between ⟦ and ⟧, cut around it when
+// the statement is longer than an event holds.
+func markInput(stmt string, start, end int) string {
+	const room = rampart.MaxEventDetail - 16
+	if len(stmt) > room {
+		from := max(0, start-room/4)
+		to := min(len(stmt), from+room)
+		prefix, suffix := "", ""
+		if from > 0 {
+			prefix = "…"
+		}
+		if to < len(stmt) {
+			suffix = "…"
+		}
+		if end > to {
+			end = to
+		}
+		return prefix + stmt[from:start] + "⟦" + stmt[start:end] + "⟧" + stmt[end:to] + suffix
+	}
+	return stmt[:start] + "⟦" + stmt[start:end] + "⟧" + stmt[end:]
+}

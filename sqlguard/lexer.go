@@ -1,0 +1,421 @@
+package sqlguard
+
+// Kind classifies a token.
+type Kind uint8
+
+const (
+	Word        Kind = iota + 1 // identifier or keyword, unquoted
+	Keyword                     // a Word that is a reserved word of the dialect
+	QuotedIdent                 // "x", `x`, [x]
+	String                      // '...', E'...', $tag$...$tag$, X'..', N'..'
+	Number                      // 42, 1.5e3, 0x1F
+	Param                       // $1, ?, ?2, :name, @name
+	Operator                    // = <> || :: -> ...
+	Punct                       // ( ) , ; . and the delimiters of MySQL executable comments
+	Comment                     // -- ..., # ..., /* ... */
+)
+
+var kindNames = [...]string{"", "word", "keyword", "quoted identifier", "string", "number", "parameter", "operator", "punctuation", "comment"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+// Token is one lexeme of a statement. Start and End delimit it in the
+// statement; for strings, quoted identifiers and comments, Inner and InnerEnd
+// delimit the content between the delimiters (for other kinds they equal
+// Start and End). Unterminated is set when a quote or comment is not closed
+// before the end of the statement.
+type Token struct {
+	Kind         Kind
+	Start, End   int
+	Inner        int
+	InnerEnd     int
+	Unterminated bool
+}
+
+// Tokenize splits a statement into tokens, dropping white space. It never
+// fails: bytes it does not know become one-byte Punct tokens, and an
+// unterminated quote or comment runs to the end of the statement, as the
+// database would read it. Appending to dst lets a caller reuse its slice.
+func Tokenize(d Dialect, stmt string, dst []Token) []Token {
+	l := lexer{d: d, s: stmt, toks: dst[:0]}
+	l.run()
+	return l.toks
+}
+
+type lexer struct {
+	d    Dialect
+	s    string
+	i    int
+	toks []Token
+
+	// execComment is set inside a MySQL /*! ... */ comment, whose content the
+	// server executes and which we therefore lex as code.
+	execComment bool
+}
+
+func (l *lexer) emit(k Kind, start, end int) {
+	l.toks = append(l.toks, Token{Kind: k, Start: start, End: end, Inner: start, InnerEnd: end})
+}
+
+func (l *lexer) emitQuoted(k Kind, start, inner, innerEnd, end int, unterminated bool) {
+	l.toks = append(l.toks, Token{Kind: k, Start: start, End: end, Inner: inner, InnerEnd: innerEnd, Unterminated: unterminated})
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// isIdentStart accepts ASCII letters, underscore and any byte of a multi-byte
+// UTF-8 sequence: every dialect here allows non-ASCII letters in identifiers.
+func isIdentStart(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || c >= 0x80
+}
+
+func isIdentPart(c byte) bool { return isIdentStart(c) || isDigit(c) || c == '$' }
+
+func (l *lexer) run() {
+	s := l.s
+	for l.i < len(s) {
+		c := s[l.i]
+		start := l.i
+		switch {
+		case isSpace(c):
+			l.i++
+		case c == '\'':
+			l.quoted(String, start, start+1, '\'', l.d.backslashEscapes())
+		case c == '"':
+			if l.d == MySQL {
+				l.quoted(String, start, start+1, '"', true)
+			} else {
+				l.quoted(QuotedIdent, start, start+1, '"', false)
+			}
+		case c == '`' && l.d != Postgres:
+			l.quoted(QuotedIdent, start, start+1, '`', false)
+		case c == '[' && l.d == SQLite:
+			l.bracketIdent(start)
+		case c == '-' && l.at(start+1, '-') && l.lineCommentDash(start):
+			l.lineComment(start, start+2)
+		case c == '#' && l.d == MySQL:
+			l.lineComment(start, start+1)
+		case c == '/' && l.at(start+1, '*'):
+			l.blockComment(start)
+		case c == '*' && l.execComment && l.at(start+1, '/'):
+			l.execComment = false
+			l.i += 2
+			l.emit(Punct, start, l.i)
+		case isDigit(c) || c == '.' && start+1 < len(s) && isDigit(s[start+1]):
+			l.number(start)
+		case isIdentStart(c):
+			l.word(start)
+		case c == '$' && l.d == Postgres:
+			l.dollar(start)
+		case c == '$' && l.d == SQLite:
+			l.namedParam(start)
+		case c == '?':
+			l.i++
+			if l.d == SQLite {
+				for l.i < len(s) && isDigit(s[l.i]) {
+					l.i++
+				}
+			}
+			l.emit(Param, start, l.i)
+		case c == ':' && l.d == SQLite && start+1 < len(s) && isIdentStart(s[start+1]):
+			l.namedParam(start)
+		case c == '@' && (l.d == SQLite || l.d == MySQL):
+			l.namedParam(start)
+		case c == '(' || c == ')' || c == ',' || c == ';' || c == '[' || c == ']' || c == '{' || c == '}' || c == '.':
+			l.i++
+			l.emit(Punct, start, l.i)
+		case isOperatorChar(c):
+			l.operator(start)
+		default:
+			l.i++
+			l.emit(Punct, start, l.i)
+		}
+	}
+}
+
+func (l *lexer) at(i int, c byte) bool { return i < len(l.s) && l.s[i] == c }
+
+// lineCommentDash reports whether "--" at start opens a comment. MySQL needs
+// white space or a control character after it (or the end of the statement);
+// elsewhere "--" always does.
+func (l *lexer) lineCommentDash(start int) bool {
+	if l.d != MySQL {
+		return true
+	}
+	j := start + 2
+	return j >= len(l.s) || l.s[j] <= ' '
+}
+
+func (l *lexer) lineComment(start, inner int) {
+	s := l.s
+	j := inner
+	for j < len(s) && s[j] != '\n' {
+		j++
+	}
+	l.i = j
+	l.emitQuoted(Comment, start, inner, j, j, false)
+}
+
+func (l *lexer) blockComment(start int) {
+	s := l.s
+	// MySQL and MariaDB execute the content of /*! ... */, /*!50001 ... */
+	// and /*M! ... */: lex it as code.
+	if l.d == MySQL {
+		j := start + 2
+		if l.at(j, 'M') && l.at(j+1, '!') {
+			j++
+		}
+		if l.at(j, '!') {
+			j++
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+			l.execComment = true
+			l.i = j
+			l.emit(Punct, start, j)
+			return
+		}
+	}
+	depth := 1
+	j := start + 2
+	for j < len(s) {
+		if s[j] == '*' && j+1 < len(s) && s[j+1] == '/' {
+			depth--
+			j += 2
+			if depth == 0 {
+				l.i = j
+				l.emitQuoted(Comment, start, start+2, j-2, j, false)
+				return
+			}
+			continue
+		}
+		if l.d == Postgres && s[j] == '/' && j+1 < len(s) && s[j+1] == '*' {
+			depth++
+			j += 2
+			continue
+		}
+		j++
+	}
+	l.i = len(s)
+	// SQLite accepts a block comment that runs to the end; PostgreSQL and
+	// MySQL reject the statement. Either way the rest is not code.
+	l.emitQuoted(Comment, start, start+2, len(s), len(s), l.d != SQLite)
+}
+
+// quoted lexes a quoted string or identifier whose content starts at inner.
+// A doubled quote is an escaped quote in every dialect; backslash escapes
+// apply to MySQL strings and PostgreSQL E'' strings.
+func (l *lexer) quoted(k Kind, start, inner int, q byte, backslash bool) {
+	s := l.s
+	j := inner
+	for j < len(s) {
+		c := s[j]
+		if backslash && c == '\\' {
+			j += 2
+			continue
+		}
+		if c == q {
+			if j+1 < len(s) && s[j+1] == q {
+				j += 2
+				continue
+			}
+			l.i = j + 1
+			l.emitQuoted(k, start, inner, j, j+1, false)
+			return
+		}
+		j++
+	}
+	l.i = len(s)
+	l.emitQuoted(k, start, inner, len(s), len(s), true)
+}
+
+func (l *lexer) bracketIdent(start int) {
+	s := l.s
+	j := start + 1
+	for j < len(s) && s[j] != ']' {
+		j++
+	}
+	if j < len(s) {
+		l.i = j + 1
+		l.emitQuoted(QuotedIdent, start, start+1, j, j+1, false)
+		return
+	}
+	l.i = len(s)
+	l.emitQuoted(QuotedIdent, start, start+1, len(s), len(s), true)
+}
+
+// word lexes an identifier or keyword, or a string with a prefix (E'..',
+// X'..', N'..', B'..', U&'..').
+func (l *lexer) word(start int) {
+	s := l.s
+	c := s[start] | 0x20
+	if start+1 < len(s) && s[start+1] == '\'' {
+		switch {
+		case c == 'e' && l.d == Postgres:
+			l.quoted(String, start, start+2, '\'', true)
+			return
+		case c == 'x' || c == 'n' || c == 'b':
+			l.quoted(String, start, start+2, '\'', l.d.backslashEscapes())
+			return
+		}
+	}
+	if c == 'u' && l.d == Postgres && start+2 < len(s) && s[start+1] == '&' && (s[start+2] == '\'' || s[start+2] == '"') {
+		if s[start+2] == '\'' {
+			l.quoted(String, start, start+3, '\'', false)
+		} else {
+			l.quoted(QuotedIdent, start, start+3, '"', false)
+		}
+		return
+	}
+	j := start + 1
+	for j < len(s) && isIdentPart(s[j]) && !(s[j] == '$' && l.d == SQLite) {
+		j++
+	}
+	l.i = j
+	k := Word
+	if isKeyword(s[start:j]) {
+		k = Keyword
+	}
+	l.emit(k, start, j)
+}
+
+func (l *lexer) number(start int) {
+	s := l.s
+	j := start
+	if s[j] == '0' && j+1 < len(s) && (s[j+1]|0x20 == 'x' || s[j+1]|0x20 == 'b' || s[j+1]|0x20 == 'o') {
+		j += 2
+		for j < len(s) && (isHex(s[j]) || s[j] == '_') {
+			j++
+		}
+	} else {
+		for j < len(s) && (isDigit(s[j]) || s[j] == '_') {
+			j++
+		}
+		if j < len(s) && s[j] == '.' {
+			j++
+			for j < len(s) && (isDigit(s[j]) || s[j] == '_') {
+				j++
+			}
+		}
+		if j < len(s) && s[j]|0x20 == 'e' {
+			k := j + 1
+			if k < len(s) && (s[k] == '+' || s[k] == '-') {
+				k++
+			}
+			if k < len(s) && isDigit(s[k]) {
+				for k < len(s) && isDigit(s[k]) {
+					k++
+				}
+				j = k
+			}
+		}
+	}
+	// MySQL identifiers may start with digits (1abc); elsewhere "1abc" is a
+	// number followed by a word, which is what the next token will be.
+	if l.d == MySQL && j < len(s) && isIdentPart(s[j]) {
+		for j < len(s) && isIdentPart(s[j]) {
+			j++
+		}
+		l.i = j
+		l.emit(Word, start, j)
+		return
+	}
+	l.i = j
+	l.emit(Number, start, j)
+}
+
+func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
+
+// dollar lexes PostgreSQL's $1 parameters and $tag$...$tag$ strings.
+func (l *lexer) dollar(start int) {
+	s := l.s
+	j := start + 1
+	if j < len(s) && isDigit(s[j]) {
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		l.i = j
+		l.emit(Param, start, j)
+		return
+	}
+	for j < len(s) && isIdentStart(s[j]) || j > start+1 && j < len(s) && isDigit(s[j]) {
+		j++
+	}
+	if j >= len(s) || s[j] != '$' {
+		l.i = start + 1
+		l.emit(Operator, start, start+1)
+		return
+	}
+	tag := s[start : j+1]
+	inner := j + 1
+	for k := inner; k+len(tag) <= len(s); k++ {
+		if s[k] == '$' && s[k:k+len(tag)] == tag {
+			l.i = k + len(tag)
+			l.emitQuoted(String, start, inner, k, l.i, false)
+			return
+		}
+	}
+	l.i = len(s)
+	l.emitQuoted(String, start, inner, len(s), len(s), true)
+}
+
+// namedParam lexes :name, @name, $name (SQLite) and @var, @@var (MySQL).
+func (l *lexer) namedParam(start int) {
+	s := l.s
+	j := start + 1
+	if l.d == MySQL && l.at(j, '@') {
+		j++
+	}
+	for j < len(s) && (isIdentPart(s[j]) && s[j] != '$') {
+		j++
+	}
+	if j == start+1 {
+		l.i = j
+		l.emit(Operator, start, j)
+		return
+	}
+	l.i = j
+	if l.d == MySQL {
+		l.emit(Word, start, j) // a user or system variable
+		return
+	}
+	l.emit(Param, start, j)
+}
+
+func isOperatorChar(c byte) bool {
+	switch c {
+	case '+', '-', '*', '/', '<', '>', '=', '~', '!', '@', '#', '%', '^', '&', '|', '`', '?', ':':
+		return true
+	}
+	return false
+}
+
+// operator takes a run of operator characters, stopping before anything that
+// starts a comment.
+func (l *lexer) operator(start int) {
+	s := l.s
+	j := start + 1
+	for j < len(s) && isOperatorChar(s[j]) {
+		if s[j] == '-' && j+1 < len(s) && s[j+1] == '-' || s[j] == '/' && j+1 < len(s) && s[j+1] == '*' {
+			break
+		}
+		if s[j] == '#' && l.d == MySQL || s[j] == '*' && l.execComment && j+1 < len(s) && s[j+1] == '/' {
+			break
+		}
+		if s[j] == '?' || s[j] == '`' {
+			break
+		}
+		j++
+	}
+	l.i = j
+	l.emit(Operator, start, j)
+}
