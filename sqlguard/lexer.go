@@ -213,7 +213,7 @@ func (l *lexer) blockComment(start int) {
 
 // quoted lexes a quoted string or identifier whose content starts at inner.
 // A doubled quote is an escaped quote in every dialect; backslash escapes
-// apply to MySQL strings and PostgreSQL E'' strings.
+// apply to MySQL strings and PostgreSQL E” strings.
 func (l *lexer) quoted(k Kind, start, inner int, q byte, backslash bool) {
 	s := l.s
 	j := inner
