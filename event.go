@@ -82,7 +82,7 @@ func (a *Agent) Report(ctx context.Context, f Finding) error {
 		Detail:  truncate(f.Detail, MaxEventDetail),
 		Reason:  f.Reason,
 	}
-	ev.Stack, ev.Location = applicationStack(3)
+	ev.Stack, ev.Location = applicationStack(2)
 	req := requestFor(ctx)
 	if req != nil {
 		ev.RequestID = req.requestID()
