@@ -269,9 +269,14 @@ func (a *Agent) Handler(next http.Handler) http.Handler {
 		r2 := r.WithContext(context.WithValue(r.Context(), inputSetKey{}, &inputSet{req: req}))
 		req.r = r2
 		req.body = captureBody(r2, a.maxBody)
+		// A nested Handler (two agents, or one applied twice) restores the
+		// outer request's entry when it returns.
 		gid := goroutine.ID()
-		goroutineRequests.Store(gid, req)
-		defer goroutineRequests.Delete(gid)
+		if prev, nested := goroutineRequests.Swap(gid, req); nested {
+			defer goroutineRequests.Store(gid, prev)
+		} else {
+			defer goroutineRequests.Delete(gid)
+		}
 
 		rw := &responseWriter{ResponseWriter: w, req: req}
 		next.ServeHTTP(rw, r2)

@@ -466,3 +466,17 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+func TestNestedHandlersRestoreTheOuterRequestForContextlessCalls(t *testing.T) {
+	a, _ := newAgent(t, rampart.Config{})
+	var afterInner []rampart.Input
+	inner := a.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	outer := a.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.ServeHTTP(w, httptest.NewRequest("GET", "/inner?x=inner-value", nil))
+		afterInner = collect(context.Background())
+	}))
+	outer.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/outer?x=outer-value", nil))
+	if !has(afterInner, rampart.SourceQuery, "x", "outer-value") {
+		t.Errorf("after the inner handler returned, contextless inputs = %+v, want the outer request's", afterInner)
+	}
+}
