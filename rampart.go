@@ -266,7 +266,8 @@ func (s logSink) WriteEvents(ctx context.Context, events []Event) error {
 func (a *Agent) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := &request{agent: a}
-		r2 := r.WithContext(context.WithValue(r.Context(), inputSetKey{}, &inputSet{req: req}))
+		req.set.req = req
+		r2 := r.WithContext(context.WithValue(r.Context(), inputSetKey{}, &req.set))
 		req.r = r2
 		req.body = captureBody(r2, a.maxBody)
 		// A nested Handler (two agents, or one applied twice) restores the
@@ -278,7 +279,8 @@ func (a *Agent) Handler(next http.Handler) http.Handler {
 			defer goroutineRequests.Delete(gid)
 		}
 
-		rw := &responseWriter{ResponseWriter: w, req: req}
+		rw := &req.rw
+		rw.ResponseWriter, rw.req = w, req
 		next.ServeHTTP(rw, r2)
 		if be := req.blocked.Load(); be != nil && !rw.committed {
 			writeBlocked(w, req.requestID())

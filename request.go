@@ -25,6 +25,10 @@ const maxInputs = 2048
 // never reach a guarded call with input in it, and they pay only for this
 // struct.
 type request struct {
+	// set and rw live here so that a request costs one allocation.
+	set inputSet
+	rw  responseWriter
+
 	agent *Agent
 	r     *http.Request // the request passed down; the mux fills Pattern in it
 	body  []byte        // the captured prefix of the body, nil if not captured
