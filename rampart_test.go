@@ -480,3 +480,16 @@ func TestNestedHandlersRestoreTheOuterRequestForContextlessCalls(t *testing.T) {
 		t.Errorf("after the inner handler returned, contextless inputs = %+v, want the outer request's", afterInner)
 	}
 }
+
+func TestChunkedBodiesAreCapturedAndRestored(t *testing.T) {
+	a, _ := newAgent(t, rampart.Config{})
+	body := `{"q":"chunked' OR 1=1"}`
+	// A reader of unknown length makes the client send a chunked body.
+	req := httptest.NewRequest("POST", "/x", io.MultiReader(strings.NewReader(body)))
+	req.ContentLength = -1
+	req.Header.Set("Content-Type", "application/json")
+	ins, got, _ := serve(t, a, "POST /x", req)
+	if got != body || !has(ins, rampart.SourceJSON, "q", "chunked' OR 1=1") {
+		t.Errorf("body %q inputs %+v", got, ins)
+	}
+}

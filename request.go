@@ -84,7 +84,7 @@ func (q *request) route() string { return q.r.Pattern }
 
 func (q *request) parse() {
 	r := q.r
-	var ins []Input
+	ins := make([]Input, 0, 16)
 	add := func(src Source, name, value string) {
 		if len(value) < minInputLen {
 			return
@@ -203,13 +203,22 @@ func captureBody(r *http.Request, limit int64) []byte {
 	if limit <= 0 || r.Body == nil || r.Body == http.NoBody || bodyKind(r.Header.Get("Content-Type")) == bodyNone {
 		return nil
 	}
-	size := limit
-	if r.ContentLength >= 0 && r.ContentLength < size {
-		size = r.ContentLength
+	var captured []byte
+	var err error
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		// The server enforces Content-Length, so the buffer is exact.
+		captured = make([]byte, r.ContentLength)
+		var n int
+		n, err = io.ReadFull(r.Body, captured)
+		captured = captured[:n]
+		if err == io.EOF {
+			err = nil
+		}
+	} else {
+		// Unknown or over-limit length: grow with what really arrives, so a
+		// client cannot make every request allocate the limit.
+		captured, err = io.ReadAll(io.LimitReader(r.Body, limit))
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	_, err := io.Copy(buf, io.LimitReader(r.Body, limit))
-	captured := buf.Bytes()
 	var rest io.Reader = r.Body
 	if err != nil {
 		rest = errReader{err}
