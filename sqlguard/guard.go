@@ -17,6 +17,7 @@ type Guard struct {
 	dialect Dialect
 	sink    string
 	toks    sync.Pool // *[]Token, reused across statements
+	indexes indexCache
 }
 
 // New returns a guard that reports to agent and lexes statements as d.
@@ -49,16 +50,17 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 			g.toks.Put(pooled)
 		}
 	}()
+	idx := g.index(ctx, stmt)
 	for in := range rampart.Inputs(ctx) {
 		v := in.Value
 		if len(v) < minInput || len(v) > len(stmt) {
 			continue
 		}
-		if !strings.Contains(stmt, v) {
+		if !g.occurs(idx, stmt, v) {
 			// An application that trims its input still concatenates what
 			// the attacker sent; padding must not hide a payload.
 			t := strings.TrimSpace(v)
-			if len(t) == len(v) || len(t) < minInput || !strings.Contains(stmt, t) {
+			if len(t) == len(v) || len(t) < minInput || !g.occurs(idx, stmt, t) {
 				continue
 			}
 			v = t
@@ -69,7 +71,7 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 			} else {
 				pooled = new([]Token)
 			}
-			toks = Tokenize(g.dialect, stmt, *pooled)
+			toks = tokenize(g.dialect, stmt, *pooled, false)
 		}
 		inj, ok := Detect(stmt, v, toks)
 		if !ok {
@@ -84,6 +86,38 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 		})
 	}
 	return nil
+}
+
+// index returns the statement's index when searching for ctx's inputs one by
+// one would cost more than asking it: long statements only, from the cache
+// for a statement seen before, built at once when there are many inputs.
+func (g *Guard) index(ctx context.Context, stmt string) *queryIndex {
+	if len(stmt) < indexMinLen {
+		return nil
+	}
+	n := 0
+	for in := range rampart.Inputs(ctx) {
+		if len(in.Value) >= 4 && len(in.Value) <= len(stmt) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	idx := g.indexes.get(stmt)
+	if idx == nil && n >= indexEagerInputs {
+		idx = newQueryIndex(stmt)
+	}
+	return idx
+}
+
+// occurs reports whether v occurs in stmt, asking the statement's index
+// first when there is one.
+func (g *Guard) occurs(idx *queryIndex, stmt, v string) bool {
+	if idx != nil && len(v) >= 4 && !idx.mayContain(v) {
+		return false
+	}
+	return strings.Contains(stmt, v)
 }
 
 // markInput returns stmt with the input between ⟦ and ⟧, cut around it when
