@@ -65,4 +65,3 @@ func BenchmarkNewQueryIndex2KB(b *testing.B) {
 		newQueryIndex(stmt)
 	}
 }
-
