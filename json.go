@@ -38,23 +38,25 @@ func scanJSONStrings(data []byte, fn func(name, value string) bool) {
 // returns it with the index just past its closing quote (or len(data) when it
 // is unterminated).
 func decodeJSONString(data []byte, i int) (string, int) {
-	// Fast path: no escapes and valid UTF-8, the string is a plain copy.
+	// Find the end first: the first quote not after a backslash.
 	start := i
-	for i < len(data) {
-		c := data[i]
-		if c == '"' {
-			if utf8.Valid(data[start:i]) {
-				return string(data[start:i]), i + 1
-			}
-			break
-		}
-		if c == '\\' {
-			break
+	escaped := false
+	for i < len(data) && data[i] != '"' {
+		if data[i] == '\\' {
+			escaped = true
+			i++
 		}
 		i++
 	}
+	end := min(i, len(data))
+	// Fast path: no escapes and valid UTF-8, the string is a plain copy.
+	if !escaped && end < len(data) && utf8.Valid(data[start:end]) {
+		return string(data[start:end]), end + 1
+	}
 	i = start
-	out := make([]byte, 0, len(data)-start)
+	// Sized by this string, not by the rest of the body: a body of many
+	// short strings must cost linear memory.
+	out := make([]byte, 0, end-start)
 	for i < len(data) {
 		c := data[i]
 		switch {
@@ -100,7 +102,10 @@ func decodeJSONString(data []byte, i int) (string, int) {
 				}
 				out = utf8.AppendRune(out, r)
 			default:
-				out = append(out, '\\', e)
+				// encoding/json rejects the document; keep the backslash
+				// and decode what follows it as text.
+				out = append(out, '\\')
+				i--
 			}
 		case c < utf8.RuneSelf:
 			out = append(out, c)

@@ -21,7 +21,7 @@ type Injection struct {
 // delimiter, or that spans two tokens — lets the input decide the structure
 // of the statement, and is an injection.
 func Detect(stmt, input string, toks []Token) (Injection, bool) {
-	if len(input) < minInput {
+	if len(input) < minInput || onlyQuotesAndSpace(input) {
 		return Injection{}, false
 	}
 	for off := 0; ; {
@@ -41,6 +41,23 @@ func Detect(stmt, input string, toks []Token) (Injection, bool) {
 // minInput mirrors the SDK's rule: a one-byte input cannot both open and use
 // a string or comment, so alone it can only make a statement fail.
 const minInput = 2
+
+// onlyQuotesAndSpace reports whether input holds nothing but quote characters
+// and white space. Such an input can open or close literals but adds nothing
+// the database would execute: concatenated raw, it makes the statement fail
+// or changes a string's text. Escaped correctly, it coincides with the
+// application's own delimiters (” next to the opening quote), which must not
+// block.
+func onlyQuotesAndSpace(input string) bool {
+	for i := 0; i < len(input); i++ {
+		switch input[i] {
+		case '\'', '"', '`', ' ', '\t', '\n', '\r':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // classify returns why the occurrence [start,end) is an injection, or "".
 func classify(stmt string, toks []Token, start, end int) string {

@@ -27,7 +27,9 @@
 //
 // Inputs shorter than two bytes are not considered: one character can open a
 // string or a comment but cannot use it, so on its own it can only make the
-// statement fail, and single characters occur in every statement. An input
+// statement fail, and single characters occur in every statement. Inputs made
+// only of quotes and white space are not considered either, for the same
+// reason; correctly escaped, they coincide with the literal's own quotes. An input
 // that is exactly one unquoted token (a word, a number, an operator), possibly
 // with white space around it, is allowed: it cannot add structure, and common
 // words ("name", "order", "select") that the statement also uses as
@@ -36,10 +38,19 @@
 //
 // # What it does not see
 //
-// The guard matches the input as the application received it (and with
-// surrounding white space trimmed). An application that transforms input
-// before concatenating it (decoding it again, changing its case) hides the
-// input from the guard. Statements built from several inputs are checked
+// The guard matches the input as the application received it, and in the
+// forms applications commonly give it before concatenating: trimmed of white
+// space, with quotes doubled, with MySQL-style backslash escapes, and
+// percent-decoded once more. Each form is judged by the same rule, so escaping
+// that is right for the dialect passes and escaping that is wrong for it (a
+// backslash before a quote, on PostgreSQL) blocks. Other transformations
+// (changing case, decoding base64) hide the input from the guard.
+//
+// The MySQL dialect assumes the server's default modes: backslash escapes on,
+// "..." a string. A server running with NO_BACKSLASH_ESCAPES or ANSI_QUOTES,
+// or a connection in a multi-byte character set such as GBK, reads some
+// statements differently; PostgreSQL with standard_conforming_strings off
+// likewise. Statements built from several inputs are checked
 // input by input, so a payload split across two inputs is caught when either
 // part adds structure, which the part that leaves a literal always does.
 package sqlguard

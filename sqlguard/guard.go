@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -56,14 +57,9 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 		if len(v) < minInput || len(v) > len(stmt) {
 			continue
 		}
-		if !g.occurs(idx, stmt, v) {
-			// An application that trims its input still concatenates what
-			// the attacker sent; padding must not hide a payload.
-			t := strings.TrimSpace(v)
-			if len(t) == len(v) || len(t) < minInput || !g.occurs(idx, stmt, t) {
-				continue
-			}
-			v = t
+		v, found := g.find(idx, stmt, v)
+		if !found {
+			continue
 		}
 		if toks == nil {
 			if p, ok := g.toks.Get().(*[]Token); ok {
@@ -110,6 +106,37 @@ func (g *Guard) index(ctx context.Context, stmt string) *queryIndex {
 	}
 	return idx
 }
+
+// find returns the form in which input v occurs in stmt: as sent, or as an
+// application commonly transforms it before concatenating — trimmed, with
+// quotes doubled or backslash-escaped (escaping that is wrong for some
+// dialects), or percent-decoded once more. Transformed forms are tried only
+// when v holds what they change, so ordinary inputs cost one search.
+func (g *Guard) find(idx *queryIndex, stmt, v string) (string, bool) {
+	if g.occurs(idx, stmt, v) {
+		return v, true
+	}
+	// Padding must not hide a payload from an application that trims.
+	if t := strings.TrimSpace(v); len(t) != len(v) && len(t) >= minInput && g.occurs(idx, stmt, t) {
+		return t, true
+	}
+	if strings.ContainsAny(v, `'\`) {
+		if d := strings.ReplaceAll(v, "'", "''"); d != v && g.occurs(idx, stmt, d) {
+			return d, true
+		}
+		if b := backslashEscaper.Replace(v); b != v && g.occurs(idx, stmt, b) {
+			return b, true
+		}
+	}
+	if strings.IndexByte(v, '%') >= 0 {
+		if u, err := url.QueryUnescape(v); err == nil && u != v && len(u) >= minInput && g.occurs(idx, stmt, u) {
+			return u, true
+		}
+	}
+	return "", false
+}
+
+var backslashEscaper = strings.NewReplacer(`\`, `\\`, `'`, `\'`)
 
 // occurs reports whether v occurs in stmt, asking the statement's index
 // first when there is one.

@@ -1,0 +1,257 @@
+package sqlguard
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// The seed corpora are in testdata/fuzz/FuzzTokenize and
+// testdata/fuzz/FuzzDetect; go test runs them as regression tests. To fuzz:
+//
+//	go test -run='^$' -fuzz=FuzzTokenize -fuzztime=60s ./sqlguard/
+//	go test -run='^$' -fuzz=FuzzDetect -fuzztime=60s ./sqlguard/
+
+// FuzzTokenize checks that the lexer, in every dialect, accounts for every
+// byte exactly once: tokens in order, not overlapping, inside the statement,
+// their content inside them, nothing but white space between them.
+func FuzzTokenize(f *testing.F) {
+	f.Add("SELECT 'it''s' FROM t -- c")
+	f.Fuzz(func(t *testing.T, stmt string) {
+		for _, d := range everyDialect {
+			checkTokens(t, d, stmt)
+		}
+	})
+}
+
+func checkTokens(t *testing.T, d Dialect, stmt string) []Token {
+	t.Helper()
+	toks := Tokenize(d, stmt, nil)
+	if len(toks) > len(stmt) {
+		t.Fatalf("%v: %d tokens for %d bytes", d, len(toks), len(stmt))
+	}
+	prev := 0
+	for i, tok := range toks {
+		where := func() string { return fmt.Sprintf("%v: token %d %+v of %q", d, i, tok, stmt) }
+		if tok.Kind < Word || tok.Kind > Comment {
+			t.Fatalf("%s: no such kind", where())
+		}
+		if tok.Start < prev || tok.Start >= tok.End || tok.End > len(stmt) {
+			t.Fatalf("%s: out of order, empty or out of bounds (previous end %d)", where(), prev)
+		}
+		if tok.Start > tok.Inner || tok.Inner > tok.InnerEnd || tok.InnerEnd > tok.End {
+			t.Fatalf("%s: content outside the token", where())
+		}
+		for j := prev; j < tok.Start; j++ {
+			if !isSpace(stmt[j]) {
+				t.Fatalf("%s: byte %d (%q) before it is in no token", where(), j, stmt[j])
+			}
+		}
+		switch tok.Kind {
+		case String, QuotedIdent, Comment:
+			if tok.Unterminated && tok.End != len(stmt) {
+				t.Fatalf("%s: unterminated but ends before the statement", where())
+			}
+			if !tok.Unterminated {
+				// A literal or comment means the same on its own: the
+				// lexer carries no state into it.
+				alone := Tokenize(d, stmt[tok.Start:tok.End], nil)
+				if len(alone) != 1 || alone[0].Kind != tok.Kind || alone[0].Unterminated ||
+					alone[0].Inner != tok.Inner-tok.Start || alone[0].InnerEnd != tok.InnerEnd-tok.Start {
+					t.Fatalf("%s: lexed on its own it is %+v", where(), alone)
+				}
+			}
+		default:
+			if tok.Unterminated || tok.Inner != tok.Start || tok.InnerEnd != tok.End {
+				t.Fatalf("%s: only literals and comments have content", where())
+			}
+		}
+		prev = tok.End
+	}
+	for j := prev; j < len(stmt); j++ {
+		if !isSpace(stmt[j]) {
+			t.Fatalf("%v: byte %d (%q) of %q after the last token is in no token", d, j, stmt[j], stmt)
+		}
+	}
+	// Reusing a slice gives the same tokens.
+	reused := Tokenize(d, stmt, make([]Token, 3, 8))
+	if fmt.Sprint(reused) != fmt.Sprint(toks) {
+		t.Fatalf("%v: Tokenize with a reused slice differs", d)
+	}
+	return toks
+}
+
+// FuzzDetect checks Detect on any statement and input, then the promise of
+// no false positive: an input quoted the way the dialect requires, between a
+// fixed prefix and suffix, is never reported for an occurrence inside its
+// literal.
+func FuzzDetect(f *testing.F) {
+	f.Add("SELECT * FROM t WHERE a = 'x' OR 1=1 --'", "x' OR 1=1 --")
+	f.Fuzz(func(t *testing.T, stmt, input string) {
+		for _, d := range everyDialect {
+			checkDetect(t, d, stmt, input)
+			for _, q := range escapedQueries(d, input) {
+				checkEscaped(t, d, input, q)
+			}
+		}
+	})
+}
+
+func checkDetect(t *testing.T, d Dialect, stmt, input string) {
+	t.Helper()
+	inj, ok := Detect(stmt, input, Tokenize(d, stmt, nil))
+	if !ok {
+		return
+	}
+	if len(input) < minInput {
+		t.Fatalf("%v: Detect(%q, %q) reported an input shorter than %d bytes", d, stmt, input, minInput)
+	}
+	if inj.Start < 0 || inj.End > len(stmt) || inj.End-inj.Start != len(input) || stmt[inj.Start:inj.End] != input {
+		t.Fatalf("%v: Detect(%q, %q) = %+v: not an occurrence of the input", d, stmt, input, inj)
+	}
+	if inj.Reason == "" {
+		t.Fatalf("%v: Detect(%q, %q) = %+v: no reason", d, stmt, input, inj)
+	}
+}
+
+const (
+	fuzzPrefix = "SELECT id FROM users WHERE name = "
+	fuzzSuffix = " AND active = 1 ORDER BY id"
+)
+
+// escapedLiteral is an input written into a statement the way a correct
+// application writes it: quoted and escaped for the dialect, or inside a
+// comment when it holds nothing that ends the comment.
+type escapedLiteral struct {
+	quoting         string // what kind of literal, for messages
+	kind            Kind
+	prefix          string
+	literal         string // the quoted input; it may end with white space
+	tokLen          int    // the token's length within literal
+	inner, innerEnd int    // the token's content within literal
+	in, inEnd       int    // the escaped input within literal
+}
+
+func (q escapedLiteral) stmt() string      { return q.prefix + q.literal + fuzzSuffix }
+func (q escapedLiteral) contentStart() int { return len(q.prefix) + q.in }
+func (q escapedLiteral) contentEnd() int   { return len(q.prefix) + q.inEnd }
+
+func quotedLiteral(quoting string, k Kind, prefix, open, body, closing string) escapedLiteral {
+	n := len(open) + len(body) + len(closing)
+	return escapedLiteral{quoting: quoting, kind: k, prefix: prefix, literal: open + body + closing, tokLen: n,
+		inner: len(open), innerEnd: len(open) + len(body), in: len(open), inEnd: len(open) + len(body)}
+}
+
+// escapedQueries returns the ways the dialect lets an application quote in.
+func escapedQueries(d Dialect, in string) []escapedLiteral {
+	double := func(s, q string) string { return strings.ReplaceAll(s, q, q+q) }
+	backslashes := func(s string) string { return strings.ReplaceAll(s, `\`, `\\`) }
+	var qs []escapedLiteral
+	switch d {
+	case Postgres:
+		qs = append(qs,
+			quotedLiteral("string", String, fuzzPrefix, "'", double(in, "'"), "'"),
+			quotedLiteral("E string", String, fuzzPrefix, "E'", double(backslashes(in), "'"), "'"),
+			quotedLiteral("quoted identifier", QuotedIdent, "SELECT ", `"`, double(in, `"`), `"`))
+		// A dollar tag quotes anything that does not hold the tag.
+		if strings.Index(in+"$q$", "$q$") == len(in) {
+			qs = append(qs, quotedLiteral("dollar string", String, fuzzPrefix, "$q$", in, "$q$"))
+		}
+	case MySQL:
+		qs = append(qs,
+			quotedLiteral("string", String, fuzzPrefix, "'", double(backslashes(in), "'"), "'"),
+			quotedLiteral("double-quoted string", String, fuzzPrefix, `"`, double(backslashes(in), `"`), `"`),
+			quotedLiteral("backtick identifier", QuotedIdent, "SELECT ", "`", double(in, "`"), "`"))
+	case SQLite:
+		qs = append(qs,
+			quotedLiteral("string", String, fuzzPrefix, "'", double(in, "'"), "'"),
+			quotedLiteral("quoted identifier", QuotedIdent, "SELECT ", `"`, double(in, `"`), `"`),
+			quotedLiteral("backtick identifier", QuotedIdent, "SELECT ", "`", double(in, "`"), "`"))
+		if !strings.Contains(in, "]") {
+			qs = append(qs, quotedLiteral("bracket identifier", QuotedIdent, "SELECT ", "[", in, "]"))
+		}
+	}
+	// Comments cannot escape; an application may put in a comment only what
+	// does not end it.
+	block := !strings.Contains(in, "*/") && !(d == Postgres && strings.Contains(in, "/*")) &&
+		!(d == SQLite && strings.Contains(in, "\x00"))
+	if block {
+		q := quotedLiteral("block comment", Comment, "SELECT 1 ", "/* ", in, " */")
+		q.inner, q.innerEnd = 2, len(q.literal)-2
+		qs = append(qs, q)
+	}
+	line := !strings.Contains(in, "\n") && !(d == Postgres && strings.Contains(in, "\r")) &&
+		!(d != Postgres && strings.Contains(in, "\x00"))
+	if line {
+		q := quotedLiteral("line comment", Comment, "SELECT 1 ", "-- ", in, "\n")
+		q.tokLen, q.inner, q.innerEnd = len(q.literal)-1, 2, len(q.literal)-1
+		if d == MySQL {
+			q.inner = 3 // MySQL's delimiter is "-- " with its space
+		}
+		qs = append(qs, q)
+	}
+	return qs
+}
+
+// checkEscaped checks that the literal is one token holding the input, that
+// the statement around it lexes as it does without it, and that no
+// occurrence of the input inside the literal is reported. An occurrence that
+// reaches into the prefix, the delimiters or the suffix (an input of two
+// single quotes against the quotes around it) may be reported: it coincides
+// with the application's own syntax.
+func checkEscaped(t *testing.T, d Dialect, input string, q escapedLiteral) {
+	t.Helper()
+	stmt := q.stmt()
+	toks := Tokenize(d, stmt, nil)
+	before := Tokenize(d, q.prefix, nil)
+	after := Tokenize(d, fuzzSuffix, nil)
+	if len(toks) != len(before)+1+len(after) {
+		t.Fatalf("%v %s: %q lexes as %d tokens, want %d+1+%d", d, q.quoting, stmt, len(toks), len(before), len(after))
+	}
+	start := len(q.prefix)
+	want := Token{Kind: q.kind, Start: start, End: start + q.tokLen, Inner: start + q.inner, InnerEnd: start + q.innerEnd}
+	if got := toks[len(before)]; got != want {
+		t.Fatalf("%v %s: the literal of %q lexes as %+v, want %+v", d, q.quoting, stmt, got, want)
+	}
+	for i, tok := range toks[:len(before)] {
+		if tok != before[i] {
+			t.Fatalf("%v %s: the prefix of %q lexes differently: %+v, want %+v", d, q.quoting, stmt, tok, before[i])
+		}
+	}
+	shift := start + len(q.literal)
+	for i, tok := range toks[len(before)+1:] {
+		a := after[i]
+		a.Start, a.End, a.Inner, a.InnerEnd = a.Start+shift, a.End+shift, a.Inner+shift, a.InnerEnd+shift
+		if tok != a {
+			t.Fatalf("%v %s: the suffix of %q lexes differently: %+v, want %+v", d, q.quoting, stmt, tok, a)
+		}
+	}
+
+	inj, ok := Detect(stmt, input, toks)
+	if ok && insideRange(inj, q.contentStart(), q.contentEnd()) {
+		t.Fatalf("%v %s: Detect(%q, %q) = %+v: an occurrence inside the literal is reported", d, q.quoting, stmt, input, inj)
+	}
+	if ok && onlyInside(stmt, input, q.contentStart(), q.contentEnd()) {
+		t.Fatalf("%v %s: Detect(%q, %q) = %+v though every occurrence is inside the literal", d, q.quoting, stmt, input, inj)
+	}
+}
+
+func insideRange(inj Injection, start, end int) bool { return start <= inj.Start && inj.End <= end }
+
+// onlyInside reports whether every occurrence of input in stmt is inside
+// [start,end).
+func onlyInside(stmt, input string, start, end int) bool {
+	if input == "" {
+		return true
+	}
+	for off := 0; ; {
+		i := strings.Index(stmt[off:], input)
+		if i < 0 {
+			return true
+		}
+		if off+i < start || off+i+len(input) > end {
+			return false
+		}
+		off += i + 1
+	}
+}
