@@ -31,10 +31,14 @@ func Detect(stmt, input string, toks []Token) (Injection, bool) {
 		}
 		start := off + i
 		end := start + len(input)
-		if reason := classify(stmt, toks, start, end); reason != "" {
+		reason, within := classify(stmt, toks, start, end)
+		if reason != "" {
 			return Injection{Start: start, End: end, Reason: reason}, true
 		}
-		off = start + 1
+		// Every later occurrence that ends by the end of the token holding
+		// this one is inside it too: skip them, so that a short input
+		// repeated through a long literal costs linear time.
+		off = max(start+1, within-len(input)+1)
 	}
 }
 
@@ -59,8 +63,10 @@ func onlyQuotesAndSpace(input string) bool {
 	return true
 }
 
-// classify returns why the occurrence [start,end) is an injection, or "".
-func classify(stmt string, toks []Token, start, end int) string {
+// classify returns why the occurrence [start,end) is an injection, or "" and
+// the end of the content of the token that safely holds it (0 when none
+// does).
+func classify(stmt string, toks []Token, start, end int) (string, int) {
 	// First token that ends after start.
 	lo, hi := 0, len(toks)
 	for lo < hi {
@@ -79,23 +85,23 @@ func classify(stmt string, toks []Token, start, end int) string {
 	n := last - first // tokens the occurrence touches
 	switch n {
 	case 0:
-		return "" // white space only
+		return "", 0 // white space only
 	case 1:
 		t := toks[first]
 		switch t.Kind {
 		case String, QuotedIdent, Comment:
 			if t.Inner <= start && end <= t.InnerEnd && !t.Unterminated {
-				return ""
+				return "", t.InnerEnd
 			}
 			if t.Inner <= start && end <= t.InnerEnd {
-				return fmt.Sprintf("leaves a %s unterminated", t.Kind)
+				return fmt.Sprintf("leaves a %s unterminated", t.Kind), 0
 			}
 			if t.Start >= start && t.End <= end {
-				return fmt.Sprintf("adds a %s", t.Kind)
+				return fmt.Sprintf("adds a %s", t.Kind), 0
 			}
-			return fmt.Sprintf("breaks out of a %s", t.Kind)
+			return fmt.Sprintf("breaks out of a %s", t.Kind), 0
 		}
-		return ""
+		return "", t.End
 	}
 	// Several tokens: the input decides where tokens begin and end.
 	opens := ""
@@ -111,10 +117,10 @@ func classify(stmt string, toks []Token, start, end int) string {
 	}
 	for _, t := range toks[first:last] {
 		if t.Kind == Comment && t.Start >= start {
-			return opens + "adds " + tokens(added) + " including a comment"
+			return opens + "adds " + tokens(added) + " including a comment", 0
 		}
 	}
-	return opens + "adds " + tokens(added)
+	return opens + "adds " + tokens(added), 0
 }
 
 func tokens(n int) string {

@@ -3,6 +3,7 @@ package sqlguard
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 type detectCase struct {
@@ -294,5 +295,22 @@ func TestInputsOfQuotesOnlyAreNeverInjections(t *testing.T) {
 		if _, ok := detectIn(d, stmt, "' OR ''='"); !ok {
 			t.Errorf("%v: Detect(%q) missed the tautology", d, stmt)
 		}
+	}
+}
+
+func TestARepeatedInputInALongLiteralCostsLinearTime(t *testing.T) {
+	input := strings.Repeat("a", 32<<10)
+	stmt := "SELECT 1 WHERE x = '" + strings.Repeat("a", 1<<20) + "' AND y = 'aaaa" + "' OR 1=1 --'"
+	toks := Tokenize(MySQL, stmt, nil)
+	start := time.Now()
+	_, ok := Detect(stmt, input, toks)
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("Detect took %v over a 1 MiB literal", d)
+	}
+	if ok {
+		t.Error("an input inside the literal was reported")
+	}
+	if _, ok := Detect(stmt, "aaaa' OR 1=1 --", toks); !ok {
+		t.Error("the injection after the long literal was missed")
 	}
 }
