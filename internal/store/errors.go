@@ -1,0 +1,30 @@
+package store
+
+import "errors"
+
+// Errors callers branch on with errors.Is.
+var (
+	ErrInvalid  = errors.New("store: invalid input") // wrapped by *InvalidError
+	ErrNotFound = errors.New("store: not found")
+	ErrConflict = errors.New("store: conflict") // e.g. a policy written from an outdated base
+	ErrClosed   = errors.New("store: closed")   // Subscribe after Close
+
+	ErrTokenUnknown      = errors.New("store: join token unknown")      // never issued, forged or malformed
+	ErrTokenUsed         = errors.New("store: join token already used") // single use
+	ErrTokenExpired      = errors.New("store: join token expired")      // past its expiry
+	ErrTokenWrongService = errors.New("store: join token for another service")
+)
+
+// InvalidError reports input a store refused, naming the field, e.g.
+// "events[3].id" or "value". It wraps ErrInvalid.
+type InvalidError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidError) Error() string { return "store: invalid " + e.Field + ": " + e.Reason }
+
+// Unwrap returns ErrInvalid.
+func (e *InvalidError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, reason string) error { return &InvalidError{Field: field, Reason: reason} }

@@ -1,0 +1,179 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/postgres"
+	"github.com/rampartsec/rampart/internal/store/storetest"
+)
+
+// These tests need a PostgreSQL server: RAMPART_TEST_POSTGRES (default
+// postgres://postgres@127.0.0.1:5432/test?sslmode=disable, trust auth). Each
+// database the suite asks for is a fresh schema, dropped at the end. Without
+// a server the tests are skipped, except in CI (CI=true), where they fail.
+func testDSN() string {
+	if dsn := os.Getenv("RAMPART_TEST_POSTGRES"); dsn != "" {
+		return dsn
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// newSchema creates an empty schema and returns a DSN whose search_path
+// selects it.
+func newSchema(tb testing.TB) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, testDSN())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("PostgreSQL unreachable in CI: %v", err)
+		}
+		tb.Skipf("PostgreSQL unreachable (set RAMPART_TEST_POSTGRES): %v", err)
+	}
+	defer admin.Close(context.Background())
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "rampart_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		tb.Fatalf("create schema: %v", err)
+	}
+	tb.Cleanup(func() { // runs after the stores' own cleanups have closed them
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, testDSN())
+		if err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(testDSN())
+	if err != nil {
+		tb.Fatalf("RAMPART_TEST_POSTGRES: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func opener(dsn string) storetest.OpenFunc {
+	return func(tb testing.TB) store.Store {
+		s, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn})
+		if err != nil {
+			tb.Fatalf("postgres.Open: %v", err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		return s
+	}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.OpenFunc { return opener(newSchema(t)) })
+}
+
+func BenchmarkAppendEvents(b *testing.B) {
+	storetest.BenchmarkAppendEvents(b, opener(newSchema(b)))
+}
+
+func TestReplicasStartingTogetherMigrateOnce(t *testing.T) {
+	dsn := newSchema(t)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			s, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			s.Close()
+		})
+	}
+	wg.Wait()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(t.Context(), "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("schema_migrations has %d rows, %v; want 1", n, err)
+	}
+	if _, err := conn.Exec(t.Context(), "INSERT INTO schema_migrations VALUES (99, '0099_future.sql', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn}); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("Open over a newer schema = %v, want a refusal", err)
+	}
+}
+
+func TestOpenRefusesBadConfig(t *testing.T) {
+	if _, err := postgres.Open(t.Context(), postgres.Config{}); err == nil || !strings.Contains(err.Error(), "Config.DSN") {
+		t.Errorf("Open without DSN = %v, want an error naming Config.DSN", err)
+	}
+	if _, err := postgres.Open(t.Context(), postgres.Config{DSN: "postgres://[::1"}); err == nil || !strings.Contains(err.Error(), "Config.DSN") {
+		t.Errorf("Open with a malformed DSN = %v, want an error naming Config.DSN", err)
+	}
+	dsn := newSchema(t) // skips when there is no server
+	u, _ := url.Parse(dsn)
+	q := u.Query()
+	q.Set("search_path", "no_such_schema")
+	u.RawQuery = q.Encode()
+	if _, err := postgres.Open(t.Context(), postgres.Config{DSN: u.String()}); err == nil || !strings.Contains(err.Error(), "search_path") {
+		t.Errorf("Open with a missing schema = %v, want an error about search_path", err)
+	}
+}
+
+// A replica whose LISTEN connection is cut reconnects and still wakes its
+// watchers, with the changes made while it was away.
+func TestSubscriptionSurvivesALostConnection(t *testing.T) {
+	dsn := newSchema(t)
+	open := opener(dsn)
+	a, b := open(t), open(t)
+	ch, err := b.Subscribe(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), testDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	u, _ := url.Parse(dsn)
+	listen := `LISTEN "rampart_changes_` + u.Query().Get("search_path") + `"`
+	var killed int
+	if err := conn.QueryRow(t.Context(), `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1`,
+		listen).Scan(&killed); err != nil || killed != 1 {
+		t.Fatalf("terminated %d listeners, %v; want 1", killed, err)
+	}
+	d, err := a.CreateDecision(t.Context(), store.Decision{Scope: store.ScopeIP, Value: "192.0.2.1", Action: store.ActionBlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(3 * time.Second)
+	for {
+		select {
+		case rev := <-ch:
+			if rev >= d.Revision {
+				return
+			}
+		case <-deadline:
+			t.Fatal("no wake-up after the listener's connection was cut")
+		}
+	}
+}
