@@ -18,6 +18,11 @@ type BlockedError struct {
 
 // Error describes the attack in one line without repeating the input.
 func (e *BlockedError) Error() string {
+	if e.Event.Input.Source == "" {
+		// Findings that need no input, such as a request to a cloud
+		// metadata endpoint.
+		return fmt.Sprintf("rampart: blocked %s at %s", e.Event.Kind, e.Event.Location)
+	}
 	return fmt.Sprintf("rampart: blocked %s from %s input at %s", e.Event.Kind, e.Event.Input.Source, e.Event.Location)
 }
 

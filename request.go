@@ -139,11 +139,10 @@ func (q *request) parse() {
 	q.parsed = ins
 }
 
-// minInputLen is the shortest input a guard considers. One byte can open a
-// string or a comment but cannot also use it, so on its own it can only make
-// the statement fail, never change what it does; and single characters occur
-// everywhere in queries, paths and commands.
-const minInputLen = 2
+// minInputLen is the shortest input recorded: every non-empty value. Each
+// guard decides which lengths can exploit its call (the SQL guard ignores
+// one-byte inputs; a one-character host such as "0" does reach a server).
+const minInputLen = 1
 
 // patternWildcards returns the wildcard names of a ServeMux pattern such as
 // "GET example.com/u/{id}/{rest...}".
