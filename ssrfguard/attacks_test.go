@@ -1,0 +1,209 @@
+package ssrfguard_test
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ssrfguard"
+)
+
+// validate is what applications write to stop SSRF: resolve the host and
+// refuse internal addresses. It resolves once; the connection resolves again.
+func validate(ctx context.Context, w *world, host string) error {
+	ips, err := w.resolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return err
+	}
+	for _, ip := range ips {
+		if isInternal(ip) {
+			return fmt.Errorf("%s resolves to internal %s", host, ip)
+		}
+	}
+	return nil
+}
+
+// redirectTo encodes a redirect target for the attacker's server.
+func redirectTo(u string) string { return base64.RawURLEncoding.EncodeToString([]byte(u)) }
+
+func TestDNSRebindingIsCaughtWhereTheConnectionIsMade(t *testing.T) {
+	// rebind.test answers 203.0.113.10 to the first A query and 127.0.0.1 to
+	// the next ones. The first answer is only ever used by validate: nothing
+	// dials it.
+	for _, setup := range []string{"unguarded", "net.Dialer", "custom DialContext"} {
+		t.Run(setup, func(t *testing.T) {
+			w := newWorld(t) // a fresh DNS server: rebind.test starts public again
+			agent, _ := newAgent(t, rampart.ModeBlock)
+			guarded := setup != "unguarded"
+			client := &http.Client{Transport: w.plainRealBase(), Timeout: 5 * time.Second}
+			switch setup {
+			case "net.Dialer":
+				client = w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase()})
+			case "custom DialContext":
+				client = w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: w.simBase()})
+			}
+			target := fmt.Sprintf("http://rebind.test:%d/canary", w.canary.port)
+			ctx := rampart.WithUntrusted(context.Background(), "job", target)
+			if err := validate(ctx, w, "rebind.test"); err != nil {
+				t.Fatalf("validation refused the first answer: %v", err)
+			}
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+			loc := nextLine()
+			resp, err := client.Do(req)
+			if !guarded {
+				if err != nil {
+					t.Fatalf("unguarded: %v", err)
+				}
+				resp.Body.Close()
+				if w.canary.hits.Load() != 1 {
+					t.Fatalf("unguarded: canary hits = %d, want the rebound request", w.canary.hits.Load())
+				}
+				return
+			}
+			be := requireBlocked(t, resp, err, loc)
+			if want := "host from job input resolves to loopback 127.0.0.1"; be.Event.Reason != want {
+				t.Errorf("reason = %q, want %q", be.Event.Reason, want)
+			}
+			if h := w.canary.hits.Load(); h != 0 {
+				t.Errorf("canary hits = %d, want 0", h)
+			}
+			for _, d := range w.sim.Dialed() {
+				t.Errorf("the simulated network was asked to dial %s", d)
+			}
+		})
+	}
+}
+
+func TestRedirectFromAnUntrustedHostIsTainted(t *testing.T) {
+	w := newWorld(t)
+	port := w.canary.port
+	targets := []string{
+		fmt.Sprintf("http://127.0.0.1:%d/canary", port),
+		fmt.Sprintf("http://localhost:%d/canary", port),
+		fmt.Sprintf("http://[::1]:%d/canary", port),
+		fmt.Sprintf("http://0x7f.1:%d/canary", port),
+		fmt.Sprintf("http://loop.attacker.test:%d/canary", port),
+		"http://meta.attacker.test/latest/meta-data/",
+		"http://internal.attacker.test/admin",
+	}
+	for _, to := range targets {
+		for _, hops := range []int{0, 3} {
+			input := fmt.Sprintf("http://attacker.test/r?hops=%d&to=%s", hops, redirectTo(to))
+			t.Run(fmt.Sprintf("unguarded/%d/%s", hops, to), func(t *testing.T) {
+				if strings.Contains(to, "0x7f.1") {
+					t.Skip("Go's resolver does not read 0x7f.1 as an address")
+				}
+				client := &http.Client{Transport: w.simBase(), Timeout: 5 * time.Second}
+				before, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
+				resp, err := client.Get(input)
+				if err == nil {
+					resp.Body.Close()
+				}
+				reached := w.canary.hits.Load() > before
+				for _, d := range w.sim.Dialed()[dialed:] {
+					if ap, err := netip.ParseAddrPort(d); err == nil && !ap.Addr().Unmap().IsLoopback() && isInternal(ap.Addr()) {
+						reached = true
+					}
+				}
+				if !reached {
+					t.Errorf("the redirect did not reach an internal address (%v)", err)
+				}
+			})
+			t.Run(fmt.Sprintf("guarded/%d/%s", hops, to), func(t *testing.T) {
+				agent, _ := newAgent(t, rampart.ModeBlock)
+				client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: w.simBase(), Timeout: 5 * time.Second})
+				before, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
+				ctx := rampart.WithUntrusted(context.Background(), "job", input)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, input, nil)
+				loc := nextLine()
+				resp, err := client.Do(req)
+				be := requireBlocked(t, resp, err, loc)
+				if !strings.HasPrefix(be.Event.Reason, "redirect from a host from job input to a host that") && !strings.Contains(be.Event.Reason, "metadata") {
+					t.Errorf("reason = %q", be.Event.Reason)
+				}
+				if !strings.Contains(be.Event.Detail, " redirected from ") || !strings.Contains(be.Event.Detail, "⟦") {
+					t.Errorf("detail = %q, want the first hop marked", be.Event.Detail)
+				}
+				if w.canary.hits.Load() != before {
+					t.Error("the canary was reached")
+				}
+				for _, d := range w.sim.Dialed()[dialed:] {
+					if ap, _ := netip.ParseAddrPort(d); ap.Addr() != attackerV4 {
+						t.Errorf("dialed %s, want only the attacker's server", d)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestRedirectFromAnAllowedHostIsStillTainted(t *testing.T) {
+	// An allow-listed host with an open redirect must not become a way in.
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	_, aport, _ := strings.Cut(w.attacker.Listener.Addr().String(), ":")
+	client := w.guard(t, agent, ssrfguard.Config{Allow: []string{"attacker.loop.test"}}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+	input := fmt.Sprintf("http://attacker.loop.test:%s/r?to=%s", aport, redirectTo(fmt.Sprintf("http://127.0.0.1:%d/canary", w.canary.port)))
+	ctx := rampart.WithUntrusted(context.Background(), "job", input)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, input, nil)
+	loc := nextLine()
+	resp, err := client.Do(req)
+	requireBlocked(t, resp, err, loc)
+	if h := w.canary.hits.Load(); h != 0 {
+		t.Errorf("canary hits = %d", h)
+	}
+
+	// Without untrusted input the same redirect is the service's own doing.
+	resp, err = client.Get(input)
+	if err != nil {
+		t.Fatalf("trusted redirect: %v", err)
+	}
+	resp.Body.Close()
+	if h := w.canary.hits.Load(); h != 1 {
+		t.Errorf("canary hits = %d, want the trusted request", h)
+	}
+}
+
+func TestSelfCallRule(t *testing.T) {
+	// The service may call itself on the address and port it was reached
+	// on, even when the host came from input (a Referer, a return URL): that
+	// request could have been sent to it directly. Another port of the same
+	// host is another service.
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+	svc := newService(t, agent, client)
+	self := svc.self()
+	other := fmt.Sprintf("http://127.0.0.1:%d/canary", w.canary.port)
+
+	res, status := svc.fetch(t, "http://"+self+"/admin", "http://"+self+"/admin")
+	if res.err != nil || status != http.StatusOK {
+		t.Errorf("self-call: %d %v", status, res.err)
+	}
+	res, status = svc.fetch(t, other, other)
+	requireBlocked(t, nil, res.err, res.location)
+	if status != http.StatusForbidden {
+		t.Errorf("same host, another port, from input: %d", status)
+	}
+	// The service's own call to another port, with its own host in the
+	// Referer only, is not from input.
+	res, _ = svc.fetch(t, "books", other)
+	if res.err != nil {
+		t.Errorf("hardcoded call to another local service: %v", res.err)
+	}
+	// A job has no "self".
+	ctx := rampart.WithUntrusted(context.Background(), "job", "http://"+self+"/admin")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+self+"/admin", nil)
+	loc := nextLine()
+	resp, err := client.Do(req)
+	requireBlocked(t, resp, err, loc)
+	if h := w.canary.hits.Load(); h != 1 {
+		t.Errorf("canary hits = %d, want 1 (the hardcoded call)", h)
+	}
+}

@@ -1,0 +1,121 @@
+// Package ssrfguard blocks server-side request forgery at the outbound HTTP
+// call: a request whose host an attacker chose may not reach the service's
+// own machine, its network or the cloud's metadata endpoints.
+//
+// Guard the client once, at start-up, and pass each request the context of
+// the work it serves (the incoming request's, or a job's marked with
+// rampart.WithUntrusted):
+//
+//	guard, err := ssrfguard.New(agent, ssrfguard.Config{})
+//	client := guard.Client(nil) // or guard.Transport(myTransport)
+//	req, _ := http.NewRequestWithContext(r.Context(), "GET", userURL, nil)
+//	resp, err := client.Do(req) // errors.Is(err, rampart.ErrBlocked) when refused
+//
+// # The rule
+//
+// A request is refused when its host came from untrusted input and the
+// address it connects to is internal: loopback, private (RFC 1918, IPv6
+// unique local), link-local (which holds the metadata endpoints), CGNAT
+// (100.64.0.0/10), unspecified (0.0.0.0 reaches the host itself), multicast
+// or reserved, or an IPv6 form that embeds one of those IPv4 addresses
+// (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 64:ff9b::/96).
+//
+// The host came from input when an input of the context contains the whole
+// host as a token of its own: the input may be the host, host:port, a URL in
+// any form, or text with a URL in it, in any case, percent-encoded once or
+// twice. A word of the host is not enough: the input "api" does not make
+// api.internal attacker-chosen. When the input names the host with an
+// explicit port and the request goes to another port, the service built that
+// URL itself (a Referer of http://localhost:3000/ does not taint a call to
+// localhost:9090). An input that is exactly a single-label service name
+// ("redis", "api") does taint a request to that name: it cannot be told from
+// "http://" + input; name such services in Config.Allow if inputs may equal
+// them. The same goes for an input that is exactly "localhost", which Allow
+// cannot open safely: a service whose users may send that word, and which
+// calls a sidecar on localhost, should call the sidecar with a client of its
+// own. Likewise, a service that calls itself through its public name, when
+// that name resolves to a private address inside the network (split-horizon
+// DNS) and appears in the Referer, needs the name in Config.Allow.
+//
+// Requests whose host did not come from input may reach any address — the
+// service's own calls to its database API or sidecar are its business —
+// except the cloud metadata endpoints (169.254.169.254, fd00:ec2::254,
+// 100.100.100.200, metadata.google.internal) and Config.Deny, which apply to
+// every request. Config.Allow names hosts and networks that any request may
+// reach.
+//
+// # Spellings
+//
+// What matters is the address the dialer connects to, not how the URL
+// spells it. Hosts that are addresses are read as inet_aton(3) reads them —
+// the C library resolver that Go's cgo resolver uses connects to
+// http://2130706433/, http://0x7f.1/, http://0177.0.0.1/ and http://127.1/ —
+// and judged before any DNS query; so are localhost, *.localhost and the
+// localhost aliases of /etc/hosts. Userinfo (http://public@127.0.0.1/),
+// brackets and zones, trailing dots, and Unicode hosts that IDNA maps to
+// ASCII (http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/, which net/http dials as localhost) are seen
+// through.
+//
+// # Where the check happens
+//
+// On an *http.Transport the check is made on every address actually dialed,
+// so DNS rebinding (a name that resolves to a public address when validated
+// and to 127.0.0.1 when connected) cannot get through:
+//
+//   - With the default dialer (base nil, http.DefaultTransport as net/http
+//     made it, or a Transport without DialContext and Dial), the guard dials
+//     with a net.Dialer whose ControlContext checks each address after
+//     resolution, including every address that Happy Eyeballs tries.
+//   - With a custom DialContext (or Dial), the guard resolves the name with
+//     Config.Resolver, checks every address, and hands the custom dialer the
+//     address literals, one after another. A host from input that does not
+//     resolve is not dialed by name; a host that is not from input is (the
+//     custom dialer may know names the resolver does not).
+//   - With a custom DialTLSContext (or DialTLS), used for https, the custom
+//     dialer needs the name: the guard checks what a host from input resolves
+//     to just before, and a DNS answer that changes in between is not caught.
+//   - Through a proxy (Transport.Proxy), the proxy resolves the host: the
+//     guard checks what a host from input resolves to before the request, with
+//     the same limit. The dial to the proxy itself is not checked.
+//
+// The guarded transport keeps three pools of connections, cloned from the
+// base transport: one for hosts not from input, one for hosts from input,
+// one for hosts from input on the port the service listens on (see below). A
+// connection dialed under the looser rules is never reused by a request that
+// the stricter rules govern.
+//
+// Any other RoundTripper is wrapped and checked before the call: the host
+// rules for every request and, for a host from input, every address it
+// resolves to at that moment. DNS rebinding is not caught there, nor are
+// metadata endpoints reached through a name without input involved. Put the
+// guard innermost, on the *http.Transport, and wrap instrumentation around it.
+//
+// # Redirects
+//
+// http.Client sends every redirect through the transport, which checks it
+// like any request; and a redirect from a hop whose host came from input is
+// itself from input, wherever it points: the attacker's server answering 302
+// to http://169.254.169.254/ gains nothing, nor does an open redirect on an
+// allowed host.
+//
+// # Calls of the service to itself
+//
+// A host from input may reach the address and port on which the service
+// received the request being served (http.LocalAddrContextKey of the context;
+// loopback addresses count as one): a page that calls its own API through
+// the Host of the request, with that host in the Referer, is not forging
+// anything, and the attacker could have sent that request to the service
+// directly. The Host header is not trusted for this — anyone can send
+// Host: 127.0.0.1. Another port of the same machine is another service and
+// stays forbidden, and a job (no incoming request) has no "self". A service
+// that trusts callers on loopback more than others (admin routes limited to
+// 127.0.0.1) should not rely on that: such routes are reachable this way.
+//
+// # Monitor mode
+//
+// In monitor mode nothing is refused: what would have been refused is
+// reported, with the location of the client call. Requests whose host came
+// from input do not reuse connections, so that each attempt is dialed,
+// checked and reported; a metadata endpoint that a request without input
+// reaches through a name is reported when its connection is made.
+package ssrfguard

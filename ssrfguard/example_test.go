@@ -1,0 +1,74 @@
+package ssrfguard_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ssrfguard"
+)
+
+// A queue worker fetches the URL a job names. It marks the job's payload as
+// untrusted; the guarded client then refuses to let that URL reach an
+// internal service, while the worker's own calls to the same service go
+// through.
+func ExampleGuard_Client() {
+	agent, _ := rampart.New(rampart.Config{Service: "worker", Logger: slog.New(slog.DiscardHandler)})
+	defer agent.Close(context.Background())
+	guard, _ := ssrfguard.New(agent, ssrfguard.Config{})
+	client := guard.Client(nil) // http.DefaultTransport's settings, guarded
+
+	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "internal data")
+	}))
+	defer internal.Close()
+
+	payload := internal.URL + "/admin" // what the attacker put in the job
+	ctx := rampart.WithUntrusted(context.Background(), "job", payload)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, payload, nil)
+	_, err := client.Do(req)
+	var be *rampart.BlockedError
+	if errors.As(err, &be) {
+		fmt.Println("job URL blocked:", be.Event.Reason)
+	}
+
+	resp, err := client.Get(internal.URL + "/health") // the worker's own call
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println("own call:", resp.Status)
+	// Output:
+	// job URL blocked: host from job input is loopback 127.0.0.1
+	// own call: 200 OK
+}
+
+// Transport composes with a base transport of the application's: the guard
+// works on clones of it, so its settings (TLS, timeouts, proxies, pool sizes)
+// apply, and base itself is left as it was.
+func ExampleGuard_Transport() {
+	agent, _ := rampart.New(rampart.Config{Service: "api", Logger: slog.New(slog.DiscardHandler)})
+	defer agent.Close(context.Background())
+
+	_, err := ssrfguard.New(agent, ssrfguard.Config{Deny: []string{"10.99.0.0/66"}})
+	fmt.Println(err)
+
+	guard, _ := ssrfguard.New(agent, ssrfguard.Config{
+		Allow: []string{"billing.internal"}, // reachable even from a URL in input
+		Deny:  []string{"127.0.0.0/8"},      // nothing on this machine, input or not
+	})
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.MaxIdleConnsPerHost = 32
+	client := &http.Client{Transport: guard.Transport(base)}
+
+	resp, err := client.Get("http://127.0.0.1:9/") // refused before any packet is sent
+	fmt.Println(resp, errors.Is(err, rampart.ErrBlocked))
+	// Output:
+	// ssrfguard: Config.Deny[0] "10.99.0.0/66" is not a host name, "*." and a domain, an IP address or a CIDR prefix
+	// <nil> true
+}

@@ -1,0 +1,162 @@
+package ssrfguard
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/rampartsec/rampart"
+)
+
+// FuzzParseIP checks the address parser against the slow reference
+// inet_aton, against netip for what Go accepts, and checks that every
+// spelling of an internal address coming from input is refused without DNS.
+// Seeds: testdata/fuzz/FuzzParseIP.
+func FuzzParseIP(f *testing.F) {
+	g := newTestGuard(f, rampart.ModeBlock, Config{})
+	tn := &taint{input: rampart.Input{Source: "query"}}
+	f.Fuzz(func(t *testing.T, host string) {
+		ip, ok := parseIP(host)
+		if ok && ip.Zone() != "" {
+			t.Fatalf("parseIP(%q) = %v keeps a zone", host, ip)
+		}
+		if !strings.ContainsAny(host, ":[") {
+			ref, refOK := referenceAton(host)
+			if ok != refOK || ip != ref {
+				t.Fatalf("parseIP(%q) = %v %v, reference inet_aton = %v %v", host, ip, ok, ref, refOK)
+			}
+		}
+		if std, err := netip.ParseAddr(host); err == nil {
+			if !ok || ip != std.WithZone("") {
+				t.Fatalf("parseIP(%q) = %v %v, netip reads %v", host, ip, ok, std)
+			}
+		}
+		if !ok {
+			return
+		}
+		if again, ok2 := parseIP(ip.String()); !ok2 || again != ip {
+			t.Fatalf("parseIP(%q) = %v, but parseIP(%q) = %v %v", host, ip, ip.String(), again, ok2)
+		}
+		if classify(ip) != "" || isMetadataAddr(ip) {
+			if _, v := g.checkHost(host, 80, tn, netip.AddrPort{}); v == nil {
+				t.Fatalf("host %q from input is %v (%s) but checkHost allows it", host, ip, classify(ip))
+			}
+		}
+	})
+}
+
+// FuzzHostInInput checks the taint matcher: it never claims a host the
+// input does not contain, it always finds a host the input is or carries in
+// a URL, and surrounding text or upper case does not hide it.
+// Seeds: testdata/fuzz/FuzzHostInInput.
+func FuzzHostInInput(f *testing.F) {
+	f.Fuzz(func(t *testing.T, input, host string, port uint16) {
+		got := hostInInput(input, host, port)
+		h := strings.TrimSuffix(host, ".")
+		if got {
+			v := input
+			found := false
+			for range 3 {
+				if strings.Contains(asciiLower(v), asciiLower(h)) {
+					found = true
+					break
+				}
+				v = percentDecode(v)
+			}
+			if !found || h == "" {
+				t.Fatalf("hostInInput(%q, %q, %d) = true, but the input does not contain the host", input, host, port)
+			}
+			if !hostInInput("x "+input+" y", host, port) {
+				t.Fatalf("hostInInput(%q, %q) = true, but not with text around the input", input, host)
+			}
+			if !hostInInput(strings.ToUpper(input), host, port) && isASCII(input) {
+				t.Fatalf("hostInInput(%q, %q) = true, but not in upper case", input, host)
+			}
+		}
+		if !validHost(h) {
+			return
+		}
+		for _, form := range []string{h, "http://" + h + "/x", "http://user@" + h + "/", bracket(h) + ":" + itoa(port), "see http://" + bracket(h) + ":" + itoa(port) + "/path please"} {
+			if !hostInInput(form, host, port) {
+				t.Fatalf("hostInInput(%q, %q, %d) = false", form, host, port)
+			}
+		}
+	})
+}
+
+// FuzzURL feeds whole URLs through what RoundTrip decides before sending,
+// with the URL itself as the untrusted input: whenever net/url accepts it and
+// its host is, in any spelling, an internal address or a localhost name, the
+// request must be refused. Seeds: testdata/fuzz/FuzzURL.
+func FuzzURL(f *testing.F) {
+	g := newTestGuard(f, rampart.ModeBlock, Config{})
+	f.Fuzz(func(t *testing.T, raw string) {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" || !strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https") {
+			return // not a URL that net/http sends
+		}
+		ctx := rampart.WithUntrusted(context.Background(), "query", raw)
+		req := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}
+		p := g.preflight(ctx, req)
+		host := u.Hostname()
+		ip, isIP := parseIP(host)
+		internal := isIP && (classify(ip) != "" || isMetadataAddr(ip)) || isLocalhostName(host) || isMetadataHost(host)
+		if internal && p.violation == nil {
+			t.Fatalf("%q: host %q (%v) from input allowed; taint %+v", raw, host, ip, p.taint)
+		}
+		if p.violation != nil && p.violation.reason == "" {
+			t.Fatalf("%q: violation without a reason", raw)
+		}
+	})
+}
+
+// validHost reports whether h could be a URL's Hostname() that a request
+// goes to: host-name bytes, or an IPv6 address.
+func validHost(h string) bool {
+	if h == "" || strings.HasPrefix(h, ".") || strings.Contains(h, "..") {
+		return false
+	}
+	if strings.Contains(h, ":") {
+		_, err := netip.ParseAddr(h)
+		return err == nil
+	}
+	for i := 0; i < len(h); i++ {
+		if !isHostByte(h[i], false) {
+			return false
+		}
+	}
+	return true
+}
+
+func bracket(h string) string {
+	if strings.Contains(h, ":") {
+		return "[" + h + "]"
+	}
+	return h
+}
+
+func itoa(p uint16) string {
+	if p == 0 {
+		return "0"
+	}
+	var b [5]byte
+	i := len(b)
+	for p > 0 {
+		i--
+		b[i] = byte('0' + p%10)
+		p /= 10
+	}
+	return string(b[i:])
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

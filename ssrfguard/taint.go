@@ -1,0 +1,305 @@
+package ssrfguard
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/rampartsec/rampart"
+)
+
+// taint records why the host of a request counts as chosen by an attacker.
+type taint struct {
+	input rampart.Input
+	// from is the earlier hop whose host came from the input when this
+	// request follows a redirect; nil when this request's own host did.
+	from *url.URL
+}
+
+// describe names the tainted host in a reason: "host from query input ...".
+func (t *taint) describe() string {
+	src := string(t.input.Source)
+	if src == "" {
+		src = "untrusted"
+	}
+	if t.from != nil {
+		return "redirect from a host from " + src + " input to a host that"
+	}
+	return "host from " + src + " input"
+}
+
+// maxHops bounds the walk back through a redirect chain; http.Client stops
+// at 10 redirects.
+const maxHops = 20
+
+// taintOf returns why req's host counts as attacker-chosen, or nil: its host
+// is derived from one of the untrusted inputs of ctx (see hostInInput), or
+// req follows a redirect from a hop whose host was — the attacker's server
+// answering "302 Location: http://127.0.0.1/" must not launder the address.
+func taintOf(ctx context.Context, req *http.Request) *taint {
+	if in, ok := inputFor(ctx, req.URL); ok {
+		return &taint{input: in}
+	}
+	hop := req
+	for range maxHops {
+		if hop.Response == nil || hop.Response.Request == nil {
+			return nil
+		}
+		prev := hop.Response.Request
+		if st := stateFrom(prev.Context()); st != nil && st.taint != nil {
+			from := st.taint.from
+			if from == nil {
+				from = prev.URL
+			}
+			return &taint{input: st.taint.input, from: from}
+		}
+		if in, ok := inputFor(ctx, prev.URL); ok {
+			return &taint{input: in, from: prev.URL}
+		}
+		hop = prev
+	}
+	return nil
+}
+
+func inputFor(ctx context.Context, u *url.URL) (rampart.Input, bool) {
+	if u == nil {
+		return rampart.Input{}, false
+	}
+	host := u.Hostname()
+	if host == "" {
+		return rampart.Input{}, false
+	}
+	port := urlPort(u)
+	for in := range rampart.Inputs(ctx) {
+		if hostInInput(in.Value, host, port) {
+			return in, true
+		}
+	}
+	return rampart.Input{}, false
+}
+
+// urlPort returns the port a request to u connects to, 0 if unknown.
+func urlPort(u *url.URL) uint16 {
+	if p := u.Port(); p != "" {
+		n, ok := parsePort(p)
+		if !ok {
+			return 0
+		}
+		return n
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http", "ws":
+		return 80
+	case "https", "wss":
+		return 443
+	}
+	return 0
+}
+
+func parsePort(s string) (uint16, bool) {
+	if s == "" || len(s) > 10 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			return 0, false
+		}
+		n = n*10 + uint64(s[i]-'0')
+	}
+	if n > 65535 {
+		return 0, false
+	}
+	return uint16(n), true
+}
+
+// hostInInput reports whether host, the host name of a URL about to be
+// requested on port, was taken from the untrusted input v. The input must
+// contain the whole host (ASCII case folded, a trailing dot ignored, also
+// after percent-decoding v once or twice) as a token of its own: not preceded
+// or followed by a character that a host name continues with. So the input
+// may be the host, host:port, a URL in any form (userinfo, brackets, zone) or
+// a text that contains one, but "api" does not make "api.internal" tainted,
+// and neither does "xapi.internal": an input that is only a word of the host
+// did not choose it.
+//
+// When the occurrence is followed by an explicit port, that port must be the
+// one requested: an input naming localhost:8080 (a Referer, typically) did not
+// choose a request to localhost:9090 that the service builds itself.
+func hostInInput(v, host string, port uint16) bool {
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || len(v) < len(host) {
+		return false
+	}
+	hostUpper := hasUpper(host)
+	for range 3 {
+		if matchHost(v, host, port, false) {
+			return true
+		}
+		if hostUpper || hasUpper(v) {
+			if len(v)*len(host) <= maxFoldScan {
+				if matchHost(v, host, port, true) {
+					return true
+				}
+			} else if matchHost(asciiLower(v), asciiLower(host), port, false) {
+				return true
+			}
+		}
+		if strings.IndexByte(v, '%') < 0 {
+			return false
+		}
+		d := percentDecode(v)
+		if d == v || len(d) < len(host) {
+			return false
+		}
+		v = d
+	}
+	return false
+}
+
+// maxFoldScan bounds the work of the allocation-free case-insensitive scan
+// (input length times host length); beyond it the input is lowered once and
+// searched with strings.Index, which stays linear.
+const maxFoldScan = 1 << 16
+
+func matchHost(v, host string, port uint16, fold bool) bool {
+	ipv6 := strings.IndexByte(host, ':') >= 0
+	for off := 0; off+len(host) <= len(v); {
+		var i int
+		if fold {
+			i = indexFoldASCII(v[off:], host)
+		} else {
+			i = strings.Index(v[off:], host)
+		}
+		if i < 0 {
+			return false
+		}
+		i += off
+		off = i + 1
+		if i > 0 && isHostByte(v[i-1], ipv6) {
+			continue
+		}
+		j := i + len(host)
+		if j < len(v) && v[j] == '.' {
+			j++
+		}
+		if j < len(v) && isHostByte(v[j], ipv6) {
+			continue
+		}
+		rest := v[j:]
+		if ipv6 && strings.HasPrefix(rest, "]") {
+			rest = rest[1:]
+		}
+		if len(rest) >= 2 && rest[0] == ':' && isDigit(rest[1]) {
+			k := 1
+			for k < len(rest) && isDigit(rest[k]) {
+				k++
+			}
+			// A port that is not one (above 65535) cannot name another
+			// service: the occurrence counts.
+			if p, ok := parsePort(rest[1:k]); ok && p != port {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// indexFoldASCII is strings.Index with ASCII letters compared without case,
+// without allocating. It costs up to len(s)*len(sub).
+func indexFoldASCII(s, sub string) int {
+	if sub == "" {
+		return 0
+	}
+	first := lowerByte(sub[0])
+outer:
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if lowerByte(s[i]) != first {
+			continue
+		}
+		for j := 1; j < len(sub); j++ {
+			if lowerByte(s[i+j]) != lowerByte(sub[j]) {
+				continue outer
+			}
+		}
+		return i
+	}
+	return -1
+}
+
+func lowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// isHostByte reports whether c may continue a host name (or an IPv6
+// address), so that an occurrence next to it is part of a longer host.
+// Non-ASCII bytes do not: treating them as separators errs towards taint.
+func isHostByte(c byte, ipv6 bool) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		return true
+	case ipv6 && (c == ':' || c == '%'):
+		return true
+	}
+	return false
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiLower(s string) string {
+	if !hasUpper(s) {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// percentDecode decodes every valid %XX of s and leaves anything else as it
+// is: an input is not a well-formed URL, and what matters is what an
+// application that unescapes it would see.
+func percentDecode(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && hexVal(s[i+1]) >= 0 && hexVal(s[i+2]) >= 0 {
+			if b == nil {
+				b = make([]byte, 0, len(s))
+				b = append(b, s[:i]...)
+			}
+			b = append(b, byte(hexVal(s[i+1])<<4|hexVal(s[i+2])))
+			i += 2
+			continue
+		}
+		if b != nil {
+			b = append(b, s[i])
+		}
+	}
+	if b == nil {
+		return s
+	}
+	return string(b)
+}
+
+// indexFold is strings.Index with ASCII case folded.
+func indexFold(s, sub string) int {
+	if i := strings.Index(s, sub); i >= 0 {
+		return i
+	}
+	return indexFoldASCII(s, sub)
+}
