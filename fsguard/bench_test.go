@@ -1,0 +1,143 @@
+package fsguard_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/fsguard"
+)
+
+// The benchmarks in this file measure what the guard adds to opening a
+// file, against the unguarded os.Open(filepath.Join(base, name)) and against
+// os.Root.Open, in the same run. The context carries 20 untrusted inputs of
+// the kind one request has, and the name is a file two directories deep:
+//
+//	case=none   no input occurs in the name (the application's own name)
+//	case=input  one input is the file's name ("invoice-2024-05.pdf"), the
+//	            usual download handler; it is benign
+//
+// Each iteration opens and closes the file. BenchmarkCheck measures the
+// check alone, without the open. Results are in BENCHMARKS.md, with the
+// commands that reproduce them.
+
+// benchInputs are 19 values of the kind one request carries (headers, query
+// parameters, JSON fields), none of which occurs in the benchmarks' names.
+var benchInputs = []string{
+	"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
+	"https://shop.example.com/catalog?page=2&sort=price",
+	"en-US,en;q=0.9",
+	"sess_9f8e7d6c5b4a3928",
+	"alice@example.com",
+	"Alice Martin",
+	"price_desc",
+	"2024-05-01",
+	"2024-05-31",
+	"EUR",
+	"fr-FR",
+	"electronics",
+	"grid",
+	"v2.3.1",
+	"csrf_a1b2c3d4e5f6",
+	"utm_newsletter",
+	"summer-2024",
+	"Europe/Paris",
+	"12 rue de la Paix",
+}
+
+const (
+	benchFile   = "invoice-2024-05.pdf"
+	benchDir    = "customers/c-1042"
+	benchQuiet  = "monthly-report" // the 20th input in case=none
+	benchResult = "%PDF-1.7 invoice"
+)
+
+type benchEnv struct {
+	base  string
+	name  string // benchDir/benchFile
+	agent *rampart.Agent
+	dir   *fsguard.Dir
+	root  *os.Root
+	ctx   map[string]context.Context // by case
+}
+
+func newBenchEnv(b *testing.B) benchEnv {
+	b.Helper()
+	base := b.TempDir()
+	must(b, os.MkdirAll(filepath.Join(base, filepath.FromSlash(benchDir)), 0o755))
+	name := filepath.Join(filepath.FromSlash(benchDir), benchFile)
+	must(b, os.WriteFile(filepath.Join(base, name), []byte(benchResult), 0o644))
+	agent := newAgent(b, rampart.ModeBlock)
+	d, err := fsguard.New(agent, base)
+	must(b, err)
+	b.Cleanup(func() { d.Close() })
+	root, err := os.OpenRoot(base)
+	must(b, err)
+	b.Cleanup(func() { root.Close() })
+	bg := context.Background()
+	return benchEnv{
+		base: base, name: name, agent: agent, dir: d, root: root,
+		ctx: map[string]context.Context{
+			"none":  rampart.WithUntrusted(bg, "query", append(benchInputs[:len(benchInputs):len(benchInputs)], benchQuiet)...),
+			"input": rampart.WithUntrusted(bg, "query", append(benchInputs[:len(benchInputs):len(benchInputs)], benchFile)...),
+		},
+	}
+}
+
+func BenchmarkOpen(b *testing.B) {
+	env := newBenchEnv(b)
+	impls := []struct {
+		name string
+		open func(ctx context.Context) (*os.File, error)
+	}{
+		{"os.Open", func(context.Context) (*os.File, error) { return os.Open(filepath.Join(env.base, env.name)) }},
+		{"os.Root.Open", func(context.Context) (*os.File, error) { return env.root.Open(env.name) }},
+		{"Dir.Open", func(ctx context.Context) (*os.File, error) { return env.dir.Open(ctx, env.name) }},
+		{"Check+os.Open", func(ctx context.Context) (*os.File, error) {
+			if err := fsguard.Check(ctx, env.agent, env.base, env.name); err != nil {
+				return nil, err
+			}
+			return os.Open(filepath.Join(env.base, env.name))
+		}},
+	}
+	for _, c := range []string{"none", "input"} {
+		ctx := env.ctx[c]
+		for _, impl := range impls {
+			b.Run("case="+c+"/impl="+impl.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					f, err := impl.open(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					f.Close()
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkCheck(b *testing.B) {
+	env := newBenchEnv(b)
+	for _, c := range []string{"none", "input"} {
+		ctx := env.ctx[c]
+		b.Run("case="+c+"/impl=Check", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := fsguard.Check(ctx, env.agent, env.base, env.name); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("case="+c+"/impl=Dir.Check", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := env.dir.Check(ctx, env.name); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
