@@ -25,6 +25,9 @@ import (
 type Shop struct {
 	db     *sql.DB
 	logger *slog.Logger
+
+	worker     *worker // nil until StartWorker
+	stopWorker func()
 }
 
 // Open opens (and seeds, if empty) the SQLite database at path through the
@@ -52,14 +55,20 @@ func Open(ctx context.Context, agent *rampart.Agent, path string, logger *slog.L
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Shop) Close() error { return s.db.Close() }
+// Close stops the worker, if any, and closes the database.
+func (s *Shop) Close() error {
+	if s.stopWorker != nil {
+		s.stopWorker()
+	}
+	return s.db.Close()
+}
 
 func (s *Shop) seed(ctx context.Context) error {
 	stmts := []string{
 		`CREATE TABLE IF NOT EXISTS products (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price_cents INTEGER NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, api_key TEXT NOT NULL)`,
 		`CREATE TABLE IF NOT EXISTS reviews (id INTEGER PRIMARY KEY, product_id INTEGER NOT NULL, author TEXT NOT NULL, body TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS imports (id INTEGER PRIMARY KEY, url TEXT NOT NULL, status TEXT NOT NULL, bytes INTEGER NOT NULL DEFAULT 0, error TEXT)`,
 	}
 	for _, q := range stmts {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
@@ -114,6 +123,8 @@ func (s *Shop) Handler() http.Handler {
 	mux.HandleFunc("GET /products/{id}", s.getProduct)
 	mux.HandleFunc("GET /products/{id}/reviews", s.listReviews)
 	mux.HandleFunc("POST /reviews", s.addReview)
+	mux.HandleFunc("POST /imports", s.createImport)
+	mux.HandleFunc("GET /imports/{id}", s.getImport)
 	return mux
 }
 

@@ -11,13 +11,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/examples/shop"
+	"github.com/rampartsec/rampart/ssrfguard"
 )
 
 // Config configures the demo.
@@ -65,6 +68,18 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer s.Close()
 
+	// An internal-only service on loopback, the target an SSRF reaches for.
+	internal, internalHits, err := startInternal()
+	if err != nil {
+		return err
+	}
+	defer internal.Close()
+	guard, err := ssrfguard.New(agent, ssrfguard.Config{})
+	if err != nil {
+		return err
+	}
+	s.StartWorker(ctx, guard.Client(nil))
+
 	ln, err := listen(cfg.Addr)
 	if err != nil {
 		return err
@@ -84,7 +99,10 @@ func Run(ctx context.Context, cfg Config) error {
 	fmt.Fprintf(out, "  Search (its handler concatenates SQL on purpose):\n    curl '%s/products?q=moka'\n\n", base)
 	fmt.Fprintf(out, "  SQL injection through the search, %s by Rampart:\n    curl '%s/products?q=%s'\n\n", verb(agent.Mode()), base, url.QueryEscape(InjectionQuery))
 	fmt.Fprintf(out, "  A parameterized write; SQL-looking text is stored, not blocked:\n    curl -X POST %s/reviews -H 'Content-Type: application/json' -d '{\"product_id\":1,\"author\":\"Ann O'\\''Neil\",\"body\":\"1=1; DROP TABLE reviews; -- great cup\"}'\n\n", base)
-	fmt.Fprintf(out, "Sending the injection now...\n")
+	ssrfBody := fmt.Sprintf(`{"url":"http://%s/admin/api-keys"}`, internal.Listener.Addr())
+	fmt.Fprintf(out, "  Server-side request forgery through a queue worker: a feed import whose URL points at\n  an internal service (%s), %s:\n    curl -X POST %s/imports -H 'Content-Type: application/json' -d '%s'\n    curl %s/imports/1\n\n",
+		internal.Listener.Addr(), verb(agent.Mode()), base, ssrfBody, base)
+	fmt.Fprintf(out, "Sending both attacks now...\n")
 	printer.mu.Unlock()
 
 	status, body, err := get(ctx, base+"/products?q="+url.QueryEscape(InjectionQuery))
@@ -92,7 +110,18 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("demo: request to the shop failed: %w", err)
 	}
 	printer.mu.Lock()
-	fmt.Fprintf(out, "  -> HTTP %d %s\n", status, strings.TrimSpace(body))
+	fmt.Fprintf(out, "  SQL injection -> HTTP %d %s\n", status, strings.TrimSpace(body))
+	printer.mu.Unlock()
+	im, err := runImport(ctx, base, ssrfBody)
+	if err != nil {
+		return err
+	}
+	printer.mu.Lock()
+	fmt.Fprintf(out, "  SSRF import %d -> %s", im.ID, im.Status)
+	if im.Error != "" {
+		fmt.Fprintf(out, " (%s)", im.Error)
+	}
+	fmt.Fprintf(out, "; the internal service was reached %d times\n", internalHits.Load())
 	fmt.Fprintf(out, "\nSecurity events appear below as they happen. Press Ctrl-C to stop.\n\n")
 	printer.mu.Unlock()
 	if cfg.Ready != nil {
@@ -110,6 +139,55 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	return nil
+}
+
+// startInternal serves a stand-in for an internal-only service: its answer is
+// what an SSRF would steal.
+func startInternal() (*httptest.Server, *atomic.Int64, error) {
+	hits := new(atomic.Int64)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"keys":["sk_live_internal_admin_key"]}`)
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo: internal service: %w", err)
+	}
+	srv.Listener = ln
+	srv.Start()
+	return srv, hits, nil
+}
+
+// runImport submits an import job and waits for the worker to finish it.
+func runImport(ctx context.Context, base, body string) (shop.Import, error) {
+	var im shop.Import
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/imports", strings.NewReader(body))
+	if err != nil {
+		return im, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return im, fmt.Errorf("demo: submit import: %w", err)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&im)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		return im, fmt.Errorf("demo: submit import: HTTP %d: %v", resp.StatusCode, err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for im.Status == "queued" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		_, b, err := get(ctx, fmt.Sprintf("%s/imports/%d", base, im.ID))
+		if err != nil {
+			return im, err
+		}
+		if err := json.Unmarshal([]byte(b), &im); err != nil {
+			return im, fmt.Errorf("demo: import status %q: %w", b, err)
+		}
+	}
+	return im, nil
 }
 
 func verb(m rampart.Mode) string {

@@ -84,8 +84,11 @@ func TestTheDemoBlocksItsInjectionAndPrintsTheEvent(t *testing.T) {
 	base, out := start(t, rampart.ModeBlock)
 	injection := base + "/products?q=" + url.QueryEscape(demo.InjectionQuery)
 	waitFor(t, out, "Security event (sql_injection, blocked at ")
-	text := out.String()
-	for _, want := range []string{"Service URL: " + base, "curl '" + injection + "'", "-> HTTP 403", `"request_id"`, "examples/shop/shop.go:", `"route": "GET /products"`} {
+	var text string
+	waitFor(t, out, "Security event (ssrf, blocked at ")
+	text = out.String()
+	for _, want := range []string{"Service URL: " + base, "curl '" + injection + "'", "SQL injection -> HTTP 403", `"request_id"`, "examples/shop/shop.go:", `"route": "GET /products"`,
+		"SSRF import 1 -> blocked", "the internal service was reached 0 times", "examples/shop/worker.go:", `"source": "job"`} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, text)
 		}
@@ -124,4 +127,9 @@ func TestInMonitorModeTheDemoInjectionReallyLeaksTheKeys(t *testing.T) {
 		t.Fatalf("unblocked injection answered %d %s; the demo's exploit must be real", code, body)
 	}
 	waitFor(t, out, "Security event (sql_injection, monitored at ")
+	// The worker's SSRF really reaches the internal service when let through.
+	waitFor(t, out, "Security event (ssrf, monitored at ")
+	if text := out.String(); !strings.Contains(text, "SSRF import 1 -> done") || !strings.Contains(text, "the internal service was reached 1 times") {
+		t.Errorf("monitor-mode SSRF did not reach the internal service:\n%s", text)
+	}
 }
