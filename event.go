@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -176,28 +177,59 @@ var mainModule = func() string {
 func applicationStack(skip int) ([]Frame, string) {
 	var pcs [64]uintptr
 	n := runtime.Callers(skip+1, pcs[:])
-	frames := runtime.CallersFrames(pcs[:n])
 	var out []Frame
 	location := ""
-	for {
-		f, more := frames.Next()
-		pkg := funcPackage(f.Function)
-		if pkg != "" && !isStdlib(pkg) && !isSDK(pkg) && !isSDKFile(f.File) {
-			if len(out) < maxEventFrames {
-				out = append(out, Frame{Function: f.Function, File: f.File, Line: f.Line})
+	for _, pc := range pcs[:n] {
+		for _, f := range framesAt(pc) {
+			if !f.app {
+				continue
 			}
-			if location == "" && (pkg == "main" || mainModule != "" && (pkg == mainModule || strings.HasPrefix(pkg, mainModule+"/"))) {
+			if len(out) < maxEventFrames {
+				out = append(out, f.Frame)
+			}
+			if location == "" && f.main {
 				location = f.File + ":" + strconv.Itoa(f.Line)
 			}
-		}
-		if !more {
-			break
 		}
 	}
 	if location == "" && len(out) > 0 {
 		location = out[0].File + ":" + strconv.Itoa(out[0].Line)
 	}
 	return out, location
+}
+
+// classifiedFrame is a frame with what applicationStack needs to know of it.
+type classifiedFrame struct {
+	Frame
+	app  bool // not the standard library, not the SDK
+	main bool // in the main module
+}
+
+// frameCache maps a return address to its frames (several when calls were
+// inlined there). Symbolizing a frame costs a few hundred nanoseconds and
+// the same vulnerable call sites report again and again; the cache holds at
+// most one entry per call site of the program, so it is bounded by its code.
+var frameCache sync.Map // uintptr -> []classifiedFrame
+
+func framesAt(pc uintptr) []classifiedFrame {
+	if v, ok := frameCache.Load(pc); ok {
+		return v.([]classifiedFrame)
+	}
+	var out []classifiedFrame
+	frames := runtime.CallersFrames([]uintptr{pc})
+	for {
+		f, more := frames.Next()
+		pkg := funcPackage(f.Function)
+		cf := classifiedFrame{Frame: Frame{Function: f.Function, File: f.File, Line: f.Line}}
+		cf.app = pkg != "" && !isStdlib(pkg) && !isSDK(pkg) && !isSDKFile(f.File)
+		cf.main = cf.app && (pkg == "main" || mainModule != "" && (pkg == mainModule || strings.HasPrefix(pkg, mainModule+"/")))
+		out = append(out, cf)
+		if !more {
+			break
+		}
+	}
+	frameCache.Store(pc, out)
+	return out
 }
 
 // funcPackage returns the import path of a function name such as

@@ -16,7 +16,7 @@ import (
 
 // indexMinLen is the statement length from which indexing pays: below it a
 // direct search of every input is as cheap as the lookup.
-const indexMinLen = 256
+const indexMinLen = 64
 
 // indexEagerInputs is the number of inputs from which a statement seen for the
 // first time is indexed at once: building the index costs about as much as

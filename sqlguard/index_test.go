@@ -65,3 +65,12 @@ func BenchmarkNewQueryIndex2KB(b *testing.B) {
 		newQueryIndex(stmt)
 	}
 }
+
+func BenchmarkTokenize2KB(b *testing.B) {
+	stmt := strings.Repeat("SELECT id, name, email FROM users WHERE tenant = $1 AND x IS NULL; ", 40)[:2048]
+	toks := tokenize(Postgres, stmt, nil, false)
+	b.SetBytes(int64(len(stmt)))
+	for b.Loop() {
+		toks = tokenize(Postgres, stmt, toks, false)
+	}
+}
