@@ -20,9 +20,33 @@ import (
 
 const usage = `Rampart secures requests between Go microservices.
 
+Client commands talk to the control plane at RAMPART_ADDR (or -addr) with the
+admin token RAMPART_TOKEN (-token), checking its certificate against RAMPART_CA
+(-ca). They print tables; -o json prints JSON for scripts.
+
 Usage:
   rampart demo [-addr host:port] [-mode block|monitor] [-db path]
                                  run the sample service behind the SDK and attack it
+  rampart init -data DIR [-trust-domain rampart.local]
+                                 create a control-plane data directory and print the admin token
+  rampart server -data DIR [-addr 127.0.0.1:8443] [-hosts names] [-postgres DSN]
+                                 serve the control-plane API over TLS
+  rampart token create [-ttl 1h] SERVICE
+                                 create a single-use join token for a service
+  rampart decisions add [-action block] [-ttl D] [-reason R] SCOPE VALUE
+                                 block an actor (SCOPE: ip, cidr, user, session)
+  rampart decisions list [-all]  list decisions
+  rampart decisions rm ID...     remove decisions
+  rampart policy apply -f FILE [-base N]
+                                 validate and apply a service authorization policy (YAML)
+  rampart policy show [-version N]
+                                 print the current (or an earlier) policy
+  rampart events [-kind K] [-service S] [-since 1h] [-limit N]
+                                 list security events, newest first
+  rampart services [-exposed] [-module PATH]
+                                 list the services in the inventory
+  rampart services revoke|reinstate SERVICE
+                                 refuse (or allow again) a service's renewals and joins
   rampart version                print the version
   rampart help                   print this help
 `
@@ -55,6 +79,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
+	case "init":
+		return noHelpErr(runInit(ctx, args[1:], stdout, stderr))
+	case "server":
+		return noHelpErr(runServer(ctx, args[1:], stdout, stderr))
+	case "token":
+		return noHelpErr(runToken(ctx, args[1:], stdout, stderr))
+	case "decisions":
+		return noHelpErr(runDecisions(ctx, args[1:], stdout, stderr))
+	case "events":
+		return noHelpErr(runEvents(ctx, args[1:], stdout, stderr))
+	case "policy":
+		return noHelpErr(runPolicy(ctx, args[1:], stdout, stderr))
+	case "services":
+		return noHelpErr(runServices(ctx, args[1:], stdout, stderr))
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil
@@ -63,6 +101,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return usageError{fmt.Sprintf("unknown command %q; run 'rampart help'", args[0])}
+}
+
+// noHelpErr turns the help a command printed for -h into success.
+func noHelpErr(err error) error {
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
 }
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {

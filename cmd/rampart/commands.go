@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/control"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return usageError{"usage: rampart token create [-ttl 1h] SERVICE"}
+	}
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs)
+	ttl := fs.Duration("ttl", 0, "how long the token is valid (default 1h)")
+	pos, err := parseFlags(fs, args[1:], 1)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	req := control.TokenRequest{Service: pos[0]}
+	if *ttl != 0 {
+		req.TTL = ttl.String()
+	}
+	var tok control.TokenResponse
+	raw, err := c.do(ctx, "POST", "/v1/tokens", req, &tok)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, raw)
+	}
+	fmt.Fprintln(stdout, tok.Token)
+	fmt.Fprintf(stderr, "Join token for service %s, single use, expires %s. It is shown only once.\n",
+		tok.Service, tok.Expires.Local().Format(time.RFC3339))
+	return nil
+}
+
+func runDecisions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const use = "usage: rampart decisions add|list|rm"
+	if len(args) == 0 {
+		return usageError{use}
+	}
+	switch args[0] {
+	case "add":
+		return decisionsAdd(ctx, args[1:], stdout, stderr)
+	case "list", "ls":
+		return decisionsList(ctx, args[1:], stdout, stderr)
+	case "rm", "delete":
+		return decisionsRm(ctx, args[1:], stdout, stderr)
+	}
+	return usageError{fmt.Sprintf("unknown decisions command %q; %s", args[0], use)}
+}
+
+func decisionsAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("decisions add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs)
+	action := fs.String("action", string(store.ActionBlock), "block, block-sensitive, read-only or rate-limit")
+	ttl := fs.Duration("ttl", 0, "how long the decision lasts (default: until removed)")
+	reason := fs.String("reason", "", "why, for the people who read it later")
+	rate := fs.Int("rate-limit", 0, "requests per minute, with -action rate-limit")
+	pos, err := parseFlags(fs, args, 2)
+	if err != nil {
+		if _, ok := err.(usageError); ok {
+			return usageError{err.Error() + ": SCOPE (ip, cidr, user, session) and VALUE"}
+		}
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	req := control.DecisionRequest{Scope: store.Scope(pos[0]), Value: pos[1], Action: store.DecisionAction(*action),
+		Reason: *reason, RateLimit: *rate}
+	if *ttl != 0 {
+		req.TTL = ttl.String()
+	}
+	var d store.Decision
+	raw, err := c.do(ctx, "POST", "/v1/decisions", req, &d)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, raw)
+	}
+	return printDecisions(stdout, []store.Decision{d})
+}
+
+func decisionsList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("decisions list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs)
+	all := fs.Bool("all", false, "include expired decisions")
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var list control.DecisionList
+	raw, err := c.do(ctx, "GET", "/v1/decisions?expired="+strconv.FormatBool(*all), nil, &list)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, raw)
+	}
+	return printDecisions(stdout, list.Decisions)
+}
+
+func decisionsRm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("decisions rm", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs)
+	ids, err := parseFlags(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return usageError{"decisions rm takes one or more decision ids (see 'rampart decisions list')"}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	removed := []string{}
+	for _, id := range ids {
+		if _, err := c.do(ctx, "DELETE", "/v1/decisions/"+url.PathEscape(id), nil, nil); err != nil {
+			if len(removed) > 0 {
+				return fmt.Errorf("decision %s: %w (removed before it: %s)", id, err, strings.Join(removed, " "))
+			}
+			return fmt.Errorf("decision %s: %w", id, err)
+		}
+		removed = append(removed, id)
+		if !c.json {
+			fmt.Fprintf(stdout, "removed %s\n", id)
+		}
+	}
+	if c.json {
+		return json.NewEncoder(stdout).Encode(map[string][]string{"removed": removed})
+	}
+	return nil
+}
+
+func printDecisions(w io.Writer, ds []store.Decision) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSCOPE\tVALUE\tACTION\tEXPIRES\tORIGIN\tREASON")
+	now := time.Now()
+	for _, d := range ds {
+		expires := "never"
+		if !d.Expires.IsZero() {
+			expires = d.Expires.Local().Format(time.DateTime)
+			if d.Expired(now) {
+				expires += " (expired)"
+			}
+		}
+		action := string(d.Action)
+		if d.Action == store.ActionRateLimit && d.RateLimit > 0 {
+			action += fmt.Sprintf(" %d/min", d.RateLimit)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Scope, d.Value, action, expires, d.Origin, d.Reason)
+	}
+	return tw.Flush()
+}
+
+func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("events", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs)
+	kind := fs.String("kind", "", "only events of this kind, e.g. sql_injection")
+	service := fs.String("service", "", "only events of this service")
+	actor := fs.String("actor-ip", "", "only events of this external actor IP")
+	trace := fs.String("trace", "", "only events of this trace id")
+	since := fs.String("since", "", "only events after this time (RFC 3339) or this long ago (e.g. 1h)")
+	limit := fs.Int("limit", 50, "at most this many events, newest first")
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{"order": {"desc"}, "limit": {strconv.Itoa(*limit)}}
+	for k, v := range map[string]string{"kind": *kind, "service": *service, "actor_ip": *actor, "trace_id": *trace, "since": *since} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	var page control.EventPage
+	raw, err := c.do(ctx, "GET", "/v1/events?"+q.Encode(), nil, &page)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, raw)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tSERVICE\tKIND\tACTION\tROUTE\tACTOR\tTRACE")
+	for _, e := range page.Events {
+		actor := e.ActorIP
+		if e.ActorUser != "" {
+			actor += " (" + e.ActorUser + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.Service, e.Kind, e.Action, e.Route, actor, e.TraceID)
+	}
+	return tw.Flush()
+}
+
+func runServices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "revoke" || args[0] == "reinstate") {
+		return servicesRevoke(ctx, args[0], args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("services", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs)
+	exposed := fs.Bool("exposed", false, "only services reached from the edge")
+	module := fs.String("module", "", "only services whose build includes this module path")
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *exposed {
+		q.Set("exposed", "true")
+	}
+	if *module != "" {
+		q.Set("module", *module)
+	}
+	var list control.ServiceList
+	raw, err := c.do(ctx, "GET", "/v1/services?"+q.Encode(), nil, &list)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, raw)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tINSTANCES\tEXPOSED\tLAST SEEN\tREVOKED")
+	for _, s := range list.Services {
+		last, revoked := "-", "-"
+		if !s.LastSeen.IsZero() {
+			last = s.LastSeen.Local().Format(time.DateTime)
+		}
+		if !s.Revoked.IsZero() {
+			revoked = s.Revoked.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%t\t%s\t%s\n", s.Name, s.Instances, s.Exposed, last, revoked)
+	}
+	return tw.Flush()
+}
+
+// servicesRevoke revokes a service (its SVIDs are no longer renewed, its
+// join tokens no longer honoured) or reinstates it.
+func servicesRevoke(ctx context.Context, verb string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("services "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs)
+	pos, err := parseFlags(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	var s store.Service
+	raw, err := c.do(ctx, "POST", "/v1/services/"+url.PathEscape(pos[0])+"/"+verb, nil, &s)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, raw)
+	}
+	if verb == "revoke" {
+		fmt.Fprintf(stdout, "revoked %s: its SVIDs will not be renewed and it cannot join again until reinstated\n", s.Name)
+	} else {
+		fmt.Fprintf(stdout, "reinstated %s\n", s.Name)
+	}
+	return nil
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/control"
+)
+
+func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data", "", "data directory to create (required)")
+	td := fs.String("trust-domain", "rampart.local", "SPIFFE trust domain of the services")
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usageError{"init: -data DIR is required"}
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	token, err := control.Init(ctx, abs, *td)
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "control: "))
+	}
+	fmt.Fprintf(stdout, `Initialized %s for trust domain %s.
+
+Admin token (shown only this once; keep it in a secret store):
+  %s
+
+To use it:
+  rampart server -data %s &
+  export RAMPART_ADDR=127.0.0.1:8443 RAMPART_CA=%s RAMPART_TOKEN=%s
+`, abs, *td, token, abs, filepath.Join(abs, control.CADir, ca.CertFile), token)
+	return nil
+}
+
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data", "", "data directory made by 'rampart init' (required)")
+	addr := fs.String("addr", "127.0.0.1:8443", "listen address")
+	hosts := fs.String("hosts", "", "extra comma-separated DNS names or IPs for the server certificate")
+	pg := fs.String("postgres", os.Getenv("RAMPART_POSTGRES"), "PostgreSQL DSN: store there instead of SQLite in the data directory, so that several servers share it (env RAMPART_POSTGRES)")
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usageError{"server: -data DIR is required"}
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	data, err := control.OpenData(ctx, control.OpenConfig{Dir: *dir, PostgresDSN: *pg, Logger: logger})
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "control: "))
+	}
+	defer data.Store.Close()
+	h, err := control.New(control.Config{
+		Store: data.Store, CA: data.CA, KeySet: data.KeySet, AdminTokenHash: data.AdminTokenHash, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if host, _, err := net.SplitHostPort(*addr); err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			names = append(names, host)
+		}
+	}
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			names = append(names, h)
+		}
+	}
+	tlsConfig, err := control.TLSConfig(data.CA, names)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsConfig,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      control.MaxWatchTimeout + 30*time.Second, // a long poll must end first
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(h.EndWatches)
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeTLS(ln, "", "") }()
+	fmt.Fprintf(stdout, "rampart: control plane serving on https://%s (trust domain %s)\n", ln.Addr(), data.CA.TrustDomain().Name())
+	select {
+	case err := <-served:
+		return fmt.Errorf("server: %w", err)
+	case <-ctx.Done():
+	}
+	// Let requests in flight finish, long polls included, for a few seconds.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close()
+	}
+	<-served
+	return nil
+}
+
+// parseFlags parses flags that may come before, between or after the
+// positional arguments, and checks that there are exactly n of those (any
+// number if n < 0).
+func parseFlags(fs *flag.FlagSet, args []string, n int) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, usageError{fs.Name() + ": " + err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	switch {
+	case n == 0 && len(pos) > 0:
+		return nil, usageError{fmt.Sprintf("%s takes no arguments, got %q", fs.Name(), pos[0])}
+	case n > 0 && len(pos) != n:
+		return nil, usageError{fmt.Sprintf("%s takes %d argument(s), got %d", fs.Name(), n, len(pos))}
+	}
+	return pos, nil
+}
+
+// errHelp is returned after -h printed a command's flags: not a failure.
+var errHelp = errors.New("help requested")

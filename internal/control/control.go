@@ -1,0 +1,223 @@
+// Package control is the control plane's HTTP API over a store.Store and a
+// certificate authority: event ingestion and queries, decisions, policy,
+// join tokens and SVID issuance, the trust bundle, the watch long poll and
+// the service inventory. It also lays out the data directory of
+// 'rampart init' (Init, OpenData) and the API server's TLS (TLSConfig).
+//
+// Endpoints (A: admin token; S: a service's SVID; J: a join token):
+//
+//	POST   /v1/events                 A S  a batch of events, idempotent by event id
+//	GET    /v1/events                 A    ?since= &until= &kind= &service= &actor_ip= &trace_id= &limit= &cursor= &order=
+//	POST   /v1/decisions              A    create a decision
+//	GET    /v1/decisions[/{id}]       A S  ?expired=true to include expired ones
+//	DELETE /v1/decisions/{id}         A
+//	PUT    /v1/policy                 A    YAML body (application/yaml), ?base=VERSION
+//	GET    /v1/policy                 A S  ?version=N, latest by default
+//	GET    /v1/watch                  A S  ?since=REVISION: changes as soon as there are any (long poll)
+//	POST   /v1/tokens                 A    a join token for a service, shown once
+//	POST   /v1/svid                   J    join: the token and a CSR give an SVID and the bundle
+//	POST   /v1/svid/renew             S    a new SVID for the same service, refused once revoked
+//	GET    /v1/bundle                      X.509 bundle and actor-token JWKS
+//	GET    /v1/services               A    ?exposed= &module=
+//	POST   /v1/services/{name}/revoke A    (and /reinstate)
+//	POST   /v1/heartbeat              A S  an agent's report of its instance
+//	GET    /v1/instances              A    ?service= &module= &state=live|gone
+//
+// Endpoints authenticate their callers three ways: the admin token as a
+// bearer token (everything but joining); a service's SVID as the TLS client
+// certificate (renewal, and what agents and gateways need: posting their
+// own events and heartbeats, reading decisions and policy, watching); a join
+// token (joining). The trust bundle needs no authentication. Errors are
+// JSON: {"error": "...", "request_id": "..."}, with "code" and "field" where
+// a client branches on them.
+package control
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// Defaults of a Config.
+const (
+	DefaultMaxBodyBytes = 1 << 20          // request body limit when Config.MaxBodyBytes is 0
+	DefaultWatchTimeout = 25 * time.Second // long poll duration when Config.WatchTimeout is 0
+	MaxWatchTimeout     = time.Minute      // longest ?timeout= a watcher may ask for
+	DefaultStaleAfter   = 2 * time.Minute  // Config.StaleAfter when 0
+)
+
+// Config configures a Handler.
+type Config struct {
+	Store store.Store // required
+	CA    *ca.CA      // required
+	// KeySet, if set, is published as the JWKS of GET /v1/bundle.
+	KeySet *ca.KeySet
+	// AdminTokenHash is the SHA-256 of the admin token (see NewAdminToken);
+	// required.
+	AdminTokenHash []byte
+	// SVIDTTL is the lifetime of issued SVIDs; 0 means ca.DefaultSVIDTTL.
+	SVIDTTL time.Duration
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// WatchTimeout is how long GET /v1/watch waits for a change before it
+	// returns an empty list; 0 means DefaultWatchTimeout.
+	WatchTimeout time.Duration
+	// StaleAfter is how long after its last heartbeat an instance counts
+	// as gone; 0 means DefaultStaleAfter.
+	StaleAfter time.Duration
+	// Logger receives one record per failed request; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Handler serves the control-plane API. It is safe for concurrent use.
+type Handler struct {
+	cfg Config
+	mux *http.ServeMux
+	log *slog.Logger
+
+	stopping   chan struct{} // closed by EndWatches
+	endWatches sync.Once
+}
+
+// EndWatches makes the watches in progress, and any that start later,
+// return at once with what they have (usually no changes), so that a
+// server shutting down (http.Server.RegisterOnShutdown) is not held by long
+// polls; watchers then poll again, at another replica.
+func (h *Handler) EndWatches() { h.endWatches.Do(func() { close(h.stopping) }) }
+
+// New returns the API handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("control: Config.Store is nil")
+	case cfg.CA == nil:
+		return nil, errors.New("control: Config.CA is nil")
+	case len(cfg.AdminTokenHash) != sha256.Size:
+		return nil, errors.New("control: Config.AdminTokenHash is not a SHA-256 hash")
+	case cfg.SVIDTTL < 0:
+		return nil, errors.New("control: Config.SVIDTTL is negative")
+	case cfg.MaxBodyBytes < 0:
+		return nil, errors.New("control: Config.MaxBodyBytes is negative")
+	case cfg.WatchTimeout < 0:
+		return nil, errors.New("control: Config.WatchTimeout is negative")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.WatchTimeout == 0 {
+		cfg.WatchTimeout = DefaultWatchTimeout
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = DefaultStaleAfter
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, stopping: make(chan struct{})}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	admin := h.admin
+	h.mux.Handle("POST /v1/events", h.agent(h.postEvents))
+	h.mux.Handle("GET /v1/events", admin(h.getEvents))
+	h.mux.Handle("POST /v1/decisions", admin(h.postDecision))
+	h.mux.Handle("GET /v1/decisions", h.agent(anyCaller(h.getDecisions)))
+	h.mux.Handle("GET /v1/decisions/{id}", h.agent(anyCaller(h.getDecision)))
+	h.mux.Handle("DELETE /v1/decisions/{id}", admin(h.deleteDecision))
+	h.mux.Handle("POST /v1/tokens", admin(h.postToken))
+	h.mux.Handle("PUT /v1/policy", admin(h.putPolicy))
+	h.mux.Handle("GET /v1/policy", h.agent(anyCaller(h.getPolicy)))
+	h.mux.Handle("GET /v1/watch", h.agent(anyCaller(h.watch)))
+	h.mux.Handle("GET /v1/services", admin(h.getServices))
+	h.mux.Handle("POST /v1/heartbeat", h.agent(h.postHeartbeat))
+	h.mux.Handle("GET /v1/instances", admin(h.getInstances))
+	h.mux.Handle("POST /v1/services/{name}/revoke", admin(h.revokeService(true)))
+	h.mux.Handle("POST /v1/services/{name}/reinstate", admin(h.revokeService(false)))
+	h.mux.Handle("POST /v1/svid", h.handle(h.postSVID))
+	h.mux.Handle("POST /v1/svid/renew", h.handle(h.renewSVID))
+	h.mux.Handle("GET /v1/bundle", h.handle(h.getBundle))
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	handler, pattern := h.mux.Handler(r)
+	if pattern != "" {
+		h.mux.ServeHTTP(w, r) // which sets the path values
+		return
+	}
+	// No endpoint: learn from the mux whether it is 404 or 405 (and what
+	// Allow says), and answer in JSON like every other error.
+	rec := &statusRecorder{header: http.Header{}}
+	handler.ServeHTTP(rec, r)
+	if rec.status >= 300 && rec.status < 400 { // the mux's redirect to a clean path
+		handler.ServeHTTP(w, r)
+		return
+	}
+	h.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			return &apiError{status: rec.status, code: "method_not_allowed",
+				msg: r.Method + " not allowed on " + r.URL.Path + "; allowed: " + rec.header.Get("Allow")}
+		}
+		return &apiError{status: http.StatusNotFound, code: "not_found", msg: "no such endpoint: " + r.Method + " " + r.URL.Path}
+	}).ServeHTTP(w, r)
+}
+
+// statusRecorder keeps the status and headers a handler writes.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (s *statusRecorder) WriteHeader(code int) { s.status = code }
+
+// handle adapts a handler that returns an error: the error becomes the JSON
+// response, logged once.
+func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		if err := fn(w, r); err != nil {
+			h.writeError(w, r, id, err)
+		}
+	})
+}
+
+// admin is handle for endpoints that require the admin token.
+func (h *Handler) admin(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return h.handle(func(w http.ResponseWriter, r *http.Request) error {
+		if !h.isAdmin(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+			return &apiError{status: http.StatusUnauthorized, code: "unauthorized", msg: "missing or wrong admin token (Authorization: Bearer <token>)"}
+		}
+		return fn(w, r)
+	})
+}
+
+func (h *Handler) isAdmin(r *http.Request) bool {
+	auth := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(sum[:], h.cfg.AdminTokenHash) == 1
+}

@@ -1,0 +1,234 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/postgres"
+	"github.com/rampartsec/rampart/internal/store/sqlite"
+)
+
+// Layout of a data directory made by Init.
+const (
+	CADir          = "ca"               // the CA (ca.Save) and the actor-token keys (ca.KeySet.Save)
+	AdminTokenFile = "admin-token.hash" // hex SHA-256 of the admin token, 0600
+)
+
+// An admin token is "rat_" and 32 random bytes in unpadded base64url.
+const adminTokenPrefix = "rat_"
+
+// NewAdminToken returns a fresh admin token and its SHA-256 hash, which is
+// all the control plane keeps.
+func NewAdminToken() (plaintext string, hash []byte) {
+	var b [32]byte
+	rand.Read(b[:])
+	plaintext = adminTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return plaintext, HashAdminToken(plaintext)
+}
+
+// HashAdminToken returns the SHA-256 of an admin token.
+func HashAdminToken(plaintext string) []byte {
+	h := sha256.Sum256([]byte(plaintext))
+	return h[:]
+}
+
+// Init creates a data directory (mode 0700): the SQLite store, a CA for
+// trustDomain with its actor-token keys, and an admin token, whose plaintext
+// it returns (once: only its hash is kept). It refuses a directory that
+// exists and is not empty.
+func Init(ctx context.Context, dir string, trustDomain string) (adminToken string, err error) {
+	td, err := spiffeid.TrustDomainFromString(trustDomain)
+	if err != nil {
+		return "", fmt.Errorf("control: init: trust domain %q: %w", trustDomain, err)
+	}
+	entries, err := os.ReadDir(dir)
+	switch {
+	case err == nil && len(entries) > 0:
+		return "", fmt.Errorf("control: init: %s is not empty (already initialized?); choose another directory", dir)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	existed := err == nil
+	// A failed init leaves nothing behind, so that it can be run again.
+	defer func() {
+		if err == nil {
+			return
+		}
+		if !existed {
+			os.RemoveAll(dir)
+			return
+		}
+		made, _ := os.ReadDir(dir)
+		for _, e := range made {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	c, err := ca.Generate(td, ca.Config{})
+	if err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	if err := c.Save(filepath.Join(dir, CADir)); err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	ks, err := ca.NewKeySet(ca.KeySetConfig{}, time.Now())
+	if err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	if err := ks.Save(filepath.Join(dir, CADir)); err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	s, err := sqlite.Open(ctx, sqlite.Config{Dir: dir})
+	if err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	if err := publishBundle(ctx, s, c); err != nil {
+		s.Close()
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	if err := s.Close(); err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	token, hash := NewAdminToken()
+	path := filepath.Join(dir, AdminTokenFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	_, err = f.WriteString(hex.EncodeToString(hash) + "\n")
+	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	return token, nil
+}
+
+// Data is what a server needs from its data directory.
+type Data struct {
+	Store          store.Store
+	CA             *ca.CA
+	KeySet         *ca.KeySet
+	AdminTokenHash []byte
+}
+
+// OpenConfig configures OpenData.
+type OpenConfig struct {
+	// Dir is a data directory made by Init: the CA, the actor-token keys
+	// and the admin token's hash are read from it.
+	Dir string
+	// PostgresDSN, if set, selects a PostgreSQL store instead of the SQLite
+	// database in Dir: several servers with copies of Dir then share it.
+	PostgresDSN string
+	// Logger is the store's; nil discards its messages.
+	Logger *slog.Logger
+}
+
+// OpenData opens a data directory made by Init and its store, and makes
+// sure the store publishes the CA's trust bundle. Close the Store when done.
+func OpenData(ctx context.Context, cfg OpenConfig) (*Data, error) {
+	dir := cfg.Dir
+	raw, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("control: %s is not a data directory (no %s); run 'rampart init -data %s' first", dir, AdminTokenFile, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("control: open data: %w", err)
+	}
+	hash, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil || len(hash) != sha256.Size {
+		return nil, fmt.Errorf("control: open data: %s is not a hex SHA-256 hash", AdminTokenFile)
+	}
+	c, err := ca.Load(filepath.Join(dir, CADir))
+	if err != nil {
+		return nil, fmt.Errorf("control: open data: %w", err)
+	}
+	ks, err := ca.LoadKeySet(filepath.Join(dir, CADir), ca.KeySetConfig{})
+	if err != nil {
+		return nil, fmt.Errorf("control: open data: %w", err)
+	}
+	var s store.Store
+	if cfg.PostgresDSN != "" {
+		s, err = postgres.Open(ctx, postgres.Config{DSN: cfg.PostgresDSN, Logger: cfg.Logger})
+	} else {
+		s, err = sqlite.Open(ctx, sqlite.Config{Dir: dir, Logger: cfg.Logger})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("control: open data: %w", err)
+	}
+	if err := publishBundle(ctx, s, c); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("control: open data: %w", err)
+	}
+	return &Data{Store: s, CA: c, KeySet: ks, AdminTokenHash: hash}, nil
+}
+
+// publishBundle stores the CA's bundle unless the store has it already.
+func publishBundle(ctx context.Context, s store.Store, c *ca.CA) error {
+	b, err := s.TrustBundle(ctx)
+	switch {
+	case err == nil && bytes.Equal(b.Data, c.BundlePEM()):
+		return nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	_, err = s.PutTrustBundle(ctx, c.BundlePEM())
+	return err
+}
+
+// ServerCertLifetime is how long the API's TLS certificate is valid; a
+// server makes a new one at each start, and again at half-life.
+const ServerCertLifetime = 30 * 24 * time.Hour
+
+// TLSConfig returns the API server's TLS configuration: a certificate from
+// c for hosts (DNS names and IP addresses), with a key that never leaves
+// memory, renewed at half-life.
+func TLSConfig(c *ca.CA, hosts []string) (*tls.Config, error) {
+	issue := func() (*tls.Certificate, error) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		cert, err := c.SignServerCert(key.Public(), hosts, ServerCertLifetime)
+		if err != nil {
+			return nil, err
+		}
+		return &tls.Certificate{Certificate: [][]byte{cert.Raw}, PrivateKey: key, Leaf: cert}, nil
+	}
+	first, err := issue()
+	if err != nil {
+		return nil, fmt.Errorf("control: TLS: %w", err)
+	}
+	cur := newCertHolder(first)
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		// Renewal authenticates with the current SVID: ask for a client
+		// certificate, and let the handler verify it against the CA.
+		ClientAuth: tls.RequestClientCert,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return cur.get(issue)
+		},
+	}, nil
+}

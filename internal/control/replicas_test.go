@@ -1,0 +1,155 @@
+package control_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/control"
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/postgres"
+)
+
+// The replica test needs a PostgreSQL server: RAMPART_TEST_POSTGRES
+// (default postgres://postgres@127.0.0.1:5432/test?sslmode=disable, trust
+// auth), as the store's own tests. It runs in a fresh schema, dropped at
+// the end; without a server it is skipped, except in CI (CI=true).
+func postgresDSN(t *testing.T) string {
+	t.Helper()
+	dsn := os.Getenv("RAMPART_TEST_POSTGRES")
+	if dsn == "" {
+		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL unreachable in CI: %v", err)
+		}
+		t.Skipf("PostgreSQL unreachable (set RAMPART_TEST_POSTGRES): %v", err)
+	}
+	defer admin.Close(context.Background())
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "rampart_control_test_" + hex.EncodeToString(b[:])
+	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	t.Cleanup(func() { // after the stores' cleanups have closed them
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("RAMPART_TEST_POSTGRES: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// replica is one control-plane process over the shared database: its own
+// store connection pool and its own HTTP server.
+func replica(t *testing.T, dsn string, c *ca.CA, adminHash []byte) string {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), postgres.Config{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := control.New(control.Config{Store: s, CA: c, AdminTokenHash: adminHash,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		s.Close()
+	})
+	return srv.URL
+}
+
+func TestAWatcherOnOneReplicaSeesADecisionMadeOnAnother(t *testing.T) {
+	dsn := postgresDSN(t)
+	c, err := ca.Generate(spiffeid.RequireTrustDomainFromString("rampart.test"), ca.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, hash := control.NewAdminToken()
+	a := &env{url: replica(t, dsn, c, hash), admin: admin}
+	b := &env{url: replica(t, dsn, c, hash), admin: admin}
+
+	start := decode[control.WatchResult](t, b.do(t, "GET", "/v1/watch?timeout=0s", nil), http.StatusOK)
+	type result struct {
+		w      control.WatchResult
+		status int
+		at     time.Time
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() { // no t.Fatal here
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/watch?since=%d", b.url, start.Revision), nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		res := result{at: time.Now(), err: err}
+		if err == nil {
+			defer resp.Body.Close()
+			res.status = resp.StatusCode
+			body, _ := io.ReadAll(resp.Body)
+			res.err = json.Unmarshal(body, &res.w)
+		}
+		done <- res
+	}()
+	time.Sleep(300 * time.Millisecond) // the watcher is waiting
+	created := time.Now()
+	d := decode[store.Decision](t, a.do(t, "POST", "/v1/decisions", control.DecisionRequest{
+		Scope: store.ScopeUser, Value: "mallory", Action: store.ActionBlockSensitive,
+	}), http.StatusCreated)
+	select {
+	case r := <-done:
+		if r.err != nil || r.status != http.StatusOK {
+			t.Fatalf("watch on the other replica: %d %v", r.status, r.err)
+		}
+		latency := r.at.Sub(created)
+		t.Logf("decision made on replica A reached a watcher on replica B in %v", latency)
+		if len(r.w.Changes) != 1 || r.w.Changes[0].Key != d.ID {
+			t.Errorf("watch returned %+v, want the creation of %s", r.w, d.ID)
+		}
+		if latency > time.Second {
+			t.Errorf("latency %v, want under 1s", latency)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("watcher on the other replica not woken within 5s")
+	}
+
+	// What A stored, B serves.
+	list := decode[control.DecisionList](t, b.do(t, "GET", "/v1/decisions", nil), http.StatusOK)
+	if len(list.Decisions) != 1 || list.Decisions[0].ID != d.ID {
+		t.Errorf("decisions on B: %+v", list)
+	}
+}
