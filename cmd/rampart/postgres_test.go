@@ -1,73 +1,22 @@
 package main
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/rampartsec/rampart/internal/control"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
-// postgresDSN returns a DSN selecting a fresh schema, dropped at the end,
-// on the server of RAMPART_TEST_POSTGRES (default
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable, trust auth).
-// Without a server the test is skipped, except in CI (CI=true).
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("RAMPART_TEST_POSTGRES")
-	if dsn == "" {
-		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable (set RAMPART_TEST_POSTGRES): %v", err)
-	}
-	defer admin.Close(context.Background())
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "rampart_cli_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("RAMPART_TEST_POSTGRES: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// postgresDSN selects a fresh schema on the test server, dropped at the end
+// (skipped without a server, except in CI).
+func postgresDSN(t *testing.T) string { return storetest.PostgresSchema(t, "rampart_cli_test_") }
 
 func TestTwoServersOverOnePostgreSQLShareDecisions(t *testing.T) {
 	dsn := postgresDSN(t)

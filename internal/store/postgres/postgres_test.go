@@ -2,10 +2,7 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,59 +15,9 @@ import (
 	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
-// These tests need a PostgreSQL server: RAMPART_TEST_POSTGRES (default
-// postgres://postgres@127.0.0.1:5432/test?sslmode=disable, trust auth). Each
-// database the suite asks for is a fresh schema, dropped at the end. Without
-// a server the tests are skipped, except in CI (CI=true), where they fail.
-func testDSN() string {
-	if dsn := os.Getenv("RAMPART_TEST_POSTGRES"); dsn != "" {
-		return dsn
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// newSchema creates an empty schema and returns a DSN whose search_path
-// selects it.
-func newSchema(tb testing.TB) string {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	admin, err := pgx.Connect(ctx, testDSN())
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("PostgreSQL unreachable in CI: %v", err)
-		}
-		tb.Skipf("PostgreSQL unreachable (set RAMPART_TEST_POSTGRES): %v", err)
-	}
-	defer admin.Close(context.Background())
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "rampart_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		tb.Fatalf("create schema: %v", err)
-	}
-	tb.Cleanup(func() { // runs after the stores' own cleanups have closed them
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, testDSN())
-		if err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(testDSN())
-	if err != nil {
-		tb.Fatalf("RAMPART_TEST_POSTGRES: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// These tests need a PostgreSQL server (storetest.PostgresDSN). Each
+// database the suite asks for is a fresh schema, dropped at the end.
+func newSchema(tb testing.TB) string { return storetest.PostgresSchema(tb, "rampart_test_") }
 
 func opener(dsn string) storetest.OpenFunc {
 	return func(tb testing.TB) store.Store {
@@ -149,7 +96,7 @@ func TestSubscriptionSurvivesALostConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(t.Context(), testDSN())
+	conn, err := pgx.Connect(t.Context(), storetest.PostgresDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
