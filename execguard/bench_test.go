@@ -10,6 +10,7 @@ import (
 
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/execguard"
+	"github.com/rampartsec/rampart/internal/benchinputs"
 )
 
 // The benchmarks in this file measure what the guard adds to building a
@@ -29,27 +30,7 @@ import (
 
 // benchInputs are 19 values of the kind one request carries (headers,
 // query parameters, JSON fields), none of which occurs in the commands.
-var benchInputs = []string{
-	"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
-	"https://shop.example.com/catalog?page=2&sort=price",
-	"en-US,en;q=0.9",
-	"sess_9f8e7d6c5b4a3928",
-	"alice@example.com",
-	"Alice Martin",
-	"price_desc",
-	"2024-05-01",
-	"2024-05-31",
-	"EUR",
-	"fr-FR",
-	"electronics",
-	"grid",
-	"v2.3.1",
-	"csrf_a1b2c3d4e5f6",
-	"utm_newsletter",
-	"summer-2024",
-	"Europe/Paris",
-	"12 rue de la Paix",
-}
+var benchInputs = benchinputs.Request()
 
 type benchCommand struct {
 	name  string
