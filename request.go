@@ -86,7 +86,7 @@ func (q *request) parse() {
 	r := q.r
 	ins := make([]Input, 0, 16)
 	add := func(src Source, name, value string) {
-		if len(value) < minInputLen {
+		if value == "" { // every non-empty value is recorded; see below
 			return
 		}
 		if len(ins) >= maxInputs {
@@ -139,10 +139,9 @@ func (q *request) parse() {
 	q.parsed = ins
 }
 
-// minInputLen is the shortest input recorded: every non-empty value. Each
-// guard decides which lengths can exploit its call (the SQL guard ignores
-// one-byte inputs; a one-character host such as "0" does reach a server).
-const minInputLen = 1
+// Every non-empty value is recorded, one byte included: each guard decides
+// which lengths can exploit its call (the SQL guard ignores one-byte inputs;
+// a one-character host such as "0" does reach a server).
 
 // patternWildcards returns the wildcard names of a ServeMux pattern such as
 // "GET example.com/u/{id}/{rest...}".

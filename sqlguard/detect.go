@@ -31,7 +31,7 @@ func Detect(stmt, input string, toks []Token) (Injection, bool) {
 		}
 		start := off + i
 		end := start + len(input)
-		reason, within := classify(stmt, toks, start, end)
+		reason, within := classify(toks, start, end)
 		if reason != "" {
 			return Injection{Start: start, End: end, Reason: reason}, true
 		}
@@ -66,7 +66,7 @@ func onlyQuotesAndSpace(input string) bool {
 // classify returns why the occurrence [start,end) is an injection, or "" and
 // the end of the content of the token that safely holds it (0 when none
 // does).
-func classify(stmt string, toks []Token, start, end int) (string, int) {
+func classify(toks []Token, start, end int) (string, int) {
 	// First token that ends after start.
 	lo, hi := 0, len(toks)
 	for lo < hi {
