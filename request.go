@@ -86,7 +86,10 @@ func (q *request) parse() {
 	r := q.r
 	ins := make([]Input, 0, 16)
 	add := func(src Source, name, value string) {
-		if value == "" { // every non-empty value is recorded; see below
+		// Every non-empty value is recorded, one byte included: each guard
+		// decides which lengths can exploit its call (the SQL guard ignores
+		// one-byte inputs; a one-character host such as "0" reaches a server).
+		if value == "" {
 			return
 		}
 		if len(ins) >= maxInputs {
@@ -138,10 +141,6 @@ func (q *request) parse() {
 	}
 	q.parsed = ins
 }
-
-// Every non-empty value is recorded, one byte included: each guard decides
-// which lengths can exploit its call (the SQL guard ignores one-byte inputs;
-// a one-character host such as "0" does reach a server).
 
 // patternWildcards returns the wildcard names of a ServeMux pattern such as
 // "GET example.com/u/{id}/{rest...}".
