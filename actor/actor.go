@@ -1,0 +1,109 @@
+// Package actor carries the external actor behind a request — the client IP,
+// the end user and a hash of their session, as the edge gateway saw them — to
+// every service the request reaches, in a token the gateway signs and each
+// service verifies.
+//
+// A service must never take the actor from a header a client could write:
+// the edge strips client-sent actor headers, and services accept only
+// tokens signed with a key the control plane publishes.
+//
+// # Token format
+//
+// The token is a JWS in compact form (a JWT), header
+// {"alg":"ES256"|"EdDSA","kid":<key id>,"typ":"rampart-actor+jwt"}, with
+// claims:
+//
+//	iss  the minting gateway's SPIFFE ID
+//	aud  the audience, by default the trust domain's SPIFFE ID ("spiffe://example.org")
+//	sub  the authenticated end user, absent for an anonymous actor
+//	ip   the external client IP
+//	sid  hex SHA-256 of the session cookie or bearer credential (never the credential)
+//	iat, nbf, exp   issued-at and expiry; a token lives minutes, not hours
+//
+// The token names an actor, not a request: a gateway signs one per actor and
+// session and reuses it until it nears expiry, and a service that has
+// verified it once recognises it again with a map lookup. The request's own
+// trace travels beside it in the W3C traceparent header; a per-request claim
+// would make every hop pay a signature check (~80 µs for ES256) for data
+// that carries no authority.
+package actor
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Header is the HTTP request header that carries the actor token between
+// the gateway and services, and from service to service.
+const Header = "Rampart-Actor"
+
+// TokenType is the JWS "typ" of an actor token, so that no other JWT signed
+// by the same key can pass for one.
+const TokenType = "rampart-actor+jwt"
+
+// MaxTokenSize bounds the tokens Verify parses; real ones are under 600
+// bytes.
+const MaxTokenSize = 4096
+
+// MaxLifetime bounds a token's lifetime (exp - iat): Verify refuses longer
+// ones whoever signed them.
+const MaxLifetime = time.Hour
+
+// Actor is the external actor behind a request.
+type Actor struct {
+	IP      netip.Addr // the external client's IP address
+	User    string     // the authenticated end user; "" if anonymous
+	Session string     // hex SHA-256 of the session or bearer credential; "" if none
+
+	// Set by Verify from the token.
+	Issuer   string    // the gateway that vouched for the actor
+	IssuedAt time.Time //
+	Expires  time.Time //
+	KeyID    string    // the key that signed the token
+}
+
+// Errors returned by Verify; the gateway and services branch on them with
+// errors.Is to log why a token was refused.
+var (
+	ErrMalformed   = errors.New("actor: malformed token")
+	ErrAlgorithm   = errors.New("actor: signature algorithm not allowed")
+	ErrUnknownKey  = errors.New("actor: token signed with an unknown key")
+	ErrSignature   = errors.New("actor: bad signature")
+	ErrExpired     = errors.New("actor: token expired")
+	ErrNotYetValid = errors.New("actor: token not valid yet")
+	ErrAudience    = errors.New("actor: token for another audience")
+)
+
+type contextKey struct{}
+
+// NewContext returns a copy of ctx that carries a.
+func NewContext(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, contextKey{}, &a)
+}
+
+// FromContext returns the actor in ctx, if any.
+func FromContext(ctx context.Context) (Actor, bool) {
+	a, ok := ctx.Value(contextKey{}).(*Actor)
+	if !ok {
+		return Actor{}, false
+	}
+	return *a, true
+}
+
+// tokenContextKey keeps the verified token itself, so that outbound calls
+// forward it unchanged.
+type tokenContextKey struct{}
+
+// WithToken returns a copy of ctx that carries the verified token of the
+// request's actor, for outbound calls to forward unchanged.
+func WithToken(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, tokenContextKey{}, token)
+}
+
+// TokenFromContext returns the token put in ctx by WithToken.
+func TokenFromContext(ctx context.Context) (string, bool) {
+	t, ok := ctx.Value(tokenContextKey{}).(string)
+	return t, ok && t != ""
+}

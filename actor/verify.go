@@ -1,0 +1,244 @@
+package actor
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// Defaults of a Verifier.
+const (
+	DefaultVerifierCache = 10_000
+	DefaultLeeway        = 30 * time.Second
+)
+
+// allowed are the only algorithms a token may use: fast to verify, and
+// never RSA on the request path; "none" and HMAC are never accepted.
+var allowed = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA}
+
+// VerifierConfig configures a Verifier.
+type VerifierConfig struct {
+	// Audience a token must name in "aud": the trust domain's SPIFFE ID.
+	// Required.
+	Audience string
+	// MaxCached bounds the verified tokens remembered; 0 means
+	// DefaultVerifierCache.
+	MaxCached int
+	// Leeway tolerated on exp and nbf for clock skew; 0 means
+	// DefaultLeeway.
+	Leeway time.Duration
+	// OnUnknownKey, if set, is called (on the verifying goroutine; it must
+	// not block) when a token names a key the Verifier does not have, so
+	// that the caller can fetch the key set again.
+	OnUnknownKey func(keyID string)
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Verifier checks actor tokens against the control plane's published keys.
+// A verified token is remembered until it expires, so checking it again —
+// at the next hop of a fan-out, or on the actor's next request — costs a map
+// lookup. It is safe for concurrent use.
+type Verifier struct {
+	cfg  VerifierConfig
+	keys atomic.Pointer[map[string]jose.JSONWebKey]
+
+	mu    sync.RWMutex
+	cache map[string]Actor
+}
+
+// NewVerifier returns a Verifier with no keys; call SetKeys.
+func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
+	if cfg.Audience == "" {
+		return nil, errors.New("actor: VerifierConfig.Audience is required (the trust domain's SPIFFE ID)")
+	}
+	if cfg.MaxCached == 0 {
+		cfg.MaxCached = DefaultVerifierCache
+	}
+	if cfg.MaxCached < 0 {
+		return nil, fmt.Errorf("actor: VerifierConfig.MaxCached %d is negative", cfg.MaxCached)
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = DefaultLeeway
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	v := &Verifier{cfg: cfg, cache: map[string]Actor{}}
+	v.keys.Store(&map[string]jose.JSONWebKey{})
+	return v, nil
+}
+
+// SetKeys replaces the keys with a JSON Web Key Set (the control plane's
+// GET /v1/bundle "jwks"). Keys of other algorithms than ES256 and EdDSA, and
+// private keys, are refused. Remembered tokens signed by a key no longer in
+// the set are forgotten.
+func (v *Verifier) SetKeys(jwks []byte) error {
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(jwks, &set); err != nil {
+		return fmt.Errorf("actor: SetKeys: %w", err)
+	}
+	keys := make(map[string]jose.JSONWebKey, len(set.Keys))
+	for _, k := range set.Keys {
+		switch {
+		case k.KeyID == "":
+			return errors.New("actor: SetKeys: a key has no kid")
+		case !k.IsPublic():
+			return fmt.Errorf("actor: SetKeys: key %q is private; publish public keys only", k.KeyID)
+		}
+		alg := jose.SignatureAlgorithm(k.Algorithm)
+		if alg != jose.ES256 && alg != jose.EdDSA {
+			return fmt.Errorf("actor: SetKeys: key %q has algorithm %q (want ES256 or EdDSA)", k.KeyID, k.Algorithm)
+		}
+		keys[k.KeyID] = k
+	}
+	v.keys.Store(&keys)
+	v.mu.Lock()
+	for token, a := range v.cache {
+		if _, ok := keys[a.KeyID]; !ok {
+			delete(v.cache, token)
+		}
+	}
+	v.mu.Unlock()
+	return nil
+}
+
+// Verify checks token and returns its actor. The errors are the Err*
+// variables of this package, wrapped.
+func (v *Verifier) Verify(token string) (Actor, error) {
+	now := v.cfg.Now()
+	v.mu.RLock()
+	a, ok := v.cache[token]
+	v.mu.RUnlock()
+	if ok {
+		if now.After(a.Expires.Add(v.cfg.Leeway)) {
+			v.mu.Lock()
+			delete(v.cache, token)
+			v.mu.Unlock()
+			return Actor{}, ErrExpired
+		}
+		return a, nil
+	}
+	a, err := v.verify(token, now)
+	if err != nil {
+		return Actor{}, err
+	}
+	v.mu.Lock()
+	if len(v.cache) >= v.cfg.MaxCached {
+		v.evict(now)
+	}
+	v.cache[token] = a
+	v.mu.Unlock()
+	return a, nil
+}
+
+// evict makes room: expired tokens first, then arbitrary ones (map order)
+// until a quarter of the cache is free. v.mu is held.
+func (v *Verifier) evict(now time.Time) {
+	for t, a := range v.cache {
+		if now.After(a.Expires) {
+			delete(v.cache, t)
+		}
+	}
+	for t := range v.cache {
+		if len(v.cache) <= v.cfg.MaxCached*3/4 {
+			break
+		}
+		delete(v.cache, t)
+	}
+}
+
+func (v *Verifier) verify(token string, now time.Time) (Actor, error) {
+	if len(token) > MaxTokenSize {
+		return Actor{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(token), MaxTokenSize)
+	}
+	tok, err := jwt.ParseSigned(token, allowed)
+	if err != nil {
+		if hdr, ok := peekAlgorithm(token); ok && hdr != "" {
+			return Actor{}, fmt.Errorf("%w: %q", ErrAlgorithm, hdr)
+		}
+		return Actor{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(tok.Headers) != 1 {
+		return Actor{}, fmt.Errorf("%w: %d signatures", ErrMalformed, len(tok.Headers))
+	}
+	h := tok.Headers[0]
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != TokenType {
+		return Actor{}, fmt.Errorf("%w: typ %q, want %q", ErrMalformed, typ, TokenType)
+	}
+	key, ok := (*v.keys.Load())[h.KeyID]
+	if !ok {
+		if v.cfg.OnUnknownKey != nil {
+			v.cfg.OnUnknownKey(h.KeyID)
+		}
+		return Actor{}, fmt.Errorf("%w: kid %q", ErrUnknownKey, h.KeyID)
+	}
+	if h.Algorithm != key.Algorithm {
+		return Actor{}, fmt.Errorf("%w: %q with a %s key", ErrAlgorithm, h.Algorithm, key.Algorithm)
+	}
+	var c claims
+	if err := tok.Claims(key.Key, &c); err != nil {
+		return Actor{}, fmt.Errorf("%w: %v", ErrSignature, err)
+	}
+	switch {
+	case c.Expiry == nil || c.IssuedAt == nil:
+		return Actor{}, fmt.Errorf("%w: exp and iat are required", ErrMalformed)
+	case c.Expiry.Time().Sub(c.IssuedAt.Time()) > MaxLifetime:
+		return Actor{}, fmt.Errorf("%w: lifetime %v over %v", ErrMalformed, c.Expiry.Time().Sub(c.IssuedAt.Time()), MaxLifetime)
+	}
+	err = c.Claims.ValidateWithLeeway(jwt.Expected{AnyAudience: jwt.Audience{v.cfg.Audience}, Time: now}, v.cfg.Leeway)
+	switch {
+	case errors.Is(err, jwt.ErrExpired):
+		return Actor{}, ErrExpired
+	case errors.Is(err, jwt.ErrNotValidYet), errors.Is(err, jwt.ErrIssuedInTheFuture):
+		return Actor{}, ErrNotYetValid
+	case errors.Is(err, jwt.ErrInvalidAudience):
+		return Actor{}, fmt.Errorf("%w: %q", ErrAudience, []string(c.Audience))
+	case err != nil:
+		return Actor{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	ip, err := netip.ParseAddr(c.IP)
+	if err != nil || ip.Zone() != "" {
+		return Actor{}, fmt.Errorf("%w: ip %q", ErrMalformed, c.IP)
+	}
+	return Actor{
+		IP:       ip.Unmap(),
+		User:     c.Subject,
+		Session:  c.Session,
+		Issuer:   c.Issuer,
+		IssuedAt: c.IssuedAt.Time(),
+		Expires:  c.Expiry.Time(),
+		KeyID:    h.KeyID,
+	}, nil
+}
+
+// peekAlgorithm reads the "alg" of a token's header, to tell a refused
+// algorithm (such as "none" or "HS256") from garbage.
+func peekAlgorithm(token string) (string, bool) {
+	for i := 0; i < len(token); i++ {
+		if token[i] == '.' {
+			var h struct {
+				Alg string `json:"alg"`
+			}
+			raw, err := base64.RawURLEncoding.DecodeString(token[:i])
+			if err != nil || json.Unmarshal(raw, &h) != nil {
+				return "", false
+			}
+			for _, a := range allowed {
+				if string(a) == h.Alg {
+					return "", false // an allowed algorithm: the token is malformed otherwise
+				}
+			}
+			return h.Alg, true
+		}
+	}
+	return "", false
+}
