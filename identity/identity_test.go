@@ -1,0 +1,194 @@
+package identity_test
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/rampartsec/rampart/identity"
+	"github.com/rampartsec/rampart/internal/controltest"
+)
+
+func join(t *testing.T, cp *controltest.ControlPlane, service string) *identity.CASource {
+	t.Helper()
+	src, err := identity.Join(t.Context(), identity.JoinConfig{
+		ControlPlane: cp.URL, ControlPlaneBundle: cp.BundlePEM, Service: service,
+		Token: cp.JoinToken(t, service), RetryInterval: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+// serve runs an HTTPS server with src's identity that answers with the
+// caller's SPIFFE ID.
+func serve(t *testing.T, src identity.Source) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		TLSConfig: identity.ServerTLSConfig(src),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
+			if err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			io.WriteString(w, id.String())
+		}),
+		ErrorLog: nil,
+	}
+	go srv.ServeTLS(ln, "", "")
+	t.Cleanup(func() { srv.Close() })
+	return "https://" + ln.Addr().String()
+}
+
+func call(src identity.Source, url string, server spiffeid.ID) (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: identity.ClientTLSConfig(src, server)}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func TestJoinedServicesTalkOverMutualTLS(t *testing.T) {
+	cp := controltest.Start(t, controltest.Config{})
+	orders := join(t, cp, "orders")
+	web := join(t, cp, "web")
+	svid, _ := orders.GetX509SVID()
+	if svid.ID.String() != "spiffe://example.org/svc/orders" {
+		t.Fatalf("SVID for %s", svid.ID)
+	}
+	url := serve(t, orders)
+	ordersID, _ := identity.ServiceID(cp.TrustDomain, "orders")
+	got, err := call(web, url, ordersID)
+	if err != nil || got != "spiffe://example.org/svc/web" {
+		t.Fatalf("web → orders: %q, %v", got, err)
+	}
+	// The caller states whom it expects: another identity is refused.
+	paymentsID, _ := identity.ServiceID(cp.TrustDomain, "payments")
+	if _, err := call(web, url, paymentsID); err == nil {
+		t.Fatal("web reached orders while expecting payments")
+	}
+}
+
+func TestRefusedJoinsSayWhy(t *testing.T) {
+	cp := controltest.Start(t, controltest.Config{})
+	try := func(service, token string) error {
+		_, err := identity.Join(t.Context(), identity.JoinConfig{
+			ControlPlane: cp.URL, ControlPlaneBundle: cp.BundlePEM, Service: service, Token: token,
+		})
+		return err
+	}
+	used := cp.JoinToken(t, "orders")
+	if err := try("orders", used); err != nil {
+		t.Fatal(err)
+	}
+	if err := try("orders", used); !errors.Is(err, identity.ErrTokenUsed) {
+		t.Errorf("reused token: %v", err)
+	}
+	if err := try("web", cp.JoinToken(t, "orders")); !errors.Is(err, identity.ErrWrongService) {
+		t.Errorf("token of another service: %v", err)
+	}
+	forged := strings.Repeat("A", len(used))
+	if err := try("orders", forged); err == nil {
+		t.Error("forged token accepted")
+	}
+	// The control plane's certificate must chain to the given bundle.
+	other := controltest.Start(t, controltest.Config{TrustDomain: "other.org"})
+	_, err := identity.Join(t.Context(), identity.JoinConfig{
+		ControlPlane: cp.URL, ControlPlaneBundle: other.BundlePEM, Service: "orders", Token: cp.JoinToken(t, "orders"),
+	})
+	var unknownAuthority x509UnknownAuthority
+	if err == nil || !errors.As(err, &unknownAuthority) {
+		t.Errorf("control plane with a certificate from another CA: %v", err)
+	}
+}
+
+type x509UnknownAuthority = *tls.CertificateVerificationError
+
+func TestRenewsAtHalfLifeAndSurvivesTheControlPlaneGoingDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for SVID rotations")
+	}
+	cp := controltest.Start(t, controltest.Config{SVIDTTL: 4 * time.Second})
+	orders := join(t, cp, "orders")
+	web := join(t, cp, "web")
+	url := serve(t, orders)
+	ordersID, _ := identity.ServiceID(cp.TrustDomain, "orders")
+	first, _ := orders.GetX509SVID()
+
+	// Across three lifetimes the services keep talking on renewed SVIDs.
+	deadline := time.Now().Add(12 * time.Second)
+	for time.Now().Before(deadline) {
+		if got, err := call(web, url, ordersID); err != nil || got != "spiffe://example.org/svc/web" {
+			t.Fatalf("call during rotation: %q, %v", got, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	now, _ := orders.GetX509SVID()
+	if orders.Renewals() < 4 || now.Certificates[0].SerialNumber.Cmp(first.Certificates[0].SerialNumber) == 0 {
+		t.Fatalf("%d renewals in 12 s of 4 s SVIDs", orders.Renewals())
+	}
+	if now.PrivateKey == first.PrivateKey {
+		t.Fatal("renewal kept the old key")
+	}
+
+	// The control plane goes down: the current SVIDs keep working until
+	// they expire, then the handshake fails.
+	cp.Stop()
+	svid, _ := orders.GetX509SVID()
+	expiry := svid.Certificates[0].NotAfter
+	if w, _ := web.GetX509SVID(); w.Certificates[0].NotAfter.Before(expiry) {
+		expiry = w.Certificates[0].NotAfter
+	}
+	for time.Until(expiry) > 300*time.Millisecond {
+		if _, err := call(web, url, ordersID); err != nil {
+			t.Fatalf("call with the control plane down, %v before expiry: %v", time.Until(expiry), err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Until(expiry) + 100*time.Millisecond)
+	if _, err := call(web, url, ordersID); err == nil {
+		t.Fatal("call succeeded with expired SVIDs")
+	}
+	// It comes back: renewal resumes (the SVIDs expired, so renewal with
+	// them is refused; that is the control plane's rule, and the log says
+	// so). A fresh join restores the service.
+	cp.Restart(t)
+	fresh := join(t, cp, "web")
+	if got, err := call(fresh, serve(t, join(t, cp, "orders")), ordersID); err != nil || got != "spiffe://example.org/svc/web" {
+		t.Fatalf("after restart: %q, %v", got, err)
+	}
+}
+
+func TestRenewalIsRefusedAfterRevocation(t *testing.T) {
+	cp := controltest.Start(t, controltest.Config{SVIDTTL: 2 * time.Second})
+	orders := join(t, cp, "orders")
+	cp.MustDo(t, http.MethodPost, "/v1/services/orders/revoke", nil, http.StatusOK, nil)
+	before := orders.Renewals()
+	time.Sleep(2500 * time.Millisecond)
+	if orders.Renewals() != before {
+		t.Fatalf("a revoked service renewed its SVID (%d → %d)", before, orders.Renewals())
+	}
+	svid, _ := orders.GetX509SVID()
+	if time.Now().Before(svid.Certificates[0].NotAfter) {
+		t.Fatal("the SVID outlived its lifetime")
+	}
+}

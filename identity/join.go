@@ -1,0 +1,406 @@
+package identity
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+)
+
+// JoinConfig configures Join.
+type JoinConfig struct {
+	// ControlPlane is the control plane's base URL, "https://host:port".
+	ControlPlane string
+	// ControlPlaneBundle is the trust bundle (PEM) that verifies the
+	// control plane's certificate: the data directory's ca/bundle.pem.
+	ControlPlaneBundle []byte
+	// Service is the service's name; its SPIFFE ID will be
+	// spiffe://<trust domain>/svc/<Service>.
+	Service string
+	// Token is the single-use join token an admin created for Service.
+	Token string
+	// Logger receives renewal failures and expiry warnings; nil discards
+	// them.
+	Logger *slog.Logger
+	// RetryInterval is the pause after a failed renewal; 0 means 5 s,
+	// doubled up to a minute while failures last.
+	RetryInterval time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// CASource is a Source whose SVIDs come from Rampart's control plane.
+type CASource struct {
+	cfg    JoinConfig
+	td     spiffeid.TrustDomain
+	roots  *x509.CertPool // verify the control plane's TLS certificate
+	log    *slog.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu     sync.RWMutex
+	svid   *x509svid.SVID
+	got    time.Time // when svid arrived: its NotBefore is backdated for clock skew
+	bundle *x509bundle.Bundle
+	renews int
+}
+
+// Errors of Join, from the control plane's answer.
+var (
+	ErrTokenUnknown = errors.New("identity: join token unknown (mistyped or forged)")
+	ErrTokenUsed    = errors.New("identity: join token already used")
+	ErrTokenExpired = errors.New("identity: join token expired")
+	ErrWrongService = errors.New("identity: join token is for another service")
+	ErrRevoked      = errors.New("identity: service revoked by an admin")
+)
+
+// Join obtains the service's first SVID with a join token and keeps it
+// renewed at half-life until Close.
+func Join(ctx context.Context, cfg JoinConfig) (*CASource, error) {
+	switch {
+	case !strings.HasPrefix(cfg.ControlPlane, "https://"):
+		return nil, fmt.Errorf("identity: JoinConfig.ControlPlane %q must be an https:// URL", cfg.ControlPlane)
+	case cfg.Service == "":
+		return nil, errors.New("identity: JoinConfig.Service is required")
+	case cfg.Token == "":
+		return nil, errors.New("identity: JoinConfig.Token is required (create one with 'rampart token create')")
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(cfg.ControlPlaneBundle) {
+		return nil, errors.New("identity: JoinConfig.ControlPlaneBundle holds no PEM certificate")
+	}
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &CASource{cfg: cfg, roots: roots, log: cfg.Logger, done: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	req := struct {
+		Token   string `json:"token"`
+		Service string `json:"service"`
+		CSR     string `json:"csr"`
+	}{Token: cfg.Token, Service: cfg.Service}
+	key, csr, err := newCSR()
+	if err != nil {
+		return nil, err
+	}
+	req.CSR = base64.StdEncoding.EncodeToString(csr)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+	}}
+	defer client.CloseIdleConnections()
+	if err := s.exchange(ctx, client, "/v1/svid", req, key); err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.renewLoop(rctx)
+	return s, nil
+}
+
+func newCSR() (*ecdsa.PrivateKey, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("identity: generate key: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("identity: CSR: %w", err)
+	}
+	return key, csr, nil
+}
+
+// exchange posts body to path and installs the SVID of the answer with key.
+func (s *CASource) exchange(ctx context.Context, client *http.Client, path string, body any, key *ecdsa.PrivateKey) error {
+	data, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(s.cfg.ControlPlane, "/")+path, bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("identity: %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("identity: %s: %w", path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return apiError(path, resp.StatusCode, raw)
+	}
+	var got struct {
+		SPIFFEID  string `json:"spiffe_id"`
+		SVIDPEM   string `json:"svid_pem"`
+		BundlePEM string `json:"bundle_pem"`
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		return fmt.Errorf("identity: %s: answer: %w", path, err)
+	}
+	id, err := spiffeid.FromString(got.SPIFFEID)
+	if err != nil {
+		return fmt.Errorf("identity: %s: answer: %w", path, err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	certs, err := parsePEMCerts([]byte(got.SVIDPEM))
+	if err != nil {
+		return fmt.Errorf("identity: %s: SVID: %w", path, err)
+	}
+	var certDER []byte
+	for _, c := range certs {
+		certDER = append(certDER, c.Raw...)
+	}
+	svid, err := x509svid.ParseRaw(certDER, keyDER)
+	if err != nil {
+		return fmt.Errorf("identity: %s: SVID: %w", path, err)
+	}
+	if svid.ID != id {
+		return fmt.Errorf("identity: %s: SVID names %s, the answer %s", path, svid.ID, id)
+	}
+	if want, _ := ServiceID(id.TrustDomain(), s.cfg.Service); id != want {
+		return fmt.Errorf("identity: %s: got an SVID for %s, want %s", path, id, want)
+	}
+	bundle, err := x509bundle.Parse(id.TrustDomain(), []byte(got.BundlePEM))
+	if err != nil {
+		return fmt.Errorf("identity: %s: bundle: %w", path, err)
+	}
+	// The SVID must verify against the bundle it came with: otherwise
+	// peers would refuse it and we would find out only at the first call.
+	if _, _, err := x509svid.Verify(svid.Certificates, bundle); err != nil {
+		return fmt.Errorf("identity: %s: the SVID does not verify against the bundle: %w", path, err)
+	}
+	s.mu.Lock()
+	s.svid, s.bundle, s.td, s.got = svid, bundle, id.TrustDomain(), s.cfg.Now()
+	s.mu.Unlock()
+	return nil
+}
+
+func parsePEMCerts(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		block, rest := pemDecode(data)
+		if block == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(block)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+		data = rest
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no certificate")
+	}
+	return out, nil
+}
+
+func apiError(path string, status int, body []byte) error {
+	var e struct {
+		Code    string `json:"code"`
+		Message string `json:"error"`
+	}
+	json.Unmarshal(body, &e)
+	msg := e.Message
+	if msg == "" {
+		msg = strings.TrimSpace(string(body))
+	}
+	var kind error
+	switch e.Code { // the control plane's stable error codes
+	case "token_unknown":
+		kind = ErrTokenUnknown
+	case "token_used":
+		kind = ErrTokenUsed
+	case "token_expired":
+		kind = ErrTokenExpired
+	case "token_wrong_service":
+		kind = ErrWrongService
+	case "service_revoked":
+		kind = ErrRevoked
+	}
+	if kind != nil {
+		return fmt.Errorf("%w (%s: %d %s)", kind, path, status, msg)
+	}
+	return fmt.Errorf("identity: %s: %d %s", path, status, msg)
+}
+
+// GetX509SVID returns the current SVID.
+func (s *CASource) GetX509SVID() (*x509svid.SVID, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.svid, nil
+}
+
+// GetX509BundleForTrustDomain returns the trust bundle of td, which must be
+// the service's own trust domain.
+func (s *CASource) GetX509BundleForTrustDomain(td spiffeid.TrustDomain) (*x509bundle.Bundle, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if td != s.td {
+		return nil, fmt.Errorf("identity: no bundle for trust domain %q", td)
+	}
+	return s.bundle, nil
+}
+
+// TrustDomain returns the trust domain of the service.
+func (s *CASource) TrustDomain() spiffeid.TrustDomain {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.td
+}
+
+// Renewals returns how many times the SVID was renewed.
+func (s *CASource) Renewals() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.renews
+}
+
+// ControlPlaneClient returns an HTTP client for the control plane's API
+// that authenticates with the current SVID (renewals included).
+func (s *CASource) ControlPlaneClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{
+			RootCAs:    s.roots,
+			MinVersion: tls.VersionTLS12,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return s.tlsCertificate(), nil
+			},
+		},
+		ForceAttemptHTTP2:   true,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+}
+
+func (s *CASource) tlsCertificate() *tls.Certificate {
+	s.mu.RLock()
+	svid := s.svid
+	s.mu.RUnlock()
+	c := &tls.Certificate{PrivateKey: svid.PrivateKey, Leaf: svid.Certificates[0]}
+	for _, cert := range svid.Certificates {
+		c.Certificate = append(c.Certificate, cert.Raw)
+	}
+	return c
+}
+
+// Close stops renewal. The current SVID stays usable until it expires.
+func (s *CASource) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+// renewLoop renews at half-life; on failure it retries with backoff and
+// keeps the current SVID, warning as expiry nears.
+func (s *CASource) renewLoop(ctx context.Context) {
+	defer close(s.done)
+	retry := s.cfg.RetryInterval
+	failing := false
+	for {
+		s.mu.RLock()
+		leaf, got := s.svid.Certificates[0], s.got
+		s.mu.RUnlock()
+		wait := got.Add(leaf.NotAfter.Sub(got) / 2).Sub(s.cfg.Now())
+		if failing {
+			wait = retry
+		}
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		err := s.renew(ctx)
+		if err == nil {
+			if failing {
+				s.log.Info("rampart: SVID renewed after failures", "service", s.cfg.Service)
+			}
+			failing, retry = false, s.cfg.RetryInterval
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		failing = true
+		now := s.cfg.Now()
+		left := remaining(got, leaf.NotAfter, now)
+		switch {
+		case !now.Before(leaf.NotAfter):
+			s.log.Error("rampart: SVID expired and could not be renewed: peers now refuse this service",
+				"service", s.cfg.Service, "expired", leaf.NotAfter, "err", err)
+		case left < 0.25:
+			s.log.Warn("rampart: SVID expires soon and could not be renewed",
+				"service", s.cfg.Service, "expires", leaf.NotAfter, "in", leaf.NotAfter.Sub(now).Round(time.Second), "err", err)
+		default:
+			s.log.Info("rampart: SVID renewal failed; the current one stays in use",
+				"service", s.cfg.Service, "expires", leaf.NotAfter, "err", err)
+		}
+		if errors.Is(err, ErrRevoked) {
+			retry = time.Minute
+		} else {
+			retry = min(retry*2, time.Minute)
+		}
+	}
+}
+
+func (s *CASource) renew(ctx context.Context) error {
+	key, csr, err := newCSR()
+	if err != nil {
+		return err
+	}
+	client := s.ControlPlaneClient()
+	defer client.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = s.exchange(ctx, client, "/v1/svid/renew", struct {
+		CSR string `json:"csr"`
+	}{base64.StdEncoding.EncodeToString(csr)}, key)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.renews++
+	s.mu.Unlock()
+	return nil
+}
+
+func pemDecode(data []byte) ([]byte, []byte) {
+	for {
+		block, rest := pem.Decode(data)
+		if block == nil {
+			return nil, nil
+		}
+		if block.Type == "CERTIFICATE" {
+			return block.Bytes, rest
+		}
+		data = rest
+	}
+}
