@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/policy"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -65,7 +66,7 @@ func classify(err error) *apiError {
 		return &apiError{status: http.StatusRequestEntityTooLarge, code: "too_large",
 			msg: fmt.Sprintf("request body larger than %d bytes", mbe.Limit), err: err}
 	}
-	if pe, ok := errors.AsType[*PolicyError](err); ok {
+	if pe, ok := errors.AsType[*policy.Error](err); ok {
 		return &apiError{status: http.StatusBadRequest, code: "invalid_policy", field: pe.Field, line: pe.Line,
 			msg: strings.TrimPrefix(pe.Error(), "policy: "), err: err}
 	}

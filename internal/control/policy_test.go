@@ -1,7 +1,6 @@
 package control_test
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -24,51 +23,6 @@ services:
         paths: ["/orders/{rest...}"]
   web:
 `
-
-func TestAValidPolicyParses(t *testing.T) {
-	p, err := control.ParsePolicy(validPolicy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orders := p.Services["orders"]
-	if len(p.Services) != 2 || len(orders.Allow) != 2 || orders.Allow[0].Callers[1] != "checkout" ||
-		orders.Allow[1].Methods != nil || orders.Sensitive[0].Paths[0] != "/orders/{rest...}" {
-		t.Errorf("parsed %+v", p)
-	}
-}
-
-func TestInvalidPoliciesNameTheLineAndField(t *testing.T) {
-	for _, tc := range []struct {
-		name, doc, field string
-		line             int
-	}{
-		{"an empty document", "", "", 1},
-		{"broken YAML", "services:\n  orders: [\n", "", 2},
-		{"a top-level list", "- a\n", "", 1},
-		{"an unknown top-level field", "servics:\n  orders:\n", "servics", 1},
-		{"a bad service name", "services:\n  Orders:\n", "services.Orders", 2},
-		{"an unknown service field", "services:\n  orders:\n    alow: []\n", "services.orders.alow", 3},
-		{"a rule without callers", "services:\n  orders:\n    allow:\n      - methods: [GET]\n", "services.orders.allow[0].callers", 4},
-		{"a lowercase method", "services:\n  orders:\n    allow:\n      - callers: [web]\n        methods: [GET, post]\n", "services.orders.allow[0].methods[1]", 5},
-		{"a relative path", "services:\n  orders:\n    sensitive:\n      - paths: [orders]\n", "services.orders.sensitive[0].paths[0]", 4},
-		{"a wildcard not last", "services:\n  orders:\n    sensitive:\n      - paths: [\"/a/{x...}/b\"]\n", "services.orders.sensitive[0].paths[0]", 4},
-		{"a bad caller", "services:\n  orders:\n    allow:\n      - callers: [\"spiffe://x/y\"]\n", "services.orders.allow[0].callers[0]", 4},
-		{"a number for a caller", "services:\n  orders:\n    allow:\n      - callers: [7]\n", "services.orders.allow[0].callers[0]", 4},
-		{"an empty method list", "services:\n  orders:\n    allow:\n      - callers: [web]\n        methods: []\n", "services.orders.allow[0].methods", 5},
-		{"a repeated field", "services:\n  orders:\n    allow: []\n    allow: []\n", "services.orders.allow", 4},
-	} {
-		t.Run(tc.name+" is refused", func(t *testing.T) {
-			_, err := control.ParsePolicy(tc.doc)
-			var pe *control.PolicyError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v, want a *PolicyError", err)
-			}
-			if pe.Line != tc.line || pe.Field != tc.field {
-				t.Errorf("line %d field %q (%v), want line %d field %q", pe.Line, pe.Field, err, tc.line, tc.field)
-			}
-		})
-	}
-}
 
 func (e *env) putPolicy(t *testing.T, query, doc string) response {
 	t.Helper()
@@ -120,23 +74,4 @@ func TestPoliciesAreAppliedVersionedAndWatched(t *testing.T) {
 	if strings.Join(versions, ",") != "1,2" {
 		t.Errorf("policy changes seen by a watcher: %v, want 1,2", versions)
 	}
-}
-
-func FuzzParsePolicy(f *testing.F) {
-	for _, seed := range []string{validPolicy, "", "services:\n  a:\n    allow:\n      - callers: ['*']\n", "services: [", "&a [*a]", "services:\n  x: !!binary AAAA\n"} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, doc string) {
-		p, err := control.ParsePolicy(doc)
-		if err != nil {
-			var pe *control.PolicyError
-			if !errors.As(err, &pe) || pe.Line < 0 {
-				t.Fatalf("error %v is not a *PolicyError with a line", err)
-			}
-			return
-		}
-		if p == nil {
-			t.Fatal("nil policy without an error")
-		}
-	})
 }
