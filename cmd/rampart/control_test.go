@@ -77,8 +77,9 @@ func (cp *controlPlane) serve(t *testing.T, extra ...string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var srvOut, srvErr syncBuffer
 	done := make(chan error, 1)
+	args := append([]string{"server", "-data", cp.dir, "-addr", "127.0.0.1:0"}, extra...)
 	go func() {
-		done <- run(ctx, []string{"server", "-data", cp.dir, "-addr", "127.0.0.1:0"}, &srvOut, &srvErr)
+		done <- run(ctx, args, &srvOut, &srvErr)
 	}()
 	stopped := false
 	stop = func() {
@@ -167,7 +168,7 @@ func TestInitMakesAPrivateDataDirectoryOnce(t *testing.T) {
 	for path, want := range map[string]os.FileMode{
 		dir:                                0o700 | os.ModeDir,
 		filepath.Join(dir, "ca", "ca.key"): 0o600,
-		filepath.Join(dir, "ca", "actor-keys.pem"): 0o600,
+		filepath.Join(dir, "ca", control.KEKFile):  0o600,
 		filepath.Join(dir, control.AdminTokenFile): 0o600,
 		filepath.Join(dir, sqlite.FileName):        0o600,
 	} {

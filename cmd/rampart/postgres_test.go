@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/rampartsec/rampart/internal/control"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/postgres"
+	"github.com/rampartsec/rampart/internal/store/sqlite"
 	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
@@ -90,5 +93,24 @@ func TestTwoServersOverOnePostgreSQLShareDecisions(t *testing.T) {
 	out, err = b.cli(t, "decisions", "list")
 	if err != nil || !strings.Contains(out, d.ID) || !strings.Contains(out, "made on A") {
 		t.Errorf("decisions list on B: %q, %v", out, err)
+	}
+	// The decision is in PostgreSQL, not in the SQLite database of the
+	// shared data directory (through which two servers would also agree,
+	// only slower: sqlite.PollInterval).
+	pg, err := postgres.Open(t.Context(), postgres.Config{DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close()
+	if got, err := pg.Decision(t.Context(), d.ID); err != nil || got.Reason != "made on A" {
+		t.Errorf("the decision in PostgreSQL: %+v, %v", got, err)
+	}
+	lite, err := sqlite.Open(t.Context(), sqlite.Config{Dir: a.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	if _, err := lite.Decision(t.Context(), d.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the decision in the data directory's SQLite database: %v, want ErrNotFound", err)
 	}
 }

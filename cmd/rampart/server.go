@@ -56,24 +56,60 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	addr := fs.String("addr", "127.0.0.1:8443", "listen address")
 	hosts := fs.String("hosts", "", "extra comma-separated DNS names or IPs for the server certificate")
 	pg := fs.String("postgres", os.Getenv("RAMPART_POSTGRES"), "PostgreSQL DSN: store there instead of SQLite in the data directory, so that several servers share it (env RAMPART_POSTGRES)")
+	rotation := fs.Duration("actor-key-rotation", control.DefaultActorKeyRotation, "how long an actor-token signing key signs before the next one is published; 0 never rotates (every server over one store should agree)")
+	ahead := fs.Duration("actor-key-publish-ahead", control.DefaultActorKeyPublishAhead, "how long the next actor-token key is published to verifiers before it signs")
+	gateways := fs.String("gateways", control.DefaultGatewayService, "comma-separated names of the gateway services, whose SVIDs may read the actor-token signing key")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *dir == "" {
 		return usageError{"server: -data DIR is required"}
 	}
+	switch {
+	case *rotation < 0:
+		return usageError{"server: -actor-key-rotation must not be negative (0 never rotates)"}
+	case *rotation == 0:
+		*rotation = -1 // control: a negative Rotation never rotates
+	case *ahead <= 0:
+		return usageError{"server: -actor-key-publish-ahead must be positive"}
+	case *ahead >= *rotation:
+		return usageError{fmt.Sprintf("server: -actor-key-publish-ahead %v must be shorter than -actor-key-rotation %v", *ahead, *rotation)}
+	}
+	var gatewayNames []string
+	for _, g := range strings.Split(*gateways, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			gatewayNames = append(gatewayNames, g)
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	data, err := control.OpenData(ctx, control.OpenConfig{Dir: *dir, PostgresDSN: *pg, Logger: logger})
+	data, err := control.OpenData(ctx, control.OpenConfig{
+		Dir: *dir, PostgresDSN: *pg, Logger: logger,
+		ActorKeyRotation: *rotation, ActorKeyPublishAhead: *ahead,
+	})
 	if err != nil {
 		return errors.New(strings.TrimPrefix(err.Error(), "control: "))
 	}
 	defer data.Store.Close()
 	h, err := control.New(control.Config{
-		Store: data.Store, CA: data.CA, KeySet: data.KeySet, AdminTokenHash: data.AdminTokenHash, Logger: logger,
+		Store: data.Store, CA: data.CA, ActorKeys: data.ActorKeys, GatewayServices: gatewayNames,
+		AdminTokenHash: data.AdminTokenHash, Logger: logger,
 	})
 	if err != nil {
-		return err
+		return errors.New(strings.TrimPrefix(err.Error(), "control: "))
 	}
+	// Keep the actor-token keys on schedule, with the other servers over
+	// the store, until the server stops.
+	keysCtx, stopKeys := context.WithCancel(context.Background())
+	var keysErr error
+	keysStopped := make(chan struct{})
+	go func() {
+		keysErr = data.ActorKeys.Run(keysCtx)
+		close(keysStopped)
+	}()
+	defer func() {
+		stopKeys()
+		<-keysStopped
+	}()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -110,6 +146,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	select {
 	case err := <-served:
 		return fmt.Errorf("server: %w", err)
+	case <-keysStopped:
+		// Without its schedule this server would stop rotating keys:
+		// better stop, and be restarted.
+		srv.Close()
+		<-served
+		return fmt.Errorf("server: %w", keysErr)
 	case <-ctx.Done():
 	}
 	// Let requests in flight finish, long polls included, for a few seconds.

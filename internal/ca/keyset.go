@@ -66,7 +66,8 @@ type SigningKey struct {
 	ID        string                  // the JWS "kid": the key's RFC 7638 thumbprint (SHA-256, base64url)
 	Algorithm jose.SignatureAlgorithm // jose.ES256 or jose.EdDSA
 	Key       crypto.Signer           // *ecdsa.PrivateKey or ed25519.PrivateKey
-	Created   time.Time               // when it became the current key
+	Created   time.Time               // when it became the current key; zero for the next key
+	Published time.Time               // when it was first published in the JWKS (at or before Created)
 }
 
 // JOSE returns the key in go-jose's form, for jose.NewSigner: signatures
@@ -79,15 +80,22 @@ func (k SigningKey) JOSE() jose.SigningKey {
 }
 
 // KeySet holds the keys that sign actor tokens: the current one, which signs,
-// and those it replaced, published until the last token they signed has
-// expired, so that rotation never invalidates a token in flight. It is safe
-// for concurrent use.
+// those it replaced, published until the last token they signed has
+// expired, so that rotation never invalidates a token in flight, and
+// possibly the next one, published before it signs.
+//
+// Rotation in two steps lets verifiers fetch a key before any token carries
+// its kid: PublishNext adds the next key to the JWKS, and Promote, once
+// verifiers have had time to fetch it, makes it current. Rotate does both at
+// once, for a single process that hands the JWKS to verifiers itself before
+// the key to signers. A KeySet is safe for concurrent use.
 type KeySet struct {
 	cfg KeySetConfig
 
 	saveMu sync.Mutex // orders Saves, so that the last snapshot taken is the one kept
 	mu     sync.RWMutex
 	keys   []SigningKey // oldest first; the last is current
+	next   *SigningKey  // published, not yet signing; nil if none
 }
 
 // NewKeySet returns a key set with one new key, current from now.
@@ -100,9 +108,11 @@ func NewKeySet(cfg KeySetConfig, now time.Time) (*KeySet, error) {
 	if err != nil {
 		return nil, err
 	}
+	k.Created = k.Published
 	return &KeySet{cfg: cfg, keys: []SigningKey{k}}, nil
 }
 
+// newSigningKey returns a new key published at now, not yet current.
 func newSigningKey(alg jose.SignatureAlgorithm, now time.Time) (SigningKey, error) {
 	var key crypto.Signer
 	var err error
@@ -121,7 +131,7 @@ func newSigningKey(alg jose.SignatureAlgorithm, now time.Time) (SigningKey, erro
 	if err != nil {
 		return SigningKey{}, fmt.Errorf("ca: new signing key: %w", err)
 	}
-	return SigningKey{ID: kid, Algorithm: alg, Key: key, Created: now.UTC()}, nil
+	return SigningKey{ID: kid, Algorithm: alg, Key: key, Published: now.UTC()}, nil
 }
 
 // keyID returns the RFC 7638 thumbprint of a public key.
@@ -153,11 +163,26 @@ func algorithmOf(key crypto.Signer) (jose.SignatureAlgorithm, error) {
 // lifetime plus a minute of clock skew.
 func (ks *KeySet) Overlap() time.Duration { return ks.cfg.MaxTokenLifetime + backdate }
 
+// MaxTokenLifetime is the longest lifetime of a token signed with a key of
+// the set (KeySetConfig.MaxTokenLifetime, or its default).
+func (ks *KeySet) MaxTokenLifetime() time.Duration { return ks.cfg.MaxTokenLifetime }
+
 // Current returns the key that signs new tokens.
 func (ks *KeySet) Current() SigningKey {
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
 	return ks.keys[len(ks.keys)-1]
+}
+
+// Next returns the key published by PublishNext and not yet promoted, if
+// there is one.
+func (ks *KeySet) Next() (SigningKey, bool) {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	if ks.next == nil {
+		return SigningKey{}, false
+	}
+	return *ks.next, true
 }
 
 // publishedUntil returns when keys[i] stops being published; zero for the
@@ -174,21 +199,45 @@ func (ks *KeySet) published(i int, now time.Time) bool {
 	return until.IsZero() || now.Before(until)
 }
 
-// Rotate makes a new key current from now and returns it. The key it
-// replaces stays published for Overlap; keys whose overlap has ended are
-// forgotten. Publish the new JWKS to verifiers before handing the new key to
-// signers, so that no verifier sees a kid it does not know yet.
-func (ks *KeySet) Rotate(now time.Time) (SigningKey, error) {
+// PublishNext adds a new key to the JWKS from now without signing with it,
+// and returns it; Promote makes it current. It fails if a next key is
+// already published.
+func (ks *KeySet) PublishNext(now time.Time) (SigningKey, error) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	if cur := ks.keys[len(ks.keys)-1]; now.Before(cur.Created) {
-		return SigningKey{}, fmt.Errorf("ca: rotate at %s, before the current key was created (%s)",
-			now.UTC().Format(time.RFC3339Nano), cur.Created.Format(time.RFC3339Nano))
+	if ks.next != nil {
+		return SigningKey{}, fmt.Errorf("ca: publish next key: key %s, published %s, is already next",
+			ks.next.ID, ks.next.Published.Format(time.RFC3339))
 	}
 	k, err := newSigningKey(ks.cfg.Algorithm, now)
 	if err != nil {
 		return SigningKey{}, err
 	}
+	ks.next = &k
+	return k, nil
+}
+
+// Promote makes the next key (see PublishNext) current from now and returns
+// it. The key it replaces stays published for Overlap; keys whose overlap
+// has ended are forgotten.
+func (ks *KeySet) Promote(now time.Time) (SigningKey, error) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.next == nil {
+		return SigningKey{}, errors.New("ca: promote: no next key published")
+	}
+	return ks.promote(now)
+}
+
+// promote is Promote with ks.mu held and ks.next set.
+func (ks *KeySet) promote(now time.Time) (SigningKey, error) {
+	if cur := ks.keys[len(ks.keys)-1]; now.Before(cur.Created) {
+		return SigningKey{}, fmt.Errorf("ca: rotate at %s, before the current key was created (%s)",
+			now.UTC().Format(time.RFC3339Nano), cur.Created.Format(time.RFC3339Nano))
+	}
+	k := *ks.next
+	k.Created = now.UTC()
+	ks.next = nil
 	ks.keys = append(ks.keys, k)
 	kept := ks.keys[:0]
 	for i, key := range ks.keys {
@@ -201,23 +250,50 @@ func (ks *KeySet) Rotate(now time.Time) (SigningKey, error) {
 	return k, nil
 }
 
+// Rotate makes a new key current from now and returns it: the next key if
+// PublishNext published one, else a key made now. The key it replaces stays
+// published for Overlap; keys whose overlap has ended are forgotten. A key
+// made now reaches verifiers only with the next JWKS: publish that before
+// handing the key to signers, or rotate in two steps (PublishNext, Promote).
+func (ks *KeySet) Rotate(now time.Time) (SigningKey, error) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if cur := ks.keys[len(ks.keys)-1]; now.Before(cur.Created) {
+		return SigningKey{}, fmt.Errorf("ca: rotate at %s, before the current key was created (%s)",
+			now.UTC().Format(time.RFC3339Nano), cur.Created.Format(time.RFC3339Nano))
+	}
+	if ks.next == nil {
+		k, err := newSigningKey(ks.cfg.Algorithm, now)
+		if err != nil {
+			return SigningKey{}, err
+		}
+		ks.next = &k
+	}
+	return ks.promote(now)
+}
+
 // JWKS returns the public JSON Web Key Set that verifies tokens at now: the
-// current key and the replaced keys still in their overlap, newest first.
+// next key if one is published, the current key and the replaced keys still
+// in their overlap, newest first.
 func (ks *KeySet) JWKS(now time.Time) ([]byte, error) {
 	ks.mu.RLock()
 	defer ks.mu.RUnlock()
 	var set jose.JSONWebKeySet
-	for i := len(ks.keys) - 1; i >= 0; i-- {
-		if !ks.published(i, now) {
-			continue
-		}
-		k := ks.keys[i]
+	add := func(k SigningKey) {
 		set.Keys = append(set.Keys, jose.JSONWebKey{
 			Key:       k.Key.Public(),
 			KeyID:     k.ID,
 			Algorithm: string(k.Algorithm),
 			Use:       "sig",
 		})
+	}
+	if ks.next != nil {
+		add(*ks.next)
+	}
+	for i := len(ks.keys) - 1; i >= 0; i-- {
+		if ks.published(i, now) {
+			add(ks.keys[i])
+		}
 	}
 	data, err := json.Marshal(set)
 	if err != nil {
@@ -234,34 +310,46 @@ func (ks *KeySet) Save(dir string) error {
 	}
 	ks.saveMu.Lock()
 	defer ks.saveMu.Unlock()
-	ks.mu.RLock()
-	var buf bytes.Buffer
-	for _, k := range ks.keys {
-		der, err := x509.MarshalPKCS8PrivateKey(k.Key)
-		if err != nil {
-			ks.mu.RUnlock()
-			return fmt.Errorf("ca: save key set: key %s: %w", k.ID, err)
-		}
-		err = pem.Encode(&buf, &pem.Block{
-			Type:    "PRIVATE KEY",
-			Headers: map[string]string{"Kid": k.ID, "Created": k.Created.Format(time.RFC3339Nano)},
-			Bytes:   der,
-		})
-		if err != nil {
-			ks.mu.RUnlock()
-			return fmt.Errorf("ca: save key set: key %s: %w", k.ID, err)
-		}
+	data, err := ks.Marshal()
+	if err != nil {
+		return fmt.Errorf("ca: save key set: %w", err)
 	}
-	ks.mu.RUnlock()
-	if err := replaceFile(filepath.Join(dir, KeySetFile), buf.Bytes(), 0o600); err != nil {
+	if err := replaceFile(filepath.Join(dir, KeySetFile), data, 0o600); err != nil {
 		return fmt.Errorf("ca: save key set: %w", err)
 	}
 	return nil
 }
 
+// Marshal returns the key set's private keys in the form of KeySetFile,
+// which ParseKeySet reads: one PEM block per key (PKCS #8, with Kid,
+// Published and Created headers; no Created for the next key). The result
+// holds private keys: keep it secret (the control plane encrypts it).
+func (ks *KeySet) Marshal() ([]byte, error) {
+	ks.mu.RLock()
+	defer ks.mu.RUnlock()
+	var buf bytes.Buffer
+	keys := ks.keys
+	if ks.next != nil {
+		keys = append(slices.Clip(keys), *ks.next)
+	}
+	for _, k := range keys {
+		der, err := x509.MarshalPKCS8PrivateKey(k.Key)
+		if err != nil {
+			return nil, fmt.Errorf("ca: marshal key set: key %s: %w", k.ID, err)
+		}
+		headers := map[string]string{"Kid": k.ID, "Published": k.Published.Format(time.RFC3339Nano)}
+		if !k.Created.IsZero() {
+			headers["Created"] = k.Created.Format(time.RFC3339Nano)
+		}
+		if err := pem.Encode(&buf, &pem.Block{Type: "PRIVATE KEY", Headers: headers, Bytes: der}); err != nil {
+			return nil, fmt.Errorf("ca: marshal key set: key %s: %w", k.ID, err)
+		}
+	}
+	return buf.Bytes(), nil
+}
+
 // LoadKeySet reads a key set saved by Save from dir. It refuses a file that
-// group or others can read, a key whose kid is not its thumbprint, and RSA
-// keys.
+// group or others can read, and whatever ParseKeySet refuses.
 func LoadKeySet(dir string, cfg KeySetConfig) (*KeySet, error) {
 	cfg, err := cfg.normalize()
 	if err != nil {
@@ -272,15 +360,33 @@ func LoadKeySet(dir string, cfg KeySetConfig) (*KeySet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ca: load key set: %w", err)
 	}
-	keys, err := parseKeySet(data)
+	ks, err := parseKeySet(data, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("ca: load key set %s: %w", path, err)
 	}
-	return &KeySet{cfg: cfg, keys: keys}, nil
+	return ks, nil
 }
 
-func parseKeySet(data []byte) ([]SigningKey, error) {
-	var keys []SigningKey
+// ParseKeySet reads a key set from the output of Marshal. It refuses a key
+// whose kid is not its thumbprint, a key that appears twice, more than one
+// next key, a set with no current key, and RSA keys.
+func ParseKeySet(data []byte, cfg KeySetConfig) (*KeySet, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	ks, err := parseKeySet(data, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ca: parse key set: %w", err)
+	}
+	return ks, nil
+}
+
+func parseKeySet(data []byte, cfg KeySetConfig) (*KeySet, error) {
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxFileSize)
+	}
+	ks := &KeySet{cfg: cfg}
 	seen := make(map[string]bool)
 	for n := 1; ; n++ {
 		var block *pem.Block
@@ -314,18 +420,44 @@ func parseKeySet(data []byte) ([]SigningKey, error) {
 			return nil, fmt.Errorf("block %d: key %s appears twice", n, kid)
 		}
 		seen[kid] = true
-		created, err := time.Parse(time.RFC3339Nano, block.Headers["Created"])
-		if err != nil {
-			return nil, fmt.Errorf("block %d: Created header: %w", n, err)
+		k := SigningKey{ID: kid, Algorithm: alg, Key: signer}
+		if h, ok := block.Headers["Created"]; ok {
+			created, err := time.Parse(time.RFC3339Nano, h)
+			if err != nil {
+				return nil, fmt.Errorf("block %d: Created header: %w", n, err)
+			}
+			k.Created = created.UTC()
 		}
-		keys = append(keys, SigningKey{ID: kid, Algorithm: alg, Key: signer, Created: created.UTC()})
+		// Files saved before keys were published ahead have no Published
+		// header: such a key was published when created.
+		k.Published = k.Created
+		if h, ok := block.Headers["Published"]; ok {
+			published, err := time.Parse(time.RFC3339Nano, h)
+			if err != nil {
+				return nil, fmt.Errorf("block %d: Published header: %w", n, err)
+			}
+			k.Published = published.UTC()
+		}
+		switch {
+		case k.Published.IsZero():
+			return nil, fmt.Errorf("block %d: no Created nor Published header", n)
+		case k.Created.IsZero() && ks.next != nil:
+			return nil, fmt.Errorf("block %d: keys %s and %s are both next (no Created header)", n, ks.next.ID, kid)
+		case k.Created.IsZero():
+			ks.next = &k
+		default:
+			ks.keys = append(ks.keys, k)
+		}
 	}
 	if len(bytes.TrimSpace(data)) != 0 {
 		return nil, errors.New("data after the last PEM block")
 	}
-	if len(keys) == 0 {
+	if len(ks.keys) == 0 {
+		if ks.next != nil {
+			return nil, errors.New("no current key, only a next one")
+		}
 		return nil, errors.New("no keys")
 	}
-	slices.SortStableFunc(keys, func(a, b SigningKey) int { return a.Created.Compare(b.Created) })
-	return keys, nil
+	slices.SortStableFunc(ks.keys, func(a, b SigningKey) int { return a.Created.Compare(b.Created) })
+	return ks, nil
 }

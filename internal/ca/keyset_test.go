@@ -349,7 +349,10 @@ func TestKeySetSaveLoad(t *testing.T) {
 		{"an RSA key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Headers: map[string]string{"Kid": "k", "Created": t0.Format(time.RFC3339)}, Bytes: rsaDER}), 0o600, "never RSA"},
 		{"an empty file", nil, 0o600, "no keys"},
 		{"trailing garbage", append(bytes.Clone(saved), "junk"...), 0o600, "after the last PEM block"},
-		{"a missing Created header", bytes.Replace(saved, []byte("Created: "), []byte("Made: "), 1), 0o600, "Created header"},
+		{"a key with neither Created nor Published header", bytes.Replace(bytes.Replace(saved, []byte("Created: "), []byte("Made: "), 1),
+			[]byte("Published: "), []byte("Shown: "), 1), 0o600, "no Created nor Published header"},
+		{"a malformed Created header", bytes.Replace(saved, []byte("Created: "), []byte("Created: x"), 1), 0o600, "Created header"},
+		{"two next keys", bytes.ReplaceAll(saved, []byte("Created: "), []byte("Made: ")), 0o600, "both next"},
 	} {
 		t.Run(tc.name+" is refused", func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "keys")
@@ -414,4 +417,158 @@ func TestKeySetConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestKeySetPublishesTheNextKeyAhead(t *testing.T) {
+	const lifetime = 5 * time.Minute
+	ks, err := ca.NewKeySet(ca.KeySetConfig{MaxTokenLifetime: lifetime}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ks.Current()
+	if _, ok := ks.Next(); ok {
+		t.Fatal("a new key set has a next key")
+	}
+	if _, err := ks.Promote(t0); err == nil || !strings.Contains(err.Error(), "no next key") {
+		t.Fatalf("Promote without a next key: %v", err)
+	}
+
+	t1 := t0.Add(time.Hour)
+	next, err := ks.PublishNext(t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("the next key is published but does not sign", func(t *testing.T) {
+		if got, ok := ks.Next(); !ok || got.ID != next.ID || !got.Published.Equal(t1) || !got.Created.IsZero() {
+			t.Fatalf("Next = %+v, %v; want the published key, not yet created", got, ok)
+		}
+		if ks.Current().ID != first.ID {
+			t.Fatalf("current key changed to %s at PublishNext", ks.Current().ID)
+		}
+		jwks, _ := ks.JWKS(t1)
+		if kids := jwksKids(t, jwks); !slices.Equal(kids, []string{next.ID, first.ID}) {
+			t.Errorf("kids %v, want [next current]", kids)
+		}
+		// A verifier that fetched the JWKS now accepts the next key's
+		// tokens before any is signed.
+		if _, err := verifyJWT(signJWT(t, next, claimsAt(t1, time.Minute)), jwks, t1); err != nil {
+			t.Errorf("a token of the next key against the JWKS published ahead: %v", err)
+		}
+	})
+	t.Run("a second next key is refused", func(t *testing.T) {
+		if _, err := ks.PublishNext(t1.Add(time.Second)); err == nil || !strings.Contains(err.Error(), "already next") {
+			t.Errorf("second PublishNext: %v", err)
+		}
+	})
+	t.Run("the next key survives Marshal and ParseKeySet", func(t *testing.T) {
+		data, err := ks.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, err := ca.ParseKeySet(data, ca.KeySetConfig{MaxTokenLifetime: lifetime})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := parsed.Next(); !ok || got.ID != next.ID || !got.Published.Equal(t1) {
+			t.Errorf("parsed next key %+v, %v", got, ok)
+		}
+		a, _ := ks.JWKS(t1)
+		b, _ := parsed.JWKS(t1)
+		if !bytes.Equal(a, b) || parsed.Current().ID != first.ID {
+			t.Errorf("parsed set differs:\n%s\n%s", a, b)
+		}
+	})
+
+	t2 := t1.Add(time.Minute)
+	promoted, err := ks.Promote(t2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("Promote makes it current and keeps the old key for the overlap", func(t *testing.T) {
+		if promoted.ID != next.ID || !promoted.Created.Equal(t2) || !promoted.Published.Equal(t1) || ks.Current().ID != next.ID {
+			t.Fatalf("promoted %+v, current %s", promoted, ks.Current().ID)
+		}
+		if _, ok := ks.Next(); ok {
+			t.Error("a next key remains after Promote")
+		}
+		jwks, _ := ks.JWKS(t2.Add(ks.Overlap() - time.Nanosecond))
+		if kids := jwksKids(t, jwks); !slices.Equal(kids, []string{next.ID, first.ID}) {
+			t.Errorf("kids %v during the overlap, want [new old]", kids)
+		}
+		jwks, _ = ks.JWKS(t2.Add(ks.Overlap()))
+		if kids := jwksKids(t, jwks); !slices.Equal(kids, []string{next.ID}) {
+			t.Errorf("kids %v after the overlap, want [new]", kids)
+		}
+	})
+	t.Run("Rotate promotes a published next key rather than make another", func(t *testing.T) {
+		n, err := ks.PublishNext(t2.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := ks.Rotate(t2.Add(time.Hour))
+		if err != nil || k.ID != n.ID {
+			t.Errorf("Rotate = %s, %v; want the published next key %s", k.ID, err, n.ID)
+		}
+	})
+	t.Run("Promote refuses a time before the current key", func(t *testing.T) {
+		if _, err := ks.PublishNext(t2.Add(2 * time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ks.Promote(t0); err == nil || !strings.Contains(err.Error(), "before the current key") {
+			t.Errorf("Promote in the past: %v", err)
+		}
+		if _, ok := ks.Next(); !ok {
+			t.Error("a refused Promote dropped the next key")
+		}
+	})
+}
+
+func TestParseKeySetRefusesASetWithOnlyANextKey(t *testing.T) {
+	ks, err := ca.NewKeySet(ca.KeySetConfig{}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := ks.Marshal()
+	only := bytes.Replace(data, []byte("Created: "), []byte("Made: "), 1)
+	if _, err := ca.ParseKeySet(only, ca.KeySetConfig{}); err == nil || !strings.Contains(err.Error(), "no current key") {
+		t.Errorf("ParseKeySet of a lone next key: %v", err)
+	}
+	// A file written before keys were published ahead has no Published
+	// header: its keys count as published when created.
+	old := bytes.Replace(data, []byte("Published: "), []byte("X-Old: "), 1)
+	parsed, err := ca.ParseKeySet(old, ca.KeySetConfig{})
+	if err != nil || !parsed.Current().Published.Equal(t0) {
+		t.Errorf("ParseKeySet without Published = %v; published %v, want %v", err, parsed.Current().Published, t0)
+	}
+}
+
+func FuzzParseKeySet(f *testing.F) {
+	ks, err := ca.NewKeySet(ca.KeySetConfig{Algorithm: jose.EdDSA}, t0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ks.Rotate(t0.Add(time.Minute))
+	ks.PublishNext(t0.Add(2 * time.Minute))
+	data, _ := ks.Marshal()
+	f.Add(data)
+	f.Add([]byte{})
+	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nKid: x\n\nAAAA\n-----END PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ks, err := ca.ParseKeySet(data, ca.KeySetConfig{})
+		if err != nil {
+			return
+		}
+		// What parses marshals back to a set that parses the same.
+		again, err := ks.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks2, err := ca.ParseKeySet(again, ca.KeySetConfig{})
+		if err != nil {
+			t.Fatalf("re-parse: %v", err)
+		}
+		if ks2.Current().ID != ks.Current().ID {
+			t.Fatalf("current key %s, then %s", ks.Current().ID, ks2.Current().ID)
+		}
+	})
 }

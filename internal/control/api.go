@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -406,8 +407,12 @@ type Bundle struct {
 
 func (h *Handler) getBundle(w http.ResponseWriter, r *http.Request) error {
 	jwks := json.RawMessage(`{"keys":[]}`)
-	if h.cfg.KeySet != nil {
-		data, err := h.cfg.KeySet.JWKS(h.cfg.Now())
+	ks, _, err := h.keySet(r.Context())
+	if err != nil {
+		return err
+	}
+	if ks != nil {
+		data, err := ks.JWKS(h.cfg.Now())
 		if err != nil {
 			return err
 		}
@@ -430,12 +435,24 @@ type WatchResult struct {
 
 // watch is a long poll: it returns the changes after ?since= as soon as
 // there are any, or none after the watch timeout (or ?timeout=).
+// ?since=latest returns the current revision at once.
 func (h *Handler) watch(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "since", "timeout"); err != nil {
 		return err
 	}
 	var since int64
+	if q.Get("since") == "latest" {
+		// The current revision, at once: a client reads it, then the
+		// state (policy, decisions, keys), then watches from it, and so
+		// misses no change made in between.
+		_, current, err := h.cfg.Store.Changes(r.Context(), math.MaxInt64)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, WatchResult{Changes: []store.Change{}, Revision: current})
+		return nil
+	}
 	if s := q.Get("since"); s != "" {
 		var err error
 		if since, err = strconv.ParseInt(s, 10, 64); err != nil || since < 0 {

@@ -4,7 +4,8 @@
 // the service inventory. It also lays out the data directory of
 // 'rampart init' (Init, OpenData) and the API server's TLS (TLSConfig).
 //
-// Endpoints (A: admin token; S: a service's SVID; J: a join token):
+// Endpoints (A: admin token; S: a service's SVID; G: a gateway's SVID; J: a
+// join token):
 //
 //	POST   /v1/events                 A S  a batch of events, idempotent by event id
 //	GET    /v1/events                 A    ?since= &until= &kind= &service= &actor_ip= &trace_id= &limit= &cursor= &order=
@@ -18,26 +19,35 @@
 //	POST   /v1/svid                   J    join: the token and a CSR give an SVID and the bundle
 //	POST   /v1/svid/renew             S    a new SVID for the same service, refused once revoked
 //	GET    /v1/bundle                      X.509 bundle and actor-token JWKS
+//	GET    /v1/actor-key                G  the actor-token signing key (private), gateways only
 //	GET    /v1/services               A    ?exposed= &module=
 //	POST   /v1/services/{name}/revoke A    (and /reinstate)
 //	POST   /v1/heartbeat              A S  an agent's report of its instance
 //	GET    /v1/instances              A    ?service= &module= &state=live|gone
 //
 // Endpoints authenticate their callers three ways: the admin token as a
-// bearer token (everything but joining); a service's SVID as the TLS client
+// bearer token (everything but joining and the signing key); a service's SVID as the TLS client
 // certificate (renewal, and what agents and gateways need: posting their
 // own events and heartbeats, reading decisions and policy, watching); a join
-// token (joining). The trust bundle needs no authentication. Errors are
-// JSON: {"error": "...", "request_id": "..."}, with "code" and "field" where
-// a client branches on them.
+// token (joining). The trust bundle needs no authentication. The
+// actor-token signing key goes only to gateways (the services named in
+// Config.GatewayServices), by their SVID. Errors are JSON:
+// {"error": "...", "request_id": "..."}, with "code" and "field" where a
+// client branches on them.
+//
+// The actor-token keys live in the store (see ActorKeys), so every replica
+// publishes the same JWKS; rotation publishes a key in the JWKS (a change of
+// kind actor_keys on GET /v1/watch) before it signs.
 package control
 
 import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,8 +68,18 @@ const (
 type Config struct {
 	Store store.Store // required
 	CA    *ca.CA      // required
-	// KeySet, if set, is published as the JWKS of GET /v1/bundle.
+	// ActorKeys, if set, are the actor-token keys kept in the store: GET
+	// /v1/bundle publishes their JWKS and GET /v1/actor-key gives gateways
+	// the current key, both as the store has them at the time of the
+	// request.
+	ActorKeys *ActorKeys
+	// KeySet, if set instead of ActorKeys, is a key set held in memory
+	// (one process, no rotation schedule), served the same way.
 	KeySet *ca.KeySet
+	// GatewayServices names the services whose SVIDs may read the
+	// actor-token signing key (GET /v1/actor-key); empty means
+	// DefaultGatewayService ("gateway").
+	GatewayServices []string
 	// AdminTokenHash is the SHA-256 of the admin token (see NewAdminToken);
 	// required.
 	AdminTokenHash []byte
@@ -84,6 +104,8 @@ type Handler struct {
 	cfg Config
 	mux *http.ServeMux
 	log *slog.Logger
+
+	gateways []string // Config.GatewayServices, or the default
 
 	stopping   chan struct{} // closed by EndWatches
 	endWatches sync.Once
@@ -110,6 +132,17 @@ func New(cfg Config) (*Handler, error) {
 		return nil, errors.New("control: Config.MaxBodyBytes is negative")
 	case cfg.WatchTimeout < 0:
 		return nil, errors.New("control: Config.WatchTimeout is negative")
+	case cfg.ActorKeys != nil && cfg.KeySet != nil:
+		return nil, errors.New("control: Config.ActorKeys and Config.KeySet are both set; choose one")
+	}
+	gateways := slices.Clone(cfg.GatewayServices)
+	if len(gateways) == 0 {
+		gateways = []string{DefaultGatewayService}
+	}
+	for i, name := range gateways {
+		if err := ca.ValidateServiceName(name); err != nil {
+			return nil, fmt.Errorf("control: Config.GatewayServices[%d]: %w", i, err)
+		}
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
@@ -123,7 +156,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, stopping: make(chan struct{})}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, gateways: gateways, stopping: make(chan struct{})}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -146,6 +179,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("POST /v1/svid", h.handle(h.postSVID))
 	h.mux.Handle("POST /v1/svid/renew", h.handle(h.renewSVID))
 	h.mux.Handle("GET /v1/bundle", h.handle(h.getBundle))
+	h.mux.Handle("GET /v1/actor-key", h.handle(h.getActorKey))
 	return h, nil
 }
 

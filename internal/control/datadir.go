@@ -29,7 +29,7 @@ import (
 
 // Layout of a data directory made by Init.
 const (
-	CADir          = "ca"               // the CA (ca.Save) and the actor-token keys (ca.KeySet.Save)
+	CADir          = "ca"               // the CA (ca.Save) and the key-encryption key of the actor-token keys (KEKFile)
 	AdminTokenFile = "admin-token.hash" // hex SHA-256 of the admin token, 0600
 )
 
@@ -52,9 +52,10 @@ func HashAdminToken(plaintext string) []byte {
 }
 
 // Init creates a data directory (mode 0700): the SQLite store, a CA for
-// trustDomain with its actor-token keys, and an admin token, whose plaintext
-// it returns (once: only its hash is kept). It refuses a directory that
-// exists and is not empty.
+// trustDomain, the key-encryption key of the actor-token keys (which the
+// store keeps, sealed), and an admin token, whose plaintext it returns
+// (once: only its hash is kept). It refuses a directory that exists and is
+// not empty.
 func Init(ctx context.Context, dir string, trustDomain string) (adminToken string, err error) {
 	td, err := spiffeid.TrustDomainFromString(trustDomain)
 	if err != nil {
@@ -95,11 +96,8 @@ func Init(ctx context.Context, dir string, trustDomain string) (adminToken strin
 	if err := c.Save(filepath.Join(dir, CADir)); err != nil {
 		return "", fmt.Errorf("control: init: %w", err)
 	}
-	ks, err := ca.NewKeySet(ca.KeySetConfig{}, time.Now())
+	kek, err := newKEK(filepath.Join(dir, CADir, KEKFile))
 	if err != nil {
-		return "", fmt.Errorf("control: init: %w", err)
-	}
-	if err := ks.Save(filepath.Join(dir, CADir)); err != nil {
 		return "", fmt.Errorf("control: init: %w", err)
 	}
 	s, err := sqlite.Open(ctx, sqlite.Config{Dir: dir})
@@ -107,6 +105,10 @@ func Init(ctx context.Context, dir string, trustDomain string) (adminToken strin
 		return "", fmt.Errorf("control: init: %w", err)
 	}
 	if err := publishBundle(ctx, s, c); err != nil {
+		s.Close()
+		return "", fmt.Errorf("control: init: %w", err)
+	}
+	if _, err := OpenActorKeys(ctx, ActorKeysConfig{Store: s, KEK: kek, TrustDomain: td.Name()}); err != nil {
 		s.Close()
 		return "", fmt.Errorf("control: init: %w", err)
 	}
@@ -130,24 +132,34 @@ func Init(ctx context.Context, dir string, trustDomain string) (adminToken strin
 type Data struct {
 	Store          store.Store
 	CA             *ca.CA
-	KeySet         *ca.KeySet
+	ActorKeys      *ActorKeys // kept in Store; call its Run to rotate them
 	AdminTokenHash []byte
 }
 
 // OpenConfig configures OpenData.
 type OpenConfig struct {
-	// Dir is a data directory made by Init: the CA, the actor-token keys
-	// and the admin token's hash are read from it.
+	// Dir is a data directory made by Init: the CA, the key-encryption key
+	// of the actor-token keys and the admin token's hash are read from it.
 	Dir string
 	// PostgresDSN, if set, selects a PostgreSQL store instead of the SQLite
 	// database in Dir: several servers with copies of Dir then share it.
 	PostgresDSN string
-	// Logger is the store's; nil discards its messages.
+	// ActorKeyRotation and ActorKeyPublishAhead are the schedule of the
+	// actor-token keys (ActorKeysConfig.Rotation and PublishAhead).
+	ActorKeyRotation     time.Duration
+	ActorKeyPublishAhead time.Duration
+	// Logger is the store's and the actor keys'; nil discards their
+	// messages.
 	Logger *slog.Logger
 }
 
-// OpenData opens a data directory made by Init and its store, and makes
-// sure the store publishes the CA's trust bundle. Close the Store when done.
+// OpenData opens a data directory made by Init and its store, makes sure
+// the store publishes the CA's trust bundle, and opens the actor-token keys
+// kept in the store. Close the Store when done.
+//
+// A data directory made before the actor-token keys lived in the store has
+// them in CADir/actor-keys.pem and no KEKFile: OpenData then makes the
+// KEKFile, and seeds the store from that file, which is not read again.
 func OpenData(ctx context.Context, cfg OpenConfig) (*Data, error) {
 	dir := cfg.Dir
 	raw, err := os.ReadFile(filepath.Join(dir, AdminTokenFile))
@@ -165,10 +177,6 @@ func OpenData(ctx context.Context, cfg OpenConfig) (*Data, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: open data: %w", err)
 	}
-	ks, err := ca.LoadKeySet(filepath.Join(dir, CADir), ca.KeySetConfig{})
-	if err != nil {
-		return nil, fmt.Errorf("control: open data: %w", err)
-	}
 	var s store.Store
 	if cfg.PostgresDSN != "" {
 		s, err = postgres.Open(ctx, postgres.Config{DSN: cfg.PostgresDSN, Logger: cfg.Logger})
@@ -182,7 +190,65 @@ func OpenData(ctx context.Context, cfg OpenConfig) (*Data, error) {
 		s.Close()
 		return nil, fmt.Errorf("control: open data: %w", err)
 	}
-	return &Data{Store: s, CA: c, KeySet: ks, AdminTokenHash: hash}, nil
+	keys, err := openActorKeys(ctx, s, c, cfg)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return &Data{Store: s, CA: c, ActorKeys: keys, AdminTokenHash: hash}, nil
+}
+
+// openActorKeys opens the store's actor-token keys with the data
+// directory's KEK, first making the KEK and seeding the store from
+// ca.KeySetFile for a data directory from before the keys lived in the
+// store.
+func openActorKeys(ctx context.Context, s store.Store, c *ca.CA, cfg OpenConfig) (*ActorKeys, error) {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	caDir := filepath.Join(cfg.Dir, CADir)
+	kekPath := filepath.Join(caDir, KEKFile)
+	pemPath := filepath.Join(caDir, ca.KeySetFile)
+	_, _, err := s.ActorKeys(ctx)
+	stored := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("control: open data: %w", err)
+	}
+	kek, err := readKEK(kekPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && stored:
+		return nil, fmt.Errorf("control: open data: %s is missing, and the store holds actor-token keys sealed under a key-encryption key: "+
+			"copy %s from the data directory of a replica over the same store", kekPath, KEKFile)
+	case errors.Is(err, fs.ErrNotExist):
+		if kek, err = newKEK(kekPath); err != nil {
+			return nil, fmt.Errorf("control: open data: %w", err)
+		}
+		logger.Warn("control: created the key-encryption key of the actor-token keys; give every replica's data directory this same file",
+			"path", kekPath)
+	case err != nil:
+		return nil, fmt.Errorf("control: open data: %w", err)
+	}
+	var seed *ca.KeySet
+	if !stored {
+		seed, err = ca.LoadKeySet(caDir, ca.KeySetConfig{})
+		switch {
+		case err == nil:
+			logger.Info("control: seeding the store's actor-token keys from the data directory; that file is no longer read",
+				"path", pemPath)
+		case errors.Is(err, fs.ErrNotExist):
+			seed = nil
+		default:
+			return nil, fmt.Errorf("control: open data: %w", err)
+		}
+	} else if _, err := os.Stat(pemPath); err == nil {
+		logger.Info("control: the actor-token keys are kept in the store; this file is no longer read and may be deleted", "path", pemPath)
+	}
+	return OpenActorKeys(ctx, ActorKeysConfig{
+		Store: s, KEK: kek, TrustDomain: c.TrustDomain().Name(),
+		Rotation: cfg.ActorKeyRotation, PublishAhead: cfg.ActorKeyPublishAhead,
+		Seed: seed, Logger: logger,
+	})
 }
 
 // publishBundle stores the CA's bundle unless the store has it already.

@@ -99,7 +99,7 @@ func (c *ControlPlane) start(addr string) error {
 		return err
 	}
 	h, err := control.New(control.Config{
-		Store: data.Store, CA: data.CA, KeySet: data.KeySet, AdminTokenHash: data.AdminTokenHash,
+		Store: data.Store, CA: data.CA, ActorKeys: data.ActorKeys, AdminTokenHash: data.AdminTokenHash,
 		SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout,
 	})
 	if err != nil {

@@ -1,20 +1,21 @@
 // Package store is the control plane's storage: security events, decisions,
-// policy versions, the trust bundle, join tokens and the service inventory,
-// behind one [Store] interface.
+// policy versions, the trust bundle, the actor-token keys, join tokens and
+// the service inventory, behind one [Store] interface.
 //
 // Two implementations satisfy it and pass the same conformance suite
 // (package storetest): store/sqlite, the embedded default in a data
 // directory, and store/postgres, for several control-plane replicas over one
 // database. Neither keeps state that matters in process memory.
 //
-// Every change to decisions, policy, the trust bundle or a service's
-// revocation is one numbered [Change]. Revisions are assigned in the database
+// Every change to decisions, policy, the trust bundle, the actor-token keys
+// or a service's revocation is one numbered [Change]. Revisions are assigned in the database
 // in commit order, so a watcher that has seen revision r and asks for
 // [Store.Changes] since r never misses one, whichever replica made it.
 // [Store.Subscribe] wakes the watcher as soon as a new revision is committed.
 //
 // Errors callers branch on: [ErrInvalid] (bad input; the [*InvalidError]
-// names the field), [ErrNotFound], [ErrConflict], and the join-token errors
+// names the field), [ErrNotFound], [ErrConflict] (a write from an outdated
+// version: PutPolicy, PutActorKeys), and the join-token errors
 // [ErrTokenUnknown], [ErrTokenUsed], [ErrTokenExpired], [ErrTokenWrongService].
 // A method that fails has written nothing.
 package store
@@ -64,6 +65,18 @@ type Store interface {
 	PutTrustBundle(ctx context.Context, data []byte) (TrustBundle, error)
 	// TrustBundle returns the current trust bundle; ErrNotFound if none.
 	TrustBundle(ctx context.Context) (TrustBundle, error)
+
+	// PutActorKeys replaces the actor-token key set (an opaque blob: the
+	// control plane encrypts it), if its version is still expectVersion (0:
+	// there is none yet), and returns the new version, always
+	// expectVersion+1. If another writer got there first it fails with
+	// ErrConflict and stores nothing: of concurrent writers with the same
+	// expectVersion, exactly one wins. A successful put is a change of kind
+	// ChangeActorKeys.
+	PutActorKeys(ctx context.Context, data []byte, expectVersion int64) (newVersion int64, err error)
+	// ActorKeys returns the actor-token key set and its version (1, 2, …);
+	// ErrNotFound if none was ever put.
+	ActorKeys(ctx context.Context) (data []byte, version int64, err error)
 
 	// Changes returns the changes after revision since, oldest first, and the
 	// revision the caller is then up to date with. At most MaxChanges are
@@ -117,6 +130,7 @@ const (
 	MaxChanges          = 1000      // changes returned by one Changes call
 	MaxPolicySize       = 1 << 20   // bytes of a policy document
 	MaxTrustBundleSize  = 1 << 20   // bytes of a trust bundle
+	MaxActorKeysSize    = 1 << 20   // bytes of the actor-token key set
 	DefaultJoinTokenTTL = time.Hour // join token lifetime when none is given
 	MaxJoinTokenTTL     = 7 * 24 * time.Hour
 )
@@ -239,6 +253,7 @@ const (
 	ChangePolicy      ChangeKind = "policy"       // Key is the version number
 	ChangeTrustBundle ChangeKind = "trust_bundle" // Key is ""
 	ChangeService     ChangeKind = "service"      // Key is the service name (revoked or reinstated)
+	ChangeActorKeys   ChangeKind = "actor_keys"   // Key is the new version: a key was published, promoted or retired
 )
 
 // Op says how a change changed it.

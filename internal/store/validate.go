@@ -323,6 +323,20 @@ func ValidatePolicy(yaml string) error {
 	return nil
 }
 
+// ValidateActorKeys checks what PutActorKeys is given.
+func ValidateActorKeys(data []byte, expectVersion int64) error {
+	if len(data) == 0 {
+		return invalid("data", "empty")
+	}
+	if len(data) > MaxActorKeysSize {
+		return invalid("data", fmt.Sprintf("%d bytes, at most %d", len(data), MaxActorKeysSize))
+	}
+	if expectVersion < 0 {
+		return invalid("expect_version", "negative")
+	}
+	return nil
+}
+
 // ValidateTrustBundle checks a trust bundle's size.
 func ValidateTrustBundle(data []byte) error {
 	if len(data) == 0 {

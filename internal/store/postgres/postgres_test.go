@@ -58,8 +58,8 @@ func TestReplicasStartingTogetherMigrateOnce(t *testing.T) {
 	}
 	defer conn.Close(context.Background())
 	var n int
-	if err := conn.QueryRow(t.Context(), "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("schema_migrations has %d rows, %v; want 1", n, err)
+	if err := conn.QueryRow(t.Context(), "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("schema_migrations has %d rows, %v; want 2 (one per migration)", n, err)
 	}
 	if _, err := conn.Exec(t.Context(), "INSERT INTO schema_migrations VALUES (99, '0099_future.sql', 0)"); err != nil {
 		t.Fatal(err)

@@ -72,8 +72,8 @@ func TestProcessesStartingTogetherMigrateOnce(t *testing.T) {
 	}
 	defer s.Close()
 	var n int
-	if err := s.r.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != 1 {
-		t.Fatalf("schema_migrations has %d rows, %v; want 1", n, err)
+	if err := s.r.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("schema_migrations has %d rows, %v; want 2 (one per migration)", n, err)
 	}
 }
 

@@ -51,6 +51,8 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"decisions are created, read and deleted", testDecisionLifecycle},
 		{"policy versions are numbered and guarded", testPolicy},
 		{"the trust bundle is replaced", testTrustBundle},
+		{"actor keys are replaced only from the version read", testActorKeys},
+		{"of concurrent actor-key writers from one version exactly one wins", testActorKeysRace},
 		{"revisions increase and Changes returns what changed", testChanges},
 		{"a subscriber is woken by a change", testSubscribe},
 		{"a second store sees a decision and is woken within a second", testTwoStores},
@@ -624,6 +626,115 @@ func testTrustBundle(t *testing.T, open OpenFunc) {
 	}
 }
 
+// Actor keys.
+
+func testActorKeys(t *testing.T, open OpenFunc) {
+	s := open(t)
+	ctx := t.Context()
+	if _, _, err := s.ActorKeys(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ActorKeys before any: %v, want ErrNotFound", err)
+	}
+	if _, err := s.PutActorKeys(ctx, []byte("v1"), 1); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("PutActorKeys expecting version 1 of none: %v, want ErrConflict", err)
+	}
+	_, err := s.PutActorKeys(ctx, nil, 0)
+	wantInvalid(t, err, "data")
+	_, err = s.PutActorKeys(ctx, make([]byte, store.MaxActorKeysSize+1), 0)
+	wantInvalid(t, err, "data")
+	_, err = s.PutActorKeys(ctx, []byte("v1"), -1)
+	wantInvalid(t, err, "expect_version")
+
+	ch, err := s.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := []byte{0, 1, 2, 0xff, 'k'} // opaque bytes, returned exactly
+	v1, err := s.PutActorKeys(ctx, blob, 0)
+	if err != nil || v1 != 1 {
+		t.Fatalf("first PutActorKeys = %d, %v; want version 1", v1, err)
+	}
+	_, current, _ := s.Changes(ctx, 0)
+	waitRevision(t, ch, current, time.Second)
+	data, version, err := s.ActorKeys(ctx)
+	if err != nil || version != 1 || string(data) != string(blob) {
+		t.Fatalf("ActorKeys = %q, %d, %v; want %q, 1", data, version, err, blob)
+	}
+	if _, err := s.PutActorKeys(ctx, []byte("lost"), 0); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("PutActorKeys from version 0 again: %v, want ErrConflict", err)
+	}
+	v2, err := s.PutActorKeys(ctx, []byte("v2"), v1)
+	if err != nil || v2 != 2 {
+		t.Fatalf("PutActorKeys from version 1 = %d, %v; want version 2", v2, err)
+	}
+	// Another store over the database (a replica, or after a restart) reads
+	// the same, and is refused an outdated write just the same.
+	other := open(t)
+	data, version, err = other.ActorKeys(ctx)
+	if err != nil || version != 2 || string(data) != "v2" {
+		t.Fatalf("the other store's ActorKeys = %q, %d, %v; want v2, 2", data, version, err)
+	}
+	if _, err := other.PutActorKeys(ctx, []byte("lost"), v1); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("the other store's outdated write: %v, want ErrConflict", err)
+	}
+	if data, version, _ := s.ActorKeys(ctx); version != 2 || string(data) != "v2" {
+		t.Fatalf("after refused writes: %q, %d; want v2, 2", data, version)
+	}
+}
+
+func testActorKeysRace(t *testing.T, open OpenFunc) {
+	a, b := open(t), open(t) // two replicas
+	if _, err := a.PutActorKeys(t.Context(), []byte("v1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	var wg sync.WaitGroup
+	var won, lost atomic.Int32
+	var winner atomic.Value
+	start := make(chan struct{})
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			<-start
+			data := "writer " + strconv.Itoa(i)
+			v, err := s.PutActorKeys(context.Background(), []byte(data), 1)
+			switch {
+			case err == nil && v == 2:
+				won.Add(1)
+				winner.Store(data)
+			case errors.Is(err, store.ErrConflict):
+				lost.Add(1)
+			default:
+				t.Errorf("PutActorKeys = %d, %v", v, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if won.Load() != 1 || lost.Load() != n-1 {
+		t.Fatalf("%d won, %d told of a conflict; want 1 and %d", won.Load(), lost.Load(), n-1)
+	}
+	data, version, err := b.ActorKeys(t.Context())
+	if err != nil || version != 2 || string(data) != winner.Load() {
+		t.Fatalf("ActorKeys = %q, %d, %v; want the winner's %q at version 2", data, version, err, winner.Load())
+	}
+	changes, _, err := a.Changes(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keyChanges int
+	for _, c := range changes {
+		if c.Kind == store.ChangeActorKeys {
+			keyChanges++
+		}
+	}
+	if keyChanges != 2 {
+		t.Errorf("%d actor-key changes recorded, want 2 (the first put and the winner)", keyChanges)
+	}
+}
+
 // Revisions.
 
 func testChanges(t *testing.T, open OpenFunc) {
@@ -656,6 +767,15 @@ func testChanges(t *testing.T, open OpenFunc) {
 	if err := s.SetServiceRevoked(ctx, "shop", true); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.PutActorKeys(ctx, []byte("keys 1"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutActorKeys(ctx, []byte("keys 2"), 0); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("PutActorKeys from an outdated version: %v, want ErrConflict", err)
+	}
+	if _, err := s.PutActorKeys(ctx, []byte("keys 2"), 1); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteDecision(ctx, d.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -669,6 +789,8 @@ func testChanges(t *testing.T, open OpenFunc) {
 		{store.ChangePolicy, strconv.FormatInt(p.Version, 10), store.OpCreate},
 		{store.ChangeTrustBundle, "", store.OpUpdate},
 		{store.ChangeService, "shop", store.OpUpdate},
+		{store.ChangeActorKeys, "1", store.OpCreate},
+		{store.ChangeActorKeys, "2", store.OpUpdate}, // and none for the refused write
 		{store.ChangeDecision, d.ID, store.OpDelete},
 	}
 	changes, rev, err = s.Changes(ctx, 0)
@@ -690,7 +812,7 @@ func testChanges(t *testing.T, open OpenFunc) {
 		t.Errorf("change revisions %d, %d; objects say %d, %d", changes[0].Revision, changes[1].Revision, d.Revision, p.Revision)
 	}
 	tail, cur, err := s.Changes(ctx, changes[2].Revision)
-	if err != nil || len(tail) != 2 || tail[0] != changes[3] || cur != rev {
+	if err != nil || len(tail) != 4 || tail[0] != changes[3] || cur != rev {
 		t.Fatalf("Changes(since %d) = %+v, %d, %v", changes[2].Revision, tail, cur, err)
 	}
 	none, cur, err := s.Changes(ctx, rev)

@@ -1,0 +1,64 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// PutActorKeys implements store.Store. The write transaction (BEGIN
+// IMMEDIATE) holds SQLite's write lock from the version check to the
+// commit, so of concurrent writers, in this process or another, one wins.
+func (s *Store) PutActorKeys(ctx context.Context, data []byte, expectVersion int64) (int64, error) {
+	if err := store.ValidateActorKeys(data, expectVersion); err != nil {
+		return 0, err
+	}
+	now := time.Now().UTC()
+	version := expectVersion + 1
+	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
+		var current int64
+		err := tx.QueryRowContext(ctx, `SELECT version FROM actor_keys WHERE id = 1`).Scan(&current)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, err
+		}
+		if current != expectVersion {
+			return 0, fmt.Errorf("%w: the actor keys were changed from version %d, the latest is %d", store.ErrConflict, expectVersion, current)
+		}
+		op := store.OpUpdate
+		if expectVersion == 0 {
+			op = store.OpCreate
+		}
+		rev, err := bump(ctx, tx, store.ChangeActorKeys, op, strconv.FormatInt(version, 10), now)
+		if err != nil {
+			return 0, err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO actor_keys (id, data, version, updated_ns, revision) VALUES (1, ?, ?, ?, ?)
+			ON CONFLICT (id) DO UPDATE SET data = excluded.data, version = excluded.version,
+				updated_ns = excluded.updated_ns, revision = excluded.revision`,
+			data, version, now.UnixNano(), rev)
+		return rev, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: put actor keys: %w", err)
+	}
+	return version, nil
+}
+
+// ActorKeys implements store.Store.
+func (s *Store) ActorKeys(ctx context.Context) ([]byte, int64, error) {
+	var data []byte
+	var version int64
+	err := s.r.QueryRowContext(ctx, `SELECT data, version FROM actor_keys WHERE id = 1`).Scan(&data, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, fmt.Errorf("sqlite: actor keys: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlite: actor keys: %w", err)
+	}
+	return data, version, nil
+}
