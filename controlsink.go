@@ -53,13 +53,19 @@ type controlSink struct {
 // storedEvent is the control plane's event envelope: the fields it indexes
 // and the event itself.
 type storedEvent struct {
-	ID      string          `json:"id"`
-	Time    time.Time       `json:"time"`
-	Kind    string          `json:"kind"`
-	Action  string          `json:"action"`
-	Service string          `json:"service"`
-	Route   string          `json:"route,omitempty"`
-	Data    json.RawMessage `json:"data"`
+	ID      string    `json:"id"`
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"`
+	Action  string    `json:"action"`
+	Service string    `json:"service"`
+	Route   string    `json:"route,omitempty"`
+
+	ActorIP     string `json:"actor_ip,omitempty"`
+	ActorUser   string `json:"actor_user,omitempty"`
+	SessionHash string `json:"session_hash,omitempty"`
+	TraceID     string `json:"trace_id,omitempty"`
+
+	Data json.RawMessage `json:"data"`
 }
 
 func (s *controlSink) WriteEvents(ctx context.Context, events []Event) error {
@@ -82,7 +88,8 @@ func (s *controlSink) post(ctx context.Context, events []Event) error {
 		if err != nil {
 			return fmt.Errorf("rampart: encode event %s: %w", ev.ID, err)
 		}
-		batch.Events[i] = storedEvent{ID: ev.ID, Time: ev.Time, Kind: ev.Kind, Action: string(ev.Action), Service: ev.Service, Route: ev.Route, Data: data}
+		batch.Events[i] = storedEvent{ID: ev.ID, Time: ev.Time, Kind: ev.Kind, Action: string(ev.Action), Service: ev.Service, Route: ev.Route,
+			ActorIP: ev.ActorIP, ActorUser: ev.ActorUser, SessionHash: ev.SessionHash, TraceID: ev.TraceID, Data: data}
 	}
 	body, err := json.Marshal(batch)
 	if err != nil {

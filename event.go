@@ -40,6 +40,14 @@ type Event struct {
 	Route      string `json:"route,omitempty"` // the ServeMux pattern, e.g. "GET /users/{id}"
 	Path       string `json:"path,omitempty"`
 	RemoteAddr string `json:"remote_addr,omitempty"`
+
+	// With zero trust: who called, for whom, in which trace.
+	Caller      string `json:"caller,omitempty"`       // the calling service's SPIFFE ID
+	ActorIP     string `json:"actor_ip,omitempty"`     // the external client, from the gateway's actor token
+	ActorUser   string `json:"actor_user,omitempty"`   //
+	SessionHash string `json:"session_hash,omitempty"` //
+	TraceID     string `json:"trace_id,omitempty"`     // W3C trace id
+	Decision    string `json:"decision,omitempty"`     // the control-plane decision enforced, for decision_enforced
 }
 
 // Frame is one application frame of an event's stack.
@@ -86,11 +94,7 @@ func (a *Agent) Report(ctx context.Context, f Finding) error {
 	ev.Stack, ev.Location = applicationStack(2)
 	req := requestFor(ctx)
 	if req != nil {
-		ev.RequestID = req.requestID()
-		ev.Method = req.r.Method
-		ev.Route = req.route()
-		ev.Path = truncate(req.r.URL.Path, MaxEventInput)
-		ev.RemoteAddr = req.r.RemoteAddr
+		req.describe(&ev)
 	}
 	if a.mode == ModeMonitor {
 		a.enqueue(ev)
@@ -103,6 +107,31 @@ func (a *Agent) Report(ctx context.Context, f Finding) error {
 		req.blocked.CompareAndSwap(nil, be)
 	}
 	return be
+}
+
+// describe fills ev with what is known of the request.
+func (q *request) describe(ev *Event) {
+	ev.RequestID = q.requestID()
+	ev.Method = q.r.Method
+	ev.Route = q.route()
+	ev.Path = truncate(q.r.URL.Path, MaxEventInput)
+	ev.RemoteAddr = q.r.RemoteAddr
+	ev.Caller = q.caller
+	ev.TraceID = q.traceID
+	if a := q.actor; a != nil {
+		ev.ActorIP, ev.ActorUser, ev.SessionHash = actorAddr(a.IP), truncate(a.User, MaxEventInput), a.Session
+	}
+}
+
+// reportRequestEvent records an event of the agent's own (zero trust),
+// about req if not nil.
+func (a *Agent) reportRequestEvent(ctx context.Context, req *request, ev Event) {
+	ev.ID, ev.Time, ev.Service = newID(), time.Now().UTC(), a.service
+	ev.Reason = truncate(ev.Reason, MaxEventDetail)
+	if req != nil {
+		req.describe(&ev)
+	}
+	a.enqueue(ev)
 }
 
 func requestFor(ctx context.Context) *request {

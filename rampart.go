@@ -13,8 +13,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/rampartsec/rampart/internal/goroutine"
 	"time"
+
+	"github.com/rampartsec/rampart/identity"
+	"github.com/rampartsec/rampart/internal/goroutine"
 )
 
 // Mode says what the agent does when a guard finds an exploit.
@@ -52,6 +54,22 @@ type Config struct {
 	// Headers names request headers that carry user data, besides
 	// User-Agent and Referer which are always captured.
 	Headers []string
+
+	// Identity is the service's SPIFFE identity (identity.Join, or
+	// identity.FromWorkloadAPI). Setting it makes the service a member of
+	// the zero-trust mesh: Handler admits only callers with an SVID of the
+	// trust domain that the policy allows on the route, verifies the actor
+	// token, and enforces the control plane's decisions; ServerTLSConfig
+	// and Client become available. Its SVID must name Service.
+	Identity identity.Source
+	// ControlPlane is the control plane's URL ("https://host:port"), from
+	// which the policy, the decisions and the actor-token keys come, kept
+	// current by its watch API. Required with Identity.
+	ControlPlane string
+	// ControlPlaneClient reaches the control plane authenticated by the
+	// service's SVID. Nil means the identity's own (identity.Join's
+	// CASource has one); required with other identity sources.
+	ControlPlaneClient *http.Client
 }
 
 // Sink receives security events. WriteEvents is called from the agent's
@@ -91,6 +109,8 @@ type Agent struct {
 	delivered chan struct{}
 	stats     stats
 	lastDrop  atomic.Int64 // unix nanos of the last drop warning
+
+	zt *zeroTrust // nil without Config.Identity
 }
 
 // New validates cfg and starts an agent.
@@ -144,6 +164,13 @@ func New(cfg Config) (*Agent, error) {
 		queue:     make(chan Event, cfg.QueueSize),
 		delivered: make(chan struct{}),
 	}
+	if cfg.Identity != nil {
+		zt, err := newZeroTrust(a, cfg)
+		if err != nil {
+			return nil, err
+		}
+		a.zt = zt
+	}
 	go a.deliver()
 	return a, nil
 }
@@ -169,6 +196,9 @@ func (a *Agent) Stats() Stats {
 // or ctx is done. Guards keep working after Close; their events are dropped
 // and counted.
 func (a *Agent) Close(ctx context.Context) error {
+	if a.zt != nil {
+		a.zt.close()
+	}
 	a.closeMu.Lock()
 	if !a.closed {
 		a.closed = true
@@ -269,6 +299,15 @@ func (a *Agent) Handler(next http.Handler) http.Handler {
 		req.set.req = req
 		r2 := r.WithContext(context.WithValue(r.Context(), inputSetKey{}, &req.set))
 		req.r = r2
+		// Zero trust first: a caller that may not call the route costs no
+		// body capture.
+		if a.zt != nil {
+			if r2 = a.zt.admit(w, r2, req); r2 == nil {
+				return
+			}
+			req.r = r2
+			defer func() { a.zt.see(a.zt.routes, r2.Pattern) }()
+		}
 		req.body = captureBody(r2, a.maxBody)
 		// A nested Handler (two agents, or one applied twice) restores the
 		// outer request's entry when it returns.

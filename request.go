@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/rampartsec/rampart/actor"
 	"io"
 	"mime"
 	"net/http"
@@ -40,6 +41,11 @@ type request struct {
 	id     string
 
 	blocked atomic.Pointer[BlockedError]
+
+	// Set by zero trust, when the agent has an identity.
+	caller  string       // the calling service's SPIFFE ID
+	actor   *actor.Actor // the external actor, from the verified token
+	traceID string       // from the W3C traceparent
 }
 
 func (q *request) inputs() []Input {

@@ -1,0 +1,448 @@
+package rampart
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rampartsec/rampart/actor"
+	"github.com/rampartsec/rampart/identity"
+	"github.com/rampartsec/rampart/internal/controlsync"
+	"github.com/rampartsec/rampart/internal/decision"
+	"github.com/rampartsec/rampart/internal/policy"
+)
+
+// Event kinds of zero trust.
+const (
+	KindAuthzDenied      = "authz_denied"        // a service called a route the policy does not allow it
+	KindNoClientCert     = "mtls_refused"        // a TLS handshake without a valid SVID
+	KindActorInvalid     = "actor_token_invalid" // a forged, expired or foreign actor token
+	KindDecisionEnforced = "decision_enforced"   // a request refused by a control-plane decision
+)
+
+// traceContext is the W3C traceparent/tracestate propagator: Rampart's
+// traces join the application's own OpenTelemetry traces. Baggage is never
+// read: any client can write it.
+var traceContext = propagation.TraceContext{}
+
+// zeroTrust is the agent's mesh membership: identity, policy, decisions and
+// the actor-token keys, kept current by the control plane's watch.
+type zeroTrust struct {
+	agent  *Agent
+	src    identity.Source
+	td     spiffeid.TrustDomain
+	cp     *controlsync.Client
+	sync   *controlsync.Syncer
+	log    *slog.Logger
+
+	authz     atomic.Pointer[policy.Authorizer]
+	decisions atomic.Pointer[decision.Set]
+	verifier  *actor.Verifier
+	cancel    context.CancelFunc
+	done      chan struct{}
+
+	refusedHandshakes atomic.Uint64
+	instance          string
+	seenMu            sync.Mutex
+	routes, peers     map[string]struct{}
+	exposed           atomic.Bool
+}
+
+func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
+	hc := cfg.ControlPlaneClient
+	if hc == nil {
+		c, ok := cfg.Identity.(interface{ ControlPlaneClient() *http.Client })
+		if !ok {
+			return nil, errors.New("rampart: Config.ControlPlaneClient is required with an identity that is not from identity.Join")
+		}
+		hc = c.ControlPlaneClient()
+	}
+	cp, err := controlsync.NewClient(cfg.ControlPlane, hc)
+	if err != nil {
+		return nil, fmt.Errorf("rampart: Config.ControlPlane: %w (required with Config.Identity)", err)
+	}
+	svid, err := cfg.Identity.GetX509SVID()
+	if err != nil {
+		return nil, fmt.Errorf("rampart: Config.Identity: %w", err)
+	}
+	if name, ok := identity.ServiceName(svid.ID); !ok || name != cfg.Service {
+		return nil, fmt.Errorf("rampart: Config.Identity is %s, not service %q", svid.ID, cfg.Service)
+	}
+	td := svid.ID.TrustDomain()
+	z := &zeroTrust{
+		agent: a, src: cfg.Identity, td: td, cp: cp, log: a.logger, done: make(chan struct{}),
+		instance: newID(), routes: map[string]struct{}{}, peers: map[string]struct{}{},
+	}
+	z.verifier, err = actor.NewVerifier(actor.VerifierConfig{
+		Audience:     td.IDString(),
+		OnUnknownKey: func(string) { z.sync.Refresh("actor_keys") },
+	})
+	if err != nil {
+		return nil, err
+	}
+	z.sync = controlsync.New(controlsync.Config{Client: cp, Sources: z.sources(), Logger: a.logger})
+	ctx, cancel := context.WithCancel(context.Background())
+	z.cancel = cancel
+	go func() {
+		defer close(z.done)
+		go z.heartbeats(ctx)
+		z.sync.Run(ctx)
+	}()
+	return z, nil
+}
+
+func (z *zeroTrust) close() {
+	z.cancel()
+	<-z.done
+}
+
+// sources are what the agent keeps current from the control plane.
+func (z *zeroTrust) sources() []controlsync.Source {
+	return []controlsync.Source{
+		{Name: "actor keys", Kinds: []string{"trust_bundle", "actor_keys"}, Load: z.loadKeys},
+		{Name: "policy", Kinds: []string{"policy"}, Load: z.loadPolicy},
+		{Name: "decisions", Kinds: []string{"decision"}, Load: z.loadDecisions},
+	}
+}
+
+func (z *zeroTrust) loadKeys(ctx context.Context, c *controlsync.Client) error {
+	var b struct {
+		JWKS json.RawMessage `json:"jwks"`
+	}
+	if err := c.Get(ctx, "/v1/bundle", &b); err != nil {
+		return err
+	}
+	return z.verifier.SetKeys(b.JWKS)
+}
+
+func (z *zeroTrust) loadPolicy(ctx context.Context, c *controlsync.Client) error {
+	var p struct {
+		Version int64  `json:"version"`
+		YAML    string `json:"yaml"`
+	}
+	err := c.Get(ctx, "/v1/policy", &p)
+	if controlsync.IsNotFound(err) {
+		z.authz.Store(nil) // no policy yet: no service may call this one
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	doc, err := policy.Parse(p.YAML)
+	if err != nil {
+		return fmt.Errorf("version %d: %w", p.Version, err)
+	}
+	z.authz.Store(doc.Compile(z.agent.service))
+	return nil
+}
+
+func (z *zeroTrust) loadDecisions(ctx context.Context, c *controlsync.Client) error {
+	var l struct {
+		Decisions []decision.Decision `json:"decisions"`
+	}
+	if err := c.Get(ctx, "/v1/decisions", &l); err != nil {
+		return err
+	}
+	set, err := decision.NewSet(l.Decisions)
+	if err != nil {
+		return err
+	}
+	z.decisions.Store(set)
+	return nil
+}
+
+// heartbeats registers the instance and reports, every 30 seconds, its
+// build, the routes it served, the services it called and whether edge
+// traffic reaches it.
+func (z *zeroTrust) heartbeats(ctx context.Context) {
+	type module struct {
+		Path    string `json:"path"`
+		Version string `json:"version"`
+	}
+	hb := struct {
+		Service   string   `json:"service"`
+		ID        string   `json:"id"`
+		Version   string   `json:"version,omitempty"`
+		GoVersion string   `json:"go_version"`
+		Modules   []module `json:"modules,omitempty"`
+		Routes    []string `json:"routes,omitempty"`
+		Peers     []string `json:"peers,omitempty"`
+		Exposed   bool     `json:"exposed,omitempty"`
+	}{Service: z.agent.service, ID: z.instance, GoVersion: runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		hb.Version = bi.Main.Version
+		for _, m := range bi.Deps {
+			if m.Replace != nil {
+				m = m.Replace
+			}
+			hb.Modules = append(hb.Modules, module{Path: m.Path, Version: m.Version})
+		}
+	}
+	for {
+		z.seenMu.Lock()
+		hb.Routes = sortedKeys(z.routes)
+		hb.Peers = sortedKeys(z.peers)
+		z.seenMu.Unlock()
+		hb.Exposed = z.exposed.Load()
+		if err := z.cp.Do(ctx, http.MethodPost, "/v1/heartbeat", hb, nil); err != nil && ctx.Err() == nil {
+			z.log.Debug("rampart: heartbeat failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(30 * time.Second):
+		}
+	}
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// maxSeen bounds the routes and peers an instance reports.
+const maxSeen = 1000
+
+func (z *zeroTrust) see(m map[string]struct{}, s string) {
+	z.seenMu.Lock()
+	if _, ok := m[s]; !ok && len(m) < maxSeen {
+		m[s] = struct{}{}
+	}
+	z.seenMu.Unlock()
+}
+
+// Ready returns nil once the agent has the policy, the decisions and the
+// actor-token keys from the control plane, or ctx's error. Until then its
+// Handler answers 503 to every request: a service that does not know its
+// policy refuses rather than guesses. Without Config.Identity it returns nil.
+func (a *Agent) Ready(ctx context.Context) error {
+	if a.zt == nil {
+		return nil
+	}
+	select {
+	case <-a.zt.sync.Ready():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("rampart: waiting for the control plane at %s: %w", a.zt.cp.URL(), ctx.Err())
+	}
+}
+
+// ServerTLSConfig returns the TLS configuration of the service's listener:
+// TLS 1.3, the service's SVID, and a client SVID of the trust domain
+// required. A handshake refused for want of a valid client certificate is
+// counted and reported as an mtls_refused event. It returns nil without
+// Config.Identity.
+func (a *Agent) ServerTLSConfig() *tls.Config {
+	if a.zt == nil {
+		return nil
+	}
+	base := identity.ServerTLSConfig(a.zt.src)
+	// RequestClientCert rather than RequireAnyClientCert, so that a client
+	// with no certificate reaches VerifyPeerCertificate and is counted; the
+	// verification refuses it all the same.
+	base.ClientAuth = tls.RequestClientCert
+	verify := base.VerifyPeerCertificate
+	base.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base.Clone()
+		c.GetConfigForClient = nil
+		remote := ""
+		if hello.Conn != nil {
+			remote = hello.Conn.RemoteAddr().String()
+		}
+		c.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+			err := verify(raw, chains)
+			if len(raw) == 0 {
+				err = errors.New("no client certificate")
+			}
+			if err != nil {
+				a.zt.refusedHandshakes.Add(1)
+				a.reportRequestEvent(context.Background(), nil, Event{
+					Kind: KindNoClientCert, Action: ActionBlocked, RemoteAddr: remote, Sink: "tls",
+					Reason: "mTLS handshake refused: " + err.Error(),
+				})
+			}
+			return err
+		}
+		return c, nil
+	}
+	return base
+}
+
+// RefusedHandshakes returns how many TLS handshakes ServerTLSConfig refused.
+func (a *Agent) RefusedHandshakes() uint64 {
+	if a.zt == nil {
+		return 0
+	}
+	return a.zt.refusedHandshakes.Load()
+}
+
+// Client returns an HTTP client for calls to service, another member of the
+// trust domain: it presents this service's SVID, accepts only
+// spiffe://<trust domain>/svc/<service>, and forwards the actor token and
+// traceparent of each request's context (see Propagate). Give every
+// outbound request the incoming request's context.
+func (a *Agent) Client(service string) (*http.Client, error) {
+	tr, err := a.MeshTransport(service)
+	if err != nil {
+		return nil, err
+	}
+	return &http.Client{Transport: a.Propagate(tr), Timeout: 30 * time.Second}, nil
+}
+
+// MeshTransport returns the mTLS transport of Client, for composing with
+// other RoundTrippers such as the SSRF guard's:
+//
+//	tr, _ := agent.MeshTransport("payments")
+//	client := &http.Client{Transport: agent.Propagate(guard.Transport(tr))}
+func (a *Agent) MeshTransport(service string) (*http.Transport, error) {
+	if a.zt == nil {
+		return nil, errors.New("rampart: MeshTransport needs Config.Identity")
+	}
+	id, err := identity.ServiceID(a.zt.td, service)
+	if err != nil {
+		return nil, fmt.Errorf("rampart: service %q: %w", service, err)
+	}
+	a.zt.see(a.zt.peers, id.String())
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = identity.ClientTLSConfig(a.zt.src, id)
+	tr.ForceAttemptHTTP2 = true
+	tr.MaxIdleConnsPerHost = 64
+	return tr, nil
+}
+
+// Propagate wraps rt so that each request carries the actor token and the
+// W3C trace context of its context, unchanged; an actor header set by the
+// caller is replaced, so that code cannot speak for another actor.
+func (a *Agent) Propagate(rt http.RoundTripper) http.RoundTripper {
+	return propagator{rt}
+}
+
+type propagator struct{ rt http.RoundTripper }
+
+func (p propagator) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	token, hasToken := actor.TokenFromContext(ctx)
+	sc := trace.SpanContextFromContext(ctx)
+	if !hasToken && !sc.IsValid() && req.Header.Get(actor.Header) == "" {
+		return p.rt.RoundTrip(req)
+	}
+	// A RoundTripper must not modify the request it is given.
+	r2 := req.Clone(ctx)
+	r2.Header.Del(actor.Header)
+	if hasToken {
+		r2.Header.Set(actor.Header, token)
+	}
+	traceContext.Inject(ctx, propagation.HeaderCarrier(r2.Header))
+	return p.rt.RoundTrip(r2)
+}
+
+func (p propagator) CloseIdleConnections() {
+	if c, ok := p.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// admit applies zero trust to an incoming request: the caller's SVID
+// against the policy, the actor token, and the decisions. It returns the
+// request to serve, or nil after answering it.
+func (z *zeroTrust) admit(w http.ResponseWriter, r *http.Request, req *request) *http.Request {
+	select {
+	case <-z.sync.Ready():
+	default:
+		writeRefusal(w, req, http.StatusServiceUnavailable, "service not ready: waiting for its policy from the control plane")
+		return nil
+	}
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		z.refuse(w, r, req, http.StatusUnauthorized, KindNoClientCert, "", "a client SVID is required (mTLS)")
+		return nil
+	}
+	id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
+	if err != nil || id.TrustDomain() != z.td {
+		z.refuse(w, r, req, http.StatusUnauthorized, KindNoClientCert, "", "client certificate is not an SVID of this trust domain")
+		return nil
+	}
+	req.caller = id.String()
+	caller, _ := identity.ServiceName(id)
+	path, ok := policy.CanonicalPath(r.URL)
+	authz := z.authz.Load()
+	if !ok || caller == "" || !authz.Allow(caller, r.Method, path) {
+		// Name the actor in the event if the token is good: a refused
+		// call is still an actor's attempt.
+		if act, err := z.verifier.Verify(r.Header.Get(actor.Header)); err == nil {
+			req.actor = &act
+		}
+		z.refuse(w, r, req, http.StatusForbidden, KindAuthzDenied, "",
+			fmt.Sprintf("%s may not call %s %s", id, r.Method, truncate(r.URL.EscapedPath(), 256)))
+		return nil
+	}
+	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		req.traceID = sc.TraceID().String()
+	}
+	if token := r.Header.Get(actor.Header); token != "" {
+		act, err := z.verifier.Verify(token)
+		if err != nil {
+			z.refuse(w, r, req, http.StatusUnauthorized, KindActorInvalid, "", "actor token refused: "+err.Error())
+			return nil
+		}
+		req.actor = &act
+		z.exposed.Store(true)
+		ctx = actor.WithToken(actor.NewContext(ctx, act), token)
+		sub := decision.Subject{IP: act.IP, User: act.User, Session: act.Session}
+		sensitive := func() bool { return authz.Sensitive(r.Method, path) }
+		if d, refused := z.decisions.Load().Refusal(sub, r.Method, sensitive, time.Now()); refused {
+			z.refuse(w, r, req, http.StatusForbidden, KindDecisionEnforced, d.ID,
+				fmt.Sprintf("%s decision %s on %s %s (%s)", d.Action, d.ID, d.Scope, d.Value, d.Reason))
+			return nil
+		}
+	}
+	return r.WithContext(ctx)
+}
+
+func (z *zeroTrust) refuse(w http.ResponseWriter, r *http.Request, req *request, status int, kind, decisionID, reason string) {
+	z.agent.reportRequestEvent(r.Context(), req, Event{Kind: kind, Action: ActionBlocked, Reason: reason, Sink: "rampart.Handler", Decision: decisionID})
+	writeRefusal(w, req, status, reason)
+}
+
+// writeRefusal answers a refused request with JSON naming the reason and
+// the request id.
+func writeRefusal(w http.ResponseWriter, req *request, status int, reason string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Request-Id", req.requestID())
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Error     string `json:"error"`
+		RequestID string `json:"request_id"`
+	}{reason, req.requestID()})
+}
+
+// actorAddr is the actor's IP for an event, "" if unknown.
+func actorAddr(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	return ip.String()
+}
