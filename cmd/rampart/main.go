@@ -31,6 +31,8 @@ Usage:
                                  create a control-plane data directory and print the admin token
   rampart server -data DIR [-addr 127.0.0.1:8443] [-hosts names] [-postgres DSN]
                                  serve the control-plane API over TLS
+  rampart gateway [-c gateway.yaml]
+                                 run the edge gateway: WAF, authentication, decisions, actor tokens
   rampart token create [-ttl 1h] SERVICE
                                  create a single-use join token for a service
   rampart decisions add [-action block] [-ttl D] [-reason R] SCOPE VALUE
@@ -83,6 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return noHelpErr(runInit(ctx, args[1:], stdout, stderr))
 	case "server":
 		return noHelpErr(runServer(ctx, args[1:], stdout, stderr))
+	case "gateway":
+		return runGateway(ctx, args[1:], stdout, stderr)
 	case "token":
 		return noHelpErr(runToken(ctx, args[1:], stdout, stderr))
 	case "decisions":

@@ -1,0 +1,431 @@
+// Package gateway is Rampart's edge: a reverse proxy that runs the WAF
+// (Coraza with the Core Rule Set), authenticates end users, enforces the
+// control plane's decisions and rate limits, and sends each request on to its
+// upstream service over mTLS with a signed actor token naming the external
+// client, so that every service behind it knows who is really calling.
+package gateway
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/actor"
+	"github.com/rampartsec/rampart/identity"
+	"github.com/rampartsec/rampart/internal/controlsync"
+	"github.com/rampartsec/rampart/internal/decision"
+	"github.com/rampartsec/rampart/internal/gateway/authn"
+	"github.com/rampartsec/rampart/internal/gateway/clientip"
+	"github.com/rampartsec/rampart/internal/gateway/ratelimit"
+	"github.com/rampartsec/rampart/internal/gateway/waf"
+	"github.com/rampartsec/rampart/internal/policy"
+)
+
+// Event kinds of the gateway.
+const (
+	KindWAF         = "waf"               // the WAF matched (Action says whether it blocked)
+	KindAuthFailed  = "auth_failed"       // a credential was refused
+	KindDecision    = "decision_enforced" // a control-plane decision refused the request
+	KindRateLimited = "rate_limited"      // a rate limit refused the request
+)
+
+// Options are what New needs besides the Config.
+type Options struct {
+	Config *Config
+	// Identity is the gateway's SVID source; its service name must be
+	// Config.ControlPlane.Service.
+	Identity identity.Source
+	// ControlPlaneClient reaches the control plane with the gateway's
+	// SVID; nil means Identity's (identity.Join's CASource has one).
+	ControlPlaneClient *http.Client
+	// Logger receives the access log (one record per request, message
+	// "access") and the gateway's own messages; nil discards them.
+	Logger *slog.Logger
+	// AuthHTTPClient fetches the OIDC issuers' keys; nil means a client
+	// with timeouts.
+	AuthHTTPClient *http.Client
+}
+
+// Gateway is the edge proxy. Handler serves client traffic; AdminHandler
+// serves /healthz and /readyz.
+type Gateway struct {
+	cfg    *Config
+	log    *slog.Logger
+	src    identity.Source
+	td     spiffeid.TrustDomain
+	cp     *controlsync.Client
+	sync   *controlsync.Syncer
+	signer *actor.Signer
+	hasKey atomic.Bool
+
+	decisions atomic.Pointer[decision.Set]
+	authz     atomic.Pointer[map[string]*policy.Authorizer] // by upstream service
+
+	waf    *waf.Firewall // nil when off
+	authn  *authn.Authenticator
+	ips    *clientip.Resolver
+	routes []*route
+
+	decisionLimitMu sync.Mutex
+	decisionLimits  map[int]*ratelimit.Limiter // by requests per minute
+
+	events  chan rampart.Event
+	sink    rampart.Sink
+	dropped atomic.Uint64
+
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// New builds a gateway and starts following the control plane. Call Close
+// when done.
+func New(ctx context.Context, opts Options) (*Gateway, error) {
+	cfg := opts.Config
+	if cfg == nil || opts.Identity == nil {
+		return nil, errors.New("gateway: Options.Config and Options.Identity are required")
+	}
+	svid, err := opts.Identity.GetX509SVID()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: identity: %w", err)
+	}
+	if name, _ := identity.ServiceName(svid.ID); name != cfg.ControlPlane.Service {
+		return nil, fmt.Errorf("gateway: identity is %s, not service %q", svid.ID, cfg.ControlPlane.Service)
+	}
+	hc := opts.ControlPlaneClient
+	if hc == nil {
+		c, ok := opts.Identity.(interface{ ControlPlaneClient() *http.Client })
+		if !ok {
+			return nil, errors.New("gateway: Options.ControlPlaneClient is required with this identity source")
+		}
+		hc = c.ControlPlaneClient()
+	}
+	cp, err := controlsync.NewClient(cfg.ControlPlane.URL, hc)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g := &Gateway{cfg: cfg, log: opts.Logger, src: opts.Identity, td: svid.ID.TrustDomain(), cp: cp,
+		decisionLimits: map[int]*ratelimit.Limiter{}, events: make(chan rampart.Event, 4096)}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.ips, err = clientip.New(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("gateway: trusted_proxies: %w", err)
+	}
+	g.signer, err = actor.NewSigner(actor.SignerConfig{
+		Issuer: svid.ID.String(), Audience: g.td.IDString(), Lifetime: time.Duration(cfg.ActorToken.Lifetime),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if cfg.WAF.Mode != "off" {
+		wc := waf.Config{ParanoiaLevel: cfg.WAF.ParanoiaLevel, InboundThreshold: cfg.WAF.InboundThreshold,
+			DetectionOnly: cfg.WAF.Mode == "detection", BodyLimit: cfg.WAF.BodyLimit}
+		for _, r := range cfg.Routes {
+			for _, ex := range r.WAFExclusions {
+				wc.Exclusions = append(wc.Exclusions, waf.Exclusion{PathPrefix: ex.PathPrefix, RuleIDs: ex.RuleIDs})
+			}
+		}
+		if g.waf, err = waf.New(wc); err != nil {
+			return nil, fmt.Errorf("gateway: waf: %w", err)
+		}
+	}
+	if len(cfg.Auth.Issuers) > 0 || len(cfg.Auth.APIKeys) > 0 {
+		ac := authn.Config{APIKeyHeader: cfg.Auth.APIKeyHeader, HTTPClient: opts.AuthHTTPClient, Logger: g.log}
+		for _, is := range cfg.Auth.Issuers {
+			ac.Issuers = append(ac.Issuers, authn.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, JWKSURL: is.JWKSURL,
+				Algorithms: is.Algorithms, AllowInsecureHTTP: cfg.Auth.AllowInsecureHTTP})
+		}
+		for _, k := range cfg.Auth.APIKeys {
+			ac.APIKeys = append(ac.APIKeys, authn.APIKey{Name: k.Name, SHA256: k.SHA256})
+		}
+		if g.authn, err = authn.New(ctx, ac); err != nil {
+			return nil, fmt.Errorf("gateway: auth: %w", err)
+		}
+	}
+	for i := range cfg.Routes {
+		rt, err := g.newRoute(&cfg.Routes[i])
+		if err != nil {
+			g.closeAuth()
+			return nil, err
+		}
+		g.routes = append(g.routes, rt)
+	}
+	// Longest prefix first; a route with a host before one without.
+	slices.SortStableFunc(g.routes, func(a, b *route) int {
+		if (a.cfg.Host != "") != (b.cfg.Host != "") {
+			if a.cfg.Host != "" {
+				return -1
+			}
+			return 1
+		}
+		return len(b.cfg.PathPrefix) - len(a.cfg.PathPrefix)
+	})
+	if g.sink, err = rampart.ControlPlaneSink(rampart.ControlPlaneConfig{URL: cfg.ControlPlane.URL, Client: hc}); err != nil {
+		g.closeAuth()
+		return nil, err
+	}
+	g.sync = controlsync.New(controlsync.Config{Client: cp, Logger: g.log, Sources: []controlsync.Source{
+		{Name: "actor key", Kinds: []string{"actor_keys"}, Load: g.loadKey},
+		{Name: "policy", Kinds: []string{"policy"}, Load: g.loadPolicy},
+		{Name: "decisions", Kinds: []string{"decision"}, Load: g.loadDecisions},
+	}})
+	rctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	g.done.Add(3)
+	go func() { defer g.done.Done(); g.sync.Run(rctx) }()
+	go func() { defer g.done.Done(); g.deliver() }()
+	go func() { defer g.done.Done(); g.keyTimer(rctx) }()
+	return g, nil
+}
+
+func (g *Gateway) closeAuth() {
+	if g.authn != nil {
+		g.authn.Close()
+	}
+}
+
+// Close stops following the control plane and delivers the queued events.
+func (g *Gateway) Close() {
+	g.cancel()
+	close(g.events)
+	g.done.Wait()
+	g.closeAuth()
+	for _, r := range g.routes {
+		r.transport.CloseIdleConnections()
+	}
+}
+
+// Ready is closed once the gateway has its signing key, the policy and the
+// decisions; until then Handler answers 503.
+func (g *Gateway) Ready() <-chan struct{} { return g.sync.Ready() }
+
+func (g *Gateway) ready() bool {
+	select {
+	case <-g.sync.Ready():
+		return g.hasKey.Load()
+	default:
+		return false
+	}
+}
+
+// actorKey is the answer of GET /v1/actor-key.
+type actorKey struct {
+	KeyID     string          `json:"kid"`
+	JWK       json.RawMessage `json:"jwk"`
+	NotBefore time.Time       `json:"not_before"`
+	NotAfter  time.Time       `json:"not_after"`
+	Next      *struct {
+		KeyID     string          `json:"kid"`
+		JWK       json.RawMessage `json:"jwk"`
+		NotBefore time.Time       `json:"not_before"`
+	} `json:"next"`
+}
+
+var errNoKey = errors.New("no signing key in the answer")
+
+func (g *Gateway) loadKey(ctx context.Context, c *controlsync.Client) error {
+	var k actorKey
+	if err := c.Get(ctx, "/v1/actor-key", &k); err != nil {
+		return err
+	}
+	var jwk jose.JSONWebKey
+	if err := jwk.UnmarshalJSON(k.JWK); err != nil {
+		return fmt.Errorf("actor key: %w", err)
+	}
+	signer, ok := jwk.Key.(crypto.Signer)
+	if !ok || jwk.KeyID == "" {
+		return errNoKey
+	}
+	if err := g.signer.SetKey(jwk.KeyID, signer); err != nil {
+		return err
+	}
+	g.hasKey.Store(true)
+	return nil
+}
+
+// keyTimer fetches the signing key again every minute, so that a scheduled
+// switch to the next key (announced by the control plane ahead) is not
+// missed even if its change notice is.
+func (g *Gateway) keyTimer(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			g.sync.Refresh("actor_keys")
+		}
+	}
+}
+
+func (g *Gateway) loadPolicy(ctx context.Context, c *controlsync.Client) error {
+	var p struct {
+		Version int64  `json:"version"`
+		YAML    string `json:"yaml"`
+	}
+	err := c.Get(ctx, "/v1/policy", &p)
+	authz := map[string]*policy.Authorizer{}
+	if controlsync.IsNotFound(err) {
+		g.authz.Store(&authz)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	doc, err := policy.Parse(p.YAML)
+	if err != nil {
+		return fmt.Errorf("version %d: %w", p.Version, err)
+	}
+	for _, r := range g.routes {
+		if s := r.cfg.Service; s != "" {
+			authz[s] = doc.Compile(s)
+		}
+	}
+	g.authz.Store(&authz)
+	return nil
+}
+
+func (g *Gateway) loadDecisions(ctx context.Context, c *controlsync.Client) error {
+	var l struct {
+		Decisions []decision.Decision `json:"decisions"`
+	}
+	if err := c.Get(ctx, "/v1/decisions", &l); err != nil {
+		return err
+	}
+	set, err := decision.NewSet(l.Decisions)
+	if err != nil {
+		return err
+	}
+	g.decisions.Store(set)
+	return nil
+}
+
+// report queues an event for the control plane; a full queue drops it.
+func (g *Gateway) report(ev rampart.Event) {
+	ev.ID = newID()
+	ev.Time = time.Now().UTC()
+	ev.Service = g.cfg.ControlPlane.Service
+	defer func() { recover() }() // the queue closed: the gateway is stopping
+	select {
+	case g.events <- ev:
+	default:
+		g.dropped.Add(1)
+	}
+}
+
+func (g *Gateway) deliver() {
+	batch := make([]rampart.Event, 0, 100)
+	for ev := range g.events {
+		batch = append(batch[:0], ev)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case ev, ok := <-g.events:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, ev)
+			default:
+				break fill
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := g.sink.WriteEvents(ctx, batch); err != nil {
+			g.log.Error("rampart gateway: events not delivered", "events", len(batch), "err", err)
+		}
+		cancel()
+	}
+}
+
+// DroppedEvents returns how many events a full queue dropped.
+func (g *Gateway) DroppedEvents() uint64 { return g.dropped.Load() }
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// strippedHeaders never pass from a client to an upstream: the actor token
+// and the identity headers other meshes use, which only the gateway or a
+// sidecar may write.
+var strippedHeaders = append([]string{
+	actor.Header, "X-Forwarded-Client-Cert", "X-Spiffe-Id", "X-Rampart-User", "X-Rampart-Actor", "X-Request-Id",
+	"Traceparent", "Tracestate", "Baggage",
+}, clientip.ForwardingHeaders()...)
+
+var traceContext = propagation.TraceContext{}
+
+// traceFor continues the client's W3C trace if it sent a valid one, as a
+// new span of it, or starts one.
+func traceFor(r *http.Request) trace.SpanContext {
+	in := trace.SpanContextFromContext(traceContext.Extract(context.Background(), propagation.HeaderCarrier(r.Header)))
+	var cfg trace.SpanContextConfig
+	if in.IsValid() {
+		cfg.TraceID, cfg.TraceFlags, cfg.TraceState = in.TraceID(), in.TraceFlags(), in.TraceState()
+	} else {
+		rand.Read(cfg.TraceID[:])
+	}
+	rand.Read(cfg.SpanID[:])
+	return trace.NewSpanContext(cfg)
+}
+
+// sessionHash is the hash of what identifies the actor's session: the
+// bearer token or API key if there is one, else the session cookie.
+func (g *Gateway) sessionHash(r *http.Request, p authn.Principal) string {
+	if p.CredentialHash != "" {
+		return p.CredentialHash
+	}
+	if name := g.cfg.Auth.SessionCookie; name != "" {
+		if c, err := r.Cookie(name); err == nil && c.Value != "" {
+			sum := sha256.Sum256([]byte(c.Value))
+			return hex.EncodeToString(sum[:])
+		}
+	}
+	return ""
+}
+
+func (g *Gateway) decisionLimiter(perMinute int) *ratelimit.Limiter {
+	g.decisionLimitMu.Lock()
+	defer g.decisionLimitMu.Unlock()
+	l := g.decisionLimits[perMinute]
+	if l == nil {
+		l, _ = ratelimit.New(ratelimit.Config{Rate: float64(perMinute) / 60, Burst: max(1, perMinute/6)})
+		g.decisionLimits[perMinute] = l
+	}
+	return l
+}
+
+func subjectKey(ip netip.Addr, user string) string {
+	if user != "" {
+		return "u:" + user
+	}
+	return "ip:" + ip.String()
+}
+
+func hostOnly(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	return strings.ToLower(strings.TrimSuffix(host, "."))
+}

@@ -1,0 +1,485 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/actor"
+	"github.com/rampartsec/rampart/identity"
+	"github.com/rampartsec/rampart/internal/decision"
+	"github.com/rampartsec/rampart/internal/gateway/authn"
+	"github.com/rampartsec/rampart/internal/gateway/ratelimit"
+	"github.com/rampartsec/rampart/internal/gateway/waf"
+	"github.com/rampartsec/rampart/internal/policy"
+)
+
+// route is a configured route, ready to serve.
+type route struct {
+	cfg       *Route
+	proxy     *httputil.ReverseProxy
+	transport *http.Transport
+	limiter   *ratelimit.Limiter // nil without rate_limit
+	inspect   bool               // the WAF reads the body
+}
+
+// exchange is what the gateway knows of a request in flight, for the
+// rewrite, the log and the events.
+type exchange struct {
+	id       string
+	trace    trace.SpanContext
+	clientIP netip.Addr
+	user     string
+	session  string
+	token    string
+	route    *route
+	score    int
+}
+
+type exchangeKey struct{}
+
+func (g *Gateway) newRoute(cfg *Route) (*route, error) {
+	tr := &http.Transport{
+		Proxy:                 nil, // upstreams are reached directly, never through an environment proxy
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: time.Duration(g.cfg.Limits.UpstreamTimeout),
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	if cfg.Service != "" {
+		id, err := identity.ServiceID(g.td, cfg.Service)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: route %s: %w", cfg.Name, err)
+		}
+		tr.TLSClientConfig = identity.ClientTLSConfig(g.src, id)
+	}
+	rt := &route{cfg: cfg, transport: tr, inspect: cfg.InspectBody == nil || *cfg.InspectBody}
+	if rl := cfg.RateLimit; rl != nil {
+		l, err := ratelimit.New(ratelimit.Config{Rate: rl.Rate, Burst: rl.Burst})
+		if err != nil {
+			return nil, fmt.Errorf("gateway: route %s: rate_limit: %w", cfg.Name, err)
+		}
+		rt.limiter = l
+	}
+	target := cfg.upstream
+	rt.proxy = &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			x := pr.In.Context().Value(exchangeKey{}).(*exchange)
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host // the upstream sees the name the client asked for
+			h := pr.Out.Header
+			for _, name := range strippedHeaders {
+				h.Del(name)
+			}
+			if !cfg.ForwardCredentials {
+				h.Del("Authorization")
+				h.Del("Cookie")
+				if g.cfg.Auth.APIKeyHeader != "" {
+					h.Del(g.cfg.Auth.APIKeyHeader)
+				} else if len(g.cfg.Auth.APIKeys) > 0 {
+					h.Del("X-Api-Key")
+				}
+			}
+			h.Set("X-Forwarded-For", x.clientIP.String())
+			h.Set("X-Forwarded-Host", pr.In.Host)
+			proto := "http"
+			if pr.In.TLS != nil {
+				proto = "https"
+			}
+			h.Set("X-Forwarded-Proto", proto)
+			h.Set("X-Request-Id", x.id)
+			if x.token != "" {
+				h.Set(actor.Header, x.token)
+			}
+			traceContext.Inject(trace.ContextWithSpanContext(context.Background(), x.trace), propagation.HeaderCarrier(h))
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			x := r.Context().Value(exchangeKey{}).(*exchange)
+			var mbe *http.MaxBytesError
+			switch {
+			case errors.As(err, &mbe):
+				g.refuse(w, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
+			case errors.Is(err, context.Canceled):
+				w.WriteHeader(499) // the client left; nobody reads this
+			default:
+				g.log.Warn("rampart gateway: upstream failed", "route", cfg.Name, "request_id", x.id, "err", err)
+				status := http.StatusBadGateway
+				if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+					status = http.StatusGatewayTimeout
+				}
+				g.refuse(w, x, status, "upstream "+cfg.Name+" unavailable")
+			}
+		},
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
+	return rt, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (g *Gateway) match(r *http.Request) *route {
+	host := hostOnly(r.Host)
+	path := r.URL.Path
+	for _, rt := range g.routes {
+		if rt.cfg.Host != "" && !strings.EqualFold(rt.cfg.Host, host) {
+			continue
+		}
+		if strings.HasPrefix(path, rt.cfg.PathPrefix) {
+			return rt
+		}
+	}
+	return nil
+}
+
+// routable reports whether the gateway may choose a route, its auth and
+// rate limit by the path of u: whether an upstream can only read the path
+// as the gateway does. It refuses what policy.CanonicalPath refuses (the
+// services behind the gateway refuse it too): "//", "." and ".." segments
+// plain or encoded ("/public/../admin", "/public/%2e%2e/admin"), which an
+// upstream that resolves them would serve from another route, and an
+// encoded slash. It also refuses "." and ".." segments ended by a
+// backslash, which some servers take for a slash, or by a ";" parameter,
+// which some Java servers strip ("/public/..;/admin"). Clients resolve dot
+// segments before sending; only tools and attacks send them.
+func routable(u *url.URL) bool {
+	if _, ok := policy.CanonicalPath(u); !ok {
+		return false
+	}
+	p := u.Path
+	if !strings.Contains(p, ".") {
+		return true
+	}
+	for i := 0; i < len(p); {
+		if p[i] != '/' && p[i] != '\\' {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(p) && p[j] != '/' && p[j] != '\\' {
+			j++
+		}
+		seg := p[i+1 : j]
+		if k := strings.IndexByte(seg, ';'); k >= 0 {
+			seg = seg[:k]
+		}
+		if seg == "." || seg == ".." {
+			return false
+		}
+		i = j
+	}
+	return true
+}
+
+// Handler returns the handler of client traffic.
+func (g *Gateway) Handler() http.Handler { return http.HandlerFunc(g.serve) }
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	x := &exchange{id: newID(), trace: traceFor(r)}
+	sw := &statusWriter{ResponseWriter: w, writeTimeout: time.Duration(g.cfg.Limits.WriteTimeout)}
+	defer func() { g.accessLog(r, x, sw, start) }()
+
+	ip, err := g.ips.ClientIP(r)
+	if err != nil {
+		g.refuse(sw, x, http.StatusBadRequest, "no client address")
+		return
+	}
+	x.clientIP = ip
+	if !g.ready() {
+		g.refuse(sw, x, http.StatusServiceUnavailable, "gateway not ready: waiting for the control plane")
+		return
+	}
+	if !routable(r.URL) {
+		g.refuse(sw, x, http.StatusBadRequest, `path not canonical: "//", a "." or ".." segment, or an encoded slash`)
+		return
+	}
+	rt := g.match(r)
+	if rt == nil {
+		g.refuse(sw, x, http.StatusNotFound, "no route")
+		return
+	}
+	x.route = rt
+	limit := g.cfg.Limits.MaxBodyBytes
+	if r.ContentLength > limit {
+		g.refuse(sw, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", limit))
+		return
+	}
+	r.Body = http.MaxBytesReader(sw, r.Body, limit)
+
+	// Who: the user behind the request, if the route asks.
+	var p authn.Principal
+	if g.authn != nil && rt.cfg.authMode != authn.Off {
+		p, err = g.authn.Authenticate(r, rt.cfg.authMode)
+		if err != nil {
+			g.event(x, r, rampart.Event{Kind: KindAuthFailed, Action: rampart.ActionBlocked, Reason: err.Error()})
+			sw.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+			g.refuse(sw, x, http.StatusUnauthorized, "authentication required or refused")
+			return
+		}
+	}
+	x.user, x.session = p.Subject, g.sessionHash(r, p)
+
+	// Decisions from the control plane.
+	sub := decision.Subject{IP: ip, User: x.user, Session: x.session}
+	now := time.Now()
+	set := g.decisions.Load()
+	sensitive := func() bool {
+		m := g.authz.Load()
+		return m != nil && rt.cfg.Service != "" && (*m)[rt.cfg.Service].Sensitive(r.Method, r.URL.Path)
+	}
+	if d, refused := set.Refusal(sub, r.Method, sensitive, now); refused {
+		g.event(x, r, rampart.Event{Kind: KindDecision, Action: rampart.ActionBlocked, Decision: d.ID,
+			Reason: fmt.Sprintf("%s decision %s on %s %s (%s)", d.Action, d.ID, d.Scope, d.Value, d.Reason)})
+		g.refuse(sw, x, http.StatusForbidden, "request refused by a security decision")
+		return
+	}
+	if d, limited := set.RateLimit(sub, g.cfg.RateLimitRate, now); limited {
+		if ok, retry := g.decisionLimiter(d.RateLimit).Allow(d.ID + "|" + subjectKey(ip, x.user)); !ok {
+			g.rateLimited(sw, r, x, retry, "rate-limit decision "+d.ID)
+			return
+		}
+	}
+	if rt.limiter != nil {
+		key := rt.cfg.Name + "|" + ip.String()
+		if rt.cfg.RateLimit.Per == "user" {
+			key = rt.cfg.Name + "|" + subjectKey(ip, x.user)
+		}
+		if ok, retry := rt.limiter.Allow(key); !ok {
+			g.rateLimited(sw, r, x, retry, "route "+rt.cfg.Name+" rate limit")
+			return
+		}
+	}
+
+	// What: the WAF.
+	if g.waf != nil {
+		v, err := g.waf.Inspect(r, ip.String(), rt.inspect)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			g.refuse(sw, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
+			return
+		}
+		if err != nil {
+			g.log.Warn("rampart gateway: WAF error", "request_id", x.id, "err", err)
+			g.refuse(sw, x, http.StatusBadRequest, "request could not be inspected")
+			return
+		}
+		x.score = v.Score
+		if len(v.Matches) > 0 && (v.WouldBlock || v.Blocked) {
+			action := rampart.ActionMonitored
+			if v.Blocked {
+				action = rampart.ActionBlocked
+			}
+			g.event(x, r, wafEvent(v, action))
+		}
+		if v.Blocked {
+			status := v.Status
+			if status < 400 {
+				status = http.StatusForbidden
+			}
+			g.refuse(sw, x, status, "request blocked by the web application firewall")
+			return
+		}
+	}
+
+	// The actor token the services will trust.
+	x.token, err = g.signer.Token(actor.Actor{IP: ip, User: x.user, Session: x.session})
+	if err != nil {
+		g.log.Error("rampart gateway: cannot mint the actor token", "err", err)
+		g.refuse(sw, x, http.StatusServiceUnavailable, "gateway cannot vouch for the request")
+		return
+	}
+	rt.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+}
+
+func wafEvent(v waf.Verdict, action rampart.Action) rampart.Event {
+	ids := make([]string, 0, len(v.Matches))
+	var detail strings.Builder
+	for _, m := range v.Matches {
+		ids = append(ids, strconv.Itoa(m.RuleID))
+		if detail.Len() < rampart.MaxEventDetail {
+			fmt.Fprintf(&detail, "%d %s: %s\n", m.RuleID, m.Message, m.Data)
+		}
+	}
+	return rampart.Event{Kind: KindWAF, Action: action, Sink: "coraza",
+		Reason: fmt.Sprintf("CRS anomaly score %d; rules %s", v.Score, strings.Join(ids, ",")),
+		Detail: detail.String()}
+}
+
+func (g *Gateway) rateLimited(w http.ResponseWriter, r *http.Request, x *exchange, retry time.Duration, why string) {
+	g.event(x, r, rampart.Event{Kind: KindRateLimited, Action: rampart.ActionBlocked, Reason: why})
+	w.Header().Set("Retry-After", strconv.Itoa(max(1, int((retry+time.Second-1)/time.Second))))
+	g.refuse(w, x, http.StatusTooManyRequests, "rate limit exceeded")
+}
+
+// event fills in the request and actor and queues ev.
+func (g *Gateway) event(x *exchange, r *http.Request, ev rampart.Event) {
+	ev.RequestID, ev.Method, ev.Path, ev.RemoteAddr = x.id, r.Method, truncate(r.URL.Path, rampart.MaxEventInput), r.RemoteAddr
+	ev.ActorIP, ev.ActorUser, ev.SessionHash, ev.TraceID = x.clientIP.String(), x.user, x.session, x.trace.TraceID().String()
+	if x.route != nil {
+		ev.Route = x.route.cfg.Name
+	}
+	ev.Reason = truncate(ev.Reason, rampart.MaxEventDetail)
+	ev.Detail = truncate(ev.Detail, rampart.MaxEventDetail)
+	g.report(ev)
+}
+
+// refuse answers with a JSON error naming the request id.
+func (g *Gateway) refuse(w http.ResponseWriter, x *exchange, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Request-Id", x.id)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Error     string `json:"error"`
+		RequestID string `json:"request_id"`
+	}{msg, x.id})
+}
+
+func (g *Gateway) accessLog(r *http.Request, x *exchange, sw *statusWriter, start time.Time) {
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	route := ""
+	if x.route != nil {
+		route = x.route.cfg.Name
+	}
+	g.log.LogAttrs(r.Context(), slog.LevelInfo, "access",
+		slog.String("request_id", x.id),
+		slog.String("trace_id", x.trace.TraceID().String()),
+		slog.String("client_ip", x.clientIP.String()),
+		slog.String("user", x.user),
+		slog.String("method", r.Method),
+		slog.String("host", truncate(r.Host, 256)),
+		slog.String("path", truncate(r.URL.Path, 1024)),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Int64("bytes", sw.bytes),
+		slog.Int("waf_score", x.score),
+		slog.Duration("duration", time.Since(start)),
+	)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// statusWriter records the status and size of a response. It passes
+// Flush through for streaming, and Unwrap lets http.ResponseController
+// (which the reverse proxy uses for WebSocket upgrades) reach the
+// connection.
+//
+// The server's WriteTimeout bounds the whole response from the end of the
+// request headers, which would cut a stream (Server-Sent Events, a long
+// poll, a download of unknown length) after that time however well it
+// flows. A stream — a response without Content-Length, or one flushed —
+// gets writeTimeout for each write and flush instead: it may last as long
+// as the upstream keeps it open, but a client that stops reading is still
+// cut.
+type statusWriter struct {
+	http.ResponseWriter
+	status       int
+	bytes        int64
+	writeTimeout time.Duration
+	streaming    bool
+	rc           *http.ResponseController
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+		if w.Header().Get("Content-Length") == "" {
+			w.streaming = true
+		}
+	}
+	if code == http.StatusSwitchingProtocols {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if w.streaming {
+		w.extendDeadline()
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	w.streaming = true
+	w.extendDeadline()
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) extendDeadline() {
+	if w.writeTimeout <= 0 {
+		return
+	}
+	if w.rc == nil {
+		w.rc = http.NewResponseController(w.ResponseWriter)
+	}
+	// ErrNotSupported (a writer that cannot) leaves the server's deadline.
+	w.rc.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack is for WebSocket upgrades through servers whose writer has no
+// Unwrap path.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// AdminHandler serves /healthz (the process is up) and /readyz (it has
+// what it needs from the control plane and can serve).
+func (g *Gateway) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{\"status\":\"ok\",\"dropped_events\":%d}\n", g.dropped.Load())
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !g.ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"status":"waiting for the control plane"}`)
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ready"}`)
+	})
+	return mux
+}
