@@ -416,11 +416,22 @@ func (g *Gateway) decisionLimiter(perMinute int) *ratelimit.Limiter {
 	return l
 }
 
+// subjectKey is the rate-limit key of an actor: the user if known, else
+// the IP; an IPv6 client is keyed by its /64, since one host commonly owns a
+// whole /64 and could otherwise take a fresh bucket per request.
 func subjectKey(ip netip.Addr, user string) string {
 	if user != "" {
 		return "u:" + user
 	}
-	return "ip:" + ip.String()
+	return "ip:" + ipKey(ip)
+}
+
+func ipKey(ip netip.Addr) string {
+	if ip.Is6() && !ip.Is4In6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.Unmap().String()
 }
 
 func hostOnly(host string) string {

@@ -263,7 +263,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt.limiter != nil {
-		key := rt.cfg.Name + "|" + ip.String()
+		key := rt.cfg.Name + "|" + ipKey(ip)
 		if rt.cfg.RateLimit.Per == "user" {
 			key = rt.cfg.Name + "|" + subjectKey(ip, x.user)
 		}
