@@ -45,12 +45,12 @@ var traceContext = propagation.TraceContext{}
 // zeroTrust is the agent's mesh membership: identity, policy, decisions and
 // the actor-token keys, kept current by the control plane's watch.
 type zeroTrust struct {
-	agent  *Agent
-	src    identity.Source
-	td     spiffeid.TrustDomain
-	cp     *controlsync.Client
-	sync   *controlsync.Syncer
-	log    *slog.Logger
+	agent *Agent
+	src   identity.Source
+	td    spiffeid.TrustDomain
+	cp    *controlsync.Client
+	sync  *controlsync.Syncer
+	log   *slog.Logger
 
 	authz     atomic.Pointer[policy.Authorizer]
 	decisions atomic.Pointer[decision.Set]

@@ -25,8 +25,9 @@ admin token RAMPART_TOKEN (-token), checking its certificate against RAMPART_CA
 (-ca). They print tables; -o json prints JSON for scripts.
 
 Usage:
-  rampart demo [-addr host:port] [-mode block|monitor] [-db path]
-                                 run the sample service behind the SDK and attack it
+  rampart demo [-addr host:port] [-mode block|monitor] [-data DIR] [-once]
+                                 run the control plane, the gateway and the sample service
+                                 in one process, attack them and show the events
   rampart init -data DIR [-trust-domain rampart.local]
                                  create a control-plane data directory and print the admin token
   rampart server -data DIR [-addr 127.0.0.1:8443] [-hosts names] [-postgres DSN]
@@ -118,9 +119,12 @@ func noHelpErr(err error) error {
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", "", "listen address (default 127.0.0.1:8080, or a free port if taken)")
-	mode := fs.String("mode", string(rampart.ModeBlock), "block or monitor")
-	db := fs.String("db", "", "SQLite database file (default: in memory)")
+	addr := fs.String("addr", "", "the gateway's listen address (default 127.0.0.1:8080, or a free port if taken)")
+	controlAddr := fs.String("control-addr", "127.0.0.1:0", "the control plane's listen address")
+	data := fs.String("data", "", "the control plane's data directory, initialized if new (default: a temporary one); an existing one needs RAMPART_TOKEN")
+	mode := fs.String("mode", string(rampart.ModeBlock), "block or monitor (the WAF then only detects too)")
+	db := fs.String("db", "", "the shop's SQLite database file (default: in memory)")
+	once := fs.Bool("once", false, "tell the story and exit instead of serving until interrupted")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -134,11 +138,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError{fmt.Sprintf("-mode %q: want block or monitor", *mode)}
 	}
 	return demo.Run(ctx, demo.Config{
-		Addr:     *addr,
-		Mode:     rampart.Mode(*mode),
-		Database: *db,
-		Out:      stdout,
-		Logger:   slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Addr:        *addr,
+		ControlAddr: *controlAddr,
+		DataDir:     *data,
+		AdminToken:  os.Getenv("RAMPART_TOKEN"),
+		Mode:        rampart.Mode(*mode),
+		Database:    *db,
+		Once:        *once,
+		Out:         stdout,
+		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 }
 

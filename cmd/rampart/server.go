@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,86 +79,34 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			gatewayNames = append(gatewayNames, g)
 		}
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	data, err := control.OpenData(ctx, control.OpenConfig{
-		Dir: *dir, PostgresDSN: *pg, Logger: logger,
-		ActorKeyRotation: *rotation, ActorKeyPublishAhead: *ahead,
-	})
-	if err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "control: "))
-	}
-	defer data.Store.Close()
-	h, err := control.New(control.Config{
-		Store: data.Store, CA: data.CA, ActorKeys: data.ActorKeys, GatewayServices: gatewayNames,
-		AdminTokenHash: data.AdminTokenHash, Logger: logger,
-	})
-	if err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "control: "))
-	}
-	// Keep the actor-token keys on schedule, with the other servers over
-	// the store, until the server stops.
-	keysCtx, stopKeys := context.WithCancel(context.Background())
-	var keysErr error
-	keysStopped := make(chan struct{})
-	go func() {
-		keysErr = data.ActorKeys.Run(keysCtx)
-		close(keysStopped)
-	}()
-	defer func() {
-		stopKeys()
-		<-keysStopped
-	}()
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
-	names := []string{"localhost", "127.0.0.1", "::1"}
-	if host, _, err := net.SplitHostPort(*addr); err == nil && host != "" {
-		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
-			names = append(names, host)
-		}
-	}
+	var hostNames []string
 	for _, h := range strings.Split(*hosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
-			names = append(names, h)
+			hostNames = append(hostNames, h)
 		}
 	}
-	tlsConfig, err := control.TLSConfig(data.CA, names)
+	srv, err := control.StartServer(ctx, control.ServerConfig{
+		Dir: *dir, Addr: *addr, Hosts: hostNames, PostgresDSN: *pg,
+		ActorKeyRotation: *rotation, ActorKeyPublishAhead: *ahead, GatewayServices: gatewayNames,
+		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+	})
 	if err != nil {
-		ln.Close()
-		return err
+		return errors.New(strings.TrimPrefix(err.Error(), "control: "))
 	}
-	srv := &http.Server{
-		Handler:           h,
-		TLSConfig:         tlsConfig,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       time.Minute,
-		WriteTimeout:      control.MaxWatchTimeout + 30*time.Second, // a long poll must end first
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	srv.RegisterOnShutdown(h.EndWatches)
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeTLS(ln, "", "") }()
-	fmt.Fprintf(stdout, "rampart: control plane serving on https://%s (trust domain %s)\n", ln.Addr(), data.CA.TrustDomain().Name())
+	fmt.Fprintf(stdout, "rampart: control plane serving on %s (trust domain %s)\n", srv.URL(), srv.TrustDomain().Name())
 	select {
-	case err := <-served:
-		return fmt.Errorf("server: %w", err)
-	case <-keysStopped:
-		// Without its schedule this server would stop rotating keys:
-		// better stop, and be restarted.
+	case <-srv.Done():
+		// It stopped by itself: its listener failed, or its key
+		// schedule, without which it would stop rotating keys; better
+		// stop, and be restarted.
 		srv.Close()
-		<-served
-		return fmt.Errorf("server: %w", keysErr)
+		return fmt.Errorf("server: %s", strings.TrimPrefix(srv.Err().Error(), "control: "))
 	case <-ctx.Done():
 	}
 	// Let requests in flight finish, long polls included, for a few seconds.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close()
-	}
-	<-served
+	srv.Shutdown(shutdownCtx)
 	return nil
 }
 

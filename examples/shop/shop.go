@@ -85,7 +85,8 @@ func (s *Shop) seed(ctx context.Context) error {
 	products := []struct {
 		name  string
 		price int
-	}{{"Espresso cup", 900}, {"Pour-over kettle", 4500}, {"Burr grinder", 12900}, {"Oat milk (1 l)", 250}, {"Moka pot", 3200}}
+	}{{"Espresso cup", 900}, {"Pour-over kettle", 4500}, {"Burr grinder", 12900}, {"Oat milk (1 l)", 250}, {"Moka pot", 3200},
+		{"Travel case (black)", 2400}}
 	for _, p := range products {
 		if _, err := s.db.ExecContext(ctx, `INSERT INTO products (name, price_cents) VALUES (?, ?)`, p.name, p.price); err != nil {
 			return fmt.Errorf("shop: seed products: %w", err)

@@ -2,7 +2,8 @@
 // certificate authority: event ingestion and queries, decisions, policy,
 // join tokens and SVID issuance, the trust bundle, the watch long poll and
 // the service inventory. It also lays out the data directory of
-// 'rampart init' (Init, OpenData) and the API server's TLS (TLSConfig).
+// 'rampart init' (Init, OpenData), and serves the API over TLS (StartServer,
+// TLSConfig) for 'rampart server', the demo and the tests.
 //
 // Endpoints (A: admin token; S: a service's SVID; G: a gateway's SVID; J: a
 // join token):

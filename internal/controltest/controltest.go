@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -47,11 +48,8 @@ type ControlPlane struct {
 	addr   string
 	client *http.Client
 
-	mu      sync.Mutex
-	data    *control.Data
-	handler *control.Handler
-	srv     *http.Server
-	served  chan struct{}
+	mu  sync.Mutex
+	srv *control.Server
 }
 
 // Start initializes a data directory in t.TempDir and serves its API until
@@ -94,46 +92,24 @@ func (c *ControlPlane) newClient() *http.Client {
 }
 
 func (c *ControlPlane) start(addr string) error {
-	data, err := control.OpenData(context.Background(), control.OpenConfig{Dir: c.Dir})
-	if err != nil {
-		return err
-	}
-	h, err := control.New(control.Config{
-		Store: data.Store, CA: data.CA, ActorKeys: data.ActorKeys, AdminTokenHash: data.AdminTokenHash,
-		SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout,
-	})
-	if err != nil {
-		data.Store.Close()
-		return err
-	}
-	var ln net.Listener
+	cfg := control.ServerConfig{Dir: c.Dir, Addr: addr, SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout}
+	var srv *control.Server
+	var err error
 	// A restarted control plane comes back on its address; the port may
 	// be taken for a moment after the old listener closed.
 	for range 50 {
-		if ln, err = net.Listen("tcp", addr); err == nil {
+		srv, err = control.StartServer(context.Background(), cfg)
+		var opErr *net.OpError
+		if !errors.As(err, &opErr) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	if err != nil {
-		data.Store.Close()
 		return err
 	}
-	tlsConfig, err := control.TLSConfig(data.CA, []string{"127.0.0.1", "localhost"})
-	if err != nil {
-		ln.Close()
-		data.Store.Close()
-		return err
-	}
-	srv := &http.Server{Handler: h, TLSConfig: tlsConfig, ReadHeaderTimeout: 10 * time.Second}
-	srv.RegisterOnShutdown(h.EndWatches)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		srv.ServeTLS(ln, "", "")
-	}()
 	c.mu.Lock()
-	c.data, c.handler, c.srv, c.served, c.addr = data, h, srv, served, ln.Addr().String()
+	c.srv, c.addr = srv, srv.Addr()
 	c.mu.Unlock()
 	return nil
 }
@@ -149,15 +125,12 @@ func (c *ControlPlane) ClientTLS() *tls.Config {
 // Stop stops serving, as if the control plane went down; its data stays.
 func (c *ControlPlane) Stop() {
 	c.mu.Lock()
-	srv, served, data := c.srv, c.served, c.data
-	c.srv, c.data = nil, nil
+	srv := c.srv
+	c.srv = nil
 	c.mu.Unlock()
-	if srv == nil {
-		return
+	if srv != nil {
+		srv.Close()
 	}
-	srv.Close()
-	<-served
-	data.Store.Close()
 }
 
 // Restart serves again on the same address after Stop.

@@ -2,17 +2,26 @@ package demo_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/internal/control"
 	"github.com/rampartsec/rampart/internal/demo"
+	"github.com/rampartsec/rampart/internal/gateway/waf"
 )
 
 type syncBuffer struct {
@@ -32,12 +41,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// start runs the demo until the test ends and returns the gateway's URL and
+// the output, once the story is told.
 func start(t *testing.T, mode rampart.Mode) (string, *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
+	began := time.Now()
 	go func() {
 		done <- demo.Run(ctx, demo.Config{Addr: "127.0.0.1:0", Mode: mode, Out: out, Ready: ready})
 	}()
@@ -49,18 +61,100 @@ func start(t *testing.T, mode rampart.Mode) (string, *syncBuffer) {
 	})
 	select {
 	case base := <-ready:
+		t.Logf("the story took %v", time.Since(began).Round(time.Millisecond))
 		return base, out
 	case err := <-done:
-		t.Fatalf("demo stopped before serving: %v", err)
+		t.Fatalf("demo stopped before telling its story: %v\n%s", err, out.String())
 	case <-time.After(20 * time.Second):
-		t.Fatal("demo did not start")
+		t.Fatalf("demo did not tell its story within 20 s:\n%s", out.String())
 	}
 	return "", nil
 }
 
-func get(t *testing.T, u string) (int, string) {
+// steps splits the story into its numbered steps; steps[0] is the
+// introduction.
+func steps(t *testing.T, out string) []string {
 	t.Helper()
-	resp, err := http.Get(u)
+	parts := regexp.MustCompile(`(?m)^\d\. `).Split(out, -1)
+	if len(parts) != 5 {
+		t.Fatalf("want an introduction and 4 steps, got %d parts:\n%s", len(parts), out)
+	}
+	return parts
+}
+
+func contains(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(text, want) {
+			t.Errorf("%s lacks %q:\n%s", what, want, text)
+		}
+	}
+}
+
+// cli is the control plane as the printed environment lines reach it.
+type cli struct {
+	addr, token string
+	client      *http.Client
+}
+
+func cliFrom(t *testing.T, intro string) *cli {
+	t.Helper()
+	env := map[string]string{}
+	for _, m := range regexp.MustCompile(`export (RAMPART_\w+)=(\S+)`).FindAllStringSubmatch(intro, -1) {
+		env[m[1]] = m[2]
+	}
+	if env["RAMPART_ADDR"] == "" || env["RAMPART_TOKEN"] == "" || env["RAMPART_CA"] == "" {
+		t.Fatalf("the introduction lacks the three environment lines:\n%s", intro)
+	}
+	pem, err := os.ReadFile(env["RAMPART_CA"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &cli{addr: env["RAMPART_ADDR"], token: env["RAMPART_TOKEN"], client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+}
+
+// storedEvent is an event as GET /v1/events returns it.
+type storedEvent struct {
+	Kind, Action, Service, ActorIP, ActorUser string
+	Data                                      rampart.Event
+}
+
+func (c *cli) events(t *testing.T, query string) []storedEvent {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "https://"+c.addr+"/v1/events?"+query, nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var page control.EventPage
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/events?%s: %d %v", query, resp.StatusCode, err)
+	}
+	var out []storedEvent
+	for _, e := range page.Events {
+		se := storedEvent{Kind: e.Kind, Action: e.Action, Service: e.Service, ActorIP: e.ActorIP, ActorUser: e.ActorUser}
+		if err := json.Unmarshal(e.Data, &se.Data); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, se)
+	}
+	return out
+}
+
+func get(t *testing.T, u string, attacker bool) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", u, nil)
+	if attacker {
+		req.Header.Set("X-Forwarded-For", demo.AttackerIP)
+		req.Header.Set("X-API-Key", demo.AttackerAPIKey)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,67 +163,140 @@ func get(t *testing.T, u string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func waitFor(t *testing.T, out *syncBuffer, text string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(out.String(), text) {
-		if time.Now().After(deadline) {
-			t.Fatalf("output never contained %q:\n%s", text, out.String())
+func TestTheDemoTellsTheStoryAndTheControlPlaneHoldsEachEvent(t *testing.T) {
+	base, out := start(t, rampart.ModeBlock)
+	s := steps(t, out.String())
+	contains(t, "the introduction", s[0], "Gateway        "+base, "Control plane  https://127.0.0.1:", "Dashboard      none yet",
+		"export RAMPART_ADDR=", "export RAMPART_TOKEN=rat_", "export RAMPART_CA=", "rampart events")
+	contains(t, "step 1 (the WAF)", s[1],
+		"curl -H 'X-Forwarded-For: 203.0.113.7' -H 'X-API-Key: "+demo.AttackerAPIKey+"' '"+base+"/products?q="+url.QueryEscape(demo.InjectionQuery)+"'",
+		`HTTP 403 {"error":"request blocked by the web application firewall"`,
+		"stored it: waf, blocked by gateway", "actor     203.0.113.7, user mallory", "location  the edge, route shop", "942190")
+	contains(t, "step 2 (the SDK)", s[2],
+		"curl '"+base+"/products?q=Travel+case+%28black%29'", `HTTP 200 [{"id":6,"name":"Travel case (black)"`,
+		"/products?q="+url.QueryEscape(demo.BlindInjectionQuery)+"'", `HTTP 403 {"error":"request blocked by Rampart`,
+		"stored it: sql_injection, blocked by shop", "actor     203.0.113.7, user mallory",
+		"caller    spiffe://rampart.local/svc/gateway", "examples/shop/shop.go:", "route GET /products", "query     SELECT id, name")
+	contains(t, "step 3 (the decision)", s[3], `HTTP 403 {"error":"request refused by a security decision"`,
+		"stored it: decision_enforced, blocked by gateway", "actor     203.0.113.7, user mallory", "on ip 203.0.113.7 (SQL injection)",
+		"Everyone else is still served", `HTTP 200 [{"id":5,"name":"Moka pot"`, "the attacker is served again")
+	contains(t, "step 4 (the SSRF)", s[4], "-d '{\"url\":\"http://billing.internal:", "HTTP 202 ", `"status":"blocked"`,
+		"reached 0 times", "stored it: ssrf, blocked by shop", "examples/shop/worker.go:", `input     job = "http://billing.internal:`)
+	if m := regexp.MustCompile(`refused the attacker ([\d.]+) ms after`).FindStringSubmatch(s[3]); m == nil {
+		t.Errorf("step 3 gives no propagation time:\n%s", s[3])
+	} else if n, _ := strconv.ParseFloat(m[1], 64); n > 1000 {
+		t.Errorf("the block took %v ms to reach the edge", n)
+	}
+
+	// The printed CLI lines reach the control plane, which holds every
+	// event of the story under the attacker's IP.
+	cp := cliFrom(t, s[0])
+	byKind := map[string]storedEvent{}
+	for _, e := range cp.events(t, "actor_ip="+demo.AttackerIP) {
+		byKind[e.Kind] = e
+	}
+	for kind, service := range map[string]string{"waf": "gateway", "sql_injection": "shop", "decision_enforced": "gateway"} {
+		e, ok := byKind[kind]
+		if !ok || e.Service != service || e.Action != "blocked" || e.ActorUser != demo.AttackerUser {
+			t.Errorf("%s event from %s by %s (%s): got %+v", kind, service, demo.AttackerIP, demo.AttackerUser, e)
 		}
-		time.Sleep(10 * time.Millisecond)
+	}
+	sqli := byKind["sql_injection"].Data
+	if !strings.HasSuffix(strings.SplitN(sqli.Location, ":", 2)[0], "examples/shop/shop.go") || sqli.Input.Value != demo.BlindInjectionQuery {
+		t.Errorf("the SDK's event names %s and input %q", sqli.Location, sqli.Input.Value)
+	}
+	// The blind injection passed the WAF: no WAF event for its request.
+	for _, e := range cp.events(t, "kind=waf") {
+		if e.Data.RequestID == sqli.RequestID {
+			t.Errorf("the WAF matched the blind injection: %+v", e.Data)
+		}
+	}
+	if ssrf := cp.events(t, "kind=ssrf&service=shop"); len(ssrf) != 1 || ssrf[0].Action != "blocked" || !strings.Contains(ssrf[0].Data.Location, "examples/shop/worker.go:") {
+		t.Errorf("SSRF events: %+v", ssrf)
+	}
+
+	// The printed curl lines work again: the UNION is refused at the edge,
+	// honest searches are served.
+	if code, body := get(t, base+"/products?q="+url.QueryEscape(demo.InjectionQuery), true); code != http.StatusForbidden || strings.Contains(body, "sk_live") {
+		t.Errorf("injection answered %d %s, want 403 without secrets", code, body)
+	}
+	if code, body := get(t, base+"/products?q=moka", false); code != http.StatusOK || !strings.Contains(body, "Moka pot") {
+		t.Errorf("search answered %d %s", code, body)
+	}
+	// The shop itself answers only mTLS clients.
+	shopURL := regexp.MustCompile(`Service shop   (https://\S+)`).FindStringSubmatch(s[0])
+	if shopURL == nil {
+		t.Fatalf("no shop URL in the introduction:\n%s", s[0])
+	}
+	direct := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 5 * time.Second}
+	if resp, err := direct.Get(shopURL[1] + "/products?q=moka"); err == nil {
+		resp.Body.Close()
+		t.Errorf("the shop answered a client without an SVID: %s", resp.Status)
 	}
 }
 
-func TestTheDemoBlocksItsInjectionAndPrintsTheEvent(t *testing.T) {
-	base, out := start(t, rampart.ModeBlock)
-	injection := base + "/products?q=" + url.QueryEscape(demo.InjectionQuery)
-	waitFor(t, out, "Security event (sql_injection, blocked at ")
-	var text string
-	waitFor(t, out, "Security event (ssrf, blocked at ")
-	text = out.String()
-	for _, want := range []string{"Service URL: " + base, "curl '" + injection + "'", "SQL injection -> HTTP 403", `"request_id"`, "examples/shop/shop.go:", `"route": "GET /products"`,
-		"SSRF import 1 -> blocked", "the internal service was reached 0 times", "examples/shop/worker.go:", `"source": "job"`} {
-		if !strings.Contains(text, want) {
-			t.Errorf("demo output lacks %q:\n%s", want, text)
-		}
+func TestInMonitorModeTheAttacksReallyLand(t *testing.T) {
+	base, out := start(t, rampart.ModeMonitor)
+	s := steps(t, out.String())
+	contains(t, "step 1", s[1], "HTTP 200 ", "sk_live_ana_7f3c9e", "stored it: waf, monitored by gateway")
+	contains(t, "step 2", s[2], `HTTP 200 [{"id":5,"name":"Moka pot"`, "stored it: sql_injection, monitored by shop", `input     query q = "pot%`)
+	contains(t, "step 4", s[4], `"status":"done"`, "reached 1 times", "stored it: ssrf, monitored by shop")
+	// The blind injection is an oracle: no customer's key starts with
+	// sk_live_z.
+	miss := strings.Replace(demo.BlindInjectionQuery, "sk_live_a", "sk_live_z", 1)
+	if code, body := get(t, base+"/products?q="+url.QueryEscape(miss), true); code != http.StatusOK || strings.TrimSpace(body) != "[]" {
+		t.Errorf("the oracle's other answer: %d %s", code, body)
 	}
-	// The printed curl line, sent again, is blocked again and leaks nothing.
-	code, body := get(t, injection)
-	if code != http.StatusForbidden || strings.Contains(body, "sk_live") {
-		t.Errorf("injection answered %d %s, want 403 without secrets", code, body)
+}
+
+func TestAnInitializedDataDirectoryNeedsItsAdminToken(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := control.Init(t.Context(), dir, demo.TrustDomain); err != nil {
+		t.Fatal(err)
 	}
-	// The same handler still serves honest searches.
-	code, body = get(t, base+"/products?q=moka")
-	if code != http.StatusOK || !strings.Contains(body, "Moka pot") {
-		t.Errorf("search answered %d %s", code, body)
+	err := demo.Run(t.Context(), demo.Config{Addr: "127.0.0.1:0", DataDir: dir, Once: true})
+	if err == nil || !strings.Contains(err.Error(), "RAMPART_TOKEN") {
+		t.Errorf("Run over an initialized directory without its token: %v", err)
 	}
-	// The parameterized write stores SQL-looking text verbatim.
-	review := `{"product_id":1,"author":"Ann O'Neil","body":"1=1; DROP TABLE reviews; -- great cup"}`
-	resp, err := http.Post(base+"/reviews", "application/json", strings.NewReader(review))
+}
+
+// The story's step 2 rests on what the Core Rule Set does with the search
+// terms: the exclusion of rule 942100 on /products is what lets the blind
+// injection, and the product name, through; the UNION is still refused.
+func TestOnlyTheExcludedRuleCatchesTheBlindInjection(t *testing.T) {
+	plain, err := waf.New(waf.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("review answered %d", resp.StatusCode)
+	tuned, err := waf.New(waf.Config{Exclusions: []waf.Exclusion{{PathPrefix: "/products", RuleIDs: []int{demo.ExcludedRule}}}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	code, body = get(t, base+"/products/1/reviews")
-	var reviews []struct{ Author, Body string }
-	if err := json.Unmarshal([]byte(body), &reviews); err != nil || code != 200 || len(reviews) != 1 || reviews[0].Body != "1=1; DROP TABLE reviews; -- great cup" || reviews[0].Author != "Ann O'Neil" {
-		t.Errorf("reviews answered %d %s", code, body)
+	inspect := func(f *waf.Firewall, q string) (bool, []int) {
+		r := httptest.NewRequest("GET", "http://127.0.0.1:8080/products?q="+url.QueryEscape(q), nil)
+		r.Header.Set("User-Agent", "curl/8.5.0")
+		r.Header.Set("Accept", "*/*")
+		r.Header.Set("X-Forwarded-For", demo.AttackerIP)
+		r.Header.Set("X-API-Key", demo.AttackerAPIKey)
+		v, err := f.Inspect(r, demo.AttackerIP, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int
+		for _, m := range v.Matches {
+			ids = append(ids, m.RuleID)
+		}
+		return v.Blocked, ids
 	}
-}
-
-func TestInMonitorModeTheDemoInjectionReallyLeaksTheKeys(t *testing.T) {
-	base, out := start(t, rampart.ModeMonitor)
-	code, body := get(t, base+"/products?q="+url.QueryEscape(demo.InjectionQuery))
-	if code != http.StatusOK || !strings.Contains(body, "sk_live_ana_7f3c9e") {
-		t.Fatalf("unblocked injection answered %d %s; the demo's exploit must be real", code, body)
+	for _, q := range []string{demo.BlindInjectionQuery, demo.FalsePositiveQuery} {
+		if blocked, ids := inspect(plain, q); !blocked || !slices.Contains(ids, demo.ExcludedRule) {
+			t.Errorf("without the exclusion %q: blocked %v by %v, want blocked by %d", q, blocked, ids, demo.ExcludedRule)
+		}
+		if blocked, ids := inspect(tuned, q); blocked {
+			t.Errorf("with the exclusion %q is blocked by %v", q, ids)
+		}
 	}
-	waitFor(t, out, "Security event (sql_injection, monitored at ")
-	// The worker's SSRF really reaches the internal service when let through.
-	waitFor(t, out, "Security event (ssrf, monitored at ")
-	if text := out.String(); !strings.Contains(text, "SSRF import 1 -> done") || !strings.Contains(text, "the internal service was reached 1 times") {
-		t.Errorf("monitor-mode SSRF did not reach the internal service:\n%s", text)
+	if blocked, ids := inspect(tuned, demo.InjectionQuery); !blocked {
+		t.Errorf("with the exclusion the UNION passes (rules %v)", ids)
 	}
 }

@@ -1,0 +1,208 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// DefaultServerAddr is ServerConfig.Addr when empty.
+const DefaultServerAddr = "127.0.0.1:8443"
+
+// ServerConfig configures StartServer.
+type ServerConfig struct {
+	// Dir is a data directory made by Init; required.
+	Dir string
+	// Addr is the listen address; "" means DefaultServerAddr, and port 0
+	// a free port (see Server.Addr).
+	Addr string
+	// Hosts are DNS names or IP addresses for the API's certificate besides
+	// localhost, 127.0.0.1, ::1 and the host of Addr.
+	Hosts []string
+	// PostgresDSN, if set, stores in PostgreSQL instead of SQLite in Dir
+	// (OpenConfig.PostgresDSN).
+	PostgresDSN string
+	// ActorKeyRotation and ActorKeyPublishAhead are the schedule of the
+	// actor-token keys (ActorKeysConfig.Rotation and PublishAhead).
+	ActorKeyRotation     time.Duration
+	ActorKeyPublishAhead time.Duration
+	// GatewayServices, SVIDTTL and WatchTimeout are the Handler's
+	// (Config.GatewayServices, SVIDTTL and WatchTimeout).
+	GatewayServices []string
+	SVIDTTL         time.Duration
+	WatchTimeout    time.Duration
+	// Logger receives the store's, the actor keys' and the API's messages;
+	// nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is a control plane serving its API over TLS: the data directory
+// opened, the Handler, the actor-token key schedule running (ActorKeys.Run),
+// and an http.Server with timeouts that let long polls end first. It is
+// what 'rampart server' runs; the demo and the tests run it in process.
+type Server struct {
+	addr string
+	td   spiffeid.TrustDomain
+	data *Data
+	srv  *http.Server
+
+	stopKeys context.CancelFunc
+	running  sync.WaitGroup // the HTTP server and the key schedule
+
+	done     chan struct{} // closed when the server stops, see Done
+	doneOnce sync.Once
+	err      error // why it stopped by itself; set before done closes
+
+	stopOnce sync.Once
+	closeErr error
+}
+
+// StartServer opens the data directory, binds cfg.Addr and serves the API
+// in the background until Shutdown or Close, which must be called in any
+// case to release the store.
+func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("control: ServerConfig.Dir is required")
+	}
+	addr := cfg.Addr
+	if addr == "" {
+		addr = DefaultServerAddr
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	data, err := OpenData(ctx, OpenConfig{
+		Dir: cfg.Dir, PostgresDSN: cfg.PostgresDSN, Logger: cfg.Logger,
+		ActorKeyRotation: cfg.ActorKeyRotation, ActorKeyPublishAhead: cfg.ActorKeyPublishAhead,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h, err := New(Config{
+		Store: data.Store, CA: data.CA, ActorKeys: data.ActorKeys, GatewayServices: cfg.GatewayServices,
+		AdminTokenHash: data.AdminTokenHash, SVIDTTL: cfg.SVIDTTL, WatchTimeout: cfg.WatchTimeout, Logger: cfg.Logger,
+	})
+	if err != nil {
+		data.Store.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		data.Store.Close()
+		return nil, fmt.Errorf("control: server: %w", err)
+	}
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if host, _, err := net.SplitHostPort(addr); err == nil && host != "" {
+		if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+			names = append(names, host)
+		}
+	}
+	names = append(names, cfg.Hosts...)
+	tlsConfig, err := TLSConfig(data.CA, names)
+	if err != nil {
+		ln.Close()
+		data.Store.Close()
+		return nil, err
+	}
+	s := &Server{
+		addr: ln.Addr().String(), td: data.CA.TrustDomain(), data: data, done: make(chan struct{}),
+		srv: &http.Server{
+			Handler:           h,
+			TLSConfig:         tlsConfig,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       time.Minute,
+			WriteTimeout:      MaxWatchTimeout + 30*time.Second, // a long poll must end first
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
+	}
+	s.srv.RegisterOnShutdown(h.EndWatches)
+	// Keep the actor-token keys on schedule, with the other servers over
+	// the store, until the server stops.
+	keysCtx, stopKeys := context.WithCancel(context.Background())
+	s.stopKeys = stopKeys
+	s.running.Go(func() {
+		if err := data.ActorKeys.Run(keysCtx); err != nil {
+			// Without its schedule this server would stop rotating
+			// keys: better stop, and be restarted.
+			s.fail(err)
+		}
+	})
+	s.running.Go(func() {
+		if err := s.srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			s.fail(fmt.Errorf("control: serve: %w", err))
+		}
+	})
+	return s, nil
+}
+
+// fail stops a server that cannot go on, and records why.
+func (s *Server) fail(err error) {
+	s.doneOnce.Do(func() {
+		s.err = err
+		close(s.done)
+	})
+	s.srv.Close()
+	s.stopKeys()
+}
+
+// Addr returns the address the server listens on, host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// URL returns the API's base URL, https://host:port.
+func (s *Server) URL() string { return "https://" + s.addr }
+
+// TrustDomain returns the trust domain of the data directory's CA.
+func (s *Server) TrustDomain() spiffeid.TrustDomain { return s.td }
+
+// Done is closed when the server stops serving: after Shutdown or Close,
+// or by itself when its listener or its key schedule fails (see Err).
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Err returns why the server stopped by itself, or nil.
+func (s *Server) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Shutdown stops the server gracefully: it stops accepting connections,
+// ends the long polls in progress (their watchers poll again, at another
+// replica), and waits for the requests in flight until ctx is done, when it
+// closes the remaining connections. It then closes the store. It returns
+// ctx's error if requests had to be cut short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return errors.Join(err, s.stop())
+}
+
+// Close stops the server at once, closing every connection, as if the
+// control plane went down, and closes the store.
+func (s *Server) Close() error {
+	s.srv.Close()
+	return s.stop()
+}
+
+func (s *Server) stop() error {
+	s.stopOnce.Do(func() {
+		s.stopKeys()
+		s.running.Wait()
+		s.doneOnce.Do(func() { close(s.done) })
+		s.closeErr = s.data.Store.Close()
+	})
+	return s.closeErr
+}
