@@ -295,17 +295,20 @@ func (s logSink) WriteEvents(ctx context.Context, events []Event) error {
 // both see the route pattern.
 func (a *Agent) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req := &request{agent: a}
+		req := &request{agent: a, r: r}
 		req.set.req = req
-		r2 := r.WithContext(context.WithValue(r.Context(), inputSetKey{}, &req.set))
-		req.r = r2
+		ctx := context.WithValue(r.Context(), inputSetKey{}, &req.set)
 		// Zero trust first: a caller that may not call the route costs no
 		// body capture.
 		if a.zt != nil {
-			if r2 = a.zt.admit(w, r2, req); r2 == nil {
+			var ok bool
+			if ctx, ok = a.zt.admit(ctx, w, r, req); !ok {
 				return
 			}
-			req.r = r2
+		}
+		r2 := r.WithContext(ctx) // one copy of the request
+		req.r = r2
+		if a.zt != nil {
 			defer func() { a.zt.see(a.zt.routes, r2.Pattern) }()
 		}
 		req.body = captureBody(r2, a.maxBody)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"github.com/rampartsec/rampart/actor"
 	"io"
 	"mime"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/rampartsec/rampart/actor"
 	"github.com/rampartsec/rampart/internal/goroutine"
 )
 

@@ -60,7 +60,7 @@ type zeroTrust struct {
 
 	refusedHandshakes atomic.Uint64
 	instance          string
-	seenMu            sync.Mutex
+	seenMu            sync.RWMutex
 	routes, peers     map[string]struct{}
 	exposed           atomic.Bool
 }
@@ -225,6 +225,14 @@ func sortedKeys(m map[string]struct{}) []string {
 const maxSeen = 1000
 
 func (z *zeroTrust) see(m map[string]struct{}, s string) {
+	// Every request calls it with a route already seen: share the lock.
+	z.seenMu.RLock()
+	_, seen := m[s]
+	full := len(m) >= maxSeen
+	z.seenMu.RUnlock()
+	if seen || full {
+		return
+	}
 	z.seenMu.Lock()
 	if _, ok := m[s]; !ok && len(m) < maxSeen {
 		m[s] = struct{}{}
@@ -364,23 +372,23 @@ func (p propagator) CloseIdleConnections() {
 }
 
 // admit applies zero trust to an incoming request: the caller's SVID
-// against the policy, the actor token, and the decisions. It returns the
-// request to serve, or nil after answering it.
-func (z *zeroTrust) admit(w http.ResponseWriter, r *http.Request, req *request) *http.Request {
+// against the policy, the actor token, and the decisions. It returns ctx
+// with the actor and the trace added, or false after answering the request.
+func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Request, req *request) (context.Context, bool) {
 	select {
 	case <-z.sync.Ready():
 	default:
 		writeRefusal(w, req, http.StatusServiceUnavailable, "service not ready: waiting for its policy from the control plane")
-		return nil
+		return nil, false
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		z.refuse(w, r, req, http.StatusUnauthorized, KindNoClientCert, "", "a client SVID is required (mTLS)")
-		return nil
+		return nil, false
 	}
 	id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
 	if err != nil || id.TrustDomain() != z.td {
 		z.refuse(w, r, req, http.StatusUnauthorized, KindNoClientCert, "", "client certificate is not an SVID of this trust domain")
-		return nil
+		return nil, false
 	}
 	req.caller = id.String()
 	caller, _ := identity.ServiceName(id)
@@ -389,14 +397,16 @@ func (z *zeroTrust) admit(w http.ResponseWriter, r *http.Request, req *request) 
 	if !ok || caller == "" || !authz.Allow(caller, r.Method, path) {
 		// Name the actor in the event if the token is good: a refused
 		// call is still an actor's attempt.
-		if act, err := z.verifier.Verify(r.Header.Get(actor.Header)); err == nil {
+		// Only a token already verified counts: a refused call must
+		// not cost a signature check.
+		if act, ok := z.verifier.Cached(r.Header.Get(actor.Header)); ok {
 			req.actor = &act
 		}
 		z.refuse(w, r, req, http.StatusForbidden, KindAuthzDenied, "",
 			fmt.Sprintf("%s may not call %s %s", id, r.Method, truncate(r.URL.EscapedPath(), 256)))
-		return nil
+		return nil, false
 	}
-	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		req.traceID = sc.TraceID().String()
 	}
@@ -404,20 +414,22 @@ func (z *zeroTrust) admit(w http.ResponseWriter, r *http.Request, req *request) 
 		act, err := z.verifier.Verify(token)
 		if err != nil {
 			z.refuse(w, r, req, http.StatusUnauthorized, KindActorInvalid, "", "actor token refused: "+err.Error())
-			return nil
+			return nil, false
 		}
 		req.actor = &act
-		z.exposed.Store(true)
+		if !z.exposed.Load() { // a store on every request would bounce the cache line between cores
+			z.exposed.Store(true)
+		}
 		ctx = actor.WithToken(actor.NewContext(ctx, act), token)
 		sub := decision.Subject{IP: act.IP, User: act.User, Session: act.Session}
 		sensitive := func() bool { return authz.Sensitive(r.Method, path) }
 		if d, refused := z.decisions.Load().Refusal(sub, r.Method, sensitive, time.Now()); refused {
 			z.refuse(w, r, req, http.StatusForbidden, KindDecisionEnforced, d.ID,
 				fmt.Sprintf("%s decision %s on %s %s (%s)", d.Action, d.ID, d.Scope, d.Value, d.Reason))
-			return nil
+			return nil, false
 		}
 	}
-	return r.WithContext(ctx)
+	return ctx, true
 }
 
 func (z *zeroTrust) refuse(w http.ResponseWriter, r *http.Request, req *request, status int, kind, decisionID, reason string) {

@@ -51,8 +51,11 @@ type Verifier struct {
 	cfg  VerifierConfig
 	keys atomic.Pointer[map[string]jose.JSONWebKey]
 
-	mu    sync.RWMutex
-	cache map[string]Actor
+	// Two generations: new tokens go to cache; when it holds half the
+	// bound, it becomes old and the oldest generation is dropped whole, so
+	// the bound holds without ever scanning the map under the lock.
+	mu         sync.RWMutex
+	cache, old map[string]Actor
 }
 
 // NewVerifier returns a Verifier with no keys; call SetKeys.
@@ -72,7 +75,7 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	v := &Verifier{cfg: cfg, cache: map[string]Actor{}}
+	v := &Verifier{cfg: cfg, cache: map[string]Actor{}, old: map[string]Actor{}}
 	v.keys.Store(&map[string]jose.JSONWebKey{})
 	return v, nil
 }
@@ -102,9 +105,11 @@ func (v *Verifier) SetKeys(jwks []byte) error {
 	}
 	v.keys.Store(&keys)
 	v.mu.Lock()
-	for token, a := range v.cache {
-		if _, ok := keys[a.KeyID]; !ok {
-			delete(v.cache, token)
+	for _, m := range []map[string]Actor{v.cache, v.old} {
+		for token, a := range m {
+			if _, ok := keys[a.KeyID]; !ok {
+				delete(m, token)
+			}
 		}
 	}
 	v.mu.Unlock()
@@ -115,14 +120,8 @@ func (v *Verifier) SetKeys(jwks []byte) error {
 // variables of this package, wrapped.
 func (v *Verifier) Verify(token string) (Actor, error) {
 	now := v.cfg.Now()
-	v.mu.RLock()
-	a, ok := v.cache[token]
-	v.mu.RUnlock()
-	if ok {
+	if a, ok := v.lookup(token); ok {
 		if now.After(a.Expires.Add(v.cfg.Leeway)) {
-			v.mu.Lock()
-			delete(v.cache, token)
-			v.mu.Unlock()
 			return Actor{}, ErrExpired
 		}
 		return a, nil
@@ -132,28 +131,33 @@ func (v *Verifier) Verify(token string) (Actor, error) {
 		return Actor{}, err
 	}
 	v.mu.Lock()
-	if len(v.cache) >= v.cfg.MaxCached {
-		v.evict(now)
+	if len(v.cache) >= max(1, v.cfg.MaxCached/2) {
+		v.old, v.cache = v.cache, make(map[string]Actor, len(v.cache))
 	}
 	v.cache[token] = a
 	v.mu.Unlock()
 	return a, nil
 }
 
-// evict makes room: expired tokens first, then arbitrary ones (map order)
-// until a quarter of the cache is free. v.mu is held.
-func (v *Verifier) evict(now time.Time) {
-	for t, a := range v.cache {
-		if now.After(a.Expires) {
-			delete(v.cache, t)
-		}
+// Cached returns the actor of token if Verify accepted it before and it is
+// still valid, without checking a signature: for naming the actor of a
+// request that is refused anyway.
+func (v *Verifier) Cached(token string) (Actor, bool) {
+	a, ok := v.lookup(token)
+	if !ok || v.cfg.Now().After(a.Expires.Add(v.cfg.Leeway)) {
+		return Actor{}, false
 	}
-	for t := range v.cache {
-		if len(v.cache) <= v.cfg.MaxCached*3/4 {
-			break
-		}
-		delete(v.cache, t)
+	return a, true
+}
+
+func (v *Verifier) lookup(token string) (Actor, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if a, ok := v.cache[token]; ok {
+		return a, true
 	}
+	a, ok := v.old[token]
+	return a, ok
 }
 
 func (v *Verifier) verify(token string, now time.Time) (Actor, error) {
