@@ -113,6 +113,7 @@ func TestInvalidDecisionsNameTheField(t *testing.T) {
 		{`{"scope":"ip","value":"10.0.0.1","action":"block","ttl":"forever"}`, "ttl"},
 		{`{"scope":"ip","value":"10.0.0.1","action":"block","id":"mine"}`, "id"},
 		{`{"scope":"ip","value":"10.0.0.1","action":"block","rate_limit":"lots"}`, "rate_limit"},
+		{`{"scope":"ip","value":"10.0.0.1","action":"rate-limit","rate_limit":100000000000}`, "rate_limit"},
 	} {
 		t.Run(tc.field, func(t *testing.T) {
 			eb := wantError(t, e.do(t, "POST", "/v1/decisions", tc.body), http.StatusBadRequest, "invalid")

@@ -83,13 +83,18 @@ type ControlPlane struct {
 
 // Limits bound what clients may send and how long they may take.
 type Limits struct {
-	MaxHeaderBytes    int      `yaml:"max_header_bytes"`
-	MaxBodyBytes      int64    `yaml:"max_body_bytes"`
-	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
-	ReadTimeout       Duration `yaml:"read_timeout"`
-	WriteTimeout      Duration `yaml:"write_timeout"`
-	IdleTimeout       Duration `yaml:"idle_timeout"`
-	UpstreamTimeout   Duration `yaml:"upstream_timeout"`
+	MaxHeaderBytes    int      `yaml:"max_header_bytes"`    // at most 1 MiB; net/http allows 4 KB over it
+	MaxBodyBytes      int64    `yaml:"max_body_bytes"`      // larger bodies get 413
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // from the connection (or the previous request) to the end of the headers
+	ReadTimeout       Duration `yaml:"read_timeout"`        // the whole request, body included
+	// WriteTimeout bounds a response of known length from the end of the
+	// request headers. A stream (no Content-Length, or flushed: Server-Sent
+	// Events, long polls) instead gets WriteTimeout for each write, so that
+	// it may last while the client reads it. Upgraded connections
+	// (WebSocket) have no timeout.
+	WriteTimeout    Duration `yaml:"write_timeout"`
+	IdleTimeout     Duration `yaml:"idle_timeout"`     // between requests on a connection
+	UpstreamTimeout Duration `yaml:"upstream_timeout"` // from the request sent upstream to its response headers: 504
 }
 
 // WAFConfig configures Coraza with the Core Rule Set.

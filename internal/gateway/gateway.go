@@ -408,9 +408,15 @@ func (g *Gateway) sessionHash(r *http.Request, p authn.Principal) string {
 func (g *Gateway) decisionLimiter(perMinute int) *ratelimit.Limiter {
 	g.decisionLimitMu.Lock()
 	defer g.decisionLimitMu.Unlock()
+	// The control plane bounds the rate; clamp anyway, so that a value
+	// from a newer or misbehaving control plane cannot leave a nil limiter.
+	perMinute = min(max(perMinute, 1), 1_000_000)
 	l := g.decisionLimits[perMinute]
 	if l == nil {
-		l, _ = ratelimit.New(ratelimit.Config{Rate: float64(perMinute) / 60, Burst: max(1, perMinute/6)})
+		var err error
+		if l, err = ratelimit.New(ratelimit.Config{Rate: float64(perMinute) / 60, Burst: max(1, perMinute/6)}); err != nil {
+			panic(fmt.Sprintf("gateway: rate limiter for %d/min: %v", perMinute, err)) // unreachable within the clamp
+		}
 		g.decisionLimits[perMinute] = l
 	}
 	return l

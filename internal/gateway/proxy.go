@@ -11,9 +11,11 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/propagation"
@@ -81,35 +83,48 @@ func (g *Gateway) newRoute(cfg *Route) (*route, error) {
 		rt.limiter = l
 	}
 	target := cfg.upstream
+	// The headers no client may send upstream, canonical.
+	drop := map[string]bool{}
+	for _, name := range strippedHeaders {
+		drop[textproto.CanonicalMIMEHeaderKey(name)] = true
+	}
+	if !cfg.ForwardCredentials {
+		drop["Authorization"], drop["Cookie"] = true, true
+		if g.cfg.Auth.APIKeyHeader != "" {
+			drop[textproto.CanonicalMIMEHeaderKey(g.cfg.Auth.APIKeyHeader)] = true
+		} else if len(g.cfg.Auth.APIKeys) > 0 {
+			drop["X-Api-Key"] = true
+		}
+	}
 	rt.proxy = &httputil.ReverseProxy{
-		Transport: tr,
+		Transport:  tr,
+		BufferPool: copyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			x := pr.In.Context().Value(exchangeKey{}).(*exchange)
 			pr.SetURL(target)
 			pr.Out.Host = pr.In.Host // the upstream sees the name the client asked for
 			h := pr.Out.Header
-			for _, name := range strippedHeaders {
-				h.Del(name)
-			}
-			if !cfg.ForwardCredentials {
-				h.Del("Authorization")
-				h.Del("Cookie")
-				if g.cfg.Auth.APIKeyHeader != "" {
-					h.Del(g.cfg.Auth.APIKeyHeader)
-				} else if len(g.cfg.Auth.APIKeys) > 0 {
-					h.Del("X-Api-Key")
+			// One pass over the client's headers, which net/http has put
+			// in canonical form: cheaper than a Del, which canonicalizes,
+			// per name. A name with "_" is dropped too if it would be one of
+			// drop with "-": servers that map headers to variables
+			// (CGI, WSGI, PHP: HTTP_RAMPART_ACTOR) take one for the other.
+			for name := range h {
+				if drop[name] || strings.IndexByte(name, '_') >= 0 && drop[textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(name, "_", "-"))] {
+					delete(h, name)
 				}
 			}
-			h.Set("X-Forwarded-For", x.clientIP.String())
-			h.Set("X-Forwarded-Host", pr.In.Host)
+			// Canonical names, set without canonicalizing them again.
+			h["X-Forwarded-For"] = []string{x.clientIP.String()}
+			h["X-Forwarded-Host"] = []string{pr.In.Host}
 			proto := "http"
 			if pr.In.TLS != nil {
 				proto = "https"
 			}
-			h.Set("X-Forwarded-Proto", proto)
-			h.Set("X-Request-Id", x.id)
+			h["X-Forwarded-Proto"] = []string{proto}
+			h["X-Request-Id"] = []string{x.id}
 			if x.token != "" {
-				h.Set(actor.Header, x.token)
+				h[actor.Header] = []string{x.token}
 			}
 			traceContext.Inject(trace.ContextWithSpanContext(context.Background(), x.trace), propagation.HeaderCarrier(h))
 		},
@@ -134,6 +149,22 @@ func (g *Gateway) newRoute(cfg *Route) (*route, error) {
 	}
 	return rt, nil
 }
+
+// copyBuffers are the buffers the reverse proxies copy response bodies
+// with, shared by the routes: without a pool, each response allocates
+// 32 KB, a large part of the proxy's garbage.
+var copyBuffers = &bufferPool{}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 func isTimeout(err error) bool {
 	var ne net.Error
@@ -227,7 +258,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		g.refuse(sw, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", limit))
 		return
 	}
-	r.Body = http.MaxBytesReader(sw, r.Body, limit)
+	// w, not sw: net/http then closes the connection after the 413
+	// instead of reading on what the client still sends.
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 
 	// Who: the user behind the request, if the route asks.
 	var p authn.Principal
@@ -360,6 +393,10 @@ func (g *Gateway) refuse(w http.ResponseWriter, x *exchange, status int, msg str
 }
 
 func (g *Gateway) accessLog(r *http.Request, x *exchange, sw *statusWriter, start time.Time) {
+	// The attributes cost allocations: none when nobody reads them.
+	if !g.log.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
 	status := sw.status
 	if status == 0 {
 		status = http.StatusOK
@@ -459,9 +496,14 @@ func (w *statusWriter) extendDeadline() {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Hijack is for WebSocket upgrades through servers whose writer has no
-// Unwrap path.
+// Unwrap path. The reverse proxy hijacks to write the upstream's 101
+// itself: the access log records it here.
 func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return conn, brw, err
 }
 
 // AdminHandler serves /healthz (the process is up) and /readyz (it has

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -120,11 +121,17 @@ func (g *Gateway) Serve(ctx context.Context, ls *Listeners, grace time.Duration)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	// All at once: a server waiting for its requests must not keep the
+	// others' listeners open.
+	var shutdown sync.WaitGroup
 	for _, srv := range servers {
-		if serr := srv.Shutdown(sctx); serr != nil {
-			srv.Close()
-		}
+		shutdown.Go(func() {
+			if srv.Shutdown(sctx) != nil {
+				srv.Close()
+			}
+		})
 	}
+	shutdown.Wait()
 	// Upgraded connections have until the end of the grace.
 	idle := func(until <-chan struct{}) bool {
 		tick := time.NewTicker(10 * time.Millisecond)

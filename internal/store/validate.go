@@ -140,6 +140,10 @@ func ValidateEventFilter(f EventFilter) (EventFilter, error) {
 // ValidateDecision checks a decision for CreateDecision at time now and
 // returns it in canonical form: an IPv4-mapped address as IPv4, a network
 // with its host bits cleared, an empty origin as OriginManual.
+// MaxDecisionRateLimit bounds a rate-limit decision, in requests per minute:
+// beyond it a limit means nothing, and enforcers size their buckets from it.
+const MaxDecisionRateLimit = 1_000_000
+
 func ValidateDecision(d Decision, now time.Time) (Decision, error) {
 	switch d.Scope {
 	case ScopeIP:
@@ -182,6 +186,9 @@ func ValidateDecision(d Decision, now time.Time) (Decision, error) {
 	}
 	if d.RateLimit < 0 {
 		return d, invalid("rate_limit", "negative")
+	}
+	if d.RateLimit > MaxDecisionRateLimit {
+		return d, invalid("rate_limit", fmt.Sprintf("%d requests per minute, at most %d", d.RateLimit, MaxDecisionRateLimit))
 	}
 	if d.RateLimit != 0 && d.Action != ActionRateLimit {
 		return d, invalid("rate_limit", "only for action rate-limit")
