@@ -123,44 +123,24 @@ func (z *zeroTrust) sources() []controlsync.Source {
 }
 
 func (z *zeroTrust) loadKeys(ctx context.Context, c *controlsync.Client) error {
-	var b struct {
-		JWKS json.RawMessage `json:"jwks"`
-	}
-	if err := c.Get(ctx, "/v1/bundle", &b); err != nil {
+	jwks, err := c.ActorKeys(ctx)
+	if err != nil {
 		return err
 	}
-	return z.verifier.SetKeys(b.JWKS)
+	return z.verifier.SetKeys(jwks)
 }
 
 func (z *zeroTrust) loadPolicy(ctx context.Context, c *controlsync.Client) error {
-	var p struct {
-		Version int64  `json:"version"`
-		YAML    string `json:"yaml"`
-	}
-	err := c.Get(ctx, "/v1/policy", &p)
-	if controlsync.IsNotFound(err) {
-		z.authz.Store(nil) // no policy yet: no service may call this one
-		return nil
-	}
+	doc, err := c.Policy(ctx)
 	if err != nil {
 		return err
 	}
-	doc, err := policy.Parse(p.YAML)
-	if err != nil {
-		return fmt.Errorf("version %d: %w", p.Version, err)
-	}
-	z.authz.Store(doc.Compile(z.agent.service))
+	z.authz.Store(doc.Compile(z.agent.service)) // a nil policy compiles to an Authorizer that allows nothing
 	return nil
 }
 
 func (z *zeroTrust) loadDecisions(ctx context.Context, c *controlsync.Client) error {
-	var l struct {
-		Decisions []decision.Decision `json:"decisions"`
-	}
-	if err := c.Get(ctx, "/v1/decisions", &l); err != nil {
-		return err
-	}
-	set, err := decision.NewSet(l.Decisions)
+	set, err := c.Decisions(ctx)
 	if err != nil {
 		return err
 	}

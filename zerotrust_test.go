@@ -327,7 +327,7 @@ func TestZeroTrustMesh(t *testing.T) {
 		if status != http.StatusForbidden || body["request_id"] == nil {
 			t.Fatalf("gateway → users: %d %v", status, body)
 		}
-		ev := waitEvent(t, m.cp, "kind=authz_denied&service=users")
+		ev := m.cp.WaitEvent(t, "kind=authz_denied&service=users")
 		if ev["caller"] != "spiffe://example.org/svc/gateway" || ev["path"] != "/users/me" || ev["actor_ip"] != "203.0.113.7" {
 			t.Errorf("event %v", ev)
 		}
@@ -360,7 +360,7 @@ func TestZeroTrustMesh(t *testing.T) {
 		if got := m.web.agent.RefusedHandshakes() - before; got != 3 {
 			t.Errorf("%d refused handshakes counted, want 3", got)
 		}
-		waitEvent(t, m.cp, "kind=mtls_refused&service=web")
+		m.cp.WaitEvent(t, "kind=mtls_refused&service=web")
 	})
 
 	t.Run("forged, expired and foreign actor tokens are refused", func(t *testing.T) {
@@ -382,7 +382,7 @@ func TestZeroTrustMesh(t *testing.T) {
 				t.Errorf("%s token: %d %v", name, status, body)
 			}
 		}
-		waitEvent(t, m.cp, "kind=actor_token_invalid&service=web")
+		m.cp.WaitEvent(t, "kind=actor_token_invalid&service=web")
 	})
 
 	t.Run("SQL injection through the chain is blocked in orders and names the external actor", func(t *testing.T) {
@@ -393,7 +393,7 @@ func TestZeroTrustMesh(t *testing.T) {
 		if strings.Contains(fmt.Sprint(body), "secret-plans") {
 			t.Fatal("the injection leaked the admin's order")
 		}
-		ev := waitEvent(t, m.cp, "kind=sql_injection&service=orders")
+		ev := m.cp.WaitEvent(t, "kind=sql_injection&service=orders")
 		if ev["actor_ip"] != "203.0.113.7" || ev["actor_user"] != "alice" || ev["caller"] != "spiffe://example.org/svc/web" {
 			t.Errorf("event names %v / %v / caller %v", ev["actor_ip"], ev["actor_user"], ev["caller"])
 		}
@@ -446,7 +446,7 @@ func TestZeroTrustMesh(t *testing.T) {
 		} else {
 			t.Logf("block enforced by web, orders and users %v after it was created", d.Round(time.Millisecond))
 		}
-		waitEvent(t, m.cp, "kind=decision_enforced&service=users")
+		m.cp.WaitEvent(t, "kind=decision_enforced&service=users")
 		m.cp.DeleteDecision(t, id)
 		waitAll("GET", http.StatusOK)
 
@@ -483,26 +483,6 @@ func signingKey(t *testing.T, m *mesh) cryptoSigner {
 }
 
 type cryptoSigner = crypto.Signer
-
-// waitEvent waits for an event matching query to reach the control plane.
-func waitEvent(t *testing.T, cp *controltest.ControlPlane, query string) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		evs := cp.Events(t, query)
-		if len(evs) > 0 {
-			var stored struct {
-				Data map[string]any `json:"data"`
-			}
-			json.Unmarshal(evs[0], &stored)
-			return stored.Data
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no event for %s", query)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 type testLog struct{ t *testing.T }
 

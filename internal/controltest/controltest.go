@@ -248,3 +248,26 @@ func (c *ControlPlane) Events(t testing.TB, query string) []json.RawMessage {
 	c.MustDo(t, http.MethodGet, "/v1/events?"+query, nil, http.StatusOK, &got)
 	return got.Events
 }
+
+// WaitEvent waits up to five seconds for an event matching query (the
+// parameters of GET /v1/events) to be stored, and returns the newest one's
+// data: the event as the agent or gateway sent it.
+func (c *ControlPlane) WaitEvent(t testing.TB, query string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if evs := c.Events(t, query); len(evs) > 0 {
+			var stored struct {
+				Data map[string]any `json:"data"`
+			}
+			if err := json.Unmarshal(evs[0], &stored); err != nil {
+				t.Fatal(err)
+			}
+			return stored.Data
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no event for %s after 5 s", query)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -279,25 +279,13 @@ func (g *Gateway) keyTimer(ctx context.Context) {
 }
 
 func (g *Gateway) loadPolicy(ctx context.Context, c *controlsync.Client) error {
-	var p struct {
-		Version int64  `json:"version"`
-		YAML    string `json:"yaml"`
-	}
-	err := c.Get(ctx, "/v1/policy", &p)
-	authz := map[string]*policy.Authorizer{}
-	if controlsync.IsNotFound(err) {
-		g.authz.Store(&authz)
-		return nil
-	}
+	doc, err := c.Policy(ctx)
 	if err != nil {
 		return err
 	}
-	doc, err := policy.Parse(p.YAML)
-	if err != nil {
-		return fmt.Errorf("version %d: %w", p.Version, err)
-	}
+	authz := map[string]*policy.Authorizer{} // no policy: every route's service has none
 	for _, r := range g.routes {
-		if s := r.cfg.Service; s != "" {
+		if s := r.cfg.Service; s != "" && doc != nil {
 			authz[s] = doc.Compile(s)
 		}
 	}
@@ -306,13 +294,7 @@ func (g *Gateway) loadPolicy(ctx context.Context, c *controlsync.Client) error {
 }
 
 func (g *Gateway) loadDecisions(ctx context.Context, c *controlsync.Client) error {
-	var l struct {
-		Decisions []decision.Decision `json:"decisions"`
-	}
-	if err := c.Get(ctx, "/v1/decisions", &l); err != nil {
-		return err
-	}
-	set, err := decision.NewSet(l.Decisions)
+	set, err := c.Decisions(ctx)
 	if err != nil {
 		return err
 	}

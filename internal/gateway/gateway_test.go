@@ -344,7 +344,7 @@ func TestAuthentication(t *testing.T) {
 	if status, _, _ := e.do(t, "GET", "/account/me", nil, map[string]string{"X-Api-Key": "wrong"}); status != 401 {
 		t.Errorf("wrong API key: %d", status)
 	}
-	waitEvent(t, e.cp, "kind=auth_failed&service=gateway")
+	e.cp.WaitEvent(t, "kind=auth_failed&service=gateway")
 }
 
 func TestWAFBlocksTheCRSAttackClasses(t *testing.T) {
@@ -374,7 +374,7 @@ func TestWAFBlocksTheCRSAttackClasses(t *testing.T) {
 		map[string]string{"Content-Type": "application/json"}); status != 200 {
 		t.Errorf("benign JSON POST: %d", status)
 	}
-	ev := waitEvent(t, e.cp, "kind=waf&service=gateway")
+	ev := e.cp.WaitEvent(t, "kind=waf&service=gateway")
 	if !strings.Contains(fmt.Sprint(ev["reason"]), "rules 9") || ev["actor_ip"] != "127.0.0.1" {
 		t.Errorf("WAF event %v", ev)
 	}
@@ -437,24 +437,6 @@ func TestDecisionsAreEnforcedAtTheEdgeWithinASecond(t *testing.T) {
 	if codes[200] != 1 || codes[429] != 9 || retryAfter == "" {
 		t.Errorf("6/min with a burst of 1: %v, Retry-After %q", codes, retryAfter)
 	}
-	waitEvent(t, e.cp, "kind=rate_limited&service=gateway")
-	waitEvent(t, e.cp, "kind=decision_enforced&service=gateway")
-}
-
-func waitEvent(t *testing.T, cp *controltest.ControlPlane, query string) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if evs := cp.Events(t, query); len(evs) > 0 {
-			var stored struct {
-				Data map[string]any `json:"data"`
-			}
-			json.Unmarshal(evs[0], &stored)
-			return stored.Data
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no event for %s", query)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.cp.WaitEvent(t, "kind=rate_limited&service=gateway")
+	e.cp.WaitEvent(t, "kind=decision_enforced&service=gateway")
 }
