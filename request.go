@@ -90,7 +90,7 @@ func (q *request) route() string { return q.r.Pattern }
 
 func (q *request) parse() {
 	r := q.r
-	ins := make([]Input, 0, 16)
+	ins := make([]Input, 0, min(q.estimateInputs(), maxInputs))
 	add := func(src Source, name, value string) {
 		// Every non-empty value is recorded, one byte included: each guard
 		// decides which lengths can exploit its call (the SQL guard ignores
@@ -146,6 +146,31 @@ func (q *request) parse() {
 		}
 	}
 	q.parsed = ins
+}
+
+// estimateInputs bounds from above, cheaply, how many inputs parse will
+// record, so that the slice is allocated once: growing it was the largest
+// allocation of a request.
+func (q *request) estimateInputs() int {
+	r := q.r
+	n := 4 + 2*len(q.agent.headers) + strings.Count(r.Pattern, "{")
+	if r.URL != nil && r.URL.RawQuery != "" {
+		n += 2 * (strings.Count(r.URL.RawQuery, "&") + 1)
+	}
+	for _, c := range r.Header.Values("Cookie") {
+		n += strings.Count(c, ";") + 1
+	}
+	if q.body != nil {
+		switch bodyKind(r.Header.Get("Content-Type")) {
+		case bodyJSON:
+			n += bytes.Count(q.body, []byte{'"'}) / 2 // each string has two quotes
+		case bodyForm:
+			n += 2 * (bytes.Count(q.body, []byte{'&'}) + 1)
+		case bodyText:
+			n++
+		}
+	}
+	return n
 }
 
 // patternWildcards returns the wildcard names of a ServeMux pattern such as
