@@ -57,11 +57,33 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	rotation := fs.Duration("actor-key-rotation", control.DefaultActorKeyRotation, "how long an actor-token signing key signs before the next one is published; 0 never rotates (every server over one store should agree)")
 	ahead := fs.Duration("actor-key-publish-ahead", control.DefaultActorKeyPublishAhead, "how long the next actor-token key is published to verifiers before it signs")
 	gateways := fs.String("gateways", control.DefaultGatewayService, "comma-separated names of the gateway services, whose SVIDs may read the actor-token signing key")
+	retention := []struct {
+		flag string
+		keep *time.Duration
+	}{
+		{"retention-events", fs.Duration("retention-events", control.DefaultRetainEvents, "how long security events are kept; 0 keeps them forever")},
+		{"retention-changes", fs.Duration("retention-changes", control.DefaultRetainChanges, "how long watch changes are kept: a service or gateway disconnected longer reloads all its state on return; 0 keeps them forever")},
+		{"retention-decisions", fs.Duration("retention-decisions", control.DefaultRetainDecisions, "how long decisions are kept after they expire; 0 keeps them forever")},
+		{"retention-join-tokens", fs.Duration("retention-join-tokens", control.DefaultRetainJoinTokens, "how long join tokens are kept after they are used or expire; 0 keeps them forever")},
+		{"retention-instances", fs.Duration("retention-instances", control.DefaultRetainInstances, "how long an instance stays in the inventory after its last heartbeat; 0 keeps it forever")},
+	}
+	pruneInterval := fs.Duration("prune-interval", control.DefaultPruneInterval, "how often what is past its retention is deleted (from the start)")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *dir == "" {
 		return usageError{"server: -data DIR is required"}
+	}
+	for _, r := range retention {
+		switch {
+		case *r.keep < 0:
+			return usageError{fmt.Sprintf("server: -%s must not be negative (0 keeps forever)", r.flag)}
+		case *r.keep == 0:
+			*r.keep = -1 // control: a negative retention keeps forever
+		}
+	}
+	if *pruneInterval <= 0 {
+		return usageError{"server: -prune-interval must be positive"}
 	}
 	switch {
 	case *rotation < 0:
@@ -88,6 +110,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	srv, err := control.StartServer(ctx, control.ServerConfig{
 		Dir: *dir, Addr: *addr, Hosts: hostNames, PostgresDSN: *pg,
 		ActorKeyRotation: *rotation, ActorKeyPublishAhead: *ahead, GatewayServices: gatewayNames,
+		Retention: control.Retention{
+			Events: *retention[0].keep, Changes: *retention[1].keep, Decisions: *retention[2].keep,
+			JoinTokens: *retention[3].keep, Instances: *retention[4].keep, Interval: *pruneInterval,
+		},
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
 	})
 	if err != nil {

@@ -427,6 +427,11 @@ func (h *Handler) getBundle(w http.ResponseWriter, r *http.Request) error {
 }
 
 // WatchResult is the response to GET /v1/watch.
+//
+// A watcher whose ?since= is older than the changes the server still keeps
+// (see Retention.Changes) gets one change of kind "reset" (store.ChangeReset)
+// instead: it must reload all the state it holds (policy, decisions, keys,
+// services), then watch from Revision.
 type WatchResult struct {
 	Changes []store.Change `json:"changes"` // empty if none came before the timeout
 	// Revision is what to pass as ?since= next time.
@@ -435,7 +440,9 @@ type WatchResult struct {
 
 // watch is a long poll: it returns the changes after ?since= as soon as
 // there are any, or none after the watch timeout (or ?timeout=).
-// ?since=latest returns the current revision at once.
+// ?since=latest returns the current revision at once. A since from before
+// the oldest change kept returns a reset at once (the store's Changes says
+// so).
 func (h *Handler) watch(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "since", "timeout"); err != nil {

@@ -11,10 +11,93 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/rampartsec/rampart/internal/store"
 )
 
 // DefaultServerAddr is ServerConfig.Addr when empty.
 const DefaultServerAddr = "127.0.0.1:8443"
+
+// Defaults of a Retention, for its zero fields.
+const (
+	DefaultRetainEvents     = 30 * 24 * time.Hour // events, after their time
+	DefaultRetainChanges    = 24 * time.Hour      // watch changes, after they were made
+	DefaultRetainDecisions  = 7 * 24 * time.Hour  // decisions, after they expire
+	DefaultRetainJoinTokens = 24 * time.Hour      // join tokens, after they are used or expire
+	DefaultRetainInstances  = 7 * 24 * time.Hour  // instances, after their last heartbeat
+	DefaultPruneInterval    = time.Hour           // between prunes
+)
+
+// Retention says how long a Server keeps what the control plane no longer
+// needs: every Interval, from the start, it deletes what is older
+// (store.Store.Prune), so that storage stays bounded. A zero field means its
+// default (DefaultRetainEvents…); a negative one keeps that kind forever.
+//
+// Deletes are idempotent, so replicas over one store may all prune; under
+// PostgreSQL they take turns (an advisory lock), and a replica that finds
+// another pruning skips its turn.
+type Retention struct {
+	Events time.Duration
+	// Changes bounds how far behind a watcher may fall and still catch up
+	// change by change; one further behind is told to reload all its state
+	// (a change of kind "reset" on GET /v1/watch).
+	Changes    time.Duration
+	Decisions  time.Duration
+	JoinTokens time.Duration
+	Instances  time.Duration
+	Interval   time.Duration
+}
+
+// pruneConfig returns what to prune at now.
+func (r Retention) pruneConfig(now time.Time) store.PruneConfig {
+	before := func(keep, def time.Duration) time.Time {
+		switch {
+		case keep < 0:
+			return time.Time{} // forever
+		case keep == 0:
+			keep = def
+		}
+		return now.Add(-keep)
+	}
+	return store.PruneConfig{
+		EventsBefore:    before(r.Events, DefaultRetainEvents),
+		ChangesBefore:   before(r.Changes, DefaultRetainChanges),
+		DecisionsBefore: before(r.Decisions, DefaultRetainDecisions),
+		TokensBefore:    before(r.JoinTokens, DefaultRetainJoinTokens),
+		InstancesBefore: before(r.Instances, DefaultRetainInstances),
+	}
+}
+
+// prune prunes st on r's schedule until ctx is done. A failed prune is
+// logged and tried again at the next tick: the server goes on serving.
+func (r Retention) prune(ctx context.Context, st store.Store, log *slog.Logger) {
+	interval := r.Interval
+	if interval <= 0 {
+		interval = DefaultPruneInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		start := time.Now()
+		res, err := st.Prune(ctx, r.pruneConfig(start))
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, store.ErrBusy):
+			log.Debug("control: prune skipped: another replica is pruning")
+		case err != nil:
+			log.Warn("control: prune failed; retrying at the next interval", "err", err, "deleted", res.Total(), "interval", interval)
+		case res.Total() > 0:
+			log.Info("control: pruned", "events", res.Events, "changes", res.Changes, "decisions", res.Decisions,
+				"join_tokens", res.JoinTokens, "instances", res.Instances, "took", time.Since(start))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // ServerConfig configures StartServer.
 type ServerConfig struct {
@@ -38,6 +121,10 @@ type ServerConfig struct {
 	GatewayServices []string
 	SVIDTTL         time.Duration
 	WatchTimeout    time.Duration
+	// Retention is how long the server keeps events, watch changes and
+	// other records before it prunes them; the zero value keeps each for
+	// its default.
+	Retention Retention
 	// Logger receives the store's, the actor keys' and the API's messages;
 	// nil discards them.
 	Logger *slog.Logger
@@ -45,7 +132,7 @@ type ServerConfig struct {
 
 // Server is a control plane serving its API over TLS: the data directory
 // opened, the Handler, the actor-token key schedule running (ActorKeys.Run),
-// and an http.Server with timeouts that let long polls end first. It is
+// the store pruned on the Retention schedule, and an http.Server with timeouts that let long polls end first. It is
 // what 'rampart server' runs; the demo and the tests run it in process.
 type Server struct {
 	addr string
@@ -53,8 +140,8 @@ type Server struct {
 	data *Data
 	srv  *http.Server
 
-	stopKeys context.CancelFunc
-	running  sync.WaitGroup // the HTTP server and the key schedule
+	stopBackground context.CancelFunc // ends the key schedule and the pruning
+	running        sync.WaitGroup     // the HTTP server, the key schedule and the pruning
 
 	done     chan struct{} // closed when the server stops, see Done
 	doneOnce sync.Once
@@ -127,15 +214,16 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	s.srv.RegisterOnShutdown(h.EndWatches)
 	// Keep the actor-token keys on schedule, with the other servers over
 	// the store, until the server stops.
-	keysCtx, stopKeys := context.WithCancel(context.Background())
-	s.stopKeys = stopKeys
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	s.stopBackground = stopBackground
 	s.running.Go(func() {
-		if err := data.ActorKeys.Run(keysCtx); err != nil {
+		if err := data.ActorKeys.Run(bgCtx); err != nil {
 			// Without its schedule this server would stop rotating
 			// keys: better stop, and be restarted.
 			s.fail(err)
 		}
 	})
+	s.running.Go(func() { cfg.Retention.prune(bgCtx, data.Store, logger) })
 	s.running.Go(func() {
 		if err := s.srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
 			s.fail(fmt.Errorf("control: serve: %w", err))
@@ -151,7 +239,7 @@ func (s *Server) fail(err error) {
 		close(s.done)
 	})
 	s.srv.Close()
-	s.stopKeys()
+	s.stopBackground()
 }
 
 // Addr returns the address the server listens on, host:port.
@@ -199,7 +287,7 @@ func (s *Server) Close() error {
 
 func (s *Server) stop() error {
 	s.stopOnce.Do(func() {
-		s.stopKeys()
+		s.stopBackground()
 		s.running.Wait()
 		s.doneOnce.Do(func() { close(s.done) })
 		s.closeErr = s.data.Store.Close()

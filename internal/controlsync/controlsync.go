@@ -5,8 +5,10 @@
 //
 // The order that loses nothing: read the current revision, then load every
 // piece of state, then watch for changes after that revision; a change
-// reloads the pieces that depend on its kind. Any failure starts over after a
-// pause, and what was loaded stays in force meanwhile.
+// reloads the pieces that depend on its kind. A watcher so far behind that
+// the control plane no longer keeps the changes it missed gets a change of
+// kind "reset" (KindReset) and reloads every piece. Any failure starts over
+// after a pause, and what was loaded stays in force meanwhile.
 package controlsync
 
 import (
@@ -103,14 +105,19 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	return json.Unmarshal(data, out)
 }
 
-// Source is one piece of state: Load fetches it whole, at the start and
-// after each change of one of Kinds ("decision", "policy", "trust_bundle",
-// "actor_keys", "service").
+// Source is one piece of state: Load fetches it whole, at the start, after
+// each change of one of Kinds ("decision", "policy", "trust_bundle",
+// "actor_keys", "service"), and after a reset (KindReset), whatever its
+// Kinds.
 type Source struct {
 	Name  string
 	Kinds []string
 	Load  func(ctx context.Context, c *Client) error
 }
+
+// KindReset is the kind of the change the watch API answers to a watcher
+// behind the changes it still keeps: every source must load again.
+const KindReset = "reset"
 
 // Config configures a Syncer.
 type Config struct {
@@ -239,7 +246,7 @@ func (s *Syncer) sync(ctx context.Context) error {
 			}
 			for _, src := range s.cfg.Sources {
 				for _, c := range res.Changes {
-					if slices.Contains(src.Kinds, c.Kind) {
+					if c.Kind == KindReset || slices.Contains(src.Kinds, c.Kind) {
 						if err := s.load(ctx, src); err != nil {
 							return err
 						}

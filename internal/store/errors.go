@@ -8,6 +8,7 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	ErrConflict = errors.New("store: conflict") // e.g. a policy written from an outdated base
 	ErrClosed   = errors.New("store: closed")   // Subscribe after Close
+	ErrBusy     = errors.New("store: busy")     // Prune while another replica prunes
 
 	ErrTokenUnknown      = errors.New("store: join token unknown")      // never issued, forged or malformed
 	ErrTokenUsed         = errors.New("store: join token already used") // single use

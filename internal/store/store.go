@@ -17,7 +17,12 @@
 // names the field), [ErrNotFound], [ErrConflict] (a write from an outdated
 // version: PutPolicy, PutActorKeys), and the join-token errors
 // [ErrTokenUnknown], [ErrTokenUsed], [ErrTokenExpired], [ErrTokenWrongService].
-// A method that fails has written nothing.
+// A method that fails has written nothing, except Prune, whose batches
+// each commit on their own.
+//
+// Nothing is deleted but by request, or by [Store.Prune], which the control
+// plane runs on a schedule so that storage stays bounded: old events and
+// changes, expired decisions, spent join tokens and gone instances.
 package store
 
 import (
@@ -81,7 +86,10 @@ type Store interface {
 	// Changes returns the changes after revision since, oldest first, and the
 	// revision the caller is then up to date with. At most MaxChanges are
 	// returned; current is then the last one's revision, and calling again
-	// with it continues.
+	// with it continues. If Prune deleted changes after since, the caller
+	// cannot catch up change by change: Changes returns one change of kind
+	// ChangeReset at revision current, and the caller must reload all the
+	// state it holds, then continue from current.
 	Changes(ctx context.Context, since int64) (changes []Change, current int64, err error)
 	// Subscribe returns a channel that receives a revision number each time
 	// one or more changes are committed, by this process or another one
@@ -117,8 +125,66 @@ type Store interface {
 	// yet records it.
 	SetServiceRevoked(ctx context.Context, name string, revoked bool) error
 
+	// Prune deletes what the control plane no longer needs (see
+	// PruneConfig) in batches of at most PruneConfig.Batch rows, each its
+	// own transaction, so that a large prune never holds a long lock, and
+	// returns how many rows it deleted. It is idempotent: a prune repeated,
+	// or interrupted and run again, deletes only what is left. Where several
+	// replicas share the database, a Prune that finds another one running
+	// returns ErrBusy at once and deletes nothing.
+	Prune(ctx context.Context, cfg PruneConfig) (PruneResult, error)
+
 	// Close releases the store's connections and ends its subscriptions.
 	Close() error
+}
+
+// PruneBatch is PruneConfig.Batch when 0: rows deleted by one statement.
+const PruneBatch = 10000
+
+// PruneConfig says what Prune deletes. A zero time deletes nothing of its
+// kind.
+type PruneConfig struct {
+	// EventsBefore: events whose Time is before it.
+	EventsBefore time.Time
+	// ChangesBefore: changes recorded before it, oldest first, up to the
+	// first one recorded at or after it, which is kept with every later
+	// one. Watchers behind what was deleted get a ChangeReset.
+	ChangesBefore time.Time
+	// DecisionsBefore: decisions that expired before it (and before now:
+	// a live decision is never pruned).
+	DecisionsBefore time.Time
+	// TokensBefore: join tokens used, or expired, before it.
+	TokensBefore time.Time
+	// InstancesBefore: instances last seen before it. Their services stay
+	// known (and revoked ones revoked).
+	InstancesBefore time.Time
+	// Batch is the most rows one statement deletes; 0 means PruneBatch.
+	Batch int
+}
+
+// PruneResult counts the rows Prune deleted.
+type PruneResult struct {
+	Events     int64 `json:"events"`
+	Changes    int64 `json:"changes"`
+	Decisions  int64 `json:"decisions"`
+	JoinTokens int64 `json:"join_tokens"`
+	Instances  int64 `json:"instances"`
+}
+
+// Total is the number of rows deleted, all kinds together.
+func (r PruneResult) Total() int64 {
+	return r.Events + r.Changes + r.Decisions + r.JoinTokens + r.Instances
+}
+
+// ValidatePruneConfig checks cfg and returns it with Batch defaulted.
+func ValidatePruneConfig(cfg PruneConfig) (PruneConfig, error) {
+	switch {
+	case cfg.Batch < 0:
+		return cfg, invalid("batch", "negative")
+	case cfg.Batch == 0:
+		cfg.Batch = PruneBatch
+	}
+	return cfg, nil
 }
 
 // Limits on what a store accepts.
@@ -254,6 +320,10 @@ const (
 	ChangeTrustBundle ChangeKind = "trust_bundle" // Key is ""
 	ChangeService     ChangeKind = "service"      // Key is the service name (revoked or reinstated)
 	ChangeActorKeys   ChangeKind = "actor_keys"   // Key is the new version: a key was published, promoted or retired
+	// ChangeReset is no change made but the answer of Changes to a caller
+	// behind the changes Prune deleted: reload all state. Op and Key are
+	// empty.
+	ChangeReset ChangeKind = "reset"
 )
 
 // Op says how a change changed it.
@@ -267,7 +337,9 @@ const (
 )
 
 // Change is one numbered change, as seen by watchers. A decision that
-// expires is no change: watchers hold its Expires.
+// expires is no change: watchers hold its Expires; nor is its deletion by
+// Prune, after it expired. Revisions have no gaps: every revision up to
+// the current one is a change, until Prune deletes the oldest.
 type Change struct {
 	Revision int64      `json:"revision"`
 	Kind     ChangeKind `json:"kind"`

@@ -276,6 +276,12 @@ func (s *Store) Changes(ctx context.Context, since int64) ([]store.Change, int64
 	if err != nil {
 		return nil, 0, fmt.Errorf("postgres: changes: %w", err)
 	}
+	if since < current && (len(out) == 0 || out[0].Revision != since+1) {
+		// Revisions have no gaps and Prune deletes the oldest first: the
+		// change after since is gone, and so is any way to catch up
+		// change by change.
+		return []store.Change{{Revision: current, Kind: store.ChangeReset, Time: time.Now().UTC()}}, current, nil
+	}
 	if len(out) == store.MaxChanges {
 		current = out[len(out)-1].Revision
 	}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"strings"
 	"sync"
@@ -121,6 +122,33 @@ func TestSubscriptionSurvivesALostConnection(t *testing.T) {
 			}
 		case <-deadline:
 			t.Fatal("no wake-up after the listener's connection was cut")
+		}
+	}
+}
+
+func TestPruneWhileAnotherReplicaPrunesIsBusy(t *testing.T) {
+	dsn := newSchema(t)
+	s := opener(dsn)(t)
+	ctx := t.Context()
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(context.Background())
+	const lock = `hashtextextended('rampart.prune.' || current_schema(), 0)`
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_lock(`+lock+`)`); err != nil {
+		t.Fatal(err)
+	}
+	cfg := store.PruneConfig{EventsBefore: time.Now()}
+	if _, err := s.Prune(ctx, cfg); !errors.Is(err, store.ErrBusy) {
+		t.Fatalf("Prune while another holds the lock: %v, want ErrBusy", err)
+	}
+	if _, err := other.Exec(ctx, `SELECT pg_advisory_unlock(`+lock+`)`); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the lock is released after each prune
+		if _, err := s.Prune(ctx, cfg); err != nil {
+			t.Fatalf("Prune once the lock is free: %v", err)
 		}
 	}
 }

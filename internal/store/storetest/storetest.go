@@ -60,6 +60,8 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"a join token is won by exactly one concurrent consumer", testJoinTokenRace},
 		{"the inventory answers who runs what", testInventory},
 		{"services are revoked and reinstated", testRevocation},
+		{"prune deletes exactly what is older and counts it", testPrune},
+		{"pruned changes make a watcher behind them reset", testPruneChanges},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
