@@ -28,7 +28,7 @@ Usage:
   rampart demo [-addr host:port] [-mode block|monitor] [-data DIR] [-once]
                                  run the control plane, the gateway and the sample service
                                  in one process, attack them and show the events
-  rampart init -data DIR [-trust-domain rampart.local]
+  rampart init -data DIR [-trust-domain rampart.local] [-ca-cert FILE -ca-key FILE]
                                  create a control-plane data directory and print the admin token
   rampart server -data DIR [-addr 127.0.0.1:8443] [-hosts names] [-postgres DSN]
                                  serve the control-plane API over TLS

@@ -21,17 +21,32 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	dir := fs.String("data", "", "data directory to create (required)")
 	td := fs.String("trust-domain", "rampart.local", "SPIFFE trust domain of the services")
+	caCert := fs.String("ca-cert", "", "import this CA certificate (PEM) instead of generating a root; needs -ca-key")
+	caKey := fs.String("ca-key", "", "the imported CA's private key (PEM)")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *dir == "" {
 		return usageError{"init: -data DIR is required"}
 	}
+	var opts control.InitOptions
+	if (*caCert == "") != (*caKey == "") {
+		return usageError{"init: -ca-cert and -ca-key go together"}
+	}
+	if *caCert != "" {
+		var err error
+		if opts.CACertPEM, err = os.ReadFile(*caCert); err != nil {
+			return fmt.Errorf("init: -ca-cert: %w", err)
+		}
+		if opts.CAKeyPEM, err = os.ReadFile(*caKey); err != nil {
+			return fmt.Errorf("init: -ca-key: %w", err)
+		}
+	}
 	abs, err := filepath.Abs(*dir)
 	if err != nil {
 		return err
 	}
-	token, err := control.Init(ctx, abs, *td)
+	token, err := control.InitWith(ctx, abs, *td, opts)
 	if err != nil {
 		return errors.New(strings.TrimPrefix(err.Error(), "control: "))
 	}

@@ -57,6 +57,23 @@ func HashAdminToken(plaintext string) []byte {
 // (once: only its hash is kept). It refuses a directory that exists and is
 // not empty.
 func Init(ctx context.Context, dir string, trustDomain string) (adminToken string, err error) {
+	return InitWith(ctx, dir, trustDomain, InitOptions{})
+}
+
+// InitOptions are the choices of InitWith.
+type InitOptions struct {
+	// CACertPEM and CAKeyPEM, if set, are an existing root (a certificate
+	// and its PKCS #8, PKCS #1 or SEC 1 private key) to issue SVIDs with,
+	// instead of generating one: an organisation's own CA, or a root kept
+	// offline that signed this one. Both or neither.
+	CACertPEM, CAKeyPEM []byte
+}
+
+// InitWith is Init with options.
+func InitWith(ctx context.Context, dir string, trustDomain string, opts InitOptions) (adminToken string, err error) {
+	if (opts.CACertPEM == nil) != (opts.CAKeyPEM == nil) {
+		return "", errors.New("control: init: give both the CA certificate and its key, or neither")
+	}
 	td, err := spiffeid.TrustDomainFromString(trustDomain)
 	if err != nil {
 		return "", fmt.Errorf("control: init: trust domain %q: %w", trustDomain, err)
@@ -89,7 +106,12 @@ func Init(ctx context.Context, dir string, trustDomain string) (adminToken strin
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return "", fmt.Errorf("control: init: %w", err)
 	}
-	c, err := ca.Generate(td, ca.Config{})
+	var c *ca.CA
+	if opts.CACertPEM != nil {
+		c, err = ca.Import(td, opts.CACertPEM, opts.CAKeyPEM)
+	} else {
+		c, err = ca.Generate(td, ca.Config{})
+	}
 	if err != nil {
 		return "", fmt.Errorf("control: init: %w", err)
 	}
