@@ -217,7 +217,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	s.stopBackground = stopBackground
 	s.running.Go(func() {
-		if err := data.ActorKeys.Run(bgCtx); err != nil {
+		// An error after the stop was asked for is the stop itself
+		// (a canceled subscription), not a failure.
+		if err := data.ActorKeys.Run(bgCtx); err != nil && bgCtx.Err() == nil {
 			// Without its schedule this server would stop rotating
 			// keys: better stop, and be restarted.
 			s.fail(err)
