@@ -62,6 +62,8 @@ type zeroTrust struct {
 	instance          string
 	seenMu            sync.RWMutex
 	routes, peers     map[string]struct{}
+	databases         map[string]struct{}
+	changed           chan struct{} // something new to report: heartbeat soon
 	exposed           atomic.Bool
 }
 
@@ -89,6 +91,7 @@ func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
 	z := &zeroTrust{
 		agent: a, src: cfg.Identity, td: td, cp: cp, log: a.logger, done: make(chan struct{}),
 		instance: newID(), routes: map[string]struct{}{}, peers: map[string]struct{}{},
+		databases: map[string]struct{}{}, changed: make(chan struct{}, 1),
 	}
 	z.verifier, err = actor.NewVerifier(actor.VerifierConfig{
 		Audience:     td.IDString(),
@@ -164,6 +167,7 @@ func (z *zeroTrust) heartbeats(ctx context.Context) {
 		Modules   []module `json:"modules,omitempty"`
 		Routes    []string `json:"routes,omitempty"`
 		Peers     []string `json:"peers,omitempty"`
+		DBDrivers []string `json:"db_drivers,omitempty"`
 		Exposed   bool     `json:"exposed,omitempty"`
 	}{Service: z.agent.service, ID: z.instance, GoVersion: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -179,15 +183,25 @@ func (z *zeroTrust) heartbeats(ctx context.Context) {
 		z.seenMu.Lock()
 		hb.Routes = sortedKeys(z.routes)
 		hb.Peers = sortedKeys(z.peers)
+		hb.DBDrivers = sortedKeys(z.databases)
 		z.seenMu.Unlock()
 		hb.Exposed = z.exposed.Load()
 		if err := z.cp.Do(ctx, http.MethodPost, "/v1/heartbeat", hb, nil); err != nil && ctx.Err() == nil {
 			z.log.Debug("rampart: heartbeat failed", "err", err)
 		}
+		// Every 30 seconds, or a second after something new was seen
+		// (a route, a peer, a database), so the inventory is current
+		// without a heartbeat per request.
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(30 * time.Second):
+		case <-z.changed:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
 		}
 	}
 }
@@ -216,6 +230,10 @@ func (z *zeroTrust) see(m map[string]struct{}, s string) {
 	z.seenMu.Lock()
 	if _, ok := m[s]; !ok && len(m) < maxSeen {
 		m[s] = struct{}{}
+		select {
+		case z.changed <- struct{}{}:
+		default:
+		}
 	}
 	z.seenMu.Unlock()
 }
@@ -437,4 +455,15 @@ func actorAddr(ip netip.Addr) string {
 		return ""
 	}
 	return ip.String()
+}
+
+// NoteDatabase records, for the control plane's inventory, that the service
+// uses a database of the given kind ("postgres", "mysql", "sqlite"). The SQL
+// guard calls it; other code rarely needs to. Without Config.Identity it
+// does nothing.
+func (a *Agent) NoteDatabase(kind string) {
+	if a.zt == nil || kind == "" {
+		return
+	}
+	a.zt.see(a.zt.databases, truncate(kind, 64))
 }

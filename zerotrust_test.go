@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -318,6 +319,37 @@ func TestZeroTrustMesh(t *testing.T) {
 		}
 		if items := body["items"].([]any); len(items) != 1 || items[0] != "lamp" {
 			t.Errorf("items %v", items)
+		}
+	})
+
+	t.Run("the inventory shows what each instance serves, calls and uses", func(t *testing.T) {
+		if status, _ := m.call(t, gw, "GET", m.web.url+"/shop?q=lamp", token); status != 200 {
+			t.Fatalf("status %d", status)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			var got struct {
+				Instances []struct {
+					Routes    []string `json:"routes"`
+					Peers     []string `json:"peers"`
+					DBDrivers []string `json:"db_drivers"`
+					Exposed   bool     `json:"exposed"`
+					GoVersion string   `json:"go_version"`
+					Live      bool     `json:"live"`
+				} `json:"instances"`
+			}
+			m.cp.MustDo(t, "GET", "/v1/instances?service=orders", nil, http.StatusOK, &got)
+			if len(got.Instances) == 1 {
+				in := got.Instances[0]
+				if slices.Contains(in.Routes, "GET /orders") && slices.Equal(in.DBDrivers, []string{"sqlite"}) &&
+					slices.Equal(in.Peers, []string{"spiffe://example.org/svc/users"}) && in.Exposed && in.Live && in.GoVersion != "" {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("orders' inventory after 5 s: %+v", got.Instances)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	})
 

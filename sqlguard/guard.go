@@ -29,6 +29,7 @@ func New(agent *rampart.Agent, d Dialect) (*Guard, error) {
 	if !d.valid() {
 		return nil, fmt.Errorf("sqlguard: New: invalid dialect %v", d)
 	}
+	agent.NoteDatabase(d.String())
 	return &Guard{agent: agent, dialect: d, sink: "database/sql (" + d.String() + ")"}, nil
 }
 
