@@ -7,6 +7,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,6 +36,23 @@ type servedGateway struct {
 
 	cancel context.CancelFunc
 	served chan error // receives Serve's result, then is closed
+	ls     *gateway.Listeners
+}
+
+// closed reports whether ln no longer accepts connections. It asks the
+// listener itself rather than dialling its address: once freed, the port
+// may be given at once to another test's listener.
+func closed(ln net.Listener) bool {
+	tl := ln.(*net.TCPListener)
+	if err := tl.SetDeadline(time.Now().Add(5 * time.Millisecond)); err != nil {
+		return true // closed: deadlines cannot be set
+	}
+	c, err := tl.Accept()
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return errors.Is(err, net.ErrClosed)
 }
 
 // serveGateway is startGateway with an admin listener, a grace period, a
@@ -69,7 +87,7 @@ func serveGatewayAs(t testing.TB, cp *controltest.ControlPlane, src identity.Sou
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sg := &servedGateway{Gateway: g, addr: ls.HTTP.Addr().String(), admin: "http://" + ls.Admin.Addr().String(),
-		cancel: cancel, served: make(chan error, 1)}
+		cancel: cancel, served: make(chan error, 1), ls: ls}
 	sg.url = "http://" + sg.addr
 	go func() {
 		defer close(sg.served)

@@ -611,15 +611,10 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	gw.cancel()
 	// The listeners close at once, the admin one too, while the request is
 	// still in flight.
-	for _, addr := range []string{gw.addr, strings.TrimPrefix(gw.admin, "http://")} {
-		for {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				break
-			}
-			c.Close()
+	for _, ln := range []net.Listener{gw.ls.HTTP, gw.ls.Admin} {
+		for !closed(ln) {
 			if time.Since(start) > time.Second {
-				t.Fatalf("new connections to %s still accepted 1 s after Serve's context ended", addr)
+				t.Fatalf("%s still accepts connections 1 s after Serve's context ended", ln.Addr())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -644,9 +639,8 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve still running 5 s after the last request ended")
 	}
-	if c, err := net.Dial("tcp", gw.addr); err == nil {
-		c.Close()
-		t.Error("a new connection was accepted after Serve returned")
+	if !closed(gw.ls.HTTP) {
+		t.Error("the listener accepts connections after Serve returned")
 	}
 
 	t.Run("upgraded connections are closed at the end of the grace", func(t *testing.T) {
