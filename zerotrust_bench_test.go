@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -26,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
@@ -109,19 +107,19 @@ func startHopMesh(b *testing.B) *hopMesh {
 
 	last := policytest.LastRule()
 	m := &hopMesh{method: last.Method, path: last.Path}
-	src := hopJoin(b, cp, policytest.Service)
+	src := cp.Join(b, policytest.Service)
 	svid, err := src.GetX509SVID()
 	if err != nil {
 		b.Fatal(err)
 	}
 	m.serverID = svid.ID
-	m.caller = hopJoin(b, cp, last.Caller)
+	m.caller = cp.Join(b, last.Caller)
 	callerSVID, err := m.caller.GetX509SVID()
 	if err != nil {
 		b.Fatal(err)
 	}
 	m.callerChain = callerSVID.Certificates
-	m.signer = hopSigner(b, cp, hopJoin(b, cp, "gateway"))
+	m.signer = cp.Signer(b, cp.Join(b, "gateway"))
 
 	agent, err := rampart.New(rampart.Config{
 		Service: policytest.Service, Identity: src, ControlPlane: cp.URL,
@@ -199,57 +197,6 @@ func hopServe(b *testing.B, h http.Handler, cfg *tls.Config) hopServer {
 		}}
 	go srv.ServeTLS(ln, "", "")
 	b.Cleanup(func() { srv.Close() })
-	return s
-}
-
-func hopJoin(b *testing.B, cp *controltest.ControlPlane, service string) *identity.CASource {
-	b.Helper()
-	src, err := identity.Join(b.Context(), identity.JoinConfig{
-		ControlPlane: cp.URL, ControlPlaneBundle: cp.BundlePEM, Service: service, Token: cp.JoinToken(b, service),
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { src.Close() })
-	return src
-}
-
-// hopSigner fetches the actor-token signing key with the gateway's SVID, as
-// the gateway does, and returns a Signer with it.
-func hopSigner(b *testing.B, cp *controltest.ControlPlane, gw *identity.CASource) *actor.Signer {
-	b.Helper()
-	resp, err := gw.ControlPlaneClient().Get(cp.URL + "/v1/actor-key")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var key struct {
-		JWK jose.JSONWebKey `json:"jwk"`
-	}
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(resp.Body)
-		b.Fatalf("GET /v1/actor-key: %d %s", resp.StatusCode, msg)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&key); err != nil {
-		b.Fatal(err)
-	}
-	priv, ok := key.JWK.Key.(crypto.Signer)
-	if !ok {
-		b.Fatalf("actor key is %T", key.JWK.Key)
-	}
-	gwID, err := identity.ServiceID(cp.TrustDomain, "gateway")
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := actor.NewSigner(actor.SignerConfig{Issuer: gwID.String(), Audience: cp.TrustDomain.IDString()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := s.SetKey(key.JWK.KeyID, priv); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("actor tokens signed with %s", key.JWK.Algorithm)
 	return s
 }
 

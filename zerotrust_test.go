@@ -26,7 +26,6 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"modernc.org/sqlite"
 
 	"github.com/rampartsec/rampart"
@@ -72,13 +71,7 @@ type meshService struct {
 // on 127.0.0.1 behind the agent's Handler.
 func startService(t *testing.T, cp *controltest.ControlPlane, name string, routes func(*rampart.Agent, *http.ServeMux)) *meshService {
 	t.Helper()
-	src, err := identity.Join(t.Context(), identity.JoinConfig{
-		ControlPlane: cp.URL, ControlPlaneBundle: cp.BundlePEM, Service: name, Token: cp.JoinToken(t, name),
-		RetryInterval: 500 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := cp.Join(t, name)
 	sink, err := rampart.ControlPlaneSink(rampart.ControlPlaneConfig{URL: cp.URL, Client: src.ControlPlaneClient()})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +100,6 @@ func startService(t *testing.T, cp *controltest.ControlPlane, name string, route
 	t.Cleanup(func() {
 		srv.Close()
 		agent.Close(context.Background())
-		src.Close()
 	})
 	return &meshService{name: name, url: "https://" + ln.Addr().String(), agent: agent, src: src}
 }
@@ -214,54 +206,10 @@ func startMesh(t *testing.T, svidTTL time.Duration) *mesh {
 		mux.HandleFunc("GET /shop", func(w http.ResponseWriter, r *http.Request) { relay(w, r, http.MethodGet) })
 		mux.HandleFunc("POST /shop", func(w http.ResponseWriter, r *http.Request) { relay(w, r, http.MethodPost) })
 	})
-	m.gateway = joinAs(t, cp, "gateway")
-	m.tester = joinAs(t, cp, "tester")
-	m.signer = gatewaySigner(t, cp, m.gateway)
+	m.gateway = cp.Join(t, "gateway")
+	m.tester = cp.Join(t, "tester")
+	m.signer = cp.Signer(t, m.gateway)
 	return m
-}
-
-func joinAs(t *testing.T, cp *controltest.ControlPlane, name string) *identity.CASource {
-	t.Helper()
-	src, err := identity.Join(t.Context(), identity.JoinConfig{
-		ControlPlane: cp.URL, ControlPlaneBundle: cp.BundlePEM, Service: name, Token: cp.JoinToken(t, name),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
-	return src
-}
-
-// gatewaySigner fetches the actor-token signing key as the gateway does.
-func gatewaySigner(t *testing.T, cp *controltest.ControlPlane, gw *identity.CASource) *actor.Signer {
-	t.Helper()
-	resp, err := gw.ControlPlaneClient().Get(cp.URL + "/v1/actor-key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var key struct {
-		JWK jose.JSONWebKey `json:"jwk"`
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET /v1/actor-key: %d %s", resp.StatusCode, b)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&key); err != nil {
-		t.Fatal(err)
-	}
-	s, err := actor.NewSigner(actor.SignerConfig{Issuer: "spiffe://example.org/svc/gateway", Audience: "spiffe://example.org"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, ok := key.JWK.Key.(crypto.Signer)
-	if !ok {
-		t.Fatalf("actor key is %T", key.JWK.Key)
-	}
-	if err := s.SetKey(key.JWK.KeyID, signer); err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // client returns an HTTP client with src's identity for the service name.
@@ -382,7 +330,7 @@ func TestZeroTrustMesh(t *testing.T) {
 				TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true}}}
 		}
 		other := controltest.Start(t, controltest.Config{}) // same trust domain name, another CA
-		svid, _ := joinAs(t, other, "gateway").GetX509SVID()
+		svid, _ := other.Join(t, "gateway").GetX509SVID()
 		if _, err := withCert(tlsCert(svid.Certificates, svid.PrivateKey)).Get(m.web.url + "/shop"); err == nil {
 			t.Error("client with an SVID from another CA got through")
 		}
@@ -403,7 +351,7 @@ func TestZeroTrustMesh(t *testing.T) {
 		past, _ := actor.NewSigner(actor.SignerConfig{Audience: "spiffe://example.org", Lifetime: time.Minute,
 			Now: func() time.Time { return time.Now().Add(-10 * time.Minute) }})
 		foreign, _ := actor.NewSigner(actor.SignerConfig{Audience: "spiffe://other.org"})
-		key := signingKey(t, m)
+		_, key := m.cp.SigningKey(t, m.gateway)
 		past.SetKey(m.signer.KeyID(), key)
 		foreign.SetKey(m.signer.KeyID(), key)
 		expired, _ := past.Token(alice)
@@ -499,22 +447,6 @@ func TestZeroTrustMesh(t *testing.T) {
 		waitAll("POST", http.StatusCreated)
 	})
 }
-
-func signingKey(t *testing.T, m *mesh) cryptoSigner {
-	t.Helper()
-	resp, err := m.gateway.ControlPlaneClient().Get(m.cp.URL + "/v1/actor-key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var key struct {
-		JWK jose.JSONWebKey `json:"jwk"`
-	}
-	json.NewDecoder(resp.Body).Decode(&key)
-	return key.JWK.Key.(cryptoSigner)
-}
-
-type cryptoSigner = crypto.Signer
 
 type testLog struct{ t *testing.T }
 

@@ -17,19 +17,6 @@ import (
 	"github.com/rampartsec/rampart/internal/controltest"
 )
 
-func join(t *testing.T, cp *controltest.ControlPlane, service string) *identity.CASource {
-	t.Helper()
-	src, err := identity.Join(t.Context(), identity.JoinConfig{
-		ControlPlane: cp.URL, ControlPlaneBundle: cp.BundlePEM, Service: service,
-		Token: cp.JoinToken(t, service), RetryInterval: 200 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
-	return src
-}
-
 // serve runs an HTTPS server with src's identity that answers with the
 // caller's SPIFFE ID.
 func serve(t *testing.T, src identity.Source) string {
@@ -69,8 +56,8 @@ func call(src identity.Source, url string, server spiffeid.ID) (string, error) {
 
 func TestJoinedServicesTalkOverMutualTLS(t *testing.T) {
 	cp := controltest.Start(t, controltest.Config{})
-	orders := join(t, cp, "orders")
-	web := join(t, cp, "web")
+	orders := cp.Join(t, "orders")
+	web := cp.Join(t, "web")
 	svid, _ := orders.GetX509SVID()
 	if svid.ID.String() != "spiffe://example.org/svc/orders" {
 		t.Fatalf("SVID for %s", svid.ID)
@@ -128,8 +115,8 @@ func TestRenewsAtHalfLifeAndSurvivesTheControlPlaneGoingDown(t *testing.T) {
 		t.Skip("waits for SVID rotations")
 	}
 	cp := controltest.Start(t, controltest.Config{SVIDTTL: 4 * time.Second})
-	orders := join(t, cp, "orders")
-	web := join(t, cp, "web")
+	orders := cp.Join(t, "orders")
+	web := cp.Join(t, "web")
 	url := serve(t, orders)
 	ordersID, _ := identity.ServiceID(cp.TrustDomain, "orders")
 	first, _ := orders.GetX509SVID()
@@ -172,15 +159,15 @@ func TestRenewsAtHalfLifeAndSurvivesTheControlPlaneGoingDown(t *testing.T) {
 	// them is refused; that is the control plane's rule, and the log says
 	// so). A fresh join restores the service.
 	cp.Restart(t)
-	fresh := join(t, cp, "web")
-	if got, err := call(fresh, serve(t, join(t, cp, "orders")), ordersID); err != nil || got != "spiffe://example.org/svc/web" {
+	fresh := cp.Join(t, "web")
+	if got, err := call(fresh, serve(t, cp.Join(t, "orders")), ordersID); err != nil || got != "spiffe://example.org/svc/web" {
 		t.Fatalf("after restart: %q, %v", got, err)
 	}
 }
 
 func TestRenewalIsRefusedAfterRevocation(t *testing.T) {
 	cp := controltest.Start(t, controltest.Config{SVIDTTL: 2 * time.Second})
-	orders := join(t, cp, "orders")
+	orders := cp.Join(t, "orders")
 	cp.MustDo(t, http.MethodPost, "/v1/services/orders/revoke", nil, http.StatusOK, nil)
 	before := orders.Renewals()
 	time.Sleep(2500 * time.Millisecond)

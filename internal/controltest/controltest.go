@@ -7,11 +7,13 @@ package controltest
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -20,8 +22,11 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/rampartsec/rampart/actor"
+	"github.com/rampartsec/rampart/identity"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/control"
 )
@@ -270,4 +275,63 @@ func (c *ControlPlane) WaitEvent(t testing.TB, query string) map[string]any {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Join joins the control plane as service and returns its identity,
+// renewed until the test ends.
+func (c *ControlPlane) Join(t testing.TB, service string) *identity.CASource {
+	t.Helper()
+	src, err := identity.Join(context.Background(), identity.JoinConfig{
+		ControlPlane: c.URL, ControlPlaneBundle: c.BundlePEM, Service: service, Token: c.JoinToken(t, service),
+		RetryInterval: 200 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+// SigningKey fetches the actor-token signing key with gw's SVID, as a
+// gateway does.
+func (c *ControlPlane) SigningKey(t testing.TB, gw *identity.CASource) (keyID string, key crypto.Signer) {
+	t.Helper()
+	resp, err := gw.ControlPlaneClient().Get(c.URL + "/v1/actor-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET /v1/actor-key: %d %s", resp.StatusCode, msg)
+	}
+	var got struct {
+		JWK jose.JSONWebKey `json:"jwk"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	key, ok := got.JWK.Key.(crypto.Signer)
+	if !ok {
+		t.Fatalf("actor key is %T", got.JWK.Key)
+	}
+	return got.JWK.KeyID, key
+}
+
+// Signer returns an actor-token Signer with the signing key, issuing as the
+// service gw.
+func (c *ControlPlane) Signer(t testing.TB, gw *identity.CASource) *actor.Signer {
+	t.Helper()
+	svid, err := gw.GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := actor.NewSigner(actor.SignerConfig{Issuer: svid.ID.String(), Audience: c.TrustDomain.IDString()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetKey(c.SigningKey(t, gw)); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

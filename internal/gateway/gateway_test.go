@@ -25,7 +25,6 @@ import (
 
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/actor"
-	"github.com/rampartsec/rampart/identity"
 	"github.com/rampartsec/rampart/internal/controltest"
 	"github.com/rampartsec/rampart/internal/gateway"
 )
@@ -50,22 +49,10 @@ type saw struct {
 	Authorization string              `json:"authorization"`
 }
 
-func join(t testing.TB, cp *controltest.ControlPlane, name string) *identity.CASource {
-	t.Helper()
-	src, err := identity.Join(context.Background(), identity.JoinConfig{
-		ControlPlane: cp.URL, ControlPlaneBundle: cp.BundlePEM, Service: name, Token: cp.JoinToken(t, name),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { src.Close() })
-	return src
-}
-
 // startUpstream runs service name as a member of the mesh.
 func startUpstream(t testing.TB, cp *controltest.ControlPlane, name string, extra func(*http.ServeMux)) *upstream {
 	t.Helper()
-	src := join(t, cp, name)
+	src := cp.Join(t, name)
 	agent, err := rampart.New(rampart.Config{Service: name, Identity: src, ControlPlane: cp.URL,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -162,7 +149,7 @@ func startGateway(t testing.TB, cp *controltest.ControlPlane, yaml string) (*gat
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(context.Background(), gateway.Options{Config: cfg, Identity: join(t, cp, "gateway"),
+	g, err := gateway.New(context.Background(), gateway.Options{Config: cfg, Identity: cp.Join(t, "gateway"),
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -60,7 +60,7 @@ func closed(ln net.Listener) bool {
 // control plane.
 func serveGateway(t testing.TB, cp *controltest.ControlPlane, yaml string, grace time.Duration, waitReady bool) *servedGateway {
 	t.Helper()
-	return serveGatewayAs(t, cp, join(t, cp, "gateway"), nil, yaml, grace, waitReady)
+	return serveGatewayAs(t, cp, cp.Join(t, "gateway"), nil, yaml, grace, waitReady)
 }
 
 // serveGatewayAs is serveGateway with the gateway's identity joined

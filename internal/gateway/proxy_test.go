@@ -149,7 +149,7 @@ func TestWebSocketUpgradeToAnMTLSUpstream(t *testing.T) {
 	// read_timeout and write_timeout bound requests, not the upgraded
 	// connection that outlives its request.
 	var log logBuffer
-	gw := serveGatewayAs(t, p.cp, join(t, p.cp, "gateway"), slog.New(slog.NewJSONHandler(&log, nil)),
+	gw := serveGatewayAs(t, p.cp, p.cp.Join(t, "gateway"), slog.New(slog.NewJSONHandler(&log, nil)),
 		"limits: {read_timeout: 1s, write_timeout: 1s}\nroutes:\n"+p.route("shop", "/", ""), 2*time.Second, true)
 	conn, br := dialWebSocket(t, gw.addr, "/ws")
 	echo(t, conn, br, "hello through the gateway")
@@ -677,7 +677,7 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 
 func TestHealthAndReadiness(t *testing.T) {
 	cp := controltest.Start(t, controltest.Config{})
-	src := join(t, cp, "gateway")
+	src := cp.Join(t, "gateway")
 	cp.Stop()
 	gw := serveGatewayAs(t, cp, src, nil, fmt.Sprintf("routes:\n  - upstream: http://%s\n", freePort(t)), time.Second, false)
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -743,7 +743,7 @@ func TestHTTPSListener(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gateway.New(context.Background(), gateway.Options{Config: cfg, Identity: join(t, p.cp, "gateway"), Logger: slog.New(slog.DiscardHandler)})
+	g, err := gateway.New(context.Background(), gateway.Options{Config: cfg, Identity: p.cp.Join(t, "gateway"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -763,7 +763,7 @@ func TestHTTPSListener(t *testing.T) {
 		ls.HTTP = plain
 		broken := *cfg
 		broken.Listen.TLSKey = certFile // not a key
-		bg, err := gateway.New(context.Background(), gateway.Options{Config: &broken, Identity: join(t, p.cp, "gateway"), Logger: slog.New(slog.DiscardHandler)})
+		bg, err := gateway.New(context.Background(), gateway.Options{Config: &broken, Identity: p.cp.Join(t, "gateway"), Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
