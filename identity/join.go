@@ -22,6 +22,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
 
@@ -168,15 +169,8 @@ func (s *CASource) exchange(ctx context.Context, client *http.Client, path strin
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
-	certs, err := parsePEMCerts([]byte(got.SVIDPEM))
-	if err != nil {
-		return fmt.Errorf("identity: %s: SVID: %w", path, err)
-	}
-	var certDER []byte
-	for _, c := range certs {
-		certDER = append(certDER, c.Raw...)
-	}
-	svid, err := x509svid.ParseRaw(certDER, keyDER)
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	svid, err := x509svid.Parse([]byte(got.SVIDPEM), keyPEM)
 	if err != nil {
 		return fmt.Errorf("identity: %s: SVID: %w", path, err)
 	}
@@ -199,26 +193,6 @@ func (s *CASource) exchange(ctx context.Context, client *http.Client, path strin
 	s.svid, s.bundle, s.td, s.got = svid, bundle, id.TrustDomain(), s.cfg.Now()
 	s.mu.Unlock()
 	return nil
-}
-
-func parsePEMCerts(data []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		block, rest := pemDecode(data)
-		if block == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(block)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-		data = rest
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no certificate")
-	}
-	return out, nil
 }
 
 func apiError(path string, status int, body []byte) error {
@@ -287,27 +261,14 @@ func (s *CASource) Renewals() int {
 func (s *CASource) ControlPlaneClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{
-			RootCAs:    s.roots,
-			MinVersion: tls.VersionTLS12,
-			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-				return s.tlsCertificate(), nil
-			},
+			RootCAs:              s.roots,
+			MinVersion:           tls.VersionTLS12,
+			GetClientCertificate: tlsconfig.GetClientCertificate(s), // the current SVID, renewals included
 		},
 		ForceAttemptHTTP2:   true,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}}
-}
-
-func (s *CASource) tlsCertificate() *tls.Certificate {
-	s.mu.RLock()
-	svid := s.svid
-	s.mu.RUnlock()
-	c := &tls.Certificate{PrivateKey: svid.PrivateKey, Leaf: svid.Certificates[0]}
-	for _, cert := range svid.Certificates {
-		c.Certificate = append(c.Certificate, cert.Raw)
-	}
-	return c
 }
 
 // Close stops renewal. The current SVID stays usable until it expires.
@@ -390,17 +351,4 @@ func (s *CASource) renew(ctx context.Context) error {
 	s.renews++
 	s.mu.Unlock()
 	return nil
-}
-
-func pemDecode(data []byte) ([]byte, []byte) {
-	for {
-		block, rest := pem.Decode(data)
-		if block == nil {
-			return nil, nil
-		}
-		if block.Type == "CERTIFICATE" {
-			return block.Bytes, rest
-		}
-		data = rest
-	}
 }
