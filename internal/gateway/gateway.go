@@ -89,6 +89,8 @@ type Gateway struct {
 	decisionLimits  map[int]*ratelimit.Limiter // by requests per minute
 
 	events  chan rampart.Event
+	closeMu sync.RWMutex // held to send on events; Close takes it to close events
+	closed  bool
 	sink    rampart.Sink
 	dropped atomic.Uint64
 
@@ -206,7 +208,10 @@ func (g *Gateway) closeAuth() {
 // Close stops following the control plane and delivers the queued events.
 func (g *Gateway) Close() {
 	g.cancel()
+	g.closeMu.Lock()
+	g.closed = true
 	close(g.events)
+	g.closeMu.Unlock()
 	g.done.Wait()
 	g.closeAuth()
 	for _, r := range g.routes {
@@ -307,7 +312,12 @@ func (g *Gateway) report(ev rampart.Event) {
 	ev.ID = newID()
 	ev.Time = time.Now().UTC()
 	ev.Service = g.cfg.ControlPlane.Service
-	defer func() { recover() }() // the queue closed: the gateway is stopping
+	g.closeMu.RLock()
+	defer g.closeMu.RUnlock()
+	if g.closed { // the gateway is stopping
+		g.dropped.Add(1)
+		return
+	}
 	select {
 	case g.events <- ev:
 	default:
