@@ -6,23 +6,9 @@ import (
 	"testing"
 
 	"github.com/rampartsec/rampart/internal/control"
+	"github.com/rampartsec/rampart/internal/policy/policytest"
 	"github.com/rampartsec/rampart/internal/store"
 )
-
-const validPolicy = `# who may call whom
-services:
-  orders:
-    allow:
-      - callers: [web, checkout]
-        methods: [GET]
-        paths: ["/orders/{id}", "/orders/"]
-      - callers: ["*"]
-        paths: ["/healthz"]
-    sensitive:
-      - methods: [POST, DELETE]
-        paths: ["/orders/{rest...}"]
-  web:
-`
 
 func (e *env) putPolicy(t *testing.T, query, doc string) response {
 	t.Helper()
@@ -32,17 +18,17 @@ func (e *env) putPolicy(t *testing.T, query, doc string) response {
 func TestPoliciesAreAppliedVersionedAndWatched(t *testing.T) {
 	e := newEnv(t)
 	wantError(t, e.do(t, "GET", "/v1/policy", nil), http.StatusNotFound, "not_found")
-	p1 := decode[store.Policy](t, e.putPolicy(t, "?base=0", validPolicy), http.StatusCreated)
-	if p1.Version != 1 || p1.YAML != validPolicy {
+	p1 := decode[store.Policy](t, e.putPolicy(t, "?base=0", policytest.Small), http.StatusCreated)
+	if p1.Version != 1 || p1.YAML != policytest.Small {
 		t.Errorf("first version: %+v", p1)
 	}
-	second := strings.Replace(validPolicy, "[GET]", "[GET, HEAD]", 1)
+	second := strings.Replace(policytest.Small, "[GET]", "[GET, HEAD]", 1)
 	p2 := decode[store.Policy](t, e.putPolicy(t, "?base=1", second), http.StatusCreated)
 	if p2.Version != 2 {
 		t.Errorf("second version: %+v", p2)
 	}
 	// Applied from version 1 after version 2 was stored: a lost update.
-	wantError(t, e.putPolicy(t, "?base=1", validPolicy), http.StatusConflict, "conflict")
+	wantError(t, e.putPolicy(t, "?base=1", policytest.Small), http.StatusConflict, "conflict")
 
 	got := decode[store.Policy](t, e.do(t, "GET", "/v1/policy", nil), http.StatusOK)
 	if got.Version != 2 || got.YAML != second {
@@ -57,8 +43,8 @@ func TestPoliciesAreAppliedVersionedAndWatched(t *testing.T) {
 	if eb.Line != 5 || eb.Field != "services.orders.allow[0].methods[0]" {
 		t.Errorf("invalid policy error %+v", eb)
 	}
-	wantError(t, e.doWith(t, "PUT", "/v1/policy", validPolicy, "Bearer "+e.admin, "application/json"), http.StatusUnsupportedMediaType, "unsupported_media_type")
-	wantError(t, e.doWith(t, "PUT", "/v1/policy", validPolicy, "", "application/yaml"), http.StatusUnauthorized, "unauthorized")
+	wantError(t, e.doWith(t, "PUT", "/v1/policy", policytest.Small, "Bearer "+e.admin, "application/json"), http.StatusUnsupportedMediaType, "unsupported_media_type")
+	wantError(t, e.doWith(t, "PUT", "/v1/policy", policytest.Small, "", "application/yaml"), http.StatusUnauthorized, "unauthorized")
 	wantError(t, e.putPolicy(t, "", "services: {}\n# "+strings.Repeat("x", 2<<20)), http.StatusRequestEntityTooLarge, "too_large")
 	if got := decode[store.Policy](t, e.do(t, "GET", "/v1/policy", nil), http.StatusOK); got.Version != 2 {
 		t.Errorf("a refused policy was stored: now at version %d", got.Version)

@@ -6,25 +6,11 @@ import (
 	"testing"
 
 	"github.com/rampartsec/rampart/internal/policy"
+	"github.com/rampartsec/rampart/internal/policy/policytest"
 )
 
-const validPolicy = `# who may call whom
-services:
-  orders:
-    allow:
-      - callers: [web, checkout]
-        methods: [GET]
-        paths: ["/orders/{id}", "/orders/"]
-      - callers: ["*"]
-        paths: ["/healthz"]
-    sensitive:
-      - methods: [POST, DELETE]
-        paths: ["/orders/{rest...}"]
-  web:
-`
-
 func TestAValidPolicyParses(t *testing.T) {
-	p, err := policy.Parse(validPolicy)
+	p, err := policy.Parse(policytest.Small)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +97,7 @@ func errorText(err error) string {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, seed := range []string{validPolicy, "", "services:\n  a:\n    allow:\n      - callers: ['*']\n", "services: [", "&a [*a]", "services:\n  x: !!binary AAAA\n"} {
+	for _, seed := range []string{policytest.Small, "", "services:\n  a:\n    allow:\n      - callers: ['*']\n", "services: [", "&a [*a]", "services:\n  x: !!binary AAAA\n"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, doc string) {

@@ -210,3 +210,20 @@ func Random(p *policy.Policy, self string, seed uint64, n int) []Request {
 	}
 	return out
 }
+
+// Small is a short valid policy document, with comments, a wildcard caller,
+// a prefix, a rest wildcard and a service that allows nothing.
+const Small = `# who may call whom
+services:
+  orders:
+    allow:
+      - callers: [web, checkout]
+        methods: [GET]
+        paths: ["/orders/{id}", "/orders/"]
+      - callers: ["*"]
+        paths: ["/healthz"]
+    sensitive:
+      - methods: [POST, DELETE]
+        paths: ["/orders/{rest...}"]
+  web:
+`
