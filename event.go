@@ -86,11 +86,14 @@ func (a *Agent) Report(ctx context.Context, f Finding) error {
 		Kind:    f.Kind,
 		Action:  ActionMonitored,
 		Service: a.service,
-		Input:   Input{Source: f.Input.Source, Name: truncate(f.Input.Name, MaxEventInput), Value: truncate(f.Input.Value, MaxEventInput)},
+		Input:   f.Input,
 		Sink:    f.Sink,
-		Detail:  truncate(f.Detail, MaxEventDetail),
+		Detail:  f.Detail,
 		Reason:  f.Reason,
 	}
+	a.redact(ctx, &ev) // before truncating, so that no part of a secret is left
+	ev.Input.Name, ev.Input.Value = truncate(ev.Input.Name, MaxEventInput), truncate(ev.Input.Value, MaxEventInput)
+	ev.Detail = truncate(ev.Detail, MaxEventDetail)
 	ev.Stack, ev.Location = applicationStack(2)
 	req := requestFor(ctx)
 	if req != nil {

@@ -54,6 +54,11 @@ type Config struct {
 	// Headers names request headers that carry user data, besides
 	// User-Agent and Referer which are always captured.
 	Headers []string
+	// SecretNames adds words that make an input's value a secret, besides
+	// the default ones (password, token, key, authorization, session, ...;
+	// every cookie is one). A secret's value never leaves the process: an
+	// event shows [Redacted] in its place (see the package documentation).
+	SecretNames []string
 
 	// Identity is the service's SPIFFE identity (identity.Join, or
 	// identity.FromWorkloadAPI). Setting it makes the service a member of
@@ -100,6 +105,7 @@ type Agent struct {
 	mode    Mode
 	maxBody int64
 	headers []string
+	secrets secretNames
 	logger  *slog.Logger
 	sinks   []Sink
 
@@ -159,6 +165,7 @@ func New(cfg Config) (*Agent, error) {
 		mode:      cfg.Mode,
 		maxBody:   cfg.MaxBodyBytes,
 		headers:   headers,
+		secrets:   newSecretNames(cfg.SecretNames),
 		logger:    cfg.Logger,
 		sinks:     cfg.Sinks,
 		queue:     make(chan Event, cfg.QueueSize),
