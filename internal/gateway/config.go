@@ -33,7 +33,8 @@ import (
 //	  bundle: /etc/rampart/bundle.pem # verifies the control plane and the upstreams
 //	  service: gateway                # the gateway's service name (its SVID)
 //	  join_token_file: /run/secrets/rampart-join-token
-//	trusted_proxies: [10.0.0.0/8]     # whose X-Forwarded-For / Forwarded to believe
+//	trusted_proxies: [10.0.0.0/8]     # whose forwarding header to believe
+//	trusted_proxy_header: X-Forwarded-For # the one they write: X-Forwarded-For (default), Forwarded or X-Real-IP
 //	limits: {max_header_bytes: 32768, max_body_bytes: 10485760, read_header_timeout: 5s,
 //	         read_timeout: 60s, write_timeout: 60s, idle_timeout: 120s, upstream_timeout: 30s}
 //	waf: {mode: blocking, paranoia_level: 1, inbound_threshold: 5, body_limit: 131072}
@@ -53,15 +54,19 @@ import (
 //	    rate_limit: {rate: 20, burst: 40, per: ip}   # requests per second per actor
 //	    forward_credentials: false       # pass the user's Authorization / session cookie upstream
 type Config struct {
-	Listen         Listen         `yaml:"listen"`
-	ControlPlane   ControlPlane   `yaml:"control_plane"`
-	TrustedProxies []string       `yaml:"trusted_proxies"`
-	Limits         Limits         `yaml:"limits"`
-	WAF            WAFConfig      `yaml:"waf"`
-	Auth           AuthConfig     `yaml:"auth"`
-	Routes         []Route        `yaml:"routes"`
-	RateLimitRate  int            `yaml:"decision_rate_limit"` // requests per minute for a rate-limit decision without its own
-	ActorToken     ActorTokenConf `yaml:"actor_token"`
+	Listen         Listen       `yaml:"listen"`
+	ControlPlane   ControlPlane `yaml:"control_plane"`
+	TrustedProxies []string     `yaml:"trusted_proxies"`
+	// TrustedProxyHeader is the one header the trusted proxies write the
+	// client's address in; no other forwarding header is read (package
+	// clientip says how it is read).
+	TrustedProxyHeader string         `yaml:"trusted_proxy_header"`
+	Limits             Limits         `yaml:"limits"`
+	WAF                WAFConfig      `yaml:"waf"`
+	Auth               AuthConfig     `yaml:"auth"`
+	Routes             []Route        `yaml:"routes"`
+	RateLimitRate      int            `yaml:"decision_rate_limit"` // requests per minute for a rate-limit decision without its own
+	ActorToken         ActorTokenConf `yaml:"actor_token"`
 }
 
 // Listen says where the gateway listens.
@@ -365,9 +370,14 @@ func (c *Config) validate() error {
 	if err := ca.ValidateServiceName(c.ControlPlane.Service); err != nil {
 		return fmt.Errorf("control_plane.service: %w", err)
 	}
-	if _, err := clientip.New(c.TrustedProxies); err != nil {
+	if _, err := clientip.New(clientip.Config{TrustedProxies: c.TrustedProxies}); err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
+	ips, err := clientip.New(clientip.Config{Header: c.TrustedProxyHeader})
+	if err != nil {
+		return fmt.Errorf("trusted_proxy_header: %w", err)
+	}
+	c.TrustedProxyHeader = ips.Header()
 	l := &c.Limits
 	setDefault(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&l.MaxBodyBytes, DefaultMaxBodyBytes)

@@ -3,6 +3,22 @@
 // control plane's decisions and rate limits, and sends each request on to its
 // upstream service over mTLS with a signed actor token naming the external
 // client, so that every service behind it knows who is really calling.
+//
+// # The client's address
+//
+// The client is the connection's peer unless the peer is in
+// trusted_proxies. Behind trusted proxies, the gateway reads the one header
+// they are configured to write (trusted_proxy_header: X-Forwarded-For by
+// default, Forwarded, or X-Real-IP) and takes the right-most address that is
+// not a trusted proxy; every other forwarding header is the client's text
+// and is ignored (and, like all of them, stripped before the request goes
+// upstream). If the element the walk reaches holds no usable address
+// ("unknown", an obfuscated identifier, garbage, an element beyond 64 hops
+// or 8 KiB), the request is refused with 400: the gateway never falls back
+// to a trusted proxy's address, which would put every client behind that
+// proxy out of reach of IP decisions and into one rate-limit bucket. Every
+// trusted proxy must write the configured header; one that does not lets
+// its clients choose their address, which no gateway setting can detect.
 package gateway
 
 import (
@@ -129,7 +145,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
-	if g.ips, err = clientip.New(cfg.TrustedProxies); err != nil {
+	if g.ips, err = clientip.New(clientip.Config{TrustedProxies: cfg.TrustedProxies, Header: cfg.TrustedProxyHeader}); err != nil {
 		return nil, fmt.Errorf("gateway: trusted_proxies: %w", err)
 	}
 	g.signer, err = actor.NewSigner(actor.SignerConfig{

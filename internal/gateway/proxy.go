@@ -27,6 +27,7 @@ import (
 	"github.com/rampartsec/rampart/identity"
 	"github.com/rampartsec/rampart/internal/decision"
 	"github.com/rampartsec/rampart/internal/gateway/authn"
+	"github.com/rampartsec/rampart/internal/gateway/clientip"
 	"github.com/rampartsec/rampart/internal/gateway/ratelimit"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/policy"
@@ -235,6 +236,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	defer func() { g.accessLog(r, x, sw, start) }()
 
 	ip, err := g.ips.ClientIP(r)
+	if errors.Is(err, clientip.ErrUnusableHeader) {
+		// A trusted proxy sent no usable address: refuse rather than take
+		// the proxy for the client (see the package documentation).
+		g.refuse(sw, x, http.StatusBadRequest, "no usable client address in "+g.ips.Header()+" from a trusted proxy")
+		return
+	}
 	if err != nil {
 		g.refuse(sw, x, http.StatusBadRequest, "no client address")
 		return
