@@ -50,6 +50,7 @@ import (
 //	    service: shop                    # the upstream's SPIFFE ID is spiffe://<td>/svc/shop (mTLS)
 //	    auth: optional                   # required | optional | off; optional when auth is configured, else off
 //	    inspect_body: true               # the WAF reads the body (costs time per field)
+//	    partial_body_inspection: false   # true: a body over waf.body_limit passes with its head inspected, else 413
 //	    waf_exclusions: [{path_prefix: /api/search, rule_ids: [942100]}]
 //	    rate_limit: {rate: 20, burst: 40, per: ip}   # requests per second per actor
 //	    forward_credentials: false       # pass the user's Authorization / session cookie upstream
@@ -141,18 +142,22 @@ type ActorTokenConf struct {
 
 // Route sends the requests of a host and path prefix to an upstream.
 type Route struct {
-	Name               string         `yaml:"name"`
-	Host               string         `yaml:"host"`
-	PathPrefix         string         `yaml:"path_prefix"`
-	Upstream           string         `yaml:"upstream"`
-	Service            string         `yaml:"service"`
-	Auth               string         `yaml:"auth"`
-	InspectBody        *bool          `yaml:"inspect_body"`
-	WAFExclusions      []WAFExclusion `yaml:"waf_exclusions"`
-	RateLimit          *RateLimitConf `yaml:"rate_limit"`
-	ForwardCredentials bool           `yaml:"forward_credentials"`
-	upstream           *url.URL       // parsed Upstream
-	authMode           authn.Mode     // parsed Auth
+	Name        string `yaml:"name"`
+	Host        string `yaml:"host"`
+	PathPrefix  string `yaml:"path_prefix"`
+	Upstream    string `yaml:"upstream"`
+	Service     string `yaml:"service"`
+	Auth        string `yaml:"auth"`
+	InspectBody *bool  `yaml:"inspect_body"`
+	// PartialBodyInspection lets a body longer than waf.body_limit through
+	// with only its first body_limit bytes inspected (an event says so);
+	// by default such a body is refused with 413.
+	PartialBodyInspection bool           `yaml:"partial_body_inspection"`
+	WAFExclusions         []WAFExclusion `yaml:"waf_exclusions"`
+	RateLimit             *RateLimitConf `yaml:"rate_limit"`
+	ForwardCredentials    bool           `yaml:"forward_credentials"`
+	upstream              *url.URL       // parsed Upstream
+	authMode              authn.Mode     // parsed Auth
 }
 
 // WAFExclusion turns rules off under a path prefix of a route.
@@ -482,6 +487,9 @@ func (c *Config) validate() error {
 		}
 		if r.authMode != authn.Off && len(c.Auth.Issuers) == 0 && len(c.Auth.APIKeys) == 0 {
 			return fmt.Errorf("%s.auth: %s, but auth has no issuers and no api_keys", field, r.Auth)
+		}
+		if r.PartialBodyInspection && r.InspectBody != nil && !*r.InspectBody {
+			return fmt.Errorf("%s.partial_body_inspection: set, but inspect_body is false", field)
 		}
 		if rl := r.RateLimit; rl != nil {
 			if !(rl.Rate > 0) || rl.Burst <= 0 { // NaN is not > 0

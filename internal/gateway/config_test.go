@@ -143,6 +143,7 @@ func TestParseConfigErrorsNameTheField(t *testing.T) {
 		{"exclusion without rules", route("    waf_exclusions: [{path_prefix: /api}]\n"), "routes[0].waf_exclusions[0].rule_ids"},
 		{"exclusion of rule 0", route("    waf_exclusions: [{path_prefix: /api, rule_ids: [942100, 0]}]\n"), "routes[0].waf_exclusions[0].rule_ids[1]"},
 		{"inspect_body not a boolean", route("    inspect_body: sometimes\n"), "routes[0].inspect_body"},
+		{"partial inspection of no body", route("    inspect_body: false\n    partial_body_inspection: true\n"), "routes[0].partial_body_inspection"},
 		{"routes not a list", strings.Replace(minimal, "routes:\n  - upstream: http://10.0.0.5:9001\n", "routes: http://10.0.0.5\n", 1), "routes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -19,6 +19,23 @@
 // proxy out of reach of IP decisions and into one rate-limit bucket. Every
 // trusted proxy must write the configured header; one that does not lets
 // its clients choose their address, which no gateway setting can detect.
+//
+// # Bodies longer than the WAF inspects
+//
+// The WAF reads at most waf.body_limit bytes of a body (128 KiB by
+// default), while the gateway forwards up to limits.max_body_bytes (10 MiB).
+// On a route that inspects bodies (inspect_body, true by default), a body
+// longer than the WAF reads is refused with 413 and the gateway's JSON error,
+// and a body_over_inspection_limit event (action blocked): at once when its
+// Content-Length says so, else once the WAF has read body_limit+1 bytes of
+// it (a chunked body is counted as it is read; no more than body_limit+1
+// bytes are ever buffered), and without running the rules over it. A route
+// that must take larger bodies (uploads) opts into partial inspection with
+// partial_body_inspection: true: its first body_limit bytes are inspected,
+// the rest passes unseen, and every such request has a
+// body_over_inspection_limit event (action monitored) saying the body was
+// partly inspected; a WAF event about it says so too. In waf.mode detection
+// the gateway never refuses, so it inspects partially and reports.
 package gateway
 
 import (
@@ -62,6 +79,9 @@ const (
 	KindAuthFailed  = "auth_failed"       // a credential was refused
 	KindDecision    = "decision_enforced" // a control-plane decision refused the request
 	KindRateLimited = "rate_limited"      // a rate limit refused the request
+	// KindBodyOverLimit: the body was longer than the WAF inspects; Action
+	// says whether it was refused or passed partly inspected.
+	KindBodyOverLimit = "body_over_inspection_limit"
 )
 
 // Options are what New needs besides the Config.

@@ -5,8 +5,10 @@
 // One [Firewall] serves every request concurrently: each [Firewall.Inspect]
 // runs its own Coraza transaction over the request line, the headers and, if
 // asked, the body, and returns a [Verdict]. The body is read only up to
-// [Config.BodyLimit] and then handed back to the request intact, so the
-// gateway can proxy it afterwards.
+// [Config.BodyLimit] (one byte more, to tell whether it is longer) and then
+// handed back to the request intact, so the gateway can proxy it
+// afterwards; a body longer than the limit is reported
+// ([Verdict.BodyPartial]), never silently passed as inspected.
 //
 // Only requests are inspected: the CRS response rules are not loaded.
 package waf
@@ -52,9 +54,12 @@ type Config struct {
 	DetectionOnly bool
 
 	// BodyLimit is how many bytes of each request body are inspected; 0
-	// means DefaultBodyLimit, and it may not exceed MaxBodyLimit. A longer
-	// body is not refused: its first BodyLimit bytes are inspected and the
-	// rest passes uninspected to the service. A JSON body that the limit
+	// means DefaultBodyLimit, and it may not exceed MaxBodyLimit. Of a
+	// longer body, the first BodyLimit bytes are inspected and
+	// Verdict.BodyPartial says that the rest was not: the caller must
+	// refuse the request or knowingly let the rest pass uninspected (the
+	// gateway refuses it with 413 unless the route opts into partial
+	// inspection). A JSON body that the limit
 	// cuts is inspected as far as it goes, but it must be well formed up to
 	// the cut; multipart parts are inspected up to the cut; a form body is
 	// inspected as cut, so its last value may be a fragment.

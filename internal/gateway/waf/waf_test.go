@@ -271,7 +271,7 @@ func TestConcurrentInspect(t *testing.T) {
 					q = "' OR '1'='1"
 				}
 				r := newRequest("POST", "/api/search", "application/json", `{"q":`+fmt.Sprintf("%q", q)+`}`)
-				v, err := f.Inspect(r, "", true)
+				v, err := f.Inspect(r, "", BodyPrefix)
 				if err == nil && v.Blocked != attack {
 					err = fmt.Errorf("q=%q: blocked=%v", q, v.Blocked)
 				}
@@ -293,11 +293,11 @@ func TestClientIPDefaultsToRemoteAddr(t *testing.T) {
 	f := shared(t, blocking)
 	r := newRequest("GET", "/", "", "")
 	r.RemoteAddr = "not an address"
-	if _, err := f.Inspect(r, "", true); err != nil {
+	if _, err := f.Inspect(r, "", BodyPrefix); err != nil {
 		t.Fatal(err)
 	}
 	r.RemoteAddr = "[2001:db8::1]:443"
-	if _, err := f.Inspect(r, "", true); err != nil {
+	if _, err := f.Inspect(r, "", BodyPrefix); err != nil {
 		t.Fatal(err)
 	}
 }
