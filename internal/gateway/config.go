@@ -45,7 +45,7 @@ import (
 //	routes:
 //	  - name: shop
 //	    host: shop.example.com           # optional; any host if omitted
-//	    path_prefix: /                   # the longest matching prefix wins
+//	    path_prefix: /                   # on segment boundaries (/a: /a, /a/...; /a/: below it); the longest wins
 //	    upstream: https://10.0.0.5:9001
 //	    service: shop                    # the upstream's SPIFFE ID is spiffe://<td>/svc/shop (mTLS)
 //	    auth: optional                   # required | optional | off; optional when auth is configured, else off
@@ -507,7 +507,7 @@ func (c *Config) validate() error {
 			}
 		}
 		for j, ex := range r.WAFExclusions {
-			if !strings.HasPrefix(ex.PathPrefix, r.PathPrefix) {
+			if !underPrefix(ex.PathPrefix, r.PathPrefix) {
 				return fmt.Errorf("%s.waf_exclusions[%d].path_prefix: %q is outside the route's prefix %q", field, j, ex.PathPrefix, r.PathPrefix)
 			}
 			if len(ex.RuleIDs) == 0 {

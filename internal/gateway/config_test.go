@@ -140,6 +140,7 @@ func TestParseConfigErrorsNameTheField(t *testing.T) {
 		{"burst zero", route("    rate_limit: {rate: 1, burst: 0}\n"), "routes[0].rate_limit"},
 		{"rate limit per", route("    rate_limit: {rate: 1, burst: 1, per: session}\n"), "routes[0].rate_limit.per"},
 		{"exclusion outside the route", route("    path_prefix: /api/\n    waf_exclusions: [{path_prefix: /admin, rule_ids: [942100]}]\n"), "routes[0].waf_exclusions[0].path_prefix"},
+		{"exclusion beside the route, not under it", route("    path_prefix: /api\n    waf_exclusions: [{path_prefix: /apiv2, rule_ids: [942100]}]\n"), "routes[0].waf_exclusions[0].path_prefix"},
 		{"exclusion without rules", route("    waf_exclusions: [{path_prefix: /api}]\n"), "routes[0].waf_exclusions[0].rule_ids"},
 		{"exclusion of rule 0", route("    waf_exclusions: [{path_prefix: /api, rule_ids: [942100, 0]}]\n"), "routes[0].waf_exclusions[0].rule_ids[1]"},
 		{"inspect_body not a boolean", route("    inspect_body: sometimes\n"), "routes[0].inspect_body"},

@@ -36,6 +36,14 @@
 // body_over_inspection_limit event (action monitored) saying the body was
 // partly inspected; a WAF event about it says so too. In waf.mode detection
 // the gateway never refuses, so it inspects partially and reports.
+//
+// # Path prefixes
+//
+// Route prefixes and WAF exclusion prefixes match on path-segment
+// boundaries: "/products" covers "/products" and "/products/..." but not
+// "/productsXYZ" or "/products-old"; a prefix ending in "/" ("/products/",
+// "/") covers what is below it. Plain string prefixes let a route's
+// settings (auth off, a WAF exclusion) reach paths nobody meant them for.
 package gateway
 
 import (

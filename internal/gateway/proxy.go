@@ -186,11 +186,20 @@ func (g *Gateway) match(r *http.Request) *route {
 		if rt.cfg.Host != "" && !strings.EqualFold(rt.cfg.Host, host) {
 			continue
 		}
-		if strings.HasPrefix(path, rt.cfg.PathPrefix) {
+		if underPrefix(path, rt.cfg.PathPrefix) {
 			return rt
 		}
 	}
 	return nil
+}
+
+// underPrefix reports whether path is under prefix on path-segment
+// boundaries, as routes and WAF exclusions match: "/products" covers
+// "/products" and "/products/1" but not "/productsXYZ"; a prefix ending in
+// "/" ("/products/", "/") covers what is below it.
+func underPrefix(path, prefix string) bool {
+	return strings.HasPrefix(path, prefix) &&
+		(len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/')
 }
 
 // routable reports whether the gateway may choose a route, its auth and
