@@ -33,7 +33,8 @@ import (
 //	  bundle: /etc/rampart/bundle.pem # verifies the control plane and the upstreams
 //	  service: gateway                # the gateway's service name (its SVID)
 //	  join_token_file: /run/secrets/rampart-join-token
-//	trusted_proxies: [10.0.0.0/8]     # whose X-Forwarded-For / Forwarded to believe
+//	trusted_proxies: [10.0.0.0/8]     # whose forwarding header to believe
+//	trusted_proxy_header: X-Forwarded-For # the one they write: X-Forwarded-For (default), Forwarded or X-Real-IP
 //	limits: {max_header_bytes: 32768, max_body_bytes: 10485760, read_header_timeout: 5s,
 //	         read_timeout: 60s, write_timeout: 60s, idle_timeout: 120s, upstream_timeout: 30s}
 //	waf: {mode: blocking, paranoia_level: 1, inbound_threshold: 5, body_limit: 131072}
@@ -44,24 +45,29 @@ import (
 //	routes:
 //	  - name: shop
 //	    host: shop.example.com           # optional; any host if omitted
-//	    path_prefix: /                   # the longest matching prefix wins
+//	    path_prefix: /                   # on segment boundaries (/a: /a, /a/...; /a/: below it); the longest wins
 //	    upstream: https://10.0.0.5:9001
 //	    service: shop                    # the upstream's SPIFFE ID is spiffe://<td>/svc/shop (mTLS)
 //	    auth: optional                   # required | optional | off; optional when auth is configured, else off
 //	    inspect_body: true               # the WAF reads the body (costs time per field)
+//	    partial_body_inspection: false   # true: a body over waf.body_limit passes with its head inspected, else 413
 //	    waf_exclusions: [{path_prefix: /api/search, rule_ids: [942100]}]
 //	    rate_limit: {rate: 20, burst: 40, per: ip}   # requests per second per actor
 //	    forward_credentials: false       # pass the user's Authorization / session cookie upstream
 type Config struct {
-	Listen         Listen         `yaml:"listen"`
-	ControlPlane   ControlPlane   `yaml:"control_plane"`
-	TrustedProxies []string       `yaml:"trusted_proxies"`
-	Limits         Limits         `yaml:"limits"`
-	WAF            WAFConfig      `yaml:"waf"`
-	Auth           AuthConfig     `yaml:"auth"`
-	Routes         []Route        `yaml:"routes"`
-	RateLimitRate  int            `yaml:"decision_rate_limit"` // requests per minute for a rate-limit decision without its own
-	ActorToken     ActorTokenConf `yaml:"actor_token"`
+	Listen         Listen       `yaml:"listen"`
+	ControlPlane   ControlPlane `yaml:"control_plane"`
+	TrustedProxies []string     `yaml:"trusted_proxies"`
+	// TrustedProxyHeader is the one header the trusted proxies write the
+	// client's address in; no other forwarding header is read (package
+	// clientip says how it is read).
+	TrustedProxyHeader string         `yaml:"trusted_proxy_header"`
+	Limits             Limits         `yaml:"limits"`
+	WAF                WAFConfig      `yaml:"waf"`
+	Auth               AuthConfig     `yaml:"auth"`
+	Routes             []Route        `yaml:"routes"`
+	RateLimitRate      int            `yaml:"decision_rate_limit"` // requests per minute for a rate-limit decision without its own
+	ActorToken         ActorTokenConf `yaml:"actor_token"`
 }
 
 // Listen says where the gateway listens.
@@ -136,18 +142,22 @@ type ActorTokenConf struct {
 
 // Route sends the requests of a host and path prefix to an upstream.
 type Route struct {
-	Name               string         `yaml:"name"`
-	Host               string         `yaml:"host"`
-	PathPrefix         string         `yaml:"path_prefix"`
-	Upstream           string         `yaml:"upstream"`
-	Service            string         `yaml:"service"`
-	Auth               string         `yaml:"auth"`
-	InspectBody        *bool          `yaml:"inspect_body"`
-	WAFExclusions      []WAFExclusion `yaml:"waf_exclusions"`
-	RateLimit          *RateLimitConf `yaml:"rate_limit"`
-	ForwardCredentials bool           `yaml:"forward_credentials"`
-	upstream           *url.URL       // parsed Upstream
-	authMode           authn.Mode     // parsed Auth
+	Name        string `yaml:"name"`
+	Host        string `yaml:"host"`
+	PathPrefix  string `yaml:"path_prefix"`
+	Upstream    string `yaml:"upstream"`
+	Service     string `yaml:"service"`
+	Auth        string `yaml:"auth"`
+	InspectBody *bool  `yaml:"inspect_body"`
+	// PartialBodyInspection lets a body longer than waf.body_limit through
+	// with only its first body_limit bytes inspected (an event says so);
+	// by default such a body is refused with 413.
+	PartialBodyInspection bool           `yaml:"partial_body_inspection"`
+	WAFExclusions         []WAFExclusion `yaml:"waf_exclusions"`
+	RateLimit             *RateLimitConf `yaml:"rate_limit"`
+	ForwardCredentials    bool           `yaml:"forward_credentials"`
+	upstream              *url.URL       // parsed Upstream
+	authMode              authn.Mode     // parsed Auth
 }
 
 // WAFExclusion turns rules off under a path prefix of a route.
@@ -365,9 +375,14 @@ func (c *Config) validate() error {
 	if err := ca.ValidateServiceName(c.ControlPlane.Service); err != nil {
 		return fmt.Errorf("control_plane.service: %w", err)
 	}
-	if _, err := clientip.New(c.TrustedProxies); err != nil {
+	if _, err := clientip.New(clientip.Config{TrustedProxies: c.TrustedProxies}); err != nil {
 		return fmt.Errorf("trusted_proxies: %w", err)
 	}
+	ips, err := clientip.New(clientip.Config{Header: c.TrustedProxyHeader})
+	if err != nil {
+		return fmt.Errorf("trusted_proxy_header: %w", err)
+	}
+	c.TrustedProxyHeader = ips.Header()
 	l := &c.Limits
 	setDefault(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&l.MaxBodyBytes, DefaultMaxBodyBytes)
@@ -473,6 +488,9 @@ func (c *Config) validate() error {
 		if r.authMode != authn.Off && len(c.Auth.Issuers) == 0 && len(c.Auth.APIKeys) == 0 {
 			return fmt.Errorf("%s.auth: %s, but auth has no issuers and no api_keys", field, r.Auth)
 		}
+		if r.PartialBodyInspection && r.InspectBody != nil && !*r.InspectBody {
+			return fmt.Errorf("%s.partial_body_inspection: set, but inspect_body is false", field)
+		}
 		if rl := r.RateLimit; rl != nil {
 			if !(rl.Rate > 0) || rl.Burst <= 0 { // NaN is not > 0
 				return fmt.Errorf("%s.rate_limit: rate and burst must be positive", field)
@@ -489,7 +507,7 @@ func (c *Config) validate() error {
 			}
 		}
 		for j, ex := range r.WAFExclusions {
-			if !strings.HasPrefix(ex.PathPrefix, r.PathPrefix) {
+			if !underPrefix(ex.PathPrefix, r.PathPrefix) {
 				return fmt.Errorf("%s.waf_exclusions[%d].path_prefix: %q is outside the route's prefix %q", field, j, ex.PathPrefix, r.PathPrefix)
 			}
 			if len(ex.RuleIDs) == 0 {

@@ -34,6 +34,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		"limits.upstream_timeout":    {time.Duration(l.UpstreamTimeout), gateway.DefaultUpstreamTimeout},
 		"decision_rate_limit":        {c.RateLimitRate, gateway.DefaultDecisionRate},
 		"waf.mode":                   {c.WAF.Mode, "blocking"},
+		"trusted_proxy_header":       {c.TrustedProxyHeader, "X-Forwarded-For"},
 		"control_plane.service":      {c.ControlPlane.Service, "gateway"},
 		"routes[0].name":             {c.Routes[0].Name, "route-0"},
 		"routes[0].path_prefix":      {c.Routes[0].PathPrefix, "/"},
@@ -95,6 +96,7 @@ func TestParseConfigErrorsNameTheField(t *testing.T) {
 		{"bad service name", strings.Replace(minimal, `8443"}`, `8443", service: "Gate Way"}`, 1), "control_plane.service"},
 		{"trusting everyone", top("trusted_proxies: [0.0.0.0/0]"), "trusted_proxies"},
 		{"a trusted proxy that is not an address", top("trusted_proxies: [proxy.internal]"), "trusted_proxies"},
+		{"a trusted proxy header that is not a forwarding header", top("trusted_proxy_header: X-Forwarded-Host"), "trusted_proxy_header"},
 		{"negative max_header_bytes", top("limits: {max_header_bytes: -1}"), "limits.max_header_bytes"},
 		{"huge max_header_bytes", top("limits: {max_header_bytes: 9223372036854775807}"), "limits.max_header_bytes"},
 		{"negative max_body_bytes", top("limits: {max_body_bytes: -1}"), "limits.max_body_bytes"},
@@ -138,9 +140,11 @@ func TestParseConfigErrorsNameTheField(t *testing.T) {
 		{"burst zero", route("    rate_limit: {rate: 1, burst: 0}\n"), "routes[0].rate_limit"},
 		{"rate limit per", route("    rate_limit: {rate: 1, burst: 1, per: session}\n"), "routes[0].rate_limit.per"},
 		{"exclusion outside the route", route("    path_prefix: /api/\n    waf_exclusions: [{path_prefix: /admin, rule_ids: [942100]}]\n"), "routes[0].waf_exclusions[0].path_prefix"},
+		{"exclusion beside the route, not under it", route("    path_prefix: /api\n    waf_exclusions: [{path_prefix: /apiv2, rule_ids: [942100]}]\n"), "routes[0].waf_exclusions[0].path_prefix"},
 		{"exclusion without rules", route("    waf_exclusions: [{path_prefix: /api}]\n"), "routes[0].waf_exclusions[0].rule_ids"},
 		{"exclusion of rule 0", route("    waf_exclusions: [{path_prefix: /api, rule_ids: [942100, 0]}]\n"), "routes[0].waf_exclusions[0].rule_ids[1]"},
 		{"inspect_body not a boolean", route("    inspect_body: sometimes\n"), "routes[0].inspect_body"},
+		{"partial inspection of no body", route("    inspect_body: false\n    partial_body_inspection: true\n"), "routes[0].partial_body_inspection"},
 		{"routes not a list", strings.Replace(minimal, "routes:\n  - upstream: http://10.0.0.5:9001\n", "routes: http://10.0.0.5\n", 1), "routes"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,6 +3,47 @@
 // control plane's decisions and rate limits, and sends each request on to its
 // upstream service over mTLS with a signed actor token naming the external
 // client, so that every service behind it knows who is really calling.
+//
+// # The client's address
+//
+// The client is the connection's peer unless the peer is in
+// trusted_proxies. Behind trusted proxies, the gateway reads the one header
+// they are configured to write (trusted_proxy_header: X-Forwarded-For by
+// default, Forwarded, or X-Real-IP) and takes the right-most address that is
+// not a trusted proxy; every other forwarding header is the client's text
+// and is ignored (and, like all of them, stripped before the request goes
+// upstream). If the element the walk reaches holds no usable address
+// ("unknown", an obfuscated identifier, garbage, an element beyond 64 hops
+// or 8 KiB), the request is refused with 400: the gateway never falls back
+// to a trusted proxy's address, which would put every client behind that
+// proxy out of reach of IP decisions and into one rate-limit bucket. Every
+// trusted proxy must write the configured header; one that does not lets
+// its clients choose their address, which no gateway setting can detect.
+//
+// # Bodies longer than the WAF inspects
+//
+// The WAF reads at most waf.body_limit bytes of a body (128 KiB by
+// default), while the gateway forwards up to limits.max_body_bytes (10 MiB).
+// On a route that inspects bodies (inspect_body, true by default), a body
+// longer than the WAF reads is refused with 413 and the gateway's JSON error,
+// and a body_over_inspection_limit event (action blocked): at once when its
+// Content-Length says so, else once the WAF has read body_limit+1 bytes of
+// it (a chunked body is counted as it is read; no more than body_limit+1
+// bytes are ever buffered), and without running the rules over it. A route
+// that must take larger bodies (uploads) opts into partial inspection with
+// partial_body_inspection: true: its first body_limit bytes are inspected,
+// the rest passes unseen, and every such request has a
+// body_over_inspection_limit event (action monitored) saying the body was
+// partly inspected; a WAF event about it says so too. In waf.mode detection
+// the gateway never refuses, so it inspects partially and reports.
+//
+// # Path prefixes
+//
+// Route prefixes and WAF exclusion prefixes match on path-segment
+// boundaries: "/products" covers "/products" and "/products/..." but not
+// "/productsXYZ" or "/products-old"; a prefix ending in "/" ("/products/",
+// "/") covers what is below it. Plain string prefixes let a route's
+// settings (auth off, a WAF exclusion) reach paths nobody meant them for.
 package gateway
 
 import (
@@ -46,6 +87,9 @@ const (
 	KindAuthFailed  = "auth_failed"       // a credential was refused
 	KindDecision    = "decision_enforced" // a control-plane decision refused the request
 	KindRateLimited = "rate_limited"      // a rate limit refused the request
+	// KindBodyOverLimit: the body was longer than the WAF inspects; Action
+	// says whether it was refused or passed partly inspected.
+	KindBodyOverLimit = "body_over_inspection_limit"
 )
 
 // Options are what New needs besides the Config.
@@ -129,7 +173,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
-	if g.ips, err = clientip.New(cfg.TrustedProxies); err != nil {
+	if g.ips, err = clientip.New(clientip.Config{TrustedProxies: cfg.TrustedProxies, Header: cfg.TrustedProxyHeader}); err != nil {
 		return nil, fmt.Errorf("gateway: trusted_proxies: %w", err)
 	}
 	g.signer, err = actor.NewSigner(actor.SignerConfig{

@@ -19,3 +19,26 @@ func TestRateLimitKeysGroupAnIPv6HostsSlash64(t *testing.T) {
 		t.Error("a user is keyed by IP")
 	}
 }
+
+func TestUnderPrefixMatchesOnPathSegments(t *testing.T) {
+	for _, c := range []struct {
+		path, prefix string
+		want         bool
+	}{
+		{"/products", "/products", true},
+		{"/products/", "/products", true},
+		{"/products/1", "/products", true},
+		{"/productsXYZ", "/products", false},
+		{"/products-old", "/products", false},
+		{"/product", "/products", false},
+		{"/products", "/products/", false},
+		{"/products/1", "/products/", true},
+		{"/products/", "/products/", true},
+		{"/anything", "/", true},
+		{"/", "/", true},
+	} {
+		if got := underPrefix(c.path, c.prefix); got != c.want {
+			t.Errorf("underPrefix(%q, %q) = %v, want %v", c.path, c.prefix, got, c.want)
+		}
+	}
+}

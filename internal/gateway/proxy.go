@@ -27,6 +27,7 @@ import (
 	"github.com/rampartsec/rampart/identity"
 	"github.com/rampartsec/rampart/internal/decision"
 	"github.com/rampartsec/rampart/internal/gateway/authn"
+	"github.com/rampartsec/rampart/internal/gateway/clientip"
 	"github.com/rampartsec/rampart/internal/gateway/ratelimit"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
 	"github.com/rampartsec/rampart/internal/policy"
@@ -39,6 +40,8 @@ type route struct {
 	transport *http.Transport
 	limiter   *ratelimit.Limiter // nil without rate_limit
 	inspect   bool               // the WAF reads the body
+	partial   bool               // a body over the WAF's limit passes with its head inspected
+	bodyMode  waf.Body           // how the WAF reads a body when it does: whole, or its head
 }
 
 // exchange is what the gateway knows of a request in flight, for the
@@ -75,7 +78,11 @@ func (g *Gateway) newRoute(cfg *Route) (*route, error) {
 		}
 		tr.TLSClientConfig = identity.ClientTLSConfig(g.src, id)
 	}
-	rt := &route{cfg: cfg, transport: tr, inspect: cfg.InspectBody == nil || *cfg.InspectBody}
+	rt := &route{cfg: cfg, transport: tr, inspect: cfg.InspectBody == nil || *cfg.InspectBody, partial: cfg.PartialBodyInspection}
+	rt.bodyMode = waf.WholeBody
+	if rt.partial || g.cfg.WAF.Mode == "detection" {
+		rt.bodyMode = waf.BodyPrefix
+	}
 	if rl := cfg.RateLimit; rl != nil {
 		l, err := ratelimit.New(ratelimit.Config{Rate: rl.Rate, Burst: rl.Burst})
 		if err != nil {
@@ -179,11 +186,20 @@ func (g *Gateway) match(r *http.Request) *route {
 		if rt.cfg.Host != "" && !strings.EqualFold(rt.cfg.Host, host) {
 			continue
 		}
-		if strings.HasPrefix(path, rt.cfg.PathPrefix) {
+		if underPrefix(path, rt.cfg.PathPrefix) {
 			return rt
 		}
 	}
 	return nil
+}
+
+// underPrefix reports whether path is under prefix on path-segment
+// boundaries, as routes and WAF exclusions match: "/products" covers
+// "/products" and "/products/1" but not "/productsXYZ"; a prefix ending in
+// "/" ("/products/", "/") covers what is below it.
+func underPrefix(path, prefix string) bool {
+	return strings.HasPrefix(path, prefix) &&
+		(len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/')
 }
 
 // routable reports whether the gateway may choose a route, its auth and
@@ -235,6 +251,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	defer func() { g.accessLog(r, x, sw, start) }()
 
 	ip, err := g.ips.ClientIP(r)
+	if errors.Is(err, clientip.ErrUnusableHeader) {
+		// A trusted proxy sent no usable address: refuse rather than take
+		// the proxy for the client (see the package documentation).
+		g.refuse(sw, x, http.StatusBadRequest, "no usable client address in "+g.ips.Header()+" from a trusted proxy")
+		return
+	}
 	if err != nil {
 		g.refuse(sw, x, http.StatusBadRequest, "no client address")
 		return
@@ -309,7 +331,19 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 
 	// What: the WAF.
 	if g.waf != nil {
-		v, err := g.waf.Inspect(r, ip.String(), rt.inspect)
+		// A body longer than the WAF reads is refused, unless the route
+		// allows partial inspection or the WAF only detects: before
+		// anything is read if its length says so, else once the WAF has
+		// read one byte more than it inspects.
+		body := waf.HeadersOnly
+		if rt.inspect {
+			body = rt.bodyMode
+		}
+		if body == waf.WholeBody && r.ContentLength > g.waf.BodyLimit() {
+			g.overInspectionLimit(sw, r, x)
+			return
+		}
+		v, err := g.waf.Inspect(r, ip.String(), body)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			g.refuse(sw, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
@@ -326,7 +360,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 			if v.Blocked {
 				action = rampart.ActionBlocked
 			}
-			g.event(x, r, wafEvent(v, action))
+			ev := wafEvent(v, action)
+			if v.BodyOverLimit {
+				ev.Reason += fmt.Sprintf("; body partly inspected: its first %d bytes only", g.waf.BodyLimit())
+			}
+			g.event(x, r, ev)
+		} else if v.BodyOverLimit && g.overInspectionLimit(sw, r, x) {
+			return
 		}
 		if v.Blocked {
 			status := v.Status
@@ -346,6 +386,29 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+}
+
+// overInspectionLimit deals with a request whose body is longer than the WAF
+// inspects (see the package documentation): it reports it and, unless the
+// route allows partial inspection or the WAF only detects, refuses it with
+// 413 and returns true.
+func (g *Gateway) overInspectionLimit(w http.ResponseWriter, r *http.Request, x *exchange) bool {
+	limit := g.waf.BodyLimit()
+	var why string
+	switch {
+	case x.route.partial:
+		why = "the route allows partial inspection"
+	case g.cfg.WAF.Mode == "detection":
+		why = "the WAF is in detection mode"
+	default:
+		g.event(x, r, rampart.Event{Kind: KindBodyOverLimit, Action: rampart.ActionBlocked, Sink: "coraza",
+			Reason: fmt.Sprintf("request body over the WAF's inspection limit of %d bytes: refused, the route does not allow partial inspection", limit)})
+		g.refuse(w, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over the %d bytes the firewall inspects", limit))
+		return true
+	}
+	g.event(x, r, rampart.Event{Kind: KindBodyOverLimit, Action: rampart.ActionMonitored, Sink: "coraza",
+		Reason: fmt.Sprintf("request body over the WAF's inspection limit of %d bytes: body partly inspected, its first %d bytes only (%s)", limit, limit, why)})
+	return false
 }
 
 func wafEvent(v waf.Verdict, action rampart.Action) rampart.Event {

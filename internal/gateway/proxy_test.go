@@ -206,9 +206,10 @@ func TestForwardingHeadersAreBelievedOnlyFromTrustedProxies(t *testing.T) {
 	p := newProxyEnv(t)
 	routes := "routes:\n" + p.route("shop", "/", "")
 	trusting := serveGateway(t, p.cp, "trusted_proxies: [127.0.0.1/32]\n"+routes, time.Second, true)
+	trustingFwd := serveGateway(t, p.cp, "trusted_proxies: [127.0.0.1/32]\ntrusted_proxy_header: Forwarded\n"+routes, time.Second, true)
 	distrusting := serveGateway(t, p.cp, routes, time.Second, true)
 	client := &http.Client{Timeout: 10 * time.Second}
-	get := func(base string, hdr http.Header) saw {
+	get := func(base string, hdr http.Header) (int, saw) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", base+"/api/items", nil)
 		req.Header = hdr
@@ -218,37 +219,50 @@ func TestForwardingHeadersAreBelievedOnlyFromTrustedProxies(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var s saw
-		if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("%s: %v", resp.Status, err)
+		if resp.StatusCode == 200 {
+			if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+				t.Fatal(err)
+			}
 		}
-		return s
+		return resp.StatusCode, s
 	}
 	for _, c := range []struct {
-		name   string
-		header http.Header
-		want   string // the actor IP behind a trusted 127.0.0.1
+		name      string
+		forwarded bool // the trusted proxy writes Forwarded, not X-Forwarded-For
+		header    http.Header
+		want      string // the actor IP behind a trusted 127.0.0.1, or "400"
 	}{
-		{"X-Forwarded-For with one address", http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
-		{"X-Forwarded-For with a chain: the rightmost untrusted hop", http.Header{"X-Forwarded-For": {"198.51.100.1, 203.0.113.9"}}, "203.0.113.9"},
-		{"X-Forwarded-For on two lines", http.Header{"X-Forwarded-For": {"198.51.100.1", "203.0.113.9"}}, "203.0.113.9"},
-		{"Forwarded", http.Header{"Forwarded": {"for=203.0.113.10;proto=https"}}, "203.0.113.10"},
-		{"Forwarded with IPv6 and a port", http.Header{"Forwarded": {`for="[2001:db8::7]:4711"`}}, "2001:db8::7"},
-		{"both headers agreeing", http.Header{"Forwarded": {"for=203.0.113.11"}, "X-Forwarded-For": {"203.0.113.11"}}, "203.0.113.11"},
-		{"a chain through another trusted hop", http.Header{"X-Forwarded-For": {"203.0.113.12, 127.0.0.1"}}, "203.0.113.12"},
-		{"garbage", http.Header{"X-Forwarded-For": {"not an address"}}, "127.0.0.1"},
-		{"no header", http.Header{}, "127.0.0.1"},
+		{"X-Forwarded-For with one address", false, http.Header{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9"},
+		{"X-Forwarded-For with a chain: the rightmost untrusted hop", false, http.Header{"X-Forwarded-For": {"198.51.100.1, 203.0.113.9"}}, "203.0.113.9"},
+		{"X-Forwarded-For on two lines", false, http.Header{"X-Forwarded-For": {"198.51.100.1", "203.0.113.9"}}, "203.0.113.9"},
+		{"Forwarded", true, http.Header{"Forwarded": {"for=203.0.113.10;proto=https"}}, "203.0.113.10"},
+		{"Forwarded with IPv6 and a port", true, http.Header{"Forwarded": {`for="[2001:db8::7]:4711"`}}, "2001:db8::7"},
+		{"Forwarded is not read from an X-Forwarded-For proxy", false, http.Header{"Forwarded": {"for=198.51.100.1"}, "X-Forwarded-For": {"203.0.113.11"}}, "203.0.113.11"},
+		{"X-Forwarded-For is not read from a Forwarded proxy", true, http.Header{"Forwarded": {"for=203.0.113.11"}, "X-Forwarded-For": {"198.51.100.1"}}, "203.0.113.11"},
+		{"a chain through another trusted hop", false, http.Header{"X-Forwarded-For": {"203.0.113.12, 127.0.0.1"}}, "203.0.113.12"},
+		{"garbage is refused", false, http.Header{"X-Forwarded-For": {"not an address"}}, "400"},
+		{"no header", false, http.Header{}, "127.0.0.1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s := get(trusting.url, c.header)
-			if s.ActorIP != c.want || s.ForwardedFor != c.want {
-				t.Errorf("behind a trusted proxy: actor IP %q, X-Forwarded-For %q; want %q", s.ActorIP, s.ForwardedFor, c.want)
+			base := trusting.url
+			if c.forwarded {
+				base = trustingFwd.url
+			}
+			status, s := get(base, c.header)
+			switch {
+			case c.want == "400":
+				if status != 400 {
+					t.Errorf("behind a trusted proxy: %d, actor IP %q; want 400", status, s.ActorIP)
+				}
+			case status != 200 || s.ActorIP != c.want || s.ForwardedFor != c.want:
+				t.Errorf("behind a trusted proxy: %d, actor IP %q, X-Forwarded-For %q; want %q", status, s.ActorIP, s.ForwardedFor, c.want)
 			}
 			if _, ok := s.Headers["Forwarded"]; ok {
 				t.Errorf("the client's Forwarded header reached the upstream: %q", s.Headers["Forwarded"])
 			}
-			s = get(distrusting.url, c.header)
-			if s.ActorIP != "127.0.0.1" || s.ForwardedFor != "127.0.0.1" {
-				t.Errorf("without trusted proxies: actor IP %q, X-Forwarded-For %q; want the peer, 127.0.0.1", s.ActorIP, s.ForwardedFor)
+			status, s = get(distrusting.url, c.header)
+			if status != 200 || s.ActorIP != "127.0.0.1" || s.ForwardedFor != "127.0.0.1" {
+				t.Errorf("without trusted proxies: %d, actor IP %q, X-Forwarded-For %q; want the peer, 127.0.0.1", status, s.ActorIP, s.ForwardedFor)
 			}
 		})
 	}

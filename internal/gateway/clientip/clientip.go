@@ -2,21 +2,37 @@
 // that may have passed through proxies in front of the gateway.
 //
 // The connection peer (the request's RemoteAddr) is the only address nobody
-// can forge. Forwarding headers are read only when the peer is one of the
-// configured trusted proxies, and then only as far as trusted proxies wrote
-// them: the header is walked from the right (the element the peer appended),
-// one hop at a time, while each hop is itself a trusted proxy. The first
-// address that is not a trusted proxy is the client. Everything to its left
-// was written by the client, or by proxies nobody vouches for, and is ignored.
+// can forge. A forwarding header is read only when the peer is one of the
+// configured trusted proxies, and then only the one header those proxies are
+// configured to write ([Config.Header]: X-Forwarded-For by default,
+// Forwarded, or X-Real-IP). Every other forwarding header is the client's
+// own text, passed through by proxies that do not touch it, and is never
+// read: a proxy that appends to X-Forwarded-For forwards the client's
+// Forwarded header untouched, and whatever it says must not change the
+// answer.
 //
-// An element that carries no usable address ends the walk at the last trusted
-// hop, which is then the answer: an RFC 7239 obfuscated identifier
-// ("_hidden") or "unknown", a malformed value, an element without for=, or an
-// element beyond the bounds (64 hops, the rightmost 8 KiB of each header).
-// That element was written by a trusted proxy saying it will not or cannot
-// tell who its client was; whatever lies further left is not vouched for,
-// so the nearest hop known for certain stands for the client. The result is
-// then a trusted proxy's address, shared by every client that proxy hides.
+// X-Forwarded-For and Forwarded are lists, one element appended by each
+// proxy. The header is walked from the right (the element the peer
+// appended), one hop at a time, while each hop is itself a trusted proxy.
+// The first address that is not a trusted proxy is the client. Everything to
+// its left was written by the client, or by proxies nobody vouches for, and
+// is never parsed. When every hop is a trusted proxy, the leftmost is the
+// client (a host inside the trusted network); when the peer is trusted and
+// the header is absent, the peer itself is the client. X-Real-IP holds one
+// address, which the trusted proxy overwrote with its own peer's address:
+// that address is the client.
+//
+// An element the walk reaches that carries no usable address is an error
+// ([ErrUnusableHeader]), never an answer: an RFC 7239 obfuscated identifier
+// ("_hidden") or "unknown", a malformed value, an element without for=, an
+// empty element, or an element beyond the bounds (64 hops, the rightmost
+// 8 KiB of the header's lines); for X-Real-IP, more than one line or a value
+// that is not one address. Such an element was written, or passed on, by a
+// trusted proxy that will not or cannot say who its client was. Answering
+// with the last trusted hop instead would give every client behind that
+// proxy the proxy's own address, out of reach of IP decisions and sharing
+// one rate-limit bucket with everyone else; so the caller must refuse the
+// request (the gateway answers 400) rather than guess.
 package clientip
 
 import (
@@ -40,22 +56,61 @@ const (
 // Unix socket, or one built by hand without a RemoteAddr.
 var ErrUnknownPeer = errors.New("clientip: RemoteAddr is not an IP address")
 
+// ErrUnusableHeader is returned by ClientIP when the peer is a trusted proxy
+// and the walk of the configured header reaches an element that holds no
+// usable address (see the package documentation). The request must be
+// refused: there is no address to attribute it to.
+var ErrUnusableHeader = errors.New("clientip: the forwarding header of a trusted proxy holds no usable client address")
+
+// The headers a Config may name, in canonical form.
+const (
+	HeaderXForwardedFor = "X-Forwarded-For"
+	HeaderForwarded     = "Forwarded"
+	HeaderXRealIP       = "X-Real-Ip"
+)
+
+// Config configures a Resolver.
+type Config struct {
+	// TrustedProxies are the proxies whose forwarding header is believed,
+	// each a CIDR prefix ("10.0.0.0/8", "2001:db8::/32") or a single
+	// address ("192.0.2.10"). IPv4-mapped IPv6 forms are taken as the IPv4
+	// addresses they map. An entry that is neither, one with an IPv6 zone,
+	// and a prefix of length 0 are refused: trusting every address would
+	// make the client address whatever the client says it is. None means
+	// the peer is always the client.
+	TrustedProxies []string
+
+	// Header is the one header the trusted proxies write the client's
+	// address in: "X-Forwarded-For" (the default when empty), "Forwarded"
+	// (RFC 7239) or "X-Real-IP" (case does not matter). Every trusted
+	// proxy must write it: appending to X-Forwarded-For or Forwarded, or
+	// setting X-Real-IP to the address of its peer.
+	Header string
+}
+
 // Resolver finds the client address of requests given the proxies trusted to
 // report it. The zero value trusts no proxy: ClientIP returns the peer.
 // A Resolver is safe for concurrent use.
 type Resolver struct {
 	trusted []netip.Prefix
+	header  string // canonical; "" in the zero value, which reads none
 }
 
-// New returns a Resolver that trusts the forwarding headers written by the
-// given proxies, each a CIDR prefix ("10.0.0.0/8", "2001:db8::/32") or a
-// single address ("192.0.2.10"). IPv4-mapped IPv6 forms are taken as the
-// IPv4 addresses they map. It refuses an entry that is neither, one with an
-// IPv6 zone, and a prefix of length 0: trusting every address would make the
-// client address whatever the client says it is.
-func New(trustedProxies []string) (*Resolver, error) {
-	r := &Resolver{trusted: make([]netip.Prefix, 0, len(trustedProxies))}
-	for _, entry := range trustedProxies {
+// New returns a Resolver that believes the header cfg.Header written by the
+// proxies cfg.TrustedProxies. Its errors name the field at fault.
+func New(cfg Config) (*Resolver, error) {
+	r := &Resolver{trusted: make([]netip.Prefix, 0, len(cfg.TrustedProxies))}
+	switch strings.ToLower(cfg.Header) {
+	case "", "x-forwarded-for":
+		r.header = HeaderXForwardedFor
+	case "forwarded":
+		r.header = HeaderForwarded
+	case "x-real-ip":
+		r.header = HeaderXRealIP
+	default:
+		return nil, fmt.Errorf("clientip: header %q is not X-Forwarded-For, Forwarded or X-Real-IP", cfg.Header)
+	}
+	for _, entry := range cfg.TrustedProxies {
 		p, err := parseTrusted(strings.TrimSpace(entry))
 		if err != nil {
 			return nil, fmt.Errorf("clientip: trusted proxy %q: %w", entry, err)
@@ -64,6 +119,10 @@ func New(trustedProxies []string) (*Resolver, error) {
 	}
 	return r, nil
 }
+
+// Header returns the canonical name of the header r reads ("" for the zero
+// Resolver, which reads none).
+func (r *Resolver) Header() string { return r.header }
 
 func parseTrusted(s string) (netip.Prefix, error) {
 	var p netip.Prefix
@@ -104,25 +163,17 @@ func (r *Resolver) isTrusted(a netip.Addr) bool {
 	return false
 }
 
-// ClientIP returns the address of the client that sent req: the peer, unless
-// the peer is a trusted proxy, in which case the first address that is not a
-// trusted proxy, walking the forwarding headers from the right (see the
+// ClientIP returns the address of the client that sent req: the peer,
+// unless the peer is a trusted proxy, in which case the first address that is
+// not a trusted proxy, walking the configured header from the right (see the
 // package documentation). The address is unmapped (IPv4-mapped IPv6 becomes
 // IPv4) and has no zone. When every hop is a trusted proxy, the result is the
-// leftmost one; when the walk ends early, it is the last trusted hop.
+// leftmost one; when the header is absent, it is the peer.
 //
-// The RFC 7239 Forwarded header and X-Forwarded-For are each the
-// concatenation of all their lines, in order. When only one is present it is
-// the one walked. When both are, both are walked in step and trusted only
-// where they agree: the walk ends at the first hop on which they differ. A
-// trusted proxy that appends to only one of them passes the other through
-// from the client unchecked, so neither can be preferred without knowing
-// which one the proxies write; an attacker who sends the other header gets
-// the last agreed trusted hop as their address, never an address of their
-// choosing. Deployments should have every trusted proxy write the same
-// header (or both).
+// A header's lines are taken as the concatenation of all of them, in order.
+// Other forwarding headers are not read, whatever they say.
 //
-// The only error is ErrUnknownPeer.
+// The errors are ErrUnknownPeer and ErrUnusableHeader.
 func (r *Resolver) ClientIP(req *http.Request) (netip.Addr, error) {
 	peer, ok := parsePeer(req.RemoteAddr)
 	if !ok {
@@ -133,28 +184,32 @@ func (r *Resolver) ClientIP(req *http.Request) (netip.Addr, error) {
 	}
 	// The keys are in canonical form, as net/http's server and Header.Add
 	// store them: indexing the map skips Values' canonicalization.
-	fwd := hops{lines: req.Header["Forwarded"], forwarded: true}
-	xff := hops{lines: req.Header["X-Forwarded-For"]}
-	fwd.start()
-	xff.start()
-	hasFwd, hasXFF := len(fwd.lines) > 0, len(xff.lines) > 0
-
+	lines := req.Header[r.header]
+	if len(lines) == 0 {
+		return peer, nil
+	}
+	if r.header == HeaderXRealIP {
+		// One address, set (not appended) by the trusted proxy: a second
+		// line, or a list, is a client's value the proxy passed on.
+		if len(lines) != 1 || len(lines[0]) > maxHeaderBytes {
+			return netip.Addr{}, ErrUnusableHeader
+		}
+		a, ok := parseNode(trimOWS(lines[0]))
+		if !ok {
+			return netip.Addr{}, ErrUnusableHeader
+		}
+		return a, nil
+	}
+	h := hops{lines: lines, forwarded: r.header == HeaderForwarded}
+	h.start()
 	client := peer
 	for {
-		var a netip.Addr
-		var ok bool
-		switch {
-		case hasFwd && hasXFF:
-			af, okf := fwd.next()
-			ax, okx := xff.next()
-			a, ok = af, okf && okx && af == ax
-		case hasFwd:
-			a, ok = fwd.next()
-		case hasXFF:
-			a, ok = xff.next()
-		}
-		if !ok {
+		a, st := h.next()
+		switch st {
+		case hopEnd:
 			return client, nil
+		case hopUnusable:
+			return netip.Addr{}, ErrUnusableHeader
 		}
 		if !r.isTrusted(a) {
 			return a, nil
@@ -178,8 +233,8 @@ func parsePeer(s string) (netip.Addr, bool) {
 }
 
 // ForwardingHeaders returns the names of the request headers by which a
-// client or a proxy reports a client address: the two this package reads and
-// the single-address ones other software trusts. A gateway removes all of
+// client or a proxy reports a client address: the three this package can
+// read and the single-address ones other software trusts. A gateway removes all of
 // them from inbound requests and writes its own before forwarding, so that a
 // service behind it never reads an address the client chose. The slice is
 // new at each call.

@@ -2,6 +2,7 @@ package clientip_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -14,14 +15,18 @@ import (
 // and an IPv6 prefix.
 var trusted = []string{"10.0.0.0/8", "192.0.2.10", "2001:db8:ffff::/48"}
 
-func newResolver(t testing.TB, proxies ...string) *clientip.Resolver {
+func newResolver(t testing.TB, header string, proxies ...string) *clientip.Resolver {
 	t.Helper()
-	r, err := clientip.New(proxies)
+	r, err := clientip.New(clientip.Config{TrustedProxies: proxies, Header: header})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
+
+// unusable is the want of a case where ClientIP must fail with
+// ErrUnusableHeader.
+const unusable = "unusable"
 
 type header struct{ name, value string }
 
@@ -37,8 +42,12 @@ func request(remote string, headers ...header) *http.Request {
 	return req
 }
 
+// TestClientIP reads X-Forwarded-For cases with a resolver configured for
+// it, and Forwarded cases (every header a Forwarded line) with one
+// configured for Forwarded.
 func TestClientIP(t *testing.T) {
-	r := newResolver(t, trusted...)
+	rx := newResolver(t, "", trusted...)
+	rf := newResolver(t, "Forwarded", trusted...)
 	hops := func(elem string, n int) string {
 		return strings.Repeat(elem, n)
 	}
@@ -94,29 +103,29 @@ func TestClientIP(t *testing.T) {
 		{"a trusted IPv6 peer and IPv6 hops", "[2001:db8:ffff::1]:443",
 			[]header{xff("2001:db8::7, 2001:db8:ffff::2")}, "2001:db8::7"},
 
-		// X-Forwarded-For, malformed: stop at the last trusted hop.
-		{"garbage from the trusted peer gives the peer", "10.0.0.1:5000",
-			[]header{xff("not-an-address")}, "10.0.0.1"},
-		{"garbage left of a trusted hop gives that hop", "10.0.0.1:5000",
-			[]header{xff("203.0.113.7, garbage, 10.0.0.2")}, "10.0.0.2"},
+		// X-Forwarded-For, malformed: no answer, never a trusted hop.
+		{"garbage from the trusted peer is unusable", "10.0.0.1:5000",
+			[]header{xff("not-an-address")}, unusable},
+		{"garbage left of a trusted hop is unusable", "10.0.0.1:5000",
+			[]header{xff("203.0.113.7, garbage, 10.0.0.2")}, unusable},
 		{"garbage left of the client is never read", "10.0.0.1:5000",
 			[]header{xff("\x00\xff;,,\"[, 203.0.113.7")}, "203.0.113.7"},
-		{"an empty element stops the walk", "10.0.0.1:5000",
-			[]header{xff("203.0.113.7, , 10.0.0.2")}, "10.0.0.2"},
-		{"a trailing comma stops the walk", "10.0.0.1:5000",
-			[]header{xff("203.0.113.7,")}, "10.0.0.1"},
-		{"an empty line stops the walk", "10.0.0.1:5000",
-			[]header{xff("203.0.113.7"), xff("")}, "10.0.0.1"},
-		{"unknown stops the walk", "10.0.0.1:5000",
-			[]header{xff("203.0.113.7, unknown")}, "10.0.0.1"},
+		{"an empty element is unusable", "10.0.0.1:5000",
+			[]header{xff("203.0.113.7, , 10.0.0.2")}, unusable},
+		{"a trailing comma is unusable", "10.0.0.1:5000",
+			[]header{xff("203.0.113.7,")}, unusable},
+		{"an empty line is unusable", "10.0.0.1:5000",
+			[]header{xff("203.0.113.7"), xff("")}, unusable},
+		{"unknown is unusable", "10.0.0.1:5000",
+			[]header{xff("203.0.113.7, unknown")}, unusable},
 		{"a zone is refused", "10.0.0.1:5000",
-			[]header{xff("fe80::1%eth0")}, "10.0.0.1"},
+			[]header{xff("fe80::1%eth0")}, unusable},
 		{"an IPv6 hop with a port needs brackets", "10.0.0.1:5000",
-			[]header{xff("203.0.113.7, 2001:db8::7:99999")}, "10.0.0.1"},
+			[]header{xff("203.0.113.7, 2001:db8::7:99999")}, unusable},
 		{"leading zeros are refused", "10.0.0.1:5000",
-			[]header{xff("010.0.0.1")}, "10.0.0.1"},
+			[]header{xff("010.0.0.1")}, unusable},
 		{"a bad port is refused", "10.0.0.1:5000",
-			[]header{xff("203.0.113.7:http")}, "10.0.0.1"},
+			[]header{xff("203.0.113.7:http")}, unusable},
 
 		// Forwarded.
 		{"Forwarded from one trusted proxy", "10.0.0.1:5000",
@@ -144,18 +153,18 @@ func TestClientIP(t *testing.T) {
 			[]header{fwd("for=198.51.100.1"), fwd("for=203.0.113.7"), fwd("for=10.0.0.2")}, "203.0.113.7"},
 		{"Forwarded every hop trusted gives the leftmost", "10.0.0.1:5000",
 			[]header{fwd("for=10.0.0.3, for=10.0.0.2")}, "10.0.0.3"},
-		{"Forwarded obfuscated identifier gives the hop that wrote it", "10.0.0.1:5000",
-			[]header{fwd("for=198.51.100.1, for=_hidden, for=10.0.0.2")}, "10.0.0.2"},
-		{"Forwarded unknown gives the peer that wrote it", "10.0.0.1:5000",
-			[]header{fwd("for=198.51.100.1, for=unknown")}, "10.0.0.1"},
+		{"Forwarded obfuscated identifier is unusable", "10.0.0.1:5000",
+			[]header{fwd("for=198.51.100.1, for=_hidden, for=10.0.0.2")}, unusable},
+		{"Forwarded unknown is unusable", "10.0.0.1:5000",
+			[]header{fwd("for=198.51.100.1, for=unknown")}, unusable},
 		{"Forwarded unknown from the client is never read", "10.0.0.1:5000",
 			[]header{fwd("for=unknown, for=203.0.113.7")}, "203.0.113.7"},
 		{"Forwarded element without for", "10.0.0.1:5000",
-			[]header{fwd("for=198.51.100.1, proto=https;by=10.0.0.1")}, "10.0.0.1"},
+			[]header{fwd("for=198.51.100.1, proto=https;by=10.0.0.1")}, unusable},
 		{"Forwarded duplicate for", "10.0.0.1:5000",
-			[]header{fwd("for=198.51.100.1;for=203.0.113.7")}, "10.0.0.1"},
+			[]header{fwd("for=198.51.100.1;for=203.0.113.7")}, unusable},
 		{"Forwarded IPv6 must be bracketed to take a port", "10.0.0.1:5000",
-			[]header{fwd(`for="2001:db8::1:4711:1:1:1:1"`)}, "10.0.0.1"},
+			[]header{fwd(`for="2001:db8::1:4711:1:1:1:1"`)}, unusable},
 		{"Forwarded unterminated quote from the client", "10.0.0.1:5000",
 			[]header{fwd(`for="198.51.100.1, for=203.0.113.7`)}, "203.0.113.7"},
 		{"Forwarded stray quote from the client", "10.0.0.1:5000",
@@ -163,61 +172,104 @@ func TestClientIP(t *testing.T) {
 		{"Forwarded client's quoted string swallowing a comma", "10.0.0.1:5000",
 			[]header{fwd(`ext="x, for=198.51.100.1", for=203.0.113.7`)}, "203.0.113.7"},
 		{"Forwarded unterminated quote left of a trusted hop", "10.0.0.1:5000",
-			[]header{fwd(`for="203.0.113.7, for=10.0.0.2`)}, "10.0.0.2"},
+			[]header{fwd(`for="203.0.113.7, for=10.0.0.2`)}, unusable},
 		{"Forwarded garbage", "10.0.0.1:5000",
-			[]header{fwd(`;;==;"`)}, "10.0.0.1"},
+			[]header{fwd(`;;==;"`)}, unusable},
 		{"Forwarded control byte in a quoted string", "10.0.0.1:5000",
-			[]header{fwd("for=\"203.0.113.7\x01\"")}, "10.0.0.1"},
+			[]header{fwd("for=\"203.0.113.7\x01\"")}, unusable},
 		{"Forwarded junk after a value", "10.0.0.1:5000",
-			[]header{fwd(`for="203.0.113.7"x`)}, "10.0.0.1"},
-
-		// Both headers: trusted where they agree.
-		{"both headers agreeing", "10.0.0.1:5000",
-			[]header{fwd("for=203.0.113.7, for=10.0.0.2"), xff("203.0.113.7, 10.0.0.2")}, "203.0.113.7"},
-		{"both headers agreeing up to the client", "10.0.0.1:5000",
-			[]header{fwd("for=203.0.113.7"), xff("192.168.1.5, 203.0.113.7")}, "203.0.113.7"},
-		{"Forwarded sent by the client through an X-Forwarded-For proxy", "10.0.0.1:5000",
-			[]header{fwd("for=198.51.100.1"), xff("203.0.113.7")}, "10.0.0.1"},
-		{"X-Forwarded-For sent by the client through a Forwarded proxy", "10.0.0.1:5000",
-			[]header{fwd("for=203.0.113.7"), xff("198.51.100.1")}, "10.0.0.1"},
-		{"both headers parting after a trusted hop", "10.0.0.1:5000",
-			[]header{fwd("for=198.51.100.1, for=10.0.0.2"), xff("203.0.113.7, 10.0.0.2")}, "10.0.0.2"},
-		{"both headers, one running out", "10.0.0.1:5000",
-			[]header{fwd("for=10.0.0.2"), xff("203.0.113.7, 10.0.0.2")}, "10.0.0.2"},
+			[]header{fwd(`for="203.0.113.7"x`)}, unusable},
 
 		// Bounds.
 		{"64 trusted hops are walked", "10.0.0.1:5000",
 			[]header{xff("203.0.113.7" + hops(", 10.0.0.2", 63))}, "203.0.113.7"},
-		{"the 65th hop is not", "10.0.0.1:5000",
-			[]header{xff("203.0.113.7" + hops(", 10.0.0.2", 64))}, "10.0.0.2"},
+		{"the 65th hop is beyond the bound", "10.0.0.1:5000",
+			[]header{xff("203.0.113.7" + hops(", 10.0.0.2", 64))}, unusable},
 		{"hops are counted across lines", "10.0.0.1:5000",
-			[]header{xff("203.0.113.7"), xff(hops("10.0.0.3, ", 63) + "10.0.0.2")}, "10.0.0.3"},
+			[]header{xff("203.0.113.7"), xff(hops("10.0.0.3, ", 63) + "10.0.0.2")}, unusable},
 		{"a megabyte of client garbage is not read", "10.0.0.1:5000",
 			[]header{xff(strings.Repeat(",\"[", 1<<20) + ", 203.0.113.7")}, "203.0.113.7"},
 		{"a megabyte of client garbage in Forwarded is not read", "10.0.0.1:5000",
 			[]header{fwd(strings.Repeat(`"\`, 1<<20) + ", for=203.0.113.7")}, "203.0.113.7"},
-		{"a hop cut by the byte bound is not read", "10.0.0.1:5000",
+		{"a hop cut by the byte bound is unusable", "10.0.0.1:5000",
 			// The rightmost 8 KiB start at "1.2.3.4", a fragment of "211.2.3.4".
-			[]header{xff("211.2.3.4," + strings.Repeat(" ", 8192-len("1.2.3.4,")-len("10.0.0.2")) + "10.0.0.2")}, "10.0.0.2"},
+			[]header{xff("211.2.3.4," + strings.Repeat(" ", 8192-len("1.2.3.4,")-len("10.0.0.2")) + "10.0.0.2")}, unusable},
 		{"a hop just inside the byte bound is read", "10.0.0.1:5000",
 			[]header{xff("211.2.3.4," + strings.Repeat(" ", 8192-len("211.2.3.4,")-len("10.0.0.2")) + "10.0.0.2")}, "211.2.3.4"},
 		{"the byte bound spans lines", "10.0.0.1:5000",
-			[]header{xff("211.2.3.4"), xff("10.0.0.3," + strings.Repeat(" ", 8192-len("10.0.0.3,")-len("10.0.0.2")) + "10.0.0.2")}, "10.0.0.3"},
+			[]header{xff("211.2.3.4"), xff("10.0.0.3," + strings.Repeat(" ", 8192-len("10.0.0.3,")-len("10.0.0.2")) + "10.0.0.2")}, unusable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := r.ClientIP(request(tc.remote, tc.headers...))
-			if err != nil {
-				t.Fatal(err)
+			r := rf
+			for _, h := range tc.headers {
+				if h.name != "Forwarded" {
+					r = rx
+				}
 			}
-			if want := netip.MustParseAddr(tc.want); got != want {
-				t.Errorf("ClientIP = %v, want %v", got, want)
-			}
+			checkClientIP(t, r, request(tc.remote, tc.headers...), tc.want)
+		})
+	}
+}
+
+func checkClientIP(t *testing.T, r *clientip.Resolver, req *http.Request, want string) {
+	t.Helper()
+	got, err := r.ClientIP(req)
+	if want == unusable {
+		if !errors.Is(err, clientip.ErrUnusableHeader) {
+			t.Errorf("ClientIP = %v, %v; want ErrUnusableHeader", got, err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := netip.MustParseAddr(want); got != w {
+		t.Errorf("ClientIP = %v, want %v", got, w)
+	}
+}
+
+// TestOnlyTheConfiguredHeaderIsRead is the attack of a client behind a
+// trusted proxy that appends to one header and passes the other through:
+// whatever the client puts in the other one, it cannot change its address,
+// neither to one of its choosing nor to the proxy's.
+func TestOnlyTheConfiguredHeaderIsRead(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		header  string // the resolver's
+		headers []header
+		want    string
+	}{
+		{"a client's Forwarded through an X-Forwarded-For proxy", "",
+			[]header{fwd("for=198.51.100.1"), xff("203.0.113.7")}, "203.0.113.7"},
+		{"a client's Forwarded unknown through an X-Forwarded-For proxy", "",
+			[]header{fwd("for=unknown"), xff("203.0.113.7")}, "203.0.113.7"},
+		{"a client's malformed Forwarded through an X-Forwarded-For proxy", "X-Forwarded-For",
+			[]header{fwd(`for="`), xff("203.0.113.7, 10.0.0.2")}, "203.0.113.7"},
+		{"a client's X-Forwarded-For through a Forwarded proxy", "Forwarded",
+			[]header{fwd("for=203.0.113.7"), xff("198.51.100.1")}, "203.0.113.7"},
+		{"a client's X-Forwarded-For naming a trusted hop through a Forwarded proxy", "forwarded",
+			[]header{fwd("for=203.0.113.7"), xff("10.0.0.9")}, "203.0.113.7"},
+		{"a client's X-Real-IP through an X-Forwarded-For proxy", "",
+			[]header{{"X-Real-Ip", "198.51.100.1"}, xff("203.0.113.7")}, "203.0.113.7"},
+		{"an X-Forwarded-For proxy that wrote nothing: the peer", "",
+			[]header{fwd("for=198.51.100.1")}, "10.0.0.1"},
+
+		{"X-Real-IP", "X-Real-IP", []header{{"X-Real-Ip", " 203.0.113.7 "}, xff("198.51.100.1")}, "203.0.113.7"},
+		{"X-Real-IP with IPv6", "X-Real-IP", []header{{"X-Real-Ip", "[2001:db8::7]:443"}}, "2001:db8::7"},
+		{"X-Real-IP naming a trusted host", "X-Real-IP", []header{{"X-Real-Ip", "10.0.0.5"}}, "10.0.0.5"},
+		{"X-Real-IP absent: the peer", "X-Real-IP", []header{xff("198.51.100.1")}, "10.0.0.1"},
+		{"X-Real-IP on two lines", "X-Real-IP", []header{{"X-Real-Ip", "198.51.100.1"}, {"X-Real-Ip", "203.0.113.7"}}, unusable},
+		{"X-Real-IP with a list", "X-Real-IP", []header{{"X-Real-Ip", "198.51.100.1, 203.0.113.7"}}, unusable},
+		{"X-Real-IP unknown", "X-Real-IP", []header{{"X-Real-Ip", "unknown"}}, unusable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkClientIP(t, newResolver(t, tc.header, trusted...), request("10.0.0.1:5000", tc.headers...), tc.want)
 		})
 	}
 }
 
 func TestClientIPUnknownPeer(t *testing.T) {
-	r := newResolver(t, trusted...)
+	r := newResolver(t, "", trusted...)
 	for _, remote := range []string{"", "@", "/run/rampart.sock", "example.test:80", "10.0.0.1:"} {
 		_, err := r.ClientIP(request(remote, xff("203.0.113.7")))
 		if !errors.Is(err, clientip.ErrUnknownPeer) {
@@ -236,7 +288,7 @@ func TestZeroResolverTrustsNoProxy(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	t.Run("entries are prefixes or addresses", func(t *testing.T) {
-		r := newResolver(t, " 10.0.0.0/8", "192.0.2.1/24", "2001:db8::1", "::ffff:198.51.100.0/120")
+		r := newResolver(t, "", " 10.0.0.0/8", "192.0.2.1/24", "2001:db8::1", "::ffff:198.51.100.0/120")
 		for _, tc := range []struct {
 			peer    string
 			trusted bool
@@ -256,7 +308,7 @@ func TestNew(t *testing.T) {
 		}
 	})
 	t.Run("no entries trust nothing", func(t *testing.T) {
-		r := newResolver(t)
+		r := newResolver(t, "")
 		got, _ := r.ClientIP(request("10.0.0.1:1", xff("203.0.113.7")))
 		if got != netip.MustParseAddr("10.0.0.1") {
 			t.Errorf("ClientIP = %v, want the peer", got)
@@ -265,7 +317,7 @@ func TestNew(t *testing.T) {
 	t.Run("a bad entry is named", func(t *testing.T) {
 		for _, entry := range []string{"", "example.test", "10.0.0.0/33", "10.0.0.1/", "fe80::1%eth0",
 			"0.0.0.0/0", "::/0", "::ffff:0:0/96", "10.0.0.0-10.0.0.9"} {
-			_, err := clientip.New([]string{"10.0.0.0/8", entry})
+			_, err := clientip.New(clientip.Config{TrustedProxies: []string{"10.0.0.0/8", entry}})
 			if err == nil {
 				t.Errorf("New accepted %q", entry)
 				continue
@@ -275,6 +327,21 @@ func TestNew(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestNewRefusesAnUnknownHeader(t *testing.T) {
+	for _, h := range []string{"X-Forwarded-Host", "True-Client-IP", "X-Forwarded-For, Forwarded", " Forwarded"} {
+		if _, err := clientip.New(clientip.Config{Header: h}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", h)) {
+			t.Errorf("header %q: err = %v, want one naming it", h, err)
+		}
+	}
+	for in, want := range map[string]string{"": "X-Forwarded-For", "x-forwarded-for": "X-Forwarded-For",
+		"FORWARDED": "Forwarded", "X-Real-IP": "X-Real-Ip"} {
+		r, err := clientip.New(clientip.Config{Header: in})
+		if err != nil || r.Header() != want {
+			t.Errorf("header %q: %v, %v; want %s", in, r, err, want)
+		}
+	}
 }
 
 func TestForwardingHeaders(t *testing.T) {

@@ -1,6 +1,7 @@
 package clientip_test
 
 import (
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -9,8 +10,9 @@ import (
 )
 
 func Example() {
-	// The gateway sits behind a load balancer in 10.0.0.0/8.
-	r, err := clientip.New([]string{"10.0.0.0/8"})
+	// The gateway sits behind a load balancer in 10.0.0.0/8 that appends
+	// the address of its peer to X-Forwarded-For (the default header).
+	r, err := clientip.New(clientip.Config{TrustedProxies: []string{"10.0.0.0/8"}})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -22,6 +24,18 @@ func Example() {
 	req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.7")
 	fmt.Println(r.ClientIP(req))
 
+	// The client's Forwarded header, which the load balancer passes
+	// through, is not read.
+	req.Header.Set("Forwarded", "for=unknown")
+	fmt.Println(r.ClientIP(req))
+
+	// The load balancer itself saying it does not know its client is no
+	// answer: the request must be refused.
+	req.Header.Set("X-Forwarded-For", "unknown")
+	_, err = r.ClientIP(req)
+	fmt.Println(errors.Is(err, clientip.ErrUnusableHeader))
+	req.Header.Set("X-Forwarded-For", "198.51.100.1, 203.0.113.7")
+
 	// The same header straight from the client, not through the load
 	// balancer, is ignored.
 	req.RemoteAddr = "203.0.113.7:40000"
@@ -29,6 +43,8 @@ func Example() {
 
 	// Output:
 	// 203.0.113.7 <nil>
+	// 203.0.113.7 <nil>
+	// true
 	// 203.0.113.7 <nil>
 }
 

@@ -24,6 +24,7 @@ type hops struct {
 	truncated bool   // rest was cut on the left to fit the byte budget
 	budget    int    // bytes of lines not yet taken
 	n         int    // elements taken
+	bad       bool   // an unusable element was found: the walk is over
 }
 
 func (h *hops) start() {
@@ -31,17 +32,30 @@ func (h *hops) start() {
 	h.budget = maxHeaderBytes
 }
 
-// next returns the address of the next element from the right. ok is false
-// when there is no element left, or the element carries no usable address
-// (obfuscated, "unknown", malformed, beyond the bounds): the walk must stop
-// there. After it returns false once, it keeps returning false.
-func (h *hops) next() (addr netip.Addr, ok bool) {
+// hopState says what next found.
+type hopState uint8
+
+const (
+	hopAddr     hopState = iota // an address
+	hopEnd                      // no element left: the header ends here
+	hopUnusable                 // an element with no usable address, or one beyond the bounds
+)
+
+// next returns the address of the next element from the right, or says that
+// there is none left (hopEnd) or that the element carries no usable address
+// (hopUnusable: obfuscated, "unknown", malformed, empty, beyond the bounds).
+// The walk must stop at either. After hopUnusable, it keeps returning it.
+func (h *hops) next() (netip.Addr, hopState) {
+	if h.bad {
+		return netip.Addr{}, hopUnusable
+	}
 	if !h.inLine {
-		if h.line == 0 || h.budget == 0 {
-			// Out of lines, or out of budget (a further line would be cut to
-			// nothing): stop either way.
-			h.budget = 0
-			return netip.Addr{}, false
+		if h.line == 0 {
+			return netip.Addr{}, hopEnd
+		}
+		if h.budget == 0 {
+			// Out of budget: a further line would be cut to nothing.
+			return h.stop()
 		}
 		h.line--
 		h.rest = h.lines[h.line]
@@ -54,8 +68,7 @@ func (h *hops) next() (addr netip.Addr, ok bool) {
 	}
 	h.n++
 	if h.n > maxHops {
-		h.stop()
-		return netip.Addr{}, false
+		return h.stop()
 	}
 
 	var elem string
@@ -63,8 +76,7 @@ func (h *hops) next() (addr netip.Addr, ok bool) {
 	if h.forwarded {
 		var good bool
 		if h.rest, elem, whole, good = lastForwardedElement(h.rest); !good {
-			h.stop()
-			return netip.Addr{}, false
+			return h.stop()
 		}
 	} else {
 		i := strings.LastIndexByte(h.rest, ',')
@@ -78,8 +90,7 @@ func (h *hops) next() (addr netip.Addr, ok bool) {
 		if h.truncated {
 			// The leftmost element of a cut line is a fragment of one:
 			// "11.2.3.4" cut to "1.2.3.4", "x-for=" cut to "for=".
-			h.stop()
-			return netip.Addr{}, false
+			return h.stop()
 		}
 	}
 
@@ -87,18 +98,19 @@ func (h *hops) next() (addr netip.Addr, ok bool) {
 	if h.forwarded {
 		var good bool
 		if elem, good = forwardedFor(elem); !good {
-			h.stop()
-			return netip.Addr{}, false
+			return h.stop()
 		}
 	}
-	if addr, ok = parseNode(elem); !ok {
-		h.stop()
+	addr, ok := parseNode(elem)
+	if !ok {
+		return h.stop()
 	}
-	return addr, ok
+	return addr, hopAddr
 }
 
-func (h *hops) stop() {
-	h.inLine, h.line, h.budget = false, 0, 0
+func (h *hops) stop() (netip.Addr, hopState) {
+	h.bad = true
+	return netip.Addr{}, hopUnusable
 }
 
 // parseNode parses a hop's address as proxies write it: in X-Forwarded-For,

@@ -106,7 +106,7 @@ func viaInspect(fw *Firewall, r *http.Request, body []byte) bool {
 	if body != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	v, err := fw.Inspect(r, "203.0.113.7", true)
+	v, err := fw.Inspect(r, "203.0.113.7", BodyPrefix)
 	if err != nil {
 		panic(err)
 	}

@@ -76,6 +76,9 @@ func TestBodyIsReplayedIntactAndBufferedWithinTheLimit(t *testing.T) {
 				if v.Blocked || v.Score != 0 {
 					t.Errorf("blocked=%v score=%d matches %v", v.Blocked, v.Score, ruleIDs(v))
 				}
+				if want := size > smallLimit; v.BodyOverLimit != want {
+					t.Errorf("BodyOverLimit = %v, want %v", v.BodyOverLimit, want)
+				}
 				checkReplay(t, r, orig, body, smallLimit)
 			})
 		}
@@ -145,7 +148,7 @@ func TestBodyLeftAloneWhenNotInspected(t *testing.T) {
 		r := newRequest("POST", "/api/items", "application/json", "")
 		orig := &countingBody{r: strings.NewReader(`{"q":"<script>alert(1)</script>"}`)}
 		r.Body = orig
-		v, err := f.Inspect(r, "", false)
+		v, err := f.Inspect(r, "", HeadersOnly)
 		if err != nil || v.Blocked || orig.read != 0 || r.Body != io.ReadCloser(orig) {
 			t.Errorf("err=%v blocked=%v read=%d body replaced=%v", err, v.Blocked, orig.read, r.Body != io.ReadCloser(orig))
 		}
@@ -184,7 +187,7 @@ func TestBodyReadErrorIsReturnedAndReplayed(t *testing.T) {
 	errReset := errors.New("connection reset")
 	r := newRequest("POST", "/api/items", "application/json", "")
 	r.Body = &failingBody{data: `{"q":"partial`, err: errReset}
-	_, err := f.Inspect(r, "", true)
+	_, err := f.Inspect(r, "", BodyPrefix)
 	if !errors.Is(err, errReset) {
 		t.Fatalf("Inspect error = %v; want it to wrap %v", err, errReset)
 	}
@@ -221,6 +224,39 @@ func TestWellFormedJSONPrefix(t *testing.T) {
 	for in, want := range tests {
 		if got := wellFormedJSONPrefix([]byte(in)); got != want {
 			t.Errorf("wellFormedJSONPrefix(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+func TestWholeBodyReportsALongerBodyWithoutInspectingIt(t *testing.T) {
+	f := shared(t, small)
+	attack := `"q":"1' UNION SELECT username, password FROM users--"}`
+	for _, c := range []struct {
+		name    string
+		body    string
+		over    bool
+		blocked bool
+	}{
+		{"an attack within the limit is inspected", `{` + attack, false, true},
+		{"an attack after the limit is not inspected, and reported", `{"pad":"` + strings.Repeat("a", smallLimit) + `",` + attack, true, false},
+	} {
+		for _, declared := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s, length declared %v", c.name, declared), func(t *testing.T) {
+				r := newRequest("POST", "/api/items", "application/json", "")
+				orig := &countingBody{r: strings.NewReader(c.body)}
+				r.Body, r.ContentLength = orig, int64(len(c.body))
+				if !declared {
+					r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+				}
+				v, err := f.Inspect(r, "", WholeBody)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if v.BodyOverLimit != c.over || v.Blocked != c.blocked {
+					t.Errorf("BodyOverLimit %v, Blocked %v (rules %v); want %v, %v", v.BodyOverLimit, v.Blocked, ruleIDs(v), c.over, c.blocked)
+				}
+				checkReplay(t, r, orig, c.body, smallLimit)
+			})
 		}
 	}
 }

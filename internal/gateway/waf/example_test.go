@@ -25,9 +25,13 @@ func ExampleFirewall_Inspect() {
 		fmt.Fprintf(w, "service got %d bytes", len(body))
 	})
 	gateway := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := fw.Inspect(r, "", true)
+		v, err := fw.Inspect(r, "", waf.WholeBody)
 		if err != nil {
 			http.Error(w, "request not inspected", http.StatusBadRequest)
+			return
+		}
+		if v.BodyOverLimit { // longer than the WAF reads: not inspected
+			http.Error(w, "request body too large to inspect", http.StatusRequestEntityTooLarge)
 			return
 		}
 		if v.Blocked {

@@ -65,7 +65,14 @@ func FuzzInspect(f *testing.F) {
 		orig := &countingBody{r: strings.NewReader(body)}
 		r.Body = orig
 
-		v, err := fw.Inspect(r, "", kind&0x80 == 0)
+		mode := BodyPrefix
+		switch {
+		case kind&0x80 != 0:
+			mode = HeadersOnly
+		case kind&0x40 != 0:
+			mode = WholeBody
+		}
+		v, err := fw.Inspect(r, "", mode)
 		if err != nil {
 			t.Fatalf("Inspect: %v", err)
 		}
@@ -74,6 +81,9 @@ func FuzzInspect(f *testing.F) {
 		}
 		if v.Blocked && (v.Status == 0 || !v.WouldBlock) {
 			t.Fatalf("blocked without a status: %+v", v)
+		}
+		if v.BodyOverLimit && (mode == HeadersOnly || len(body) <= fuzzLimit) {
+			t.Fatalf("BodyOverLimit for %d bytes in mode %d; the limit is %d", len(body), mode, fuzzLimit)
 		}
 		if len(v.Matches) > maxMatches {
 			t.Fatalf("%d matches", len(v.Matches))

@@ -48,7 +48,7 @@ func shared(t testing.TB, get func() (*Firewall, error)) *Firewall {
 
 func inspect(t testing.TB, f *Firewall, r *http.Request) Verdict {
 	t.Helper()
-	v, err := f.Inspect(r, "", true)
+	v, err := f.Inspect(r, "", BodyPrefix)
 	if err != nil {
 		t.Fatalf("Inspect(%s %s): %v", r.Method, r.RequestURI, err)
 	}

@@ -40,7 +40,32 @@ type Verdict struct {
 	// Matches are the rules that matched and carry a message, in the order
 	// they ran, at most 32; the CRS's bookkeeping rules are left out.
 	Matches []Match
+
+	// BodyOverLimit reports that the body is longer than Config.BodyLimit
+	// (Inspect finds it out by reading at most BodyLimit+1 bytes, whether
+	// the body's length is declared or not). With WholeBody the body was
+	// then not inspected at all, nor were the rules of the body phase run:
+	// the caller must refuse the request. With BodyPrefix only its first
+	// BodyLimit bytes were inspected, and the rest reaches the service
+	// unseen if the caller lets the request pass.
+	BodyOverLimit bool
 }
+
+// Body says what Inspect does with a request body.
+type Body uint8
+
+const (
+	// HeadersOnly leaves the body unread and uninspected.
+	HeadersOnly Body = iota
+	// WholeBody inspects a body of up to Config.BodyLimit bytes; a longer
+	// one is not inspected but reported (Verdict.BodyOverLimit), to be
+	// refused, without spending the rules' time on a request that will be
+	// refused anyway.
+	WholeBody
+	// BodyPrefix inspects the first Config.BodyLimit bytes of the body and
+	// reports whether there were more (Verdict.BodyOverLimit).
+	BodyPrefix
+)
 
 // Match is one rule that matched.
 type Match struct {
@@ -59,8 +84,8 @@ const (
 	maxMessageLen = 256
 )
 
-// Inspect runs the rules over r: its request line, its headers and, if
-// inspectBody is true, its body. clientIP is the address of the client as
+// Inspect runs the rules over r: its request line, its headers and, as body
+// says, its body. clientIP is the address of the client as
 // the gateway established it (without port); if empty, the host of
 // r.RemoteAddr is used.
 //
@@ -73,7 +98,7 @@ const (
 // An error means the request could not be inspected in full (reading the
 // body failed, or Coraza could not process it): the Verdict holds what was
 // decided until then, and the gateway should refuse the request.
-func (f *Firewall) Inspect(r *http.Request, clientIP string, inspectBody bool) (Verdict, error) {
+func (f *Firewall) Inspect(r *http.Request, clientIP string, body Body) (Verdict, error) {
 	tx := f.newTx(experimental.Options{Context: r.Context()})
 	defer func() {
 		tx.ProcessLogging()
@@ -124,22 +149,35 @@ func (f *Firewall) Inspect(r *http.Request, clientIP string, inspectBody bool) (
 	if tx.ProcessRequestHeaders() != nil {
 		return f.verdict(tx), nil
 	}
-	if inspectBody && r.Body != nil && r.Body != http.NoBody && tx.IsRequestBodyAccessible() {
-		if err := f.writeBody(tx, r); err != nil {
-			return f.verdict(tx), err
+	over := false
+	if body != HeadersOnly && r.Body != nil && r.Body != http.NoBody && tx.IsRequestBodyAccessible() {
+		var err error
+		over, err = f.writeBody(tx, r, body == BodyPrefix)
+		if err != nil || over && body == WholeBody {
+			v := f.verdict(tx)
+			v.BodyOverLimit = over
+			return v, err
 		}
 	}
 	// Called even without a body: most CRS rules, and the anomaly score
 	// check, run in the request-body phase.
-	if _, err := tx.ProcessRequestBody(); err != nil {
-		return f.verdict(tx), fmt.Errorf("waf: inspect request body: %w", err)
+	_, err := tx.ProcessRequestBody()
+	v := f.verdict(tx)
+	v.BodyOverLimit = over
+	if err != nil {
+		return v, fmt.Errorf("waf: inspect request body: %w", err)
 	}
-	return f.verdict(tx), nil
+	return v, nil
 }
 
+// BodyLimit returns how many bytes of a body Inspect inspects
+// (Config.BodyLimit, or its default).
+func (f *Firewall) BodyLimit() int64 { return f.bodyLimit }
+
 // writeBody buffers the head of r.Body, gives r a body that replays it, and
-// writes the part within the limit to the transaction.
-func (f *Firewall) writeBody(tx types.Transaction, r *http.Request) error {
+// writes the part within the limit to the transaction, unless the body is
+// longer than the limit (over) and prefix is false.
+func (f *Firewall) writeBody(tx types.Transaction, r *http.Request, prefix bool) (over bool, err error) {
 	head, eof, readErr := readHead(r.Body, f.bodyLimit+1, r.ContentLength)
 	rest := io.Reader(r.Body)
 	if eof {
@@ -147,11 +185,14 @@ func (f *Firewall) writeBody(tx types.Transaction, r *http.Request) error {
 	}
 	r.Body = &replayBody{Reader: io.MultiReader(bytes.NewReader(head), rest), orig: r.Body, head: head}
 	if readErr != nil {
-		return fmt.Errorf("waf: read request body: %w", readErr)
+		return false, fmt.Errorf("waf: read request body: %w", readErr)
 	}
 
 	inspected := head
-	if int64(len(head)) > f.bodyLimit {
+	if over = int64(len(head)) > f.bodyLimit; over {
+		if !prefix {
+			return true, nil
+		}
 		inspected = head[:f.bodyLimit]
 		if ts, ok := tx.(plugintypes.TransactionState); ok &&
 			strings.EqualFold(ts.Variables().RequestBodyProcessor().Get(), "JSON") &&
@@ -163,9 +204,9 @@ func (f *Firewall) writeBody(tx types.Transaction, r *http.Request) error {
 	// body as cut (INBOUND_DATA_ERROR) and processes it at once; a body of
 	// exactly BodyLimit bytes is marked too, as Coraza cannot tell.
 	if _, _, err := tx.WriteRequestBody(inspected); err != nil {
-		return fmt.Errorf("waf: buffer request body: %w", err)
+		return over, fmt.Errorf("waf: buffer request body: %w", err)
 	}
-	return nil
+	return over, nil
 }
 
 // readHead reads from r until EOF or max bytes. It grows its buffer by

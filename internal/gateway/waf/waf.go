@@ -5,8 +5,10 @@
 // One [Firewall] serves every request concurrently: each [Firewall.Inspect]
 // runs its own Coraza transaction over the request line, the headers and, if
 // asked, the body, and returns a [Verdict]. The body is read only up to
-// [Config.BodyLimit] and then handed back to the request intact, so the
-// gateway can proxy it afterwards.
+// [Config.BodyLimit] (one byte more, to tell whether it is longer) and then
+// handed back to the request intact, so the gateway can proxy it
+// afterwards; a body longer than the limit is reported
+// ([Verdict.BodyPartial]), never silently passed as inspected.
 //
 // Only requests are inspected: the CRS response rules are not loaded.
 package waf
@@ -52,9 +54,12 @@ type Config struct {
 	DetectionOnly bool
 
 	// BodyLimit is how many bytes of each request body are inspected; 0
-	// means DefaultBodyLimit, and it may not exceed MaxBodyLimit. A longer
-	// body is not refused: its first BodyLimit bytes are inspected and the
-	// rest passes uninspected to the service. A JSON body that the limit
+	// means DefaultBodyLimit, and it may not exceed MaxBodyLimit. Of a
+	// longer body, the first BodyLimit bytes are inspected and
+	// Verdict.BodyPartial says that the rest was not: the caller must
+	// refuse the request or knowingly let the rest pass uninspected (the
+	// gateway refuses it with 413 unless the route opts into partial
+	// inspection). A JSON body that the limit
 	// cuts is inspected as far as it goes, but it must be well formed up to
 	// the cut; multipart parts are inspected up to the cut; a form body is
 	// inspected as cut, so its last value may be a fragment.
@@ -68,11 +73,13 @@ type Config struct {
 // Exclusion turns off rules for the requests whose path starts with
 // PathPrefix, like a CRS "ctl:ruleRemoveById" exclusion rule.
 type Exclusion struct {
-	// PathPrefix is compared, as a plain prefix, with the request path after
-	// percent-decoding; it applies only when the path starts with it both as
-	// sent and with "." and ".." segments resolved, so "/api/notes/../admin"
-	// is not under "/api/notes". "/api/notes" also covers "/api/notes-old";
-	// end it with "/" to mean one subtree. It must start with "/" and use
+	// PathPrefix is compared with the request path after percent-decoding,
+	// on path-segment boundaries: "/api/notes" covers "/api/notes" and
+	// "/api/notes/..." but not "/api/notes-old" or "/api/notesXYZ"; a
+	// prefix ending in "/" ("/api/notes/") covers only what is below it.
+	// It applies only when the path is under it both as sent and with "."
+	// and ".." segments resolved, so "/api/notes/../admin" is not under
+	// "/api/notes". It must start with "/" and use
 	// only letters, digits and -._~!$&()*+,;=:@/ (no "%", quotes, backslash,
 	// white space or control characters), since it is written into a rule.
 	PathPrefix string
@@ -202,7 +209,8 @@ func validPathPrefix(p string) error {
 
 // exclusionRuleID numbers the generated exclusion rules in a block of
 // ModSecurity's range for local rules (1-99999), away from the CRS's
-// 900000-999999 and Coraza's 200000s.
+// 900000-999999 and Coraza's 200000s: 11000 to 12999, two per exclusion at
+// most (i and maxExclusions+i).
 func exclusionRuleID(i int) int { return 11000 + i }
 
 // truncatedJSONFlag is the transaction variable that Inspect sets when a
@@ -258,17 +266,29 @@ SecAction "id:900200,phase:1,pass,t:none,nolog,setvar:'tx.allowed_methods=GET HE
 `, cfg.ParanoiaLevel, cfg.InboundThreshold)
 
 	// Exclusions come before the CRS rules, so that ctl:ruleRemoveById runs
-	// before the rules it removes, in whichever phase they run. The chain
-	// requires the prefix on the path as sent and on the resolved path; the
+	// before the rules it removes, in whichever phase they run. Each chain
+	// requires its match on the path as sent and on the resolved path; the
 	// ctl actions go on its last rule because non-disruptive actions run as
 	// soon as the rule carrying them matches, whatever the rest of the chain.
-	for i, ex := range cfg.Exclusions {
-		fmt.Fprintf(&b, "SecRule REQUEST_FILENAME \"@beginsWith %s\" \"id:%d,phase:1,pass,nolog,t:none,chain\"\n", ex.PathPrefix, exclusionRuleID(i))
-		fmt.Fprintf(&b, `SecRule REQUEST_FILENAME "@beginsWith %s" "t:none,t:normalizePathWin`, ex.PathPrefix)
-		for _, id := range ex.RuleIDs {
+	// A prefix matches on segment boundaries: "/p/" by "@beginsWith /p/";
+	// "/p" by "@streq /p" in one chain or "@beginsWith /p/" in another
+	// (SecLang has no "or" within a chain, and a regular expression would
+	// need the prefix escaped inside the quoted argument).
+	chain := func(id int, op, arg string, ruleIDs []int) {
+		fmt.Fprintf(&b, "SecRule REQUEST_FILENAME \"@%s %s\" \"id:%d,phase:1,pass,nolog,t:none,chain\"\n", op, arg, id)
+		fmt.Fprintf(&b, `SecRule REQUEST_FILENAME "@%s %s" "t:none,t:normalizePathWin`, op, arg)
+		for _, id := range ruleIDs {
 			fmt.Fprintf(&b, ",ctl:ruleRemoveById=%d", id)
 		}
 		b.WriteString("\"\n")
+	}
+	for i, ex := range cfg.Exclusions {
+		if strings.HasSuffix(ex.PathPrefix, "/") {
+			chain(exclusionRuleID(i), "beginsWith", ex.PathPrefix, ex.RuleIDs)
+			continue
+		}
+		chain(exclusionRuleID(i), "streq", ex.PathPrefix, ex.RuleIDs)
+		chain(exclusionRuleID(maxExclusions+i), "beginsWith", ex.PathPrefix+"/", ex.RuleIDs)
 	}
 	b.WriteString("Include @owasp_crs/REQUEST-*.conf\n")
 	return b.String()

@@ -145,6 +145,40 @@ func TestExclusionAppliesOnlyUnderItsPrefix(t *testing.T) {
 	}
 }
 
+// TestExclusionPrefixesMatchOnPathSegments is issue 10, item 10: an
+// exclusion for "/products" also applied to "/productsXYZ". Prefixes now
+// match on path-segment boundaries.
+func TestExclusionPrefixesMatchOnPathSegments(t *testing.T) {
+	const q = "?text=" + "1%27+or+%271%27%3D%271" // only 942100 catches it
+	blocking, err := New(Config{Exclusions: []Exclusion{
+		{PathPrefix: "/products", RuleIDs: []int{942100}},
+		{PathPrefix: "/notes/", RuleIDs: []int{942100}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, excluded := range map[string]bool{
+		"/products" + q:           true,
+		"/products/" + q:          true,
+		"/products/1" + q:         true,
+		"/products/1/reviews" + q: true,
+		"/productsXYZ" + q:        false,
+		"/products-old/1" + q:     false,
+		"/products.json" + q:      false,
+		"/notes/1" + q:            true,
+		"/notes/" + q:             true,
+		"/notes" + q:              false, // the prefix ends with "/"
+		"/notesXYZ" + q:           false,
+	} {
+		t.Run(target, func(t *testing.T) {
+			v := inspect(t, blocking, newRequest("GET", target, "", ""))
+			if v.Blocked == excluded {
+				t.Errorf("blocked=%v, want %v (matches %v)", v.Blocked, !excluded, ruleIDs(v))
+			}
+		})
+	}
+}
+
 func TestDetectionOnlyReportsButNeverBlocks(t *testing.T) {
 	f := shared(t, detectionOnly)
 	for _, class := range attacks {
@@ -271,7 +305,7 @@ func TestConcurrentInspect(t *testing.T) {
 					q = "' OR '1'='1"
 				}
 				r := newRequest("POST", "/api/search", "application/json", `{"q":`+fmt.Sprintf("%q", q)+`}`)
-				v, err := f.Inspect(r, "", true)
+				v, err := f.Inspect(r, "", BodyPrefix)
 				if err == nil && v.Blocked != attack {
 					err = fmt.Errorf("q=%q: blocked=%v", q, v.Blocked)
 				}
@@ -293,11 +327,11 @@ func TestClientIPDefaultsToRemoteAddr(t *testing.T) {
 	f := shared(t, blocking)
 	r := newRequest("GET", "/", "", "")
 	r.RemoteAddr = "not an address"
-	if _, err := f.Inspect(r, "", true); err != nil {
+	if _, err := f.Inspect(r, "", BodyPrefix); err != nil {
 		t.Fatal(err)
 	}
 	r.RemoteAddr = "[2001:db8::1]:443"
-	if _, err := f.Inspect(r, "", true); err != nil {
+	if _, err := f.Inspect(r, "", BodyPrefix); err != nil {
 		t.Fatal(err)
 	}
 }
