@@ -52,6 +52,14 @@ func (d Dialect) valid() bool { return d >= Postgres && d <= SQLite }
 // became the default (9.1); MySQL does unless NO_BACKSLASH_ESCAPES is set.
 func (d Dialect) backslashEscapes() bool { return d == MySQL }
 
+// stringEscapes is how the dialect decodes a plain '...' string.
+func (d Dialect) stringEscapes() escStyle {
+	if d.backslashEscapes() {
+		return escMySQL
+	}
+	return escDouble
+}
+
 // keywords are words reported as Keyword. Only reporting depends on them: the
 // injection rule looks at token boundaries, not at which words they are.
 var keywords = func() map[string]struct{} {

@@ -20,21 +20,65 @@
 // comment delimiters of a literal (it ends or opens a string), or spans two or
 // more tokens (it adds keywords, operators, a comment). An input wholly inside
 // the content of one string literal, quoted identifier or comment is data,
-// whatever it contains: a correctly escaped O'Brien, or "'; DROP TABLE t; --"
-// passed as a parameter.
+// whatever it contains, provided the database reads it as it is (next
+// section): a correctly escaped O'Brien, or "'; DROP TABLE t; --" passed as a
+// parameter.
+//
+// # Inputs that change their value inside a literal
+//
+// Inside a string or quoted identifier, the input must also be read by the
+// database as what it is. An occurrence in which the database reads an escape
+// sequence — a doubled quote standing for one quote; in MySQL strings and
+// PostgreSQL E'...' strings a backslash escape (\', \\, \n, \0, \x27...); in
+// U&'...' strings \0027 — is stored as something else than the application
+// received (and perhaps validated): two quotes become one, a pair of quotes
+// inside a word becomes one quote, \' becomes a quote. That is an injection
+// into the literal, although the statement keeps its structure; so is an
+// input whose last byte escapes the byte after it (a\ before the closing
+// quote, in MySQL).
+//
+// The same input escaped by the application is data: the guard decodes the
+// literal as the database does, and an occurrence is allowed when the decoded
+// literal holds the input (or the form in which the guard found it, see
+// below) at a place whose raw text covers the occurrence. So the input
+// O'Brien with its quote doubled, and the input of two quotes written as
+// four (six with the delimiters; or each quote backslash-escaped in MySQL),
+// pass; two quotes concatenated raw, stored as one, do not. What cannot be
+// told apart is not blocked: when a statement reads exactly as if the input
+// had been escaped (an escaped quote of the application's own text right
+// before the raw input), the guard takes it as escaped. Dollar-quoted strings, [identifiers] and comments decode nothing:
+// any input in them is read as it is.
+//
+// # Signed numbers
+//
+// A sign followed at once by a number, where the statement expects an operand
+// (after a comparison or another operator, "(" or ",", or a word such as
+// WHERE, LIMIT, OFFSET, AND, THEN, BETWEEN), is one value: WHERE id = -1,
+// LIMIT -1, OFFSET +3 and x > -2.5 pass. The sign must be a token of its own
+// ("#-" is one PostgreSQL operator), and it must not follow an operand: after
+// a column, a number or a closing parenthesis it subtracts (the input -1
+// after "5"), which is structure and blocks. "--1" is a comment in PostgreSQL
+// and SQLite and two signs in MySQL: an injection either way, as are "- 1",
+// "- -1" and "-1 OR 1=1".
 //
 // # Short inputs and single tokens
 //
 // Inputs shorter than two bytes are not considered: one character can open a
-// string or a comment but cannot use it, so on its own it can only make the
-// statement fail, and single characters occur in every statement. Inputs made
-// only of quotes and white space are not considered either, for the same
-// reason; correctly escaped, they coincide with the literal's own quotes. An input
-// that is exactly one unquoted token (a word, a number, an operator), possibly
-// with white space around it, is allowed: it cannot add structure, and common
-// words ("name", "order", "select") that the statement also uses as
-// identifiers or keywords must not block. The price is that a lone column name
-// concatenated into a numeric context (WHERE id = id) passes.
+// string or a comment but cannot use it, nor hold an escape sequence, so on
+// its own it can only make the statement fail, and single characters occur
+// in every statement. Inputs made only of quotes and white space are judged
+// only where they lie wholly inside a literal, by the rule above: elsewhere
+// they coincide with the delimiters that the application writes around them
+// and with its empty strings, and raw they can only open or close literals —
+// the statement then fails, or another input that the shift lets out of a
+// literal is caught. In MySQL, which joins adjacent
+// strings, the input "' '" concatenated raw makes two empty strings of one:
+// that change of value is not seen. An input that is exactly one unquoted
+// token (a word, a number, an operator), possibly with white space around it,
+// is allowed: it cannot add structure, and common words ("name", "order",
+// "select") that the statement also uses as identifiers or keywords must not
+// block. The price is that a lone column name concatenated into a numeric
+// context (WHERE id = id) passes.
 //
 // # What it does not see
 //

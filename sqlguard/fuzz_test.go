@@ -93,8 +93,80 @@ func FuzzDetect(f *testing.F) {
 			for _, q := range escapedQueries(d, input) {
 				checkEscaped(t, d, input, q)
 			}
+			checkRaw(t, d, input)
 		}
 	})
+}
+
+// checkRaw is the other side of the promise: an input concatenated raw
+// between the quotes of a string, which stays inside that string but which
+// the database reads as something else (a doubled quote, a backslash escape
+// in MySQL), is reported.
+func checkRaw(t *testing.T, d Dialect, input string) {
+	t.Helper()
+	if len(input) < minInput {
+		return
+	}
+	stmt := fuzzPrefix + "'" + input + "'" + fuzzSuffix
+	toks := Tokenize(d, stmt, nil)
+	start := len(fuzzPrefix)
+	var lit *Token
+	for i := range toks {
+		if toks[i].Start == start {
+			lit = &toks[i]
+		}
+	}
+	if lit == nil || lit.Kind != String || lit.Unterminated || lit.End != start+len(input)+2 {
+		return // the input does not stay in the string: another rule's business
+	}
+	read := readString(d, input)
+	if read == input {
+		return
+	}
+	if _, ok := Detect(stmt, input, toks); !ok {
+		t.Fatalf("%v: Detect(%q, %q) found nothing, but the database reads the string as %q", d, stmt, input, read)
+	}
+}
+
+// readString decodes the content of a '...' string the way the dialect's
+// server does; written apart from the guard's decoder, as an oracle.
+func readString(d Dialect, content string) string {
+	if d != MySQL {
+		return strings.ReplaceAll(content, "''", "'")
+	}
+	var b strings.Builder
+	for i := 0; i < len(content); i++ {
+		c := content[i]
+		switch {
+		case c == '\\' && i+1 < len(content):
+			i++
+			switch e := content[i]; e {
+			case '0':
+				b.WriteByte(0)
+			case 'b':
+				b.WriteByte('\b')
+			case 'n':
+				b.WriteByte('\n')
+			case 'r':
+				b.WriteByte('\r')
+			case 't':
+				b.WriteByte('\t')
+			case 'Z':
+				b.WriteByte(0x1a)
+			case '%', '_':
+				b.WriteByte('\\')
+				b.WriteByte(e)
+			default:
+				b.WriteByte(e)
+			}
+		case c == '\'' && i+1 < len(content) && content[i+1] == '\'':
+			i++
+			b.WriteByte('\'')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func checkDetect(t *testing.T, d Dialect, stmt, input string) {
@@ -125,6 +197,7 @@ const (
 type escapedLiteral struct {
 	quoting         string // what kind of literal, for messages
 	kind            Kind
+	esc             escStyle // how the database decodes it
 	prefix          string
 	literal         string // the quoted input; it may end with white space
 	tokLen          int    // the token's length within literal
@@ -142,6 +215,17 @@ func quotedLiteral(quoting string, k Kind, prefix, open, body, closing string) e
 		inner: len(open), innerEnd: len(open) + len(body), in: len(open), inEnd: len(open) + len(body)}
 }
 
+// decodedBy sets how the database decodes the literal's content.
+func (q escapedLiteral) decodedBy(es escStyle) escapedLiteral {
+	q.esc = es
+	return q
+}
+
+func (t Token) withoutEsc() Token {
+	t.esc = escNone
+	return t
+}
+
 // escapedQueries returns the ways the dialect lets an application quote in.
 func escapedQueries(d Dialect, in string) []escapedLiteral {
 	double := func(s, q string) string { return strings.ReplaceAll(s, q, q+q) }
@@ -150,23 +234,23 @@ func escapedQueries(d Dialect, in string) []escapedLiteral {
 	switch d {
 	case Postgres:
 		qs = append(qs,
-			quotedLiteral("string", String, fuzzPrefix, "'", double(in, "'"), "'"),
-			quotedLiteral("E string", String, fuzzPrefix, "E'", double(backslashes(in), "'"), "'"),
-			quotedLiteral("quoted identifier", QuotedIdent, "SELECT ", `"`, double(in, `"`), `"`))
+			quotedLiteral("string", String, fuzzPrefix, "'", double(in, "'"), "'").decodedBy(escDouble),
+			quotedLiteral("E string", String, fuzzPrefix, "E'", double(backslashes(in), "'"), "'").decodedBy(escPostgresE),
+			quotedLiteral("quoted identifier", QuotedIdent, "SELECT ", `"`, double(in, `"`), `"`).decodedBy(escDouble))
 		// A dollar tag quotes anything that does not hold the tag.
 		if strings.Index(in+"$q$", "$q$") == len(in) {
 			qs = append(qs, quotedLiteral("dollar string", String, fuzzPrefix, "$q$", in, "$q$"))
 		}
 	case MySQL:
 		qs = append(qs,
-			quotedLiteral("string", String, fuzzPrefix, "'", double(backslashes(in), "'"), "'"),
-			quotedLiteral("double-quoted string", String, fuzzPrefix, `"`, double(backslashes(in), `"`), `"`),
-			quotedLiteral("backtick identifier", QuotedIdent, "SELECT ", "`", double(in, "`"), "`"))
+			quotedLiteral("string", String, fuzzPrefix, "'", double(backslashes(in), "'"), "'").decodedBy(escMySQL),
+			quotedLiteral("double-quoted string", String, fuzzPrefix, `"`, double(backslashes(in), `"`), `"`).decodedBy(escMySQL),
+			quotedLiteral("backtick identifier", QuotedIdent, "SELECT ", "`", double(in, "`"), "`").decodedBy(escDouble))
 	case SQLite:
 		qs = append(qs,
-			quotedLiteral("string", String, fuzzPrefix, "'", double(in, "'"), "'"),
-			quotedLiteral("quoted identifier", QuotedIdent, "SELECT ", `"`, double(in, `"`), `"`),
-			quotedLiteral("backtick identifier", QuotedIdent, "SELECT ", "`", double(in, "`"), "`"))
+			quotedLiteral("string", String, fuzzPrefix, "'", double(in, "'"), "'").decodedBy(escDouble),
+			quotedLiteral("quoted identifier", QuotedIdent, "SELECT ", `"`, double(in, `"`), `"`).decodedBy(escDouble),
+			quotedLiteral("backtick identifier", QuotedIdent, "SELECT ", "`", double(in, "`"), "`").decodedBy(escDouble))
 		if !strings.Contains(in, "]") {
 			qs = append(qs, quotedLiteral("bracket identifier", QuotedIdent, "SELECT ", "[", in, "]"))
 		}
@@ -210,7 +294,7 @@ func checkEscaped(t *testing.T, d Dialect, input string, q escapedLiteral) {
 	}
 	start := len(q.prefix)
 	want := Token{Kind: q.kind, Start: start, End: start + q.tokLen, Inner: start + q.inner, InnerEnd: start + q.innerEnd}
-	if got := toks[len(before)]; got != want {
+	if got := toks[len(before)]; got.esc != q.esc || got.withoutEsc() != want {
 		t.Fatalf("%v %s: the literal of %q lexes as %+v, want %+v", d, q.quoting, stmt, got, want)
 	}
 	for i, tok := range toks[:len(before)] {

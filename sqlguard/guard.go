@@ -70,7 +70,7 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 			}
 			toks = tokenize(g.dialect, stmt, *pooled, false)
 		}
-		inj, ok := Detect(stmt, v, toks)
+		inj, ok := detect(stmt, v, in.Value, toks)
 		if !ok {
 			continue
 		}

@@ -35,6 +35,10 @@ type Token struct {
 	Inner        int
 	InnerEnd     int
 	Unterminated bool
+
+	// esc is how the database decodes the content of a string or quoted
+	// identifier: which escape sequences it reads there.
+	esc escStyle
 }
 
 // Tokenize splits a statement into tokens, dropping white space. It never
@@ -75,6 +79,12 @@ func (l *lexer) emitQuoted(k Kind, start, inner, innerEnd, end int, unterminated
 	l.toks = append(l.toks, Token{Kind: k, Start: start, End: end, Inner: inner, InnerEnd: innerEnd, Unterminated: unterminated})
 }
 
+// emitLiteral emits a string or quoted identifier whose content the database
+// decodes with the escapes es.
+func (l *lexer) emitLiteral(k Kind, start, inner, innerEnd, end int, unterminated bool, es escStyle) {
+	l.toks = append(l.toks, Token{Kind: k, Start: start, End: end, Inner: inner, InnerEnd: innerEnd, Unterminated: unterminated, esc: es})
+}
+
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
@@ -98,15 +108,15 @@ func (l *lexer) run() {
 		case isSpace(c):
 			l.i++
 		case c == '\'':
-			l.quoted(String, start, start+1, '\'', l.d.backslashEscapes())
+			l.quoted(String, start, start+1, '\'', l.d.stringEscapes())
 		case c == '"':
 			if l.d == MySQL {
-				l.quoted(String, start, start+1, '"', true)
+				l.quoted(String, start, start+1, '"', escMySQL)
 			} else {
-				l.quoted(QuotedIdent, start, start+1, '"', false)
+				l.quoted(QuotedIdent, start, start+1, '"', escDouble)
 			}
 		case c == '`' && l.d != Postgres:
-			l.quoted(QuotedIdent, start, start+1, '`', false)
+			l.quoted(QuotedIdent, start, start+1, '`', escDouble)
 		case c == '[' && l.d == SQLite:
 			l.bracketIdent(start)
 		case c == '-' && l.at(start+1, '-') && l.lineCommentDash(start):
@@ -237,9 +247,10 @@ func (l *lexer) blockComment(start int) {
 
 // quoted lexes a quoted string or identifier whose content starts at inner.
 // A doubled quote is an escaped quote in every dialect; backslash escapes
-// apply to MySQL strings and PostgreSQL E” strings.
-func (l *lexer) quoted(k Kind, start, inner int, q byte, backslash bool) {
+// apply to MySQL strings and PostgreSQL E'...' strings.
+func (l *lexer) quoted(k Kind, start, inner int, q byte, es escStyle) {
 	s := l.s
+	backslash := es == escMySQL || es == escPostgresE
 	j := inner
 	for j < len(s) {
 		c := s[j]
@@ -253,13 +264,13 @@ func (l *lexer) quoted(k Kind, start, inner int, q byte, backslash bool) {
 				continue
 			}
 			l.i = j + 1
-			l.emitQuoted(k, start, inner, j, j+1, false)
+			l.emitLiteral(k, start, inner, j, j+1, false, es)
 			return
 		}
 		j++
 	}
 	l.i = len(s)
-	l.emitQuoted(k, start, inner, len(s), len(s), true)
+	l.emitLiteral(k, start, inner, len(s), len(s), true, es)
 }
 
 func (l *lexer) bracketIdent(start int) {
@@ -285,18 +296,18 @@ func (l *lexer) word(start int) {
 	if start+1 < len(s) && s[start+1] == '\'' {
 		switch {
 		case c == 'e' && l.d == Postgres:
-			l.quoted(String, start, start+2, '\'', true)
+			l.quoted(String, start, start+2, '\'', escPostgresE)
 			return
 		case c == 'x' || c == 'n' || c == 'b':
-			l.quoted(String, start, start+2, '\'', l.d.backslashEscapes())
+			l.quoted(String, start, start+2, '\'', l.d.stringEscapes())
 			return
 		}
 	}
 	if c == 'u' && l.d == Postgres && start+2 < len(s) && s[start+1] == '&' && (s[start+2] == '\'' || s[start+2] == '"') {
 		if s[start+2] == '\'' {
-			l.quoted(String, start, start+3, '\'', false)
+			l.quoted(String, start, start+3, '\'', escUnicode)
 		} else {
-			l.quoted(QuotedIdent, start, start+3, '"', false)
+			l.quoted(QuotedIdent, start, start+3, '"', escUnicode)
 		}
 		return
 	}
@@ -442,7 +453,27 @@ func (l *lexer) operator(start int) {
 		if s[j] == '?' || s[j] == '`' {
 			break
 		}
+		if (s[j] == '+' || s[j] == '-') && l.d != Postgres {
+			// MySQL and SQLite have no operator with + or - after its
+			// first character: "=-1" is "=" and "-1".
+			break
+		}
 		j++
+	}
+	if l.d == Postgres {
+		// PostgreSQL ends an operator before a trailing + or -, unless it
+		// holds one of ~ ! @ # % ^ & | ` ?: "=-1" is "=" and "-1", but
+		// "#-" is an operator.
+		special := false
+		for _, c := range []byte(s[start:j]) {
+			switch c {
+			case '~', '!', '@', '#', '%', '^', '&', '|', '`', '?':
+				special = true
+			}
+		}
+		for !special && j-start > 1 && (s[j-1] == '+' || s[j-1] == '-') {
+			j--
+		}
 	}
 	l.i = j
 	l.emit(Operator, start, j)

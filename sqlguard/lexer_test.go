@@ -166,7 +166,7 @@ func TestLexerMySQL(t *testing.T) {
 		{"a hash opens a line comment", "1 # c\n2", []lexed{tk(Number, "1"), tk(Comment, "# c"), tk(Number, "2")}},
 		{"a hash ends an operator", "1=#c", []lexed{tk(Number, "1"), tk(Operator, "="), tk(Comment, "#c")}},
 		{"two dashes without a space are two minus signs", `1--1`,
-			[]lexed{tk(Number, "1"), tk(Operator, "--"), tk(Number, "1")}},
+			[]lexed{tk(Number, "1"), tk(Operator, "-"), tk(Operator, "-"), tk(Number, "1")}},
 		{"two dashes and a space open a comment", `1-- 1`, []lexed{tk(Number, "1"), tk(Comment, "-- 1")}},
 		{"two dashes and a tab open a comment", "1--\t1", []lexed{tk(Number, "1"), tk(Comment, "--\t1")}},
 		{"two dashes and a control character open a comment", "1--\x01x\n2",
