@@ -21,7 +21,9 @@ import (
 )
 
 // clientFlags are the flags every command that talks to the control plane
-// takes; the environment gives their defaults.
+// takes; the environment gives their defaults. The admin token is read from
+// the environment only after the flags are parsed (see client), never as a
+// flag's default: -h prints defaults, and must never print a secret.
 type clientFlags struct {
 	addr, token, ca, output string
 }
@@ -29,7 +31,7 @@ type clientFlags struct {
 func addClientFlags(fs *flag.FlagSet) *clientFlags {
 	c := &clientFlags{}
 	fs.StringVar(&c.addr, "addr", envOr("RAMPART_ADDR", "127.0.0.1:8443"), "control plane address, host:port or https URL (env RAMPART_ADDR)")
-	fs.StringVar(&c.token, "token", os.Getenv("RAMPART_TOKEN"), "admin token (env RAMPART_TOKEN)")
+	fs.StringVar(&c.token, "token", "", "admin token (default: env RAMPART_TOKEN, never shown)")
 	fs.StringVar(&c.ca, "ca", os.Getenv("RAMPART_CA"), "CA certificate that signed the server's, e.g. DATA/ca/ca.crt (env RAMPART_CA)")
 	fs.StringVar(&c.output, "o", "table", "output format: table or json")
 	return c
@@ -55,6 +57,9 @@ func (c *clientFlags) client() (*client, error) {
 	case "table", "json":
 	default:
 		return nil, usageError{fmt.Sprintf("-o %q: want table or json", c.output)}
+	}
+	if c.token == "" {
+		c.token = os.Getenv("RAMPART_TOKEN")
 	}
 	if c.token == "" {
 		return nil, usageError{"no admin token: set RAMPART_TOKEN or pass -token (printed by 'rampart init')"}

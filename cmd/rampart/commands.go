@@ -74,6 +74,7 @@ func decisionsAdd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	ttl := fs.Duration("ttl", 0, "how long the decision lasts (default: until removed)")
 	reason := fs.String("reason", "", "why, for the people who read it later")
 	rate := fs.Int("rate-limit", 0, "requests per minute, with -action rate-limit")
+	force := fs.Bool("force", false, "allow a network wider than /8 (IPv4) or /32 (IPv6), up to every address")
 	pos, err := parseFlags(fs, args, 2)
 	if err != nil {
 		if _, ok := err.(usageError); ok {
@@ -86,7 +87,7 @@ func decisionsAdd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	req := control.DecisionRequest{Scope: store.Scope(pos[0]), Value: pos[1], Action: store.DecisionAction(*action),
-		Reason: *reason, RateLimit: *rate}
+		Reason: *reason, RateLimit: *rate, Force: *force}
 	if *ttl != 0 {
 		req.TTL = ttl.String()
 	}

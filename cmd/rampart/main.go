@@ -36,7 +36,7 @@ Usage:
                                  run the edge gateway: WAF, authentication, decisions, actor tokens
   rampart token create [-ttl 1h] SERVICE
                                  create a single-use join token for a service
-  rampart decisions add [-action block] [-ttl D] [-reason R] SCOPE VALUE
+  rampart decisions add [-action block] [-ttl D] [-reason R] [-force] SCOPE VALUE
                                  block an actor (SCOPE: ip, cidr, user, session)
   rampart decisions list [-all]  list decisions
   rampart decisions rm ID...     remove decisions

@@ -68,7 +68,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dir := fs.String("data", "", "data directory made by 'rampart init' (required)")
 	addr := fs.String("addr", "127.0.0.1:8443", "listen address")
 	hosts := fs.String("hosts", "", "extra comma-separated DNS names or IPs for the server certificate")
-	pg := fs.String("postgres", os.Getenv("RAMPART_POSTGRES"), "PostgreSQL DSN: store there instead of SQLite in the data directory, so that several servers share it (env RAMPART_POSTGRES)")
+	// The DSN may hold a password: read from the environment after
+	// parsing, so that -h, which prints defaults, never shows it.
+	pg := fs.String("postgres", "", "PostgreSQL DSN: store there instead of SQLite in the data directory, so that several servers share it (default: env RAMPART_POSTGRES, never shown)")
 	rotation := fs.Duration("actor-key-rotation", control.DefaultActorKeyRotation, "how long an actor-token signing key signs before the next one is published; 0 never rotates (every server over one store should agree)")
 	ahead := fs.Duration("actor-key-publish-ahead", control.DefaultActorKeyPublishAhead, "how long the next actor-token key is published to verifiers before it signs")
 	gateways := fs.String("gateways", control.DefaultGatewayService, "comma-separated names of the gateway services, whose SVIDs may read the actor-token signing key")
@@ -88,6 +90,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *dir == "" {
 		return usageError{"server: -data DIR is required"}
+	}
+	if *pg == "" {
+		*pg = os.Getenv("RAMPART_POSTGRES")
 	}
 	for _, r := range retention {
 		switch {

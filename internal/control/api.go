@@ -156,6 +156,9 @@ type DecisionRequest struct {
 	// never.
 	Expires time.Time `json:"expires,omitzero"`
 	TTL     string    `json:"ttl,omitempty"`
+	// Force creates a decision on a network wider than MinIPv4Prefix or
+	// MinIPv6Prefix (up to every address), which is refused otherwise.
+	Force bool `json:"force,omitempty"`
 }
 
 // DecisionList is the response to GET /v1/decisions.
@@ -179,6 +182,11 @@ func (h *Handler) postDecision(w http.ResponseWriter, r *http.Request) error {
 			return badRequest("ttl", "ttl must be a positive duration such as 30m or 24h")
 		}
 		d.Expires = h.cfg.Now().Add(ttl)
+	}
+	if !req.Force {
+		if err := checkBreadth(d, h.cfg.Now()); err != nil {
+			return err
+		}
 	}
 	d, err := h.cfg.Store.CreateDecision(r.Context(), d)
 	if err != nil {

@@ -36,6 +36,16 @@
 // {"error": "...", "request_id": "..."}, with "code" and "field" where a
 // client branches on them.
 //
+// JSON bodies are read strictly: one value, no unknown field, at most
+// MaxJSONDepth levels deep, and no object that names a key twice, at any
+// depth, comparing keys without regard to case as encoding/json matches
+// them to fields (400, code "duplicate_key", the field its path): otherwise
+// {"service":"evil","service":"gateway"} would be read as its last
+// "service" by this server and as its first by whatever looked at it
+// before. A decision on a network wider than MinIPv4Prefix or
+// MinIPv6Prefix, 0.0.0.0/0 and ::/0 included, is refused (code
+// "too_broad") unless the request says "force": true.
+//
 // The actor-token keys live in the store (see ActorKeys), so every replica
 // publishes the same JWKS; rotation publishes a key in the JWKS (a change of
 // kind actor_keys on GET /v1/watch) before it signs.

@@ -138,29 +138,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(data, '\n'))
 }
 
-// decodeJSON reads a request body of at most limit bytes into v: one JSON
-// value, no unknown fields, nothing after it.
-func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return &apiError{status: http.StatusUnsupportedMediaType, code: "unsupported_media_type",
-			msg: "Content-Type must be application/json"}
-	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		if err == nil {
-			return badRequest("", "malformed JSON: more than one value in the body")
-		}
-		return jsonError(err)
-	}
-	return nil
-}
-
 // readText reads a request body of at most limit bytes of one of the media
 // types, as UTF-8 text.
 func readText(w http.ResponseWriter, r *http.Request, limit int64, types ...string) (string, error) {

@@ -6,9 +6,10 @@ import "errors"
 var (
 	ErrInvalid  = errors.New("store: invalid input") // wrapped by *InvalidError
 	ErrNotFound = errors.New("store: not found")
-	ErrConflict = errors.New("store: conflict") // e.g. a policy written from an outdated base
-	ErrClosed   = errors.New("store: closed")   // Subscribe after Close
-	ErrBusy     = errors.New("store: busy")     // Prune while another replica prunes
+	ErrConflict = errors.New("store: conflict")       // e.g. a policy written from an outdated base
+	ErrClosed   = errors.New("store: closed")         // Subscribe after Close
+	ErrBusy     = errors.New("store: busy")           // Prune while another replica prunes
+	ErrQuota    = errors.New("store: quota exceeded") // HeartbeatQuota: the service has its most live instances
 
 	ErrTokenUnknown      = errors.New("store: join token unknown")      // never issued, forged or malformed
 	ErrTokenUsed         = errors.New("store: join token already used") // single use

@@ -113,6 +113,16 @@ type Store interface {
 	// Heartbeat registers an instance or refreshes it: everything it reports
 	// replaces what was stored, LastSeen becomes now.
 	Heartbeat(ctx context.Context, in Instance) error
+	// HeartbeatQuota is Heartbeat for a service held to q: an instance the
+	// store does not know yet is registered only if its service has fewer
+	// than q.Max instances; else it replaces the service's instance seen
+	// longest ago, if that one was last seen before q.LiveAfter (it is
+	// gone); else it is refused with ErrQuota and nothing is written.
+	// Known instances are always refreshed. A service thus never has more
+	// than q.Max instances stored, and churn (instances replaced by new
+	// ones) keeps working. The check and the write are atomic: concurrent
+	// heartbeats, from any replica, never take a service past q.Max.
+	HeartbeatQuota(ctx context.Context, in Instance, q InstanceQuota) error
 	// Instances returns the instances that match f, ordered by (Service, ID).
 	Instances(ctx context.Context, f InstanceFilter) ([]Instance, error)
 	// Services returns the services that match f, ordered by name.
@@ -370,6 +380,12 @@ type Instance struct {
 
 	FirstSeen time.Time `json:"first_seen"` // set by the store
 	LastSeen  time.Time `json:"last_seen"`  // set by the store at each heartbeat
+}
+
+// InstanceQuota bounds the instances of one service (HeartbeatQuota).
+type InstanceQuota struct {
+	Max       int       // most instances stored per service; 0 or less means no limit
+	LiveAfter time.Time // instances last seen before it are gone, and may be replaced
 }
 
 // Module is one Go module in a build.

@@ -16,6 +16,13 @@ import (
 
 // Heartbeat implements store.Store.
 func (s *Store) Heartbeat(ctx context.Context, in store.Instance) error {
+	return s.HeartbeatQuota(ctx, in, store.InstanceQuota{})
+}
+
+// HeartbeatQuota implements store.Store. The service's row, locked FOR
+// UPDATE, serializes the heartbeats of new instances of one service across
+// replicas, so that the count and the insert cannot interleave.
+func (s *Store) HeartbeatQuota(ctx context.Context, in store.Instance, q store.InstanceQuota) error {
 	in, err := store.ValidateInstance(in)
 	if err != nil {
 		return err
@@ -32,6 +39,11 @@ func (s *Store) Heartbeat(ctx context.Context, in store.Instance) error {
 			ON CONFLICT (name) DO NOTHING`, in.Service, now); err != nil {
 			return 0, err
 		}
+		if q.Max > 0 {
+			if err := makeRoom(ctx, tx, in, q); err != nil {
+				return 0, err
+			}
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO instances (service, id, version, go_version, modules, routes, peers, db_drivers,
 			exposed, first_seen_ns, last_seen_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
 			ON CONFLICT (service, id) DO UPDATE SET version = excluded.version, go_version = excluded.go_version,
@@ -43,6 +55,38 @@ func (s *Store) Heartbeat(ctx context.Context, in store.Instance) error {
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: heartbeat: %w", err)
+	}
+	return nil
+}
+
+// makeRoom lets a new instance in under q: it does nothing for a known
+// instance or a service under q.Max, deletes the service's instance seen
+// longest ago if it is gone, and fails with store.ErrQuota otherwise.
+func makeRoom(ctx context.Context, tx pgx.Tx, in store.Instance, q store.InstanceQuota) error {
+	var known bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM instances WHERE service = $1 AND id = $2)`, in.Service, in.ID).Scan(&known)
+	if err != nil || known {
+		return err
+	}
+	// Lock the service, then count: a concurrent new instance of the same
+	// service waits here until this transaction ends.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM services WHERE name = $1 FOR UPDATE`, in.Service); err != nil {
+		return err
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM instances WHERE service = $1`, in.Service).Scan(&n); err != nil {
+		return err
+	}
+	for ; n >= q.Max; n-- {
+		tag, err := tx.Exec(ctx, `DELETE FROM instances WHERE service = $1 AND id = (
+			SELECT id FROM instances WHERE service = $1 AND last_seen_ns < $2 ORDER BY last_seen_ns, id LIMIT 1)`,
+			in.Service, q.LiveAfter.UnixNano())
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("%w: service %s has %d live instances, the most allowed", store.ErrQuota, in.Service, q.Max)
+		}
 	}
 	return nil
 }

@@ -14,6 +14,13 @@ import (
 
 // Heartbeat implements store.Store.
 func (s *Store) Heartbeat(ctx context.Context, in store.Instance) error {
+	return s.HeartbeatQuota(ctx, in, store.InstanceQuota{})
+}
+
+// HeartbeatQuota implements store.Store. SQLite has one writer at a time,
+// so the count and the insert in one transaction cannot interleave with
+// another heartbeat's.
+func (s *Store) HeartbeatQuota(ctx context.Context, in store.Instance, q store.InstanceQuota) error {
 	in, err := store.ValidateInstance(in)
 	if err != nil {
 		return err
@@ -30,6 +37,11 @@ func (s *Store) Heartbeat(ctx context.Context, in store.Instance) error {
 			ON CONFLICT (name) DO NOTHING`, in.Service, now); err != nil {
 			return 0, err
 		}
+		if q.Max > 0 {
+			if err := makeRoom(ctx, tx, in, q); err != nil {
+				return 0, err
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO instances (service, id, version, go_version, modules, routes, peers, db_drivers,
 			exposed, first_seen_ns, last_seen_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (service, id) DO UPDATE SET version = excluded.version, go_version = excluded.go_version,
@@ -41,6 +53,33 @@ func (s *Store) Heartbeat(ctx context.Context, in store.Instance) error {
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: heartbeat: %w", err)
+	}
+	return nil
+}
+
+// makeRoom lets a new instance in under q: it does nothing for a known
+// instance or a service under q.Max, deletes the service's instance seen
+// longest ago if it is gone, and fails with store.ErrQuota otherwise.
+func makeRoom(ctx context.Context, tx *sql.Tx, in store.Instance, q store.InstanceQuota) error {
+	var known int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM instances WHERE service = ? AND id = ?`, in.Service, in.ID).Scan(&known)
+	if err != nil || known > 0 {
+		return err
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM instances WHERE service = ?`, in.Service).Scan(&n); err != nil {
+		return err
+	}
+	for ; n >= q.Max; n-- {
+		res, err := tx.ExecContext(ctx, `DELETE FROM instances WHERE service = ? AND id = (
+			SELECT id FROM instances WHERE service = ? AND last_seen_ns < ? ORDER BY last_seen_ns, id LIMIT 1)`,
+			in.Service, in.Service, q.LiveAfter.UnixNano())
+		if err != nil {
+			return err
+		}
+		if deleted, err := res.RowsAffected(); err != nil || deleted == 0 {
+			return errors.Join(err, fmt.Errorf("%w: service %s has %d live instances, the most allowed", store.ErrQuota, in.Service, q.Max))
+		}
 	}
 	return nil
 }

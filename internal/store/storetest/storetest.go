@@ -59,6 +59,7 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"join tokens are single use with distinct refusals", testJoinTokens},
 		{"a join token is won by exactly one concurrent consumer", testJoinTokenRace},
 		{"the inventory answers who runs what", testInventory},
+		{"an instance quota holds under concurrent heartbeats and lets churn in", testInstanceQuota},
 		{"services are revoked and reinstated", testRevocation},
 		{"prune deletes exactly what is older and counts it", testPrune},
 		{"pruned changes make a watcher behind them reset", testPruneChanges},
@@ -1012,6 +1013,79 @@ func testJoinTokenRace(t *testing.T, open OpenFunc) {
 }
 
 // Inventory.
+
+func testInstanceQuota(t *testing.T, open OpenFunc) {
+	a, b := open(t), open(t) // two replicas over one database
+	ctx := t.Context()
+	const max, n = 5, 40
+	live := store.InstanceQuota{Max: max, LiveAfter: time.Now().Add(-time.Hour)}
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int64
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			err := s.HeartbeatQuota(ctx, store.Instance{Service: "rogue", ID: fmt.Sprintf("fresh-%03d", i)}, live)
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.Is(err, store.ErrQuota):
+				refused.Add(1)
+			default:
+				t.Errorf("HeartbeatQuota: %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	ins, err := a.Instances(ctx, store.InstanceFilter{Service: "rogue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok.Load() != max || refused.Load() != n-max || len(ins) != max {
+		t.Fatalf("%d registered, %d refused, %d stored; want %d, %d, %d", ok.Load(), refused.Load(), len(ins), max, n-max, max)
+	}
+	// Known instances are refreshed at the quota; other services are not
+	// held by this one's.
+	for _, in := range ins {
+		if err := b.HeartbeatQuota(ctx, store.Instance{Service: "rogue", ID: in.ID, Version: "2"}, live); err != nil {
+			t.Errorf("refresh of known instance %s: %v", in.ID, err)
+		}
+	}
+	if err := a.HeartbeatQuota(ctx, store.Instance{Service: "shop", ID: "shop-1"}, live); err != nil {
+		t.Errorf("another service: %v", err)
+	}
+	// Once every instance is gone, a new one replaces the one seen longest
+	// ago, and the count stays at the quota.
+	time.Sleep(5 * time.Millisecond)
+	if err := a.HeartbeatQuota(ctx, store.Instance{Service: "rogue", ID: ins[1].ID}, live); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	gone := store.InstanceQuota{Max: max, LiveAfter: time.Now()}
+	if err := b.HeartbeatQuota(ctx, store.Instance{Service: "rogue", ID: "after-restart"}, gone); err != nil {
+		t.Fatalf("a new instance once the others are gone: %v", err)
+	}
+	after, err := a.Instances(ctx, store.InstanceFilter{Service: "rogue"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != max {
+		t.Fatalf("%d instances after churn, want %d", len(after), max)
+	}
+	has := func(id string) bool {
+		return slices.ContainsFunc(after, func(in store.Instance) bool { return in.ID == id })
+	}
+	// The refreshes went in ID order: ins[0] was seen longest ago, ins[1]
+	// last.
+	if !has("after-restart") || has(ins[0].ID) || !has(ins[1].ID) {
+		t.Fatalf("after churn: %v; want the new instance in place of %s, and %s kept", after, ins[0].ID, ins[1].ID)
+	}
+}
 
 func testInventory(t *testing.T, open OpenFunc) {
 	s := open(t)
