@@ -33,7 +33,8 @@ import (
 const (
 	KindAuthzDenied      = "authz_denied"        // a service called a route the policy does not allow it
 	KindNoClientCert     = "mtls_refused"        // a TLS handshake without a valid SVID
-	KindActorInvalid     = "actor_token_invalid" // a forged, expired or foreign actor token
+	KindActorInvalid     = "actor_token_invalid" // a forged, expired or foreign actor token, or one the caller may not hold
+	KindActorMissing     = "actor_missing"       // no actor token on a route that requires one
 	KindDecisionEnforced = "decision_enforced"   // a request refused by a control-plane decision
 )
 
@@ -94,7 +95,7 @@ func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
 		databases: map[string]struct{}{}, changed: make(chan struct{}, 1),
 	}
 	z.verifier, err = actor.NewVerifier(actor.VerifierConfig{
-		Audience:     td.IDString(),
+		Audience:     svid.ID.String(), // a token must name this service
 		OnUnknownKey: func(string) { z.sync.Refresh("actor_keys") },
 	})
 	if err != nil {
@@ -397,7 +398,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 		// call is still an actor's attempt.
 		// Only a token already verified counts: a refused call must
 		// not cost a signature check.
-		if act, ok := z.verifier.Cached(r.Header.Get(actor.Header)); ok {
+		if act, ok := z.verifier.Cached(r.Header.Get(actor.Header)); ok && act.HeldBy(req.caller) {
 			req.actor = &act
 		}
 		z.refuse(w, r, req, http.StatusForbidden, KindAuthzDenied, "",
@@ -408,8 +409,17 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		req.traceID = sc.TraceID().String()
 	}
-	if token := r.Header.Get(actor.Header); token != "" {
+	token := r.Header.Get(actor.Header)
+	if token == "" && authz.ActorRequired(r.Method, path) {
+		z.refuse(w, r, req, http.StatusUnauthorized, KindActorMissing, "",
+			fmt.Sprintf("an actor token is required on %s %s", r.Method, truncate(r.URL.EscapedPath(), 256)))
+		return nil, false
+	}
+	if token != "" {
 		act, err := z.verifier.Verify(token)
+		if err == nil && !act.HeldBy(req.caller) {
+			err = fmt.Errorf("%w: %s", actor.ErrHolder, req.caller)
+		}
 		if err != nil {
 			z.refuse(w, r, req, http.StatusUnauthorized, KindActorInvalid, "", "actor token refused: "+err.Error())
 			return nil, false

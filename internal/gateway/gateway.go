@@ -79,6 +79,7 @@ type Gateway struct {
 
 	decisions atomic.Pointer[decision.Set]
 	authz     atomic.Pointer[map[string]*policy.Authorizer] // by upstream service
+	audience  atomic.Pointer[map[string]actor.Audience]     // of the actor tokens, by upstream service (audience.go)
 
 	waf    *waf.Firewall // nil when off
 	authn  *authn.Authenticator
@@ -294,6 +295,8 @@ func (g *Gateway) loadPolicy(ctx context.Context, c *controlsync.Client) error {
 			authz[s] = doc.Compile(s)
 		}
 	}
+	aud := g.audiences(doc)
+	g.audience.Store(&aud)
 	g.authz.Store(&authz)
 	return nil
 }

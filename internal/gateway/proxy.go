@@ -339,7 +339,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// The actor token the services will trust.
-	x.token, err = g.signer.Token(actor.Actor{IP: ip, User: x.user, Session: x.session})
+	x.token, err = g.actorToken(rt, actor.Actor{IP: ip, User: x.user, Session: x.session})
 	if err != nil {
 		g.log.Error("rampart gateway: cannot mint the actor token", "err", err)
 		g.refuse(sw, x, http.StatusServiceUnavailable, "gateway cannot vouch for the request")
