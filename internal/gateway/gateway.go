@@ -80,6 +80,7 @@ type Gateway struct {
 	decisions atomic.Pointer[decision.Set]
 	authz     atomic.Pointer[map[string]*policy.Authorizer] // by upstream service
 	audience  atomic.Pointer[map[string]actor.Audience]     // of the actor tokens, by upstream service (audience.go)
+	revoked   *controlsync.Revocations                      // revoked upstreams are refused, their connections closed
 
 	waf    *waf.Firewall // nil when off
 	authn  *authn.Authenticator
@@ -126,7 +127,8 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g := &Gateway{cfg: cfg, log: opts.Logger, src: opts.Identity, td: svid.ID.TrustDomain(), cp: cp,
-		decisionLimits: map[int]*ratelimit.Limiter{}, events: make(chan rampart.Event, 4096)}
+		decisionLimits: map[int]*ratelimit.Limiter{}, events: make(chan rampart.Event, 4096),
+		revoked: controlsync.NewRevocations()}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -190,6 +192,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		{Name: "actor key", Kinds: []string{"actor_keys"}, Load: g.loadKey},
 		{Name: "policy", Kinds: []string{"policy"}, Load: g.loadPolicy},
 		{Name: "decisions", Kinds: []string{"decision"}, Load: g.loadDecisions},
+		g.revoked.Source(),
 	}})
 	rctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel

@@ -74,6 +74,7 @@ func (g *Gateway) newRoute(cfg *Route) (*route, error) {
 			return nil, fmt.Errorf("gateway: route %s: %w", cfg.Name, err)
 		}
 		tr.TLSClientConfig = identity.ClientTLSConfig(g.src, id)
+		tr.DialContext = g.revoked.GuardClient(tr.TLSClientConfig, cfg.Service, tr.DialContext)
 	}
 	rt := &route{cfg: cfg, transport: tr, inspect: cfg.InspectBody == nil || *cfg.InspectBody}
 	if rl := cfg.RateLimit; rl != nil {
