@@ -33,7 +33,8 @@ import (
 const (
 	KindAuthzDenied      = "authz_denied"        // a service called a route the policy does not allow it
 	KindNoClientCert     = "mtls_refused"        // a TLS handshake without a valid SVID
-	KindActorInvalid     = "actor_token_invalid" // a forged, expired or foreign actor token
+	KindActorInvalid     = "actor_token_invalid" // a forged, expired or foreign actor token, or one the caller may not hold
+	KindActorMissing     = "actor_missing"       // no actor token on a route that requires one
 	KindDecisionEnforced = "decision_enforced"   // a request refused by a control-plane decision
 )
 
@@ -55,6 +56,7 @@ type zeroTrust struct {
 	authz     atomic.Pointer[policy.Authorizer]
 	decisions atomic.Pointer[decision.Set]
 	verifier  *actor.Verifier
+	revoked   *controlsync.Revocations
 	cancel    context.CancelFunc
 	done      chan struct{}
 
@@ -92,9 +94,10 @@ func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
 		agent: a, src: cfg.Identity, td: td, cp: cp, log: a.logger, done: make(chan struct{}),
 		instance: newID(), routes: map[string]struct{}{}, peers: map[string]struct{}{},
 		databases: map[string]struct{}{}, changed: make(chan struct{}, 1),
+		revoked: controlsync.NewRevocations(),
 	}
 	z.verifier, err = actor.NewVerifier(actor.VerifierConfig{
-		Audience:     td.IDString(),
+		Audience:     svid.ID.String(), // a token must name this service
 		OnUnknownKey: func(string) { z.sync.Refresh("actor_keys") },
 	})
 	if err != nil {
@@ -122,6 +125,7 @@ func (z *zeroTrust) sources() []controlsync.Source {
 		{Name: "actor keys", Kinds: []string{"trust_bundle", "actor_keys"}, Load: z.loadKeys},
 		{Name: "policy", Kinds: []string{"policy"}, Load: z.loadPolicy},
 		{Name: "decisions", Kinds: []string{"decision"}, Load: z.loadDecisions},
+		z.revoked.Source(),
 	}
 }
 
@@ -256,8 +260,11 @@ func (a *Agent) Ready(ctx context.Context) error {
 
 // ServerTLSConfig returns the TLS configuration of the service's listener:
 // TLS 1.3, the service's SVID, and a client SVID of the trust domain
-// required. A handshake refused for want of a valid client certificate is
-// counted and reported as an mtls_refused event. It returns nil without
+// required. A handshake refused for want of a valid client certificate, or
+// from a service the control plane revoked, is counted and reported as an
+// mtls_refused event. The connections of each client service are tracked:
+// when the control plane revokes a service (a change the agent learns from
+// its watch at once), they are closed. It returns nil without
 // Config.Identity.
 func (a *Agent) ServerTLSConfig() *tls.Config {
 	if a.zt == nil {
@@ -281,6 +288,20 @@ func (a *Agent) ServerTLSConfig() *tls.Config {
 			if len(raw) == 0 {
 				err = errors.New("no client certificate")
 			}
+			if err != nil {
+				a.zt.refusedHandshakes.Add(1)
+				a.reportRequestEvent(context.Background(), nil, Event{
+					Kind: KindNoClientCert, Action: ActionBlocked, RemoteAddr: remote, Sink: "tls",
+					Reason: "mTLS handshake refused: " + err.Error(),
+				})
+			}
+			return err
+		}
+		// After the SVID is verified: refuse a revoked service, and
+		// track the connection of any other.
+		notRevoked := a.zt.revoked.VerifyConnection(hello.Conn, nil)
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := notRevoked(cs)
 			if err != nil {
 				a.zt.refusedHandshakes.Add(1)
 				a.reportRequestEvent(context.Background(), nil, Event{
@@ -332,6 +353,9 @@ func (a *Agent) MeshTransport(service string) (*http.Transport, error) {
 	a.zt.see(a.zt.peers, id.String())
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = identity.ClientTLSConfig(a.zt.src, id)
+	// A revoked server is refused at the handshake, and the connections
+	// to it are closed when it is revoked.
+	tr.DialContext = a.zt.revoked.GuardClient(tr.TLSClientConfig, service, tr.DialContext)
 	tr.ForceAttemptHTTP2 = true
 	tr.MaxIdleConnsPerHost = 64
 	return tr, nil
@@ -390,6 +414,12 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	req.caller = id.String()
 	caller, _ := identity.ServiceName(id)
+	if z.revoked.Revoked(caller) {
+		// Its connections are closed as the revocation arrives; a request
+		// that raced it is refused all the same.
+		z.refuse(w, r, req, http.StatusUnauthorized, KindNoClientCert, "", "service "+caller+" is revoked")
+		return nil, false
+	}
 	path, ok := policy.CanonicalPath(r.URL)
 	authz := z.authz.Load()
 	if !ok || caller == "" || !authz.Allow(caller, r.Method, path) {
@@ -397,7 +427,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 		// call is still an actor's attempt.
 		// Only a token already verified counts: a refused call must
 		// not cost a signature check.
-		if act, ok := z.verifier.Cached(r.Header.Get(actor.Header)); ok {
+		if act, ok := z.verifier.Cached(r.Header.Get(actor.Header)); ok && act.HeldBy(req.caller) {
 			req.actor = &act
 		}
 		z.refuse(w, r, req, http.StatusForbidden, KindAuthzDenied, "",
@@ -408,8 +438,17 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
 		req.traceID = sc.TraceID().String()
 	}
-	if token := r.Header.Get(actor.Header); token != "" {
+	token := r.Header.Get(actor.Header)
+	if token == "" && authz.ActorRequired(r.Method, path) {
+		z.refuse(w, r, req, http.StatusUnauthorized, KindActorMissing, "",
+			fmt.Sprintf("an actor token is required on %s %s", r.Method, truncate(r.URL.EscapedPath(), 256)))
+		return nil, false
+	}
+	if token != "" {
 		act, err := z.verifier.Verify(token)
+		if err == nil && !act.HeldBy(req.caller) {
+			err = fmt.Errorf("%w: %s", actor.ErrHolder, req.caller)
+		}
 		if err != nil {
 			z.refuse(w, r, req, http.StatusUnauthorized, KindActorInvalid, "", "actor token refused: "+err.Error())
 			return nil, false

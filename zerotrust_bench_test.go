@@ -72,6 +72,7 @@ type hopMesh struct {
 	callerChain      []*x509.Certificate // its SVID, as the server sees it
 	serverID         spiffeid.ID
 	signer           *actor.Signer
+	audience         actor.Audience
 	method, path     string
 }
 
@@ -120,6 +121,11 @@ func startHopMesh(b *testing.B) *hopMesh {
 	}
 	m.callerChain = callerSVID.Certificates
 	m.signer = cp.Signer(b, cp.Join(b, "gateway"))
+	// The token names the service and its caller, as a gateway's names
+	// the services a request can reach.
+	if m.audience, err = actor.NewAudience(m.serverID.String(), callerSVID.ID.String()); err != nil {
+		b.Fatal(err)
+	}
 
 	agent, err := rampart.New(rampart.Config{
 		Service: policytest.Service, Identity: src, ControlPlane: cp.URL,
@@ -149,7 +155,7 @@ func startHopMesh(b *testing.B) *hopMesh {
 	m.handler, m.guarded = mux, agent.Handler(mux)
 
 	// The decisions are in force: an actor they block is refused.
-	blocked, err := m.signer.Token(actor.Actor{IP: netip.MustParseAddr("198.51.100.7")})
+	blocked, err := m.signer.TokenFor(actor.Actor{IP: netip.MustParseAddr("198.51.100.7")}, m.audience)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -218,7 +224,7 @@ func (m *hopMesh) tokens(b *testing.B, kind string, n int) []string {
 			v := hopActorIP.Add(1)
 			a.IP = netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})
 		}
-		t, err := m.signer.Token(a)
+		t, err := m.signer.TokenFor(a, m.audience)
 		if err != nil {
 			b.Fatal(err)
 		}

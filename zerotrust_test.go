@@ -40,6 +40,10 @@ import (
 // The mesh of the end-to-end test: an edge (played by the test, as service
 // "gateway") calls web, web calls orders, orders calls users. orders builds
 // a SQL query by concatenation. "tester" may call every service directly.
+// "reports" may call orders, but no request from the edge passes through
+// it: it plays a compromised service replaying tokens it captured.
+// Every route of web requires an actor (the edge calls it); so does
+// orders' GET and POST, by its rule.
 const meshPolicy = `
 services:
   web:
@@ -47,9 +51,10 @@ services:
       - callers: [gateway, tester]
   orders:
     allow:
-      - callers: [web, tester]
+      - callers: [web, tester, reports]
         methods: [GET, POST]
         paths: ["/orders", "/orders/{id}"]
+        actor: required
     sensitive:
       - methods: [POST]
         paths: ["/orders"]
@@ -120,6 +125,7 @@ type mesh struct {
 	cp                 *controltest.ControlPlane
 	web, orders, users *meshService
 	gateway, tester    *identity.CASource
+	reports            *identity.CASource
 	signer             *actor.Signer
 }
 
@@ -208,6 +214,7 @@ func startMesh(t *testing.T, svidTTL time.Duration) *mesh {
 	})
 	m.gateway = cp.Join(t, "gateway")
 	m.tester = cp.Join(t, "tester")
+	m.reports = cp.Join(t, "reports")
 	m.signer = cp.Signer(t, m.gateway)
 	return m
 }
@@ -242,13 +249,35 @@ func (m *mesh) call(t *testing.T, c *http.Client, method, url, token string) (in
 
 var alice = actor.Actor{IP: netip.MustParseAddr("203.0.113.7"), User: "alice", Session: strings.Repeat("5e", 32)}
 
-func TestZeroTrustMesh(t *testing.T) {
-	m := startMesh(t, 0)
-	gw := client(t, m.gateway, "web")
-	token, err := m.signer.Token(alice)
+// audience returns the actor-token audience of the services.
+func audience(t testing.TB, services ...string) actor.Audience {
+	t.Helper()
+	var ids []string
+	for _, s := range services {
+		ids = append(ids, "spiffe://example.org/svc/"+s)
+	}
+	aud, err := actor.NewAudience(ids...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return aud
+}
+
+// webToken is the token the gateway mints for alice's requests to web: it
+// names web and what the policy lets web reach.
+func (m *mesh) webToken(t testing.TB) string {
+	t.Helper()
+	token, err := m.signer.TokenFor(alice, audience(t, "web", "orders", "users"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+func TestZeroTrustMesh(t *testing.T) {
+	m := startMesh(t, 0)
+	gw := client(t, m.gateway, "web")
+	token := m.webToken(t)
 
 	t.Run("the allowed chain carries the actor to the last service", func(t *testing.T) {
 		status, body := m.call(t, gw, "GET", m.web.url+"/shop?q=lamp", token)
@@ -345,18 +374,18 @@ func TestZeroTrustMesh(t *testing.T) {
 
 	t.Run("forged, expired and foreign actor tokens are refused", func(t *testing.T) {
 		forger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		fs, _ := actor.NewSigner(actor.SignerConfig{Audience: "spiffe://example.org"})
+		fs, _ := actor.NewSigner(actor.SignerConfig{Audience: "spiffe://example.org/svc/web"})
 		fs.SetKey(m.signer.KeyID(), forger) // the real kid, another key
 		forged, _ := fs.Token(alice)
-		past, _ := actor.NewSigner(actor.SignerConfig{Audience: "spiffe://example.org", Lifetime: time.Minute,
+		past, _ := actor.NewSigner(actor.SignerConfig{Audience: "spiffe://example.org/svc/web", Lifetime: time.Minute,
 			Now: func() time.Time { return time.Now().Add(-10 * time.Minute) }})
-		foreign, _ := actor.NewSigner(actor.SignerConfig{Audience: "spiffe://other.org"})
+		foreign, _ := actor.NewSigner(actor.SignerConfig{Audience: "spiffe://example.org/svc/orders"})
 		_, key := m.cp.SigningKey(t, m.gateway)
 		past.SetKey(m.signer.KeyID(), key)
 		foreign.SetKey(m.signer.KeyID(), key)
 		expired, _ := past.Token(alice)
 		other, _ := foreign.Token(alice)
-		for name, tok := range map[string]string{"forged": forged, "expired": expired, "other audience": other, "garbage": "x.y.z"} {
+		for name, tok := range map[string]string{"forged": forged, "expired": expired, "another service's": other, "garbage": "x.y.z"} {
 			status, body := m.call(t, gw, "GET", m.web.url+"/shop?q=lamp", tok)
 			if status != http.StatusUnauthorized {
 				t.Errorf("%s token: %d %v", name, status, body)
@@ -382,7 +411,56 @@ func TestZeroTrustMesh(t *testing.T) {
 		}
 	})
 
+	t.Run("a call without an actor token is refused where the policy requires one", func(t *testing.T) {
+		// web: the edge may call it, so every route requires an actor,
+		// from every caller.
+		status, body := m.call(t, client(t, m.tester, "web"), "GET", m.web.url+"/shop?q=lamp", "")
+		if status != http.StatusUnauthorized || body["request_id"] == nil {
+			t.Fatalf("tester → web without a token: %d %v, want 401 with a request id", status, body)
+		}
+		ev := m.cp.WaitEvent(t, "kind=actor_missing&service=web")
+		if ev["caller"] != "spiffe://example.org/svc/tester" || ev["path"] != "/shop" {
+			t.Errorf("event %v", ev)
+		}
+		// orders: its rule says actor: required, even for a service
+		// the edge never passes through.
+		if status, body := m.call(t, client(t, m.reports, "orders"), "GET", m.orders.url+"/orders?q=lamp", ""); status != http.StatusUnauthorized {
+			t.Errorf("reports → orders without a token: %d %v", status, body)
+		}
+		// users: only services call it, no actor needed.
+		if status, body := m.call(t, client(t, m.tester, "users"), "GET", m.users.url+"/users/me", ""); status != http.StatusOK {
+			t.Errorf("tester → users without a token: %d %v, want 200", status, body)
+		}
+	})
+
+	t.Run("a token replayed by a service it does not name is refused", func(t *testing.T) {
+		// reports captured the token minted for web's requests (from a
+		// log, say) and presents it to orders, which it may call: orders
+		// is named in the token, but reports is not, so the token is
+		// not reports' to present.
+		status, body := m.call(t, client(t, m.reports, "orders"), "GET", m.orders.url+"/orders?q=lamp", token)
+		if status != http.StatusUnauthorized || !strings.Contains(fmt.Sprint(body["error"]), "does not name") {
+			t.Fatalf("reports replaying web's token to orders: %d %v, want 401", status, body)
+		}
+		ev := m.cp.WaitEvent(t, "kind=actor_token_invalid&service=orders")
+		if ev["caller"] != "spiffe://example.org/svc/reports" || ev["actor_ip"] != nil {
+			t.Errorf("event %v: want the caller named and no actor", ev)
+		}
+		// A token minted for another part of the mesh (reports') is
+		// refused by web, which it does not name.
+		forReports, _ := m.signer.TokenFor(alice, audience(t, "reports", "orders", "users"))
+		if status, body := m.call(t, gw, "GET", m.web.url+"/shop?q=lamp", forReports); status != http.StatusUnauthorized {
+			t.Errorf("gateway → web with a token for reports: %d %v", status, body)
+		}
+		// The same token, in the chain it was minted for, is good.
+		if status, body := m.call(t, gw, "GET", m.web.url+"/shop?q=lamp", token); status != http.StatusOK {
+			t.Errorf("gateway → web → orders → users: %d %v", status, body)
+		}
+	})
+
 	t.Run("decisions reach every service within a second", func(t *testing.T) {
+		// tester calls each service directly: its token names it.
+		token, _ := m.signer.TokenFor(alice, audience(t, "web", "orders", "users", "tester"))
 		tester := map[string]*http.Client{}
 		paths := map[string]string{"web": "/shop?q=lamp", "orders": "/orders?q=lamp", "users": "/users/me"}
 		svcURL := map[string]string{"web": m.web.url, "orders": m.orders.url, "users": m.users.url}
@@ -509,7 +587,7 @@ func TestZeroTrustMeshAcrossRotations(t *testing.T) {
 	const ttl = 30 * time.Second
 	m := startMesh(t, ttl)
 	gw := client(t, m.gateway, "web")
-	token, _ := m.signer.Token(alice)
+	token := m.webToken(t)
 	ok := func() error {
 		req, _ := http.NewRequest("GET", m.web.url+"/shop?q=lamp", nil)
 		req.Header.Set(actor.Header, token)

@@ -14,11 +14,37 @@
 // claims:
 //
 //	iss  the minting gateway's SPIFFE ID
-//	aud  the audience, by default the trust domain's SPIFFE ID ("spiffe://example.org")
+//	aud  the SPIFFE IDs of the services that may accept it (see below)
 //	sub  the authenticated end user, absent for an anonymous actor
 //	ip   the external client IP
 //	sid  hex SHA-256 of the session cookie or bearer credential (never the credential)
 //	iat, nbf, exp   issued-at and expiry; a token lives minutes, not hours
+//
+// # Trust model
+//
+// A token is a bearer credential of limited reach. What bounds its replay:
+//
+//   - Audience per destination. The gateway mints a token per actor and
+//     upstream service, whose "aud" lists the services a request entering
+//     there can reach by the policy's allow rules (policy.Reach): the
+//     upstream, the services it may call, and so on. A service accepts only
+//     tokens that name it (VerifierConfig.Audience is its own SPIFFE ID), so
+//     a token minted for one part of the mesh is refused by another.
+//   - Binding to the caller. A service also checks that the mTLS peer that
+//     presents a token may hold it ([Actor.HeldBy]): the gateway that
+//     signed it, or a service it names. A service outside a token's
+//     audience, compromised, that captured the token (from a log, a
+//     response, a shared cache) cannot present it anywhere: the mTLS
+//     handshake authenticates the caller, and the caller is not named.
+//   - Lifetime. Tokens live minutes (DefaultLifetime, at most MaxLifetime)
+//     and a gateway reuses one for half of that; a service inside the
+//     audience can replay a token it received to another service of the
+//     audience only within that window, which is what it could do anyway
+//     while it serves the actor's request.
+//
+// Which routes require a token at all is the policy's to say (see package
+// internal/policy: by default every route the edge may call and every
+// sensitive route); a service refuses a call without one there.
 //
 // The token names an actor, not a request: a gateway signs one per actor and
 // session and reuses it until it nears expiry, and a service that has
@@ -32,6 +58,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -43,9 +70,12 @@ const Header = "Rampart-Actor"
 // by the same key can pass for one.
 const TokenType = "rampart-actor+jwt"
 
-// MaxTokenSize bounds the tokens Verify parses; real ones are under 600
-// bytes.
-const MaxTokenSize = 4096
+// MaxTokenSize bounds the tokens Verify parses: room for an audience of
+// MaxAudience services. A token for a handful of services is under 1 KiB.
+const MaxTokenSize = 32 << 10
+
+// MaxAudience bounds the services one token names.
+const MaxAudience = 256
 
 // MaxLifetime bounds a token's lifetime (exp - iat): Verify refuses longer
 // ones whoever signed them.
@@ -62,6 +92,22 @@ type Actor struct {
 	IssuedAt time.Time //
 	Expires  time.Time //
 	KeyID    string    // the key that signed the token
+	Audience []string  // the SPIFFE IDs the token names, sorted
+}
+
+// HeldBy reports whether the service with SPIFFE ID id may present the
+// token: it is the gateway that signed it, or a service the token names.
+// A service checks it against the mTLS peer of every call that carries the
+// token.
+func (a Actor) HeldBy(id string) bool {
+	if id == "" {
+		return false
+	}
+	if id == a.Issuer {
+		return true
+	}
+	_, found := slices.BinarySearch(a.Audience, id)
+	return found
 }
 
 // Errors returned by Verify; the gateway and services branch on them with
@@ -74,6 +120,7 @@ var (
 	ErrExpired     = errors.New("actor: token expired")
 	ErrNotYetValid = errors.New("actor: token not valid yet")
 	ErrAudience    = errors.New("actor: token for another audience")
+	ErrHolder      = errors.New("actor: token presented by a service it does not name")
 )
 
 type contextKey struct{}

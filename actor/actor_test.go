@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -114,7 +115,7 @@ func TestTokenCarriesTheActorToEveryVerifier(t *testing.T) {
 			// A second, independent verifier (another service) agrees.
 			v2, _ := NewVerifier(VerifierConfig{Audience: testAudience, Now: c.Now})
 			v2.SetKeys(jwks(t, k))
-			if got2, err := v2.Verify(token); err != nil || got2 != got {
+			if got2, err := v2.Verify(token); err != nil || !reflect.DeepEqual(got2, got) {
 				t.Errorf("second verifier: %+v, %v", got2, err)
 			}
 		})
@@ -321,7 +322,7 @@ func TestVerifierCacheIsBounded(t *testing.T) {
 
 func TestContext(t *testing.T) {
 	ctx := NewContext(t.Context(), alice)
-	if got, ok := FromContext(ctx); !ok || got != alice {
+	if got, ok := FromContext(ctx); !ok || !reflect.DeepEqual(got, alice) {
 		t.Fatalf("FromContext = %+v, %v", got, ok)
 	}
 	if _, ok := FromContext(t.Context()); ok {

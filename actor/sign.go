@@ -7,6 +7,8 @@ import (
 	"crypto/elliptic"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,8 +26,9 @@ const (
 type SignerConfig struct {
 	// Issuer is the minting gateway's SPIFFE ID (the "iss" claim).
 	Issuer string
-	// Audience is the "aud" claim: the trust domain's SPIFFE ID, such as
-	// "spiffe://example.org". Required.
+	// Audience is the "aud" claim of Token: a SPIFFE ID, such as
+	// "spiffe://example.org/svc/web". Required. A gateway names the
+	// services of each upstream with TokenFor instead.
 	Audience string
 	// Lifetime of a token; 0 means DefaultLifetime. At most MaxLifetime,
 	// and no longer than the control plane keeps a replaced key published.
@@ -51,9 +54,34 @@ type Signer struct {
 }
 
 type signKey struct {
-	ip            [16]byte
-	user, session string
+	ip                 [16]byte
+	user, session, aud string
 }
+
+// Audience is the set of services a token is for: the SPIFFE IDs in its
+// "aud" claim. Make one with NewAudience and reuse it: it is immutable.
+type Audience struct {
+	ids []string
+	key string // the ids joined, which keys the Signer's cache
+}
+
+// NewAudience returns the audience of the services ids (SPIFFE IDs), sorted
+// and without repeats; at least one and at most MaxAudience.
+func NewAudience(ids ...string) (Audience, error) {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	switch {
+	case len(ids) == 0 || ids[0] == "":
+		return Audience{}, errors.New("actor: NewAudience: no service")
+	case len(ids) > MaxAudience:
+		return Audience{}, fmt.Errorf("actor: NewAudience: %d services, at most %d", len(ids), MaxAudience)
+	}
+	return Audience{ids: ids, key: strings.Join(ids, " ")}, nil
+}
+
+// IDs returns the SPIFFE IDs of a, sorted. Do not modify them.
+func (a Audience) IDs() []string { return a.ids }
 
 type signed struct {
 	token   string
@@ -126,13 +154,27 @@ func (s *Signer) KeyID() string {
 	return s.keyID
 }
 
-// Token returns a token for a, reusing a recent one for the same actor.
-// Only a's IP, User and Session are used.
+// Token returns a token for a with SignerConfig.Audience, reusing a recent
+// one for the same actor. Only a's IP, User and Session are used.
 func (s *Signer) Token(a Actor) (string, error) {
+	return s.token(a, Audience{ids: []string{s.cfg.Audience}, key: s.cfg.Audience})
+}
+
+// TokenFor returns a token for a naming the services of aud, reusing a
+// recent one for the same actor and audience. Only a's IP, User and
+// Session are used.
+func (s *Signer) TokenFor(a Actor, aud Audience) (string, error) {
+	if len(aud.ids) == 0 {
+		return "", errors.New("actor: TokenFor: empty audience (use NewAudience)")
+	}
+	return s.token(a, aud)
+}
+
+func (s *Signer) token(a Actor, aud Audience) (string, error) {
 	if !a.IP.IsValid() {
 		return "", errors.New("actor: Token: the actor has no IP address")
 	}
-	k := signKey{ip: a.IP.Unmap().As16(), user: a.User, session: a.Session}
+	k := signKey{ip: a.IP.Unmap().As16(), user: a.User, session: a.Session, aud: aud.key}
 	now := s.cfg.Now()
 	s.mu.RLock()
 	got, ok := s.cache[k]
@@ -148,7 +190,7 @@ func (s *Signer) Token(a Actor) (string, error) {
 		Claims: jwt.Claims{
 			Issuer:    s.cfg.Issuer,
 			Subject:   a.User,
-			Audience:  jwt.Audience{s.cfg.Audience},
+			Audience:  jwt.Audience(aud.ids),
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			Expiry:    jwt.NewNumericDate(now.Add(s.cfg.Lifetime)),

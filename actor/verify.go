@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,8 +27,8 @@ var allowed = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA}
 
 // VerifierConfig configures a Verifier.
 type VerifierConfig struct {
-	// Audience a token must name in "aud": the trust domain's SPIFFE ID.
-	// Required.
+	// Audience a token must name in "aud": the verifying service's own
+	// SPIFFE ID ("spiffe://example.org/svc/orders"). Required.
 	Audience string
 	// MaxCached bounds the verified tokens remembered; 0 means
 	// DefaultVerifierCache.
@@ -209,6 +210,11 @@ func (v *Verifier) verify(token string, now time.Time) (Actor, error) {
 	case err != nil:
 		return Actor{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	if len(c.Audience) > MaxAudience {
+		return Actor{}, fmt.Errorf("%w: %d audiences, at most %d", ErrMalformed, len(c.Audience), MaxAudience)
+	}
+	aud := slices.Clone([]string(c.Audience))
+	slices.Sort(aud)
 	ip, err := netip.ParseAddr(c.IP)
 	if err != nil || ip.Zone() != "" {
 		return Actor{}, fmt.Errorf("%w: ip %q", ErrMalformed, c.IP)
@@ -221,6 +227,7 @@ func (v *Verifier) verify(token string, now time.Time) (Actor, error) {
 		IssuedAt: c.IssuedAt.Time(),
 		Expires:  c.Expiry.Time(),
 		KeyID:    h.KeyID,
+		Audience: slices.Compact(aud),
 	}, nil
 }
 

@@ -30,13 +30,15 @@ const (
 	KeySetFile = "actor-keys.pem"
 )
 
-// KeySetConfig configures a KeySet. The zero value signs with ES256 tokens
+// KeySetConfig configures a KeySet. The zero value signs with EdDSA tokens
 // that live at most DefaultMaxTokenLifetime.
 type KeySetConfig struct {
-	// Algorithm of new keys: jose.ES256 (ECDSA P-256, the default, which
-	// every JOSE library verifies) or jose.EdDSA (Ed25519, faster to
-	// verify). Changing it takes effect at the next Rotate; keys of the
-	// other algorithm stay published as usual.
+	// Algorithm of new keys: jose.EdDSA (Ed25519, the default: the
+	// cheapest to verify, which is what every service pays on an actor's
+	// first request) or jose.ES256 (ECDSA P-256, for verifiers whose JOSE
+	// library lacks EdDSA). Changing it takes effect at the next Rotate;
+	// keys of the other algorithm stay published as usual, so a data
+	// directory made with ES256 keys moves to EdDSA at its next rotation.
 	Algorithm jose.SignatureAlgorithm
 	// MaxTokenLifetime is the longest lifetime of a token signed with a key
 	// of the set; 0 means DefaultMaxTokenLifetime. A key replaced by
@@ -47,7 +49,7 @@ type KeySetConfig struct {
 func (cfg KeySetConfig) normalize() (KeySetConfig, error) {
 	switch cfg.Algorithm {
 	case "":
-		cfg.Algorithm = jose.ES256
+		cfg.Algorithm = jose.EdDSA
 	case jose.ES256, jose.EdDSA:
 	default:
 		return cfg, fmt.Errorf("ca: KeySetConfig.Algorithm %q not supported (want ES256 or EdDSA)", cfg.Algorithm)

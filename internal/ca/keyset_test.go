@@ -98,7 +98,7 @@ func TestKeySetSignsVerifiableTokens(t *testing.T) {
 	for _, tc := range []struct {
 		alg     jose.SignatureAlgorithm
 		keyType string
-	}{{"", "*ecdsa.PrivateKey"}, {jose.ES256, "*ecdsa.PrivateKey"}, {jose.EdDSA, "ed25519.PrivateKey"}} {
+	}{{"", "ed25519.PrivateKey"}, {jose.ES256, "*ecdsa.PrivateKey"}, {jose.EdDSA, "ed25519.PrivateKey"}} {
 		name := string(tc.alg)
 		if name == "" {
 			name = "default"
@@ -111,7 +111,7 @@ func TestKeySetSignsVerifiableTokens(t *testing.T) {
 			cur := ks.Current()
 			want := tc.alg
 			if want == "" {
-				want = jose.ES256
+				want = jose.EdDSA
 			}
 			if cur.Algorithm != want {
 				t.Errorf("Algorithm %q, want %q", cur.Algorithm, want)
@@ -239,7 +239,7 @@ func TestKeySetRotation(t *testing.T) {
 }
 
 func TestKeySetAlgorithmChange(t *testing.T) {
-	ks, err := ca.NewKeySet(ca.KeySetConfig{}, t0)
+	ks, err := ca.NewKeySet(ca.KeySetConfig{Algorithm: jose.ES256}, t0)
 	if err != nil {
 		t.Fatal(err)
 	}

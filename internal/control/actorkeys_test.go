@@ -125,8 +125,8 @@ func TestOnlyAGatewaySVIDGetsTheActorKey(t *testing.T) {
 		if err := json.Unmarshal(k.JWK, &jwk); err != nil || jwk.IsPublic() || jwk.KeyID != k.KeyID || jwk.Algorithm != k.Algorithm || jwk.Use != "sig" {
 			t.Fatalf("jwk %s (%v): want the private key with kid %s, alg %s, use sig", k.JWK, err, k.KeyID, k.Algorithm)
 		}
-		if k.Algorithm != "ES256" || k.NotBefore.IsZero() || !k.NotAfter.After(time.Now().Add(23*time.Hour)) || k.Next != nil {
-			t.Errorf("key %+v: want ES256, signing since it was made and for about a day, and no next key", k.ActorKey)
+		if k.Algorithm != "EdDSA" || k.NotBefore.IsZero() || !k.NotAfter.After(time.Now().Add(23*time.Hour)) || k.Next != nil {
+			t.Errorf("key %+v: want EdDSA, signing since it was made and for about a day, and no next key", k.ActorKey)
 		}
 		if k.MaxTokenLifetimeSeconds != int64(ca.DefaultMaxTokenLifetime/time.Second) {
 			t.Errorf("max_token_lifetime_seconds %d", k.MaxTokenLifetimeSeconds)
@@ -219,7 +219,7 @@ func TestInitKeepsTheActorKeysSealedInTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ks.Current().Algorithm != jose.ES256 {
+	if ks.Current().Algorithm != jose.EdDSA {
 		t.Errorf("current key %+v", ks.Current())
 	}
 }

@@ -23,6 +23,7 @@
 //	GET    /v1/actor-key                G  the actor-token signing key (private), gateways only
 //	GET    /v1/services               A    ?exposed= &module=
 //	POST   /v1/services/{name}/revoke A    (and /reinstate)
+//	GET    /v1/revocations            A S  the revoked services, refused at every mTLS handshake
 //	POST   /v1/heartbeat              A S  an agent's report of its instance
 //	GET    /v1/instances              A    ?service= &module= &state=live|gone
 //
@@ -187,6 +188,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("GET /v1/instances", admin(h.getInstances))
 	h.mux.Handle("POST /v1/services/{name}/revoke", admin(h.revokeService(true)))
 	h.mux.Handle("POST /v1/services/{name}/reinstate", admin(h.revokeService(false)))
+	h.mux.Handle("GET /v1/revocations", h.agent(anyCaller(h.getRevocations)))
 	h.mux.Handle("POST /v1/svid", h.handle(h.postSVID))
 	h.mux.Handle("POST /v1/svid/renew", h.handle(h.renewSVID))
 	h.mux.Handle("GET /v1/bundle", h.handle(h.getBundle))

@@ -123,6 +123,8 @@ type Gateway struct {
 
 	decisions atomic.Pointer[decision.Set]
 	authz     atomic.Pointer[map[string]*policy.Authorizer] // by upstream service
+	audience  atomic.Pointer[map[string]actor.Audience]     // of the actor tokens, by upstream service (audience.go)
+	revoked   *controlsync.Revocations                      // revoked upstreams are refused, their connections closed
 
 	waf    *waf.Firewall // nil when off
 	authn  *authn.Authenticator
@@ -169,7 +171,8 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g := &Gateway{cfg: cfg, log: opts.Logger, src: opts.Identity, td: svid.ID.TrustDomain(), cp: cp,
-		decisionLimits: map[int]*ratelimit.Limiter{}, events: make(chan rampart.Event, 4096)}
+		decisionLimits: map[int]*ratelimit.Limiter{}, events: make(chan rampart.Event, 4096),
+		revoked: controlsync.NewRevocations()}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -233,6 +236,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		{Name: "actor key", Kinds: []string{"actor_keys"}, Load: g.loadKey},
 		{Name: "policy", Kinds: []string{"policy"}, Load: g.loadPolicy},
 		{Name: "decisions", Kinds: []string{"decision"}, Load: g.loadDecisions},
+		g.revoked.Source(),
 	}})
 	rctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
@@ -338,6 +342,8 @@ func (g *Gateway) loadPolicy(ctx context.Context, c *controlsync.Client) error {
 			authz[s] = doc.Compile(s)
 		}
 	}
+	aud := g.audiences(doc)
+	g.audience.Store(&aud)
 	g.authz.Store(&authz)
 	return nil
 }

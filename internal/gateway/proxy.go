@@ -77,6 +77,7 @@ func (g *Gateway) newRoute(cfg *Route) (*route, error) {
 			return nil, fmt.Errorf("gateway: route %s: %w", cfg.Name, err)
 		}
 		tr.TLSClientConfig = identity.ClientTLSConfig(g.src, id)
+		tr.DialContext = g.revoked.GuardClient(tr.TLSClientConfig, cfg.Service, tr.DialContext)
 	}
 	rt := &route{cfg: cfg, transport: tr, inspect: cfg.InspectBody == nil || *cfg.InspectBody, partial: cfg.PartialBodyInspection}
 	rt.bodyMode = waf.WholeBody
@@ -379,7 +380,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// The actor token the services will trust.
-	x.token, err = g.signer.Token(actor.Actor{IP: ip, User: x.user, Session: x.session})
+	x.token, err = g.actorToken(rt, actor.Actor{IP: ip, User: x.user, Session: x.session})
 	if err != nil {
 		g.log.Error("rampart gateway: cannot mint the actor token", "err", err)
 		g.refuse(sw, x, http.StatusServiceUnavailable, "gateway cannot vouch for the request")

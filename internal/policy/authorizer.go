@@ -42,6 +42,7 @@ type Authorizer struct {
 	rules     [][]int32        // per allow rule, the ids of its callers, ascending
 	allow     tries
 	sensitive tries
+	actor     tries // routes that require an actor token
 }
 
 // tries holds a trie of path patterns per method: one for each of
@@ -163,6 +164,10 @@ func (p *Policy) Compile(self string) *Authorizer {
 		return a
 	}
 	sp := p.Services[self]
+	edge := p.Edge
+	if edge == nil {
+		edge = DefaultEdge
+	}
 	for i, r := range sp.Allow {
 		rule := int32(i)
 		var ids []int32
@@ -188,11 +193,51 @@ func (p *Policy) Compile(self string) *Authorizer {
 				l.rules = append(l.rules, rule)
 			}
 		})
+		fromEdge := everyone || slices.ContainsFunc(r.Callers, func(c string) bool { return slices.Contains(edge, c) })
+		if r.Actor == ActorRequired || r.Actor == ActorDefault && fromEdge {
+			a.actor.add(r.Routes, func(l *leaf) { l.any = true })
+		}
 	}
 	for _, r := range sp.Sensitive {
 		a.sensitive.add(r, func(l *leaf) { l.any = true })
+		a.actor.add(r, func(l *leaf) { l.any = true })
 	}
 	return a
+}
+
+// Reach returns the SPIFFE service names that a request entering at
+// service can reach by the policy's allow rules: service itself, the
+// services that allow it to call them, those that allow those, and so on
+// ("*" admits every caller). Sorted. The gateway names them in the
+// audience of the actor tokens it mints for service, so that no service
+// outside the request's possible path accepts its token.
+func (p *Policy) Reach(service string) []string {
+	reached := map[string]bool{service: true}
+	queue := []string{service}
+	if p != nil {
+		for len(queue) > 0 {
+			caller := queue[0]
+			queue = queue[1:]
+			for name, sp := range p.Services {
+				if reached[name] {
+					continue
+				}
+				for _, r := range sp.Allow {
+					if slices.Contains(r.Callers, caller) || slices.Contains(r.Callers, "*") {
+						reached[name] = true
+						queue = append(queue, name)
+						break
+					}
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(reached))
+	for name := range reached {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // add inserts the patterns of r into the tries of its methods, calling
@@ -288,6 +333,20 @@ func (a *Authorizer) Sensitive(method, path string) bool {
 		return true
 	}
 	if a != nil && a.sensitive[methodIndex(method)].match(path, nil, -1) { // every sensitive leaf is any
+		return true
+	}
+	return !clean(path)
+}
+
+// ActorRequired reports whether a call of method on path must carry an
+// actor token: the route is sensitive, or an allow rule that covers it
+// requires an actor (see Policy). The path is as for Allow; a path that is
+// not clean requires one.
+func (a *Authorizer) ActorRequired(method, path string) bool {
+	if path == "" || path[0] != '/' {
+		return true
+	}
+	if a != nil && a.actor[methodIndex(method)].match(path, nil, -1) {
 		return true
 	}
 	return !clean(path)

@@ -16,27 +16,59 @@ import (
 )
 
 // Policy is the service authorization policy: for each service, which
-// callers may call which routes, and which routes are sensitive. It is
-// applied as a YAML document:
+// callers may call which routes, which routes are sensitive, and on which
+// routes a call must carry an actor token. It is applied as a YAML
+// document:
 //
+//	edge: [gateway]                     # the services that face external clients; omitted: [gateway]
 //	services:
 //	  orders:
 //	    allow:
 //	      - callers: [web, checkout]      # service names, or "*" for any service of the trust domain
 //	        methods: [GET]                # omitted: every method
 //	        paths: ["/orders/{id}"]       # ServeMux-style patterns; omitted: every path
+//	        actor: required               # required or optional; omitted: see below
 //	    sensitive:                        # routes refused to actors under a block-sensitive decision
 //	      - methods: [POST, DELETE]
 //	        paths: ["/orders/{id...}"]
 //
 // A service the policy does not name accepts no calls from other services.
+//
+// # Actor required
+//
+// A route requires an actor token (a call without one is refused with 401)
+// when it is sensitive, or when an allow rule that covers it says
+// "actor: required", or when an allow rule that covers it admits an edge
+// service (named in edge:, or "*") and does not say "actor: optional". So by
+// default every route reachable from the edge and every sensitive route
+// requires an actor, and routes that only other services call (jobs,
+// health checks) do not. The requirement belongs to the route, not to the
+// caller: a route the edge may call requires an actor from every caller,
+// so that a compromised internal service cannot call it as no one.
 // Path patterns have the syntax and meaning of http.ServeMux patterns
 // without a method or host: "/orders/{id}", "/files/{path...}", "/static/"
 // (a prefix), "/{$}" (only "/"). [Policy.Compile] turns a policy into the
 // [Authorizer] that decides requests.
 type Policy struct {
+	// Edge names the services that face external clients; nil means
+	// DefaultEdge.
+	Edge     []string
 	Services map[string]ServicePolicy
 }
+
+// DefaultEdge is the edge when a policy does not say: the gateway's
+// default service name.
+var DefaultEdge = []string{"gateway"}
+
+// ActorRule says whether the routes of an allow rule require an actor.
+type ActorRule string
+
+// Values of AllowRule.Actor.
+const (
+	ActorDefault  ActorRule = ""         // required if the rule admits an edge service or "*"
+	ActorRequired ActorRule = "required" // a call without an actor token is refused
+	ActorOptional ActorRule = "optional" // this rule requires none (a sensitive route still does)
+)
 
 // ServicePolicy is one service's part of a Policy.
 type ServicePolicy struct {
@@ -48,6 +80,7 @@ type ServicePolicy struct {
 type AllowRule struct {
 	Callers []string // service names; "*" is any service
 	Routes
+	Actor ActorRule
 }
 
 // Routes is a set of methods and path patterns; empty means all of them.
@@ -89,6 +122,11 @@ func Parse(text string) (*Policy, error) {
 	p := &Policy{Services: map[string]ServicePolicy{}}
 	root := doc.Content[0]
 	err := eachKey(root, "", map[string]func(key, value *yaml.Node, field string) error{
+		"edge": func(_, v *yaml.Node, field string) error {
+			var err error
+			p.Edge, err = stringList(v, field, ca.ValidateServiceName)
+			return err
+		},
 		"services": func(_, v *yaml.Node, field string) error {
 			if v.Kind != yaml.MappingNode {
 				return perr(v, field, "want a mapping of service names")
@@ -146,6 +184,13 @@ func parseServicePolicy(n *yaml.Node, field string) (ServicePolicy, error) {
 					},
 					"methods": routeMethods(&r.Routes),
 					"paths":   routePaths(&r.Routes),
+					"actor": func(_, v *yaml.Node, f string) error {
+						if v.Kind != yaml.ScalarNode || v.Tag != "!!str" || (v.Value != string(ActorRequired) && v.Value != string(ActorOptional)) {
+							return perr(v, f, "want required or optional")
+						}
+						r.Actor = ActorRule(v.Value)
+						return nil
+					},
 				})
 				if err != nil {
 					return err
