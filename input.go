@@ -91,3 +91,47 @@ func Inputs(ctx context.Context) iter.Seq[Input] {
 		}
 	}
 }
+
+// KindInputsTruncated is the kind of the event reported for a guarded call
+// made for a request whose inputs could not all be recorded.
+const KindInputsTruncated = "inputs_truncated"
+
+// CheckInputsComplete is what a guard returns in place of nil when none of
+// the inputs of ctx exploits its call: nil when every input of the request
+// was recorded, and otherwise a refusal. A request is incomplete when it
+// carries more distinct input values than Config.MaxInputs, JSON nested in
+// strings deeper than the SDK reads, or a multipart body it cannot read
+// whole; or when the handler has read its body past Config.MaxBodyBytes. A
+// guard cannot tell whether what was not recorded reaches its call, so in
+// block mode the call fails closed: the first such call reports an
+// inputs_truncated event and every call returns an error wrapping
+// [ErrBlocked]. In monitor mode the event is reported once and calls go on.
+//
+// sink names the guarded call in the event, as in [Finding]. Contexts
+// without a request (see [WithUntrusted]) are always complete. The check
+// costs a context lookup once the request's inputs are parsed.
+func CheckInputsComplete(ctx context.Context, sink string) error {
+	req := requestFor(ctx)
+	if req == nil {
+		return nil
+	}
+	why := req.incomplete()
+	if why == "" {
+		return nil
+	}
+	req.incompleteOnce.Do(func() {
+		a := req.agent
+		a.stats.inputsTruncated.Add(1)
+		err := a.Report(ctx, Finding{
+			Kind:   KindInputsTruncated,
+			Sink:   sink,
+			Detail: why,
+			Reason: "the request's inputs could not all be recorded (" + why + "); what was not recorded may reach this call",
+		})
+		req.incompleteErr, _ = err.(*BlockedError)
+	})
+	if req.incompleteErr == nil {
+		return nil
+	}
+	return req.incompleteErr
+}
