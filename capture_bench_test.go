@@ -2,9 +2,11 @@ package rampart_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -31,11 +33,16 @@ func hostileRequests() []struct {
 		fmt.Fprintf(&q, "j%d=x&", i)
 	}
 	q.WriteString("name=" + strings.ReplaceAll(payload, " ", "+"))
+	// What item 9 added: a JSON document and a base64 value in the query
+	// (with the 13 headers of a browser, see BenchmarkHostileCapture).
+	filter := url.QueryEscape(`{"status":"shipped","since":"2024-06-01"}`)
+	cursor := base64.StdEncoding.EncodeToString([]byte("created_at>2024-06-01T12:00:00Z"))
 	return []struct {
 		name, target, ctype string
 		body                []byte
 	}{
 		{"benign_json1k", "/x", "application/json", benchJSONBody(1024)},
+		{"benign_browser_get", "/orders/search/recent?filter=" + filter + "&cursor=" + cursor + "&page=2", "", nil},
 		{"hostile_keys1m", "/x", "application/json", keys.Bytes()},
 		{"hostile_padding1m", "/x", "application/json", padding},
 		{"hostile_query3000", "/x?" + q.String(), "", nil},
@@ -68,10 +75,30 @@ func BenchmarkHostileCapture(b *testing.B) {
 				} else {
 					req = httptest.NewRequest("GET", hr.target, nil)
 				}
+				for k, v := range browserHeaders {
+					req.Header[k] = v
+				}
 				rec := httptest.NewRecorder()
 				h.ServeHTTP(rec, req)
 			}
 		})
 	}
 	_ = rampart.ErrBlocked
+}
+
+// browserHeaders are what a browser sends with a navigation, cookies aside.
+var browserHeaders = http.Header{
+	"User-Agent":                {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36"},
+	"Accept":                    {"text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"},
+	"Accept-Language":           {"en-GB,en;q=0.9,fr;q=0.8"},
+	"Accept-Encoding":           {"gzip, deflate, br, zstd"},
+	"Referer":                   {"https://shop.example.com/orders"},
+	"Sec-Ch-Ua":                 {`"Chromium";v="126", "Not.A/Brand";v="24"`},
+	"Sec-Ch-Ua-Mobile":          {"?0"},
+	"Sec-Ch-Ua-Platform":        {`"Linux"`},
+	"Sec-Fetch-Dest":            {"document"},
+	"Sec-Fetch-Mode":            {"navigate"},
+	"Sec-Fetch-Site":            {"same-origin"},
+	"Upgrade-Insecure-Requests": {"1"},
+	"Priority":                  {"u=0, i"},
 }

@@ -2,6 +2,7 @@ package rampart
 
 import (
 	"encoding/base64"
+	"hash/maphash"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -29,12 +30,14 @@ const (
 	dedupAfter = 256
 )
 
+var dedupSeed = maphash.MakeSeed()
+
 // collector gathers a request's inputs in request order, decoding what
 // ordinary code decodes, until the cap.
 type collector struct {
 	ins       []Input
 	max       int
-	seen      map[string]struct{} // nil until dedupAfter inputs
+	seen      map[uint64]struct{} // hashes of the values, nil until dedupAfter inputs
 	truncated string              // why not every input was recorded, "" if all were
 }
 
@@ -47,8 +50,12 @@ func (c *collector) add(src Source, name, value string, depth int) bool {
 	if value == "" {
 		return true
 	}
+	var h uint64
 	if c.seen != nil {
-		if _, dup := c.seen[value]; dup {
+		// A 64-bit hash under a per-process random seed: a collision, which
+		// would drop a value, cannot be aimed at.
+		h = maphash.String(dedupSeed, value)
+		if _, dup := c.seen[h]; dup {
 			return true
 		}
 	}
@@ -58,11 +65,11 @@ func (c *collector) add(src Source, name, value string, depth int) bool {
 	}
 	c.ins = append(c.ins, Input{Source: src, Name: name, Value: value})
 	if c.seen != nil {
-		c.seen[value] = struct{}{}
+		c.seen[h] = struct{}{}
 	} else if len(c.ins) == dedupAfter {
-		c.seen = make(map[string]struct{}, 2*dedupAfter)
+		c.seen = make(map[uint64]struct{}, 4*dedupAfter)
 		for _, in := range c.ins {
-			c.seen[in.Value] = struct{}{}
+			c.seen[maphash.String(dedupSeed, in.Value)] = struct{}{}
 		}
 	}
 	if len(value) < 2 {
@@ -155,18 +162,30 @@ func decodeBase64Text(s string) (string, bool) {
 	if url {
 		enc = base64.RawURLEncoding
 	}
+	src := unsafe.Slice(unsafe.StringData(body), len(body))
+	// Most candidates are binary (ids, hashes, padding): the first bytes
+	// tell, before the whole value is decoded.
+	var head [48]byte
+	if len(body) > 64 {
+		if n, err := enc.Decode(head[:], src[:64]); err != nil || !controlFree(head[:n]) {
+			return "", false
+		}
+	}
 	out := make([]byte, enc.DecodedLen(len(body)))
-	n, err := enc.Decode(out, []byte(body))
+	n, err := enc.Decode(out, src)
 	if err != nil || n == 0 || !printable(out[:n]) {
 		return "", false
 	}
-	return string(out[:n]), true
+	return unsafe.String(unsafe.SliceData(out), n), true
 }
 
 func printable(b []byte) bool {
-	if !utf8.Valid(b) {
-		return false
-	}
+	return utf8.Valid(b) && controlFree(b)
+}
+
+// controlFree reports whether b holds no control character but tab and
+// newlines; it may end inside a UTF-8 sequence.
+func controlFree(b []byte) bool {
 	for _, c := range b {
 		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
 			return false

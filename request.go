@@ -97,7 +97,7 @@ func (q *request) route() string { return q.r.Pattern }
 func (q *request) parse() {
 	r := q.r
 	max := q.agent.maxInputs
-	c := collector{ins: make([]Input, 0, min(q.estimateInputs(), max, dedupAfter)), max: max}
+	c := collector{ins: make([]Input, 0, min(q.estimateInputs(), max)), max: max}
 	// Each step stops the rest once the cap is reached.
 	_ = q.parseURL(&c) && q.parseCookies(&c) && q.parseHeaders(&c) && q.parseBody(&c, r)
 	q.parsed, q.truncated = c.ins, c.truncated
