@@ -18,7 +18,10 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/execguard"
+	"github.com/rampartsec/rampart/fsguard"
 	"github.com/rampartsec/rampart/sqlguard"
+	"github.com/rampartsec/rampart/ssrfguard"
 )
 
 // The tests of this file run a vulnerable application behind the
@@ -333,6 +336,29 @@ func TestInputsPastTheCapsFailClosed(t *testing.T) {
 		upload := bytes.Repeat([]byte("id,name\n1,alice\n"), (2<<20)/16)
 		expectBlocked(t, srv, events, attack{name: "csv", target: "/search?via=upload&name=alice", ctype: "text/csv", body: upload}, "inputs_truncated")
 	})
+	t.Run("a multipart upload longer than the capture is read from the parsed form", func(t *testing.T) {
+		// The field after a 3 MiB file: past the capture, but net/http
+		// parsed the whole form for r.FormValue, and the SDK reads it there.
+		big := func(name string) ([]byte, string) {
+			var buf bytes.Buffer
+			mw := multipart.NewWriter(&buf)
+			fw, _ := mw.CreateFormFile("upload", "photo.jpg")
+			fw.Write(bytes.Repeat([]byte{0xFF, 0xD8, 0x00, 0x10}, (3<<20)/4))
+			mw.WriteField("name", name)
+			mw.Close()
+			return buf.Bytes(), mw.FormDataContentType()
+		}
+		body, ctype := big(injection)
+		expectBlocked(t, srv, events, attack{name: "upload", target: "/search?via=form", ctype: ctype, body: body}, "sql_injection")
+		body, ctype = big("alice")
+		if code, got := send(t, srv, attack{target: "/search?via=form", ctype: ctype, body: body}); code != http.StatusOK || got != "1" {
+			t.Fatalf("benign upload: status %d body %q, want 200 and 1 row", code, got)
+		}
+	})
+	t.Run("a urlencoded form longer than the capture is read from the parsed form", func(t *testing.T) {
+		body := []byte("comment=" + strings.Repeat("a", 2<<20) + "&name=" + url.QueryEscape(injection))
+		expectBlocked(t, srv, events, attack{name: "form", target: "/search?via=form", ctype: "application/x-www-form-urlencoded", body: body}, "sql_injection")
+	})
 	t.Run("a benign request large but under the caps works", func(t *testing.T) {
 		// A 512 KiB order of line items, and the name.
 		body := benchJSONBody(512 << 10)
@@ -405,4 +431,89 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestEveryGuardFailsClosedOnAnIncompleteRequest sends a request with more
+// input values than the cap and makes a benign call through each guard: a
+// query, a command, a file name, an outbound request. Each is refused with
+// an inputs_truncated event, and each is allowed for a complete request.
+func TestEveryGuardFailsClosedOnAnIncompleteRequest(t *testing.T) {
+	a, events := newAgent(t, rampart.Config{MaxInputs: 100})
+	sg, err := sqlguard.New(a, sqlguard.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sg.Open(&sqlite.Driver{}, ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eg, err := execguard.New(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssrf, err := ssrfguard.New(a, ssrfguard.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer upstream.Close()
+	client := ssrf.Client(upstream.Client())
+	dir := t.TempDir()
+
+	calls := map[string]func(*http.Request) error{
+		"database/sql": func(r *http.Request) error {
+			var n int
+			return db.QueryRowContext(r.Context(), "SELECT 1").Scan(&n)
+		},
+		"os/exec": func(r *http.Request) error {
+			return eg.Check(r.Context(), "date", "+%s")
+		},
+		"os": func(r *http.Request) error {
+			return fsguard.Check(r.Context(), a, dir, "report.txt")
+		},
+		"net/http": func(r *http.Request) error {
+			req, _ := http.NewRequestWithContext(r.Context(), "GET", upstream.URL, nil)
+			resp, err := client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			return err
+		},
+	}
+	for sink, call := range calls {
+		t.Run(sink, func(t *testing.T) {
+			errs := make(chan error, 1)
+			h := a.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				io.Copy(io.Discard, r.Body)
+				errs <- call(r)
+			}))
+			var many strings.Builder
+			for i := range 101 {
+				fmt.Fprintf(&many, "p%d=v%d&", i, i)
+			}
+			drain(events)
+			for _, tc := range []struct {
+				target  string
+				blocked bool
+			}{{"/x?a=1", false}, {"/x?" + many.String(), true}} {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("GET", tc.target, nil))
+				err := <-errs
+				if got := errors.Is(err, rampart.ErrBlocked); got != tc.blocked {
+					t.Fatalf("%d inputs: blocked %v (%v), want %v", strings.Count(tc.target, "="), got, err, tc.blocked)
+				}
+				if !tc.blocked {
+					continue
+				}
+				if rec.Code != http.StatusForbidden {
+					t.Errorf("status %d, want 403", rec.Code)
+				}
+				ev := blockedEvent(t, events)
+				if ev.Kind != rampart.KindInputsTruncated || ev.Sink == "" || !strings.Contains(ev.Sink, sink) {
+					t.Errorf("event %s from %q, want inputs_truncated from %s", ev.Kind, ev.Sink, sink)
+				}
+			}
+		})
+	}
 }

@@ -12,12 +12,12 @@ type Source string
 // [WithUntrusted] may use any other name ("job", "grpc", "kafka").
 const (
 	SourceQuery  Source = "query"  // URL query parameter, name and value
-	SourceForm   Source = "form"   // application/x-www-form-urlencoded body
-	SourcePath   Source = "path"   // wildcard of the route pattern (r.PathValue)
+	SourceForm   Source = "form"   // urlencoded or multipart field, name and value; a file's name
+	SourcePath   Source = "path"   // wildcard of the route pattern (r.PathValue), subtree segment
 	SourceJSON   Source = "json"   // string key or string leaf of a JSON body
-	SourceBody   Source = "body"   // whole text/plain body
+	SourceBody   Source = "body"   // the whole body as text
 	SourceCookie Source = "cookie" // cookie value
-	SourceHeader Source = "header" // User-Agent, Referer and Config.Headers
+	SourceHeader Source = "header" // request header value, and the Host
 )
 
 // Input is one untrusted value and where it came from.
@@ -84,6 +84,11 @@ func Inputs(ctx context.Context) iter.Seq[Input] {
 		}
 		if req != nil {
 			for _, in := range req.inputs() {
+				if !yield(in) {
+					return
+				}
+			}
+			for _, in := range req.lateInputs() {
 				if !yield(in) {
 					return
 				}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -36,6 +37,13 @@ type request struct {
 	once      sync.Once
 	parsed    []Input
 	truncated string // why parse could not record every input, "" if it could
+
+	// The form net/http parsed from a body longer than the capture, read
+	// once the handler has parsed it (see lateInputs).
+	lateMu        sync.Mutex
+	late          []Input
+	lateDone      bool
+	lateTruncated bool
 
 	incompleteOnce sync.Once
 	incompleteErr  *BlockedError // the refusal of calls for an incomplete request, block mode
@@ -308,9 +316,64 @@ func (q *request) incomplete() string {
 	}
 	if q.bodyCut && q.replay.read.Load() > int64(len(q.body)) {
 		cl := classifyBody(q.r.Header.Get("Content-Type"), q.body)
+		if q.lateInputs(); q.lateDone && !q.lateTruncated {
+			return "" // the whole form, from net/http
+		}
+		if q.lateTruncated {
+			return "more input values than the cap"
+		}
 		if !cl.binary || cl.labelled || cl.multipart != "" {
 			return "a body longer than MaxBodyBytes, read past it by the handler"
 		}
 	}
 	return ""
+}
+
+// lateInputs returns the fields of a form body longer than the capture once
+// the handler has had net/http parse it (r.FormValue, r.ParseMultipartForm
+// on the request the middleware passed down): the values of the form, and
+// for multipart the file names, never the files. With them the request is
+// complete again, which keeps uploads larger than MaxBodyBytes usable. They
+// are in key order, for the map net/http fills has no other.
+func (q *request) lateInputs() []Input {
+	if !q.bodyCut {
+		return nil
+	}
+	q.lateMu.Lock()
+	defer q.lateMu.Unlock()
+	if q.lateDone {
+		return q.late
+	}
+	r := q.r
+	var values map[string][]string
+	var files map[string][]string
+	switch cl := classifyBody(r.Header.Get("Content-Type"), q.body); {
+	case cl.multipart != "" && r.MultipartForm != nil:
+		values = r.MultipartForm.Value
+		files = make(map[string][]string, len(r.MultipartForm.File))
+		for k, fhs := range r.MultipartForm.File {
+			for _, fh := range fhs {
+				files[k] = append(files[k], fh.Filename)
+			}
+		}
+	case cl.labelled && r.PostForm != nil:
+		values = r.PostForm
+	default:
+		return nil
+	}
+	c := collector{max: q.agent.maxInputs}
+	for _, m := range []map[string][]string{values, files} {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !c.add(SourceForm, k, k, 0) {
+				break
+			}
+			for _, v := range m[k] {
+				if !c.add(SourceForm, k, v, 0) {
+					break
+				}
+			}
+		}
+	}
+	q.late, q.lateDone, q.lateTruncated = c.ins, true, c.truncated != ""
+	return q.late
 }
