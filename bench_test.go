@@ -63,7 +63,7 @@ func benchRequests(tb testing.TB) []*benchRequest {
 	chunked.TransferEncoding = []string{"chunked"}
 
 	return []*benchRequest{
-		{name: "query10", req: query, want: 22}, // 10 keys, 10 values, User-Agent, Referer
+		{name: "query10", req: query, want: 24}, // 10 keys, 10 values, User-Agent, Referer, Host, the path "search"
 		{name: "json1k", req: post, body: body},
 		{name: "json1k_chunked", req: chunked, body: body},
 	}

@@ -28,4 +28,69 @@
 // the detail's ⟦ and ⟧ marks is replaced, so the event still shows where it
 // went and why it was refused. Values shorter than three bytes, and a value
 // equal to its own parameter name, are not searched for.
+//
+// # What is captured
+//
+// Everything ordinary Go code reads from a request, in request order:
+//
+//   - the query string, each key and value, parsed in order from the raw
+//     query (pairs url.ParseQuery drops, with a bad escape or a semicolon,
+//     are recorded as sent);
+//   - path wildcards (r.PathValue); for a subtree pattern ("/files/" or
+//     "/files/{rest...}") what it matched and each of its segments, as code
+//     reading r.URL.Path sees them; with no ServeMux pattern, every segment
+//     of the path;
+//   - cookies;
+//   - every header, User-Agent, Referer and Config.Headers first, the
+//     others in name order, and the Host. Not recorded: the actor token
+//     (Rampart-Actor) and the W3C trace context (traceparent, tracestate),
+//     which the mesh verifies and hands to the application only as what it
+//     verified; Cookie, recorded cookie by cookie; Content-Length, digits
+//     net/http validated;
+//   - the body, read by its content, not its Content-Type, because a JSON
+//     decoder never looks at the label: every string of it if it scans as
+//     JSON (its first non-space byte is {, [ or "), its key=value pairs if it
+//     is labelled as a urlencoded form or holds '=', and the whole text as
+//     one input. A multipart body (labelled multipart/* with a boundary, as
+//     net/http requires to parse it) gives each field's name and value and
+//     each file's name, never a file's content;
+//   - what these decode to: a JSON document inside a string (a JSON string
+//     value, a query parameter) gives its strings too, and a value of at
+//     least 8 characters that is base64 or base64url of printable text gives
+//     the text, as name "<name> (base64)".
+//
+// Empty values are skipped and, past the first 256, identical values are
+// recorded once. Nothing is parsed until a guard asks: a request that makes
+// no guarded call pays for the body capture only.
+//
+// # Caps, and what happens over them
+//
+//   - Config.MaxBodyBytes (1 MiB): how much of a body is captured. A longer
+//     body reaches the handler whole. Until the handler reads past the
+//     captured bytes, nothing uncaptured can reach a call; once it has, the
+//     request is incomplete, unless the body is a form that net/http parsed
+//     on the request the middleware passed down (r.FormValue,
+//     r.ParseMultipartForm), whose fields are then read from r.PostForm or
+//     r.MultipartForm (a multipart upload of any size stays usable), or the
+//     body is binary (a NUL byte in its first 512 bytes, and not labelled as
+//     a form), which no JSON or text decoder reads past.
+//   - Config.MaxInputs (DefaultMaxInputs, 16,384): distinct input values of
+//     one request. A realistic JSON API body holds about 26 distinct strings
+//     per KiB (an order of line items: 13,422 in 512 KiB), ordinary requests
+//     a few dozen.
+//   - JSON inside JSON strings is read three levels deep; a JSON document
+//     deeper than that makes the request incomplete. Base64 is decoded once
+//     per level, never more than three in all.
+//   - A multipart body of more than 1,000 parts (net/http refuses more) is
+//     incomplete, as is one that cannot be parsed to its end within the
+//     captured bytes.
+//
+// A request whose inputs could not all be recorded is never guarded as if
+// they had been: every guard calls [CheckInputsComplete] before it lets a
+// call through. In block mode the call fails closed (an error wrapping
+// [ErrBlocked], a 403 for the request) and one event of kind
+// inputs_truncated is reported for the request; in monitor mode the event is
+// reported and calls go on. [Stats].InputsTruncated counts such requests.
+// At these caps a hostile 1 MiB request costs a guarded call at most about
+// 10 ms of parsing and 4 MB beyond the body.
 package rampart

@@ -12,12 +12,12 @@ type Source string
 // [WithUntrusted] may use any other name ("job", "grpc", "kafka").
 const (
 	SourceQuery  Source = "query"  // URL query parameter, name and value
-	SourceForm   Source = "form"   // application/x-www-form-urlencoded body
-	SourcePath   Source = "path"   // wildcard of the route pattern (r.PathValue)
+	SourceForm   Source = "form"   // urlencoded or multipart field, name and value; a file's name
+	SourcePath   Source = "path"   // wildcard of the route pattern (r.PathValue), subtree segment
 	SourceJSON   Source = "json"   // string key or string leaf of a JSON body
-	SourceBody   Source = "body"   // whole text/plain body
+	SourceBody   Source = "body"   // the whole body as text
 	SourceCookie Source = "cookie" // cookie value
-	SourceHeader Source = "header" // User-Agent, Referer and Config.Headers
+	SourceHeader Source = "header" // request header value, and the Host
 )
 
 // Input is one untrusted value and where it came from.
@@ -88,6 +88,55 @@ func Inputs(ctx context.Context) iter.Seq[Input] {
 					return
 				}
 			}
+			for _, in := range req.lateInputs() {
+				if !yield(in) {
+					return
+				}
+			}
 		}
 	}
+}
+
+// KindInputsTruncated is the kind of the event reported for a guarded call
+// made for a request whose inputs could not all be recorded.
+const KindInputsTruncated = "inputs_truncated"
+
+// CheckInputsComplete is what a guard returns in place of nil when none of
+// the inputs of ctx exploits its call: nil when every input of the request
+// was recorded, and otherwise a refusal. A request is incomplete when it
+// carries more distinct input values than Config.MaxInputs, JSON nested in
+// strings deeper than the SDK reads, or a multipart body it cannot read
+// whole; or when the handler has read its body past Config.MaxBodyBytes. A
+// guard cannot tell whether what was not recorded reaches its call, so in
+// block mode the call fails closed: the first such call reports an
+// inputs_truncated event and every call returns an error wrapping
+// [ErrBlocked]. In monitor mode the event is reported once and calls go on.
+//
+// sink names the guarded call in the event, as in [Finding]. Contexts
+// without a request (see [WithUntrusted]) are always complete. The check
+// costs a context lookup once the request's inputs are parsed.
+func CheckInputsComplete(ctx context.Context, sink string) error {
+	req := requestFor(ctx)
+	if req == nil {
+		return nil
+	}
+	why := req.incomplete()
+	if why == "" {
+		return nil
+	}
+	req.incompleteOnce.Do(func() {
+		a := req.agent
+		a.stats.inputsTruncated.Add(1)
+		err := a.Report(ctx, Finding{
+			Kind:   KindInputsTruncated,
+			Sink:   sink,
+			Detail: why,
+			Reason: "the request's inputs could not all be recorded (" + why + "); what was not recorded may reach this call",
+		})
+		req.incompleteErr, _ = err.(*BlockedError)
+	})
+	if req.incompleteErr == nil {
+		return nil
+	}
+	return req.incompleteErr
 }

@@ -3,6 +3,7 @@ package rampart
 import (
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // scanJSONStrings calls fn with every string of a JSON document, keys and
@@ -12,6 +13,9 @@ import (
 // document: a truncated or malformed body still yields the strings it holds,
 // which is what an application that parses it leniently could see. It stops
 // when fn returns false. It never recurses, so nesting depth costs nothing.
+//
+// A string that needs no decoding shares data's memory: data must not
+// change afterwards (a captured body never does).
 func scanJSONStrings(data []byte, fn func(name, value string) bool) {
 	var key string
 	for i := 0; i < len(data); {
@@ -51,7 +55,7 @@ func decodeJSONString(data []byte, i int) (string, int) {
 	end := min(i, len(data))
 	// Fast path: no escapes and valid UTF-8, the string is a plain copy.
 	if !escaped && end < len(data) && utf8.Valid(data[start:end]) {
-		return string(data[start:end]), end + 1
+		return unsafe.String(unsafe.SliceData(data[start:end]), end-start), end + 1
 	}
 	i = start
 	// Sized by this string, not by the rest of the body: a body of many

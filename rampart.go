@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,13 +47,17 @@ type Config struct {
 	// new events are dropped and counted (Stats.Dropped) rather than
 	// delaying the request. Zero means 1024.
 	QueueSize int
-	// MaxBodyBytes bounds how much of a JSON, form or text body the
-	// middleware captures as input. Zero means 1 MiB; negative disables body
-	// capture. A longer body reaches the handler whole, but only its first
-	// MaxBodyBytes are checked.
+	// MaxBodyBytes bounds how much of a body the middleware captures as
+	// input. Zero means 1 MiB; negative disables body capture. A longer
+	// body reaches the handler whole; once the handler has read past the
+	// captured bytes, the request is incomplete (see CheckInputsComplete).
 	MaxBodyBytes int64
-	// Headers names request headers that carry user data, besides
-	// User-Agent and Referer which are always captured.
+	// MaxInputs bounds the distinct input values recorded for one request.
+	// Zero means DefaultMaxInputs. A request with more is incomplete.
+	MaxInputs int
+	// Headers names request headers to record before the others. Every
+	// header is an input (see doc.go for the few that are not); these
+	// come first, as do User-Agent and Referer.
 	Headers []string
 	// SecretNames adds words that make an input's value a secret, besides
 	// the default ones (password, token, key, authorization, session, ...;
@@ -90,7 +95,7 @@ type Stats struct {
 	Delivered       uint64 // events handed to every sink
 	Dropped         uint64 // events lost because the queue was full or closed
 	SinkErrors      uint64 // failed WriteEvents calls
-	InputsTruncated uint64 // inputs not checked because a request had more than the limit
+	InputsTruncated uint64 // requests whose inputs could not all be recorded, found by a guarded call
 }
 
 type stats struct {
@@ -101,13 +106,14 @@ type stats struct {
 // configuration, records request inputs and delivers events. It is safe for
 // concurrent use. Call Close when the service stops, to deliver queued events.
 type Agent struct {
-	service string
-	mode    Mode
-	maxBody int64
-	headers []string
-	secrets secretNames
-	logger  *slog.Logger
-	sinks   []Sink
+	service   string
+	mode      Mode
+	maxBody   int64
+	maxInputs int
+	headers   []string
+	secrets   secretNames
+	logger    *slog.Logger
+	sinks     []Sink
 
 	queue     chan Event
 	closeMu   sync.RWMutex
@@ -143,6 +149,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	if cfg.MaxInputs < 0 {
+		return nil, fmt.Errorf("rampart: Config.MaxInputs %d is negative", cfg.MaxInputs)
+	}
+	if cfg.MaxInputs == 0 {
+		cfg.MaxInputs = DefaultMaxInputs
+	}
 	for i, h := range cfg.Headers {
 		if h == "" || strings.ContainsAny(h, " \t\r\n:") {
 			return nil, fmt.Errorf("rampart: Config.Headers[%d] %q is not a header name", i, h)
@@ -159,11 +171,17 @@ func New(cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("rampart: Config.Sinks[%d] is nil", i)
 		}
 	}
-	headers := append([]string{"User-Agent", "Referer"}, cfg.Headers...)
+	headers := []string{"User-Agent", "Referer"}
+	for _, h := range cfg.Headers {
+		if h = http.CanonicalHeaderKey(h); !slices.Contains(headers, h) {
+			headers = append(headers, h)
+		}
+	}
 	a := &Agent{
 		service:   cfg.Service,
 		mode:      cfg.Mode,
 		maxBody:   cfg.MaxBodyBytes,
+		maxInputs: cfg.MaxInputs,
 		headers:   headers,
 		secrets:   newSecretNames(cfg.SecretNames),
 		logger:    cfg.Logger,
@@ -318,7 +336,7 @@ func (a *Agent) Handler(next http.Handler) http.Handler {
 		if a.zt != nil {
 			defer func() { a.zt.see(a.zt.routes, r2.Pattern) }()
 		}
-		req.body = captureBody(r2, a.maxBody)
+		req.captureBody(r2, a.maxBody)
 		// A nested Handler (two agents, or one applied twice) restores the
 		// outer request's entry when it returns.
 		gid := goroutine.ID()

@@ -99,7 +99,9 @@ func TestMiddlewareCapturesEveryInputSource(t *testing.T) {
 	req.Header.Set("User-Agent", "sqlmap/1.8")
 	req.Header.Set("Referer", "https://evil.example/')--")
 	req.Header.Set("X-Search", "needle' --")
-	req.Header.Set("X-Other", "not captured")
+	req.Header.Set("X-Other", "any header")
+	req.Header.Set("Rampart-Actor", "verified by the mesh")
+	req.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	req.AddCookie(&http.Cookie{Name: "session", Value: "abc123"})
 	ins, gotBody, resp := serve(t, a, "POST /items/{id}/files/{path...}", req)
 	if resp.StatusCode != http.StatusNoContent {
@@ -123,14 +125,15 @@ func TestMiddlewareCapturesEveryInputSource(t *testing.T) {
 		{rampart.SourceHeader, "User-Agent", "sqlmap/1.8"},
 		{rampart.SourceHeader, "Referer", "https://evil.example/')--"},
 		{rampart.SourceHeader, "X-Search", "needle' --"},
+		{rampart.SourceHeader, "X-Other", "any header"},
 	} {
 		if !has(ins, want.Source, want.Name, want.Value) {
 			t.Errorf("missing input %+v; got %+v", want, ins)
 		}
 	}
 	for _, in := range ins {
-		if in.Value == "not captured" {
-			t.Errorf("captured a header that carries no user data: %+v", in)
+		if in.Name == "Rampart-Actor" || in.Name == "Traceparent" {
+			t.Errorf("captured a header the mesh verifies: %+v", in)
 		}
 		if in.Value == "" {
 			t.Errorf("captured an empty input %+v", in)

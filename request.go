@@ -4,22 +4,17 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
-	"mime"
+	"maps"
 	"net/http"
-	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/rampartsec/rampart/actor"
 	"github.com/rampartsec/rampart/internal/goroutine"
 )
-
-// maxInputs bounds how many inputs one request contributes, so that a body of
-// many tiny strings cannot make every guarded call scan thousands of values.
-// Inputs past it are not checked; Stats.InputsTruncated counts such requests.
-const maxInputs = 2048
 
 // request is the per-request state that the middleware puts in the context.
 // Parsing into inputs is deferred until a guard asks for them: most requests
@@ -34,8 +29,24 @@ type request struct {
 	r     *http.Request // the request passed down; the mux fills Pattern in it
 	body  []byte        // the captured prefix of the body, nil if not captured
 
-	once   sync.Once
-	parsed []Input
+	// bodyCut says the body goes on past the captured prefix; replay is
+	// the body the handler reads, which counts how far it read.
+	bodyCut bool
+	replay  replayBody
+
+	once      sync.Once
+	parsed    []Input
+	truncated string // why parse could not record every input, "" if it could
+
+	// The form net/http parsed from a body longer than the capture, read
+	// once the handler has parsed it (see lateInputs).
+	lateMu        sync.Mutex
+	late          []Input
+	lateDone      bool
+	lateTruncated bool
+
+	incompleteOnce sync.Once
+	incompleteErr  *BlockedError // the refusal of calls for an incomplete request, block mode
 
 	idOnce sync.Once
 	id     string
@@ -88,64 +99,153 @@ func newID() string {
 // route returns the pattern that matched the request, e.g. "GET /users/{id}".
 func (q *request) route() string { return q.r.Pattern }
 
+// parse records the request's inputs in request order: query, path,
+// cookies, headers, body. The order is the request's, never a map's, so
+// that which inputs fit under the cap is the same every time.
 func (q *request) parse() {
 	r := q.r
-	ins := make([]Input, 0, min(q.estimateInputs(), maxInputs))
-	add := func(src Source, name, value string) {
-		// Every non-empty value is recorded, one byte included: each guard
-		// decides which lengths can exploit its call (the SQL guard ignores
-		// one-byte inputs; a one-character host such as "0" reaches a server).
-		if value == "" {
-			return
-		}
-		if len(ins) >= maxInputs {
-			q.agent.stats.inputsTruncated.Add(1)
-			return
-		}
-		ins = append(ins, Input{Source: src, Name: name, Value: value})
+	max := q.agent.maxInputs
+	c := collector{ins: make([]Input, 0, min(q.estimateInputs(), max)), max: max}
+	// Each step stops the rest once the cap is reached.
+	_ = q.parseURL(&c) && q.parseCookies(&c) && q.parseHeaders(&c) && q.parseBody(&c, r)
+	q.parsed, q.truncated = c.ins, c.truncated
+}
+
+func (q *request) parseURL(c *collector) bool {
+	r := q.r
+	if r.URL != nil && r.URL.RawQuery != "" && !c.query(SourceQuery, r.URL.RawQuery) {
+		return false
 	}
-	if r.URL != nil && r.URL.RawQuery != "" {
-		// ParseQuery keeps what it could parse when it meets a bad escape,
-		// which is what the application's r.URL.Query() sees too.
-		vals, _ := url.ParseQuery(r.URL.RawQuery)
-		for k, vs := range vals {
-			add(SourceQuery, k, k)
-			for _, v := range vs {
-				add(SourceQuery, k, v)
-			}
+	wildcards, subtree := patternWildcards(r.Pattern)
+	for _, name := range wildcards {
+		v := r.PathValue(name)
+		if !c.add(SourcePath, name, v, 0) {
+			return false
 		}
 	}
-	for _, name := range patternWildcards(r.Pattern) {
-		add(SourcePath, name, r.PathValue(name))
+	if r.URL == nil {
+		return true
 	}
-	for _, c := range r.Cookies() {
-		add(SourceCookie, c.Name, c.Value)
+	// Code that reads r.URL.Path rather than r.PathValue sees the segments
+	// of what a subtree pattern ("/files/" or "/files/{rest...}") matched,
+	// or of the whole path when no ServeMux pattern is known.
+	var rest string
+	switch {
+	case r.Pattern == "":
+		rest = r.URL.Path
+	case subtree != "":
+		rest = r.PathValue(subtree)
+	case strings.HasSuffix(r.Pattern, "/"):
+		_, p, _ := strings.Cut(r.Pattern, " ")
+		if p == "" {
+			p = r.Pattern
+		}
+		if i := strings.IndexByte(p, '/'); i > 0 {
+			p = p[i:] // drop the host
+		}
+		rest, _ = strings.CutPrefix(r.URL.Path, p)
+		if !c.add(SourcePath, "", rest, 0) {
+			return false
+		}
 	}
+	if strings.IndexByte(rest, '/') < 0 && r.Pattern != "" {
+		return true // the whole rest was recorded already
+	}
+	for seg := range strings.SplitSeq(rest, "/") {
+		if !c.add(SourcePath, subtree, seg, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func (q *request) parseCookies(c *collector) bool {
+	for _, ck := range q.r.Cookies() {
+		if !c.add(SourceCookie, ck.Name, ck.Value, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// parseHeaders records User-Agent, Referer and Config.Headers first, then
+// every other header in name order, then the Host. Headers the mesh sets
+// and verifies itself are skipped, and so are those net/http validates or
+// parses into other inputs (see skipHeader).
+func (q *request) parseHeaders(c *collector) bool {
+	r := q.r
 	for _, h := range q.agent.headers {
 		for _, v := range r.Header.Values(h) {
-			add(SourceHeader, h, v)
+			if !c.add(SourceHeader, h, v, 0) {
+				return false
+			}
 		}
 	}
-	if q.body != nil {
-		switch bodyKind(r.Header.Get("Content-Type")) {
-		case bodyJSON:
-			scanJSONStrings(q.body, func(name, value string) bool {
-				add(SourceJSON, name, value)
-				return len(ins) < maxInputs
-			})
-		case bodyForm:
-			vals, _ := url.ParseQuery(string(q.body))
-			for k, vs := range vals {
-				add(SourceForm, k, k)
-				for _, v := range vs {
-					add(SourceForm, k, v)
+	if len(r.Header) > len(q.agent.headers) {
+		names := make([]string, 0, len(r.Header))
+		for h := range r.Header {
+			if !skipHeader(h) && !slices.Contains(q.agent.headers, h) {
+				names = append(names, h)
+			}
+		}
+		slices.Sort(names)
+		for _, h := range names {
+			for _, v := range r.Header[h] {
+				if !c.add(SourceHeader, h, v, 0) {
+					return false
 				}
 			}
-		case bodyText:
-			add(SourceBody, "", string(q.body))
 		}
 	}
-	q.parsed = ins
+	return c.add(SourceHeader, "Host", r.Host, 0)
+}
+
+// skipHeader says which headers are not inputs: the actor token and the
+// W3C trace context, which the mesh verifies or parses and which reach the
+// application only as what was verified; Cookie, recorded cookie by cookie;
+// Content-Length, digits net/http has validated.
+func skipHeader(canonical string) bool {
+	switch canonical {
+	case actor.Header, "Traceparent", "Tracestate", "Cookie", "Content-Length":
+		return true
+	}
+	return false
+}
+
+func (q *request) parseBody(c *collector, r *http.Request) bool {
+	if len(q.body) == 0 {
+		return true
+	}
+	cl := classifyBody(r.Header.Get("Content-Type"), q.body)
+	if cl.multipart != "" {
+		ok := true
+		complete := scanMultipart(q.body, cl.multipart, func(name, value string) bool {
+			ok = c.add(SourceForm, name, value, 0)
+			return ok
+		})
+		if !ok {
+			return false
+		}
+		if !complete && !q.bodyCut {
+			c.truncated = "a multipart body that could not be read whole"
+			return false
+		}
+		return true
+	}
+	// The captured bytes never change: the raw text and the nested
+	// readings share them instead of copying a body of up to MaxBodyBytes.
+	text := unsafe.String(unsafe.SliceData(q.body), len(q.body))
+	if cl.json && !c.json(SourceJSON, text, 0) {
+		return false
+	}
+	if cl.form && !c.query(SourceForm, text) {
+		return false
+	}
+	// The whole body, as code that reads it into a string sees it, JSON
+	// included (a lenient reader, a log table). It is not decoded further:
+	// its parts were read above.
+	c.ins = append(c.ins, Input{Source: SourceBody, Value: text})
+	return true
 }
 
 // estimateInputs bounds from above, cheaply, how many inputs parse will
@@ -153,7 +253,7 @@ func (q *request) parse() {
 // allocation of a request.
 func (q *request) estimateInputs() int {
 	r := q.r
-	n := 4 + 2*len(q.agent.headers) + strings.Count(r.Pattern, "{")
+	n := 8 + 2*len(r.Header) + 2*strings.Count(r.Pattern, "{") + strings.Count(r.URL.Path, "/")
 	if r.URL != nil && r.URL.RawQuery != "" {
 		n += 2 * (strings.Count(r.URL.RawQuery, "&") + 1)
 	}
@@ -161,108 +261,34 @@ func (q *request) estimateInputs() int {
 		n += strings.Count(c, ";") + 1
 	}
 	if q.body != nil {
-		switch bodyKind(r.Header.Get("Content-Type")) {
-		case bodyJSON:
-			n += bytes.Count(q.body, []byte{'"'}) / 2 // each string has two quotes
-		case bodyForm:
-			n += 2 * (bytes.Count(q.body, []byte{'&'}) + 1)
-		case bodyText:
-			n++
-		}
+		n += bytes.Count(q.body, []byte{'"'})/2 + 2*bytes.Count(q.body, []byte{'&'}) + 3
 	}
 	return n
 }
 
 // patternWildcards returns the wildcard names of a ServeMux pattern such as
-// "GET example.com/u/{id}/{rest...}".
-func patternWildcards(pattern string) []string {
-	var names []string
+// "GET example.com/u/{id}/{rest...}", and the name of its "..." wildcard.
+func patternWildcards(pattern string) (names []string, subtree string) {
 	for {
 		i := strings.IndexByte(pattern, '{')
 		if i < 0 {
-			return names
+			return names, subtree
 		}
 		pattern = pattern[i+1:]
 		j := strings.IndexByte(pattern, '}')
 		if j < 0 {
-			return names
+			return names, subtree
 		}
-		name := strings.TrimSuffix(pattern[:j], "...")
+		name, multi := strings.CutSuffix(pattern[:j], "...")
 		if name != "$" && name != "" {
 			names = append(names, name)
+			if multi {
+				subtree = name
+			}
 		}
 		pattern = pattern[j+1:]
 	}
 }
-
-type bodyType int
-
-const (
-	bodyNone bodyType = iota
-	bodyJSON
-	bodyForm
-	bodyText
-)
-
-func bodyKind(contentType string) bodyType {
-	if contentType == "" {
-		return bodyNone
-	}
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return bodyNone
-	}
-	switch {
-	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
-		return bodyJSON
-	case mt == "application/x-www-form-urlencoded":
-		return bodyForm
-	case mt == "text/plain":
-		return bodyText
-	}
-	return bodyNone
-}
-
-// captureBody reads up to limit bytes of a body the middleware knows how to
-// parse and gives the handler an equivalent body: the captured bytes followed
-// by the rest, then the read error if there was one. Nothing is lost: a body
-// longer than the limit is only partly checked, never cut.
-func captureBody(r *http.Request, limit int64) []byte {
-	if limit <= 0 || r.Body == nil || r.Body == http.NoBody || bodyKind(r.Header.Get("Content-Type")) == bodyNone {
-		return nil
-	}
-	var captured []byte
-	var err error
-	if r.ContentLength > 0 && r.ContentLength <= limit {
-		// The server enforces Content-Length, so the buffer is exact.
-		captured = make([]byte, r.ContentLength)
-		var n int
-		n, err = io.ReadFull(r.Body, captured)
-		captured = captured[:n]
-		if err == io.EOF {
-			err = nil
-		}
-	} else {
-		// Unknown or over-limit length: grow with what really arrives, so a
-		// client cannot make every request allocate the limit.
-		captured, err = io.ReadAll(io.LimitReader(r.Body, limit))
-	}
-	var rest io.Reader = r.Body
-	if err != nil {
-		rest = errReader{err}
-	}
-	r.Body = replayBody{Reader: io.MultiReader(bytes.NewReader(captured), rest), Closer: r.Body}
-	return captured
-}
-
-type replayBody struct {
-	io.Reader
-	io.Closer
-}
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // goroutineRequests maps the goroutine serving a request to its state, for
 // guarded calls made without a context. Entries live exactly as long as the
@@ -275,4 +301,79 @@ func requestOfGoroutine() *request {
 		return nil
 	}
 	return v.(*request)
+}
+
+// incomplete says why not every input of the request was recorded, or ""
+// if every one was. A body longer than the capture counts only once the
+// handler has read past the captured bytes: until then nothing unrecorded
+// can have reached a call. A binary body is exempt (a NUL byte in its first
+// 512 bytes, and not labelled as a form): no JSON decoder reads past it,
+// and uploaded files are long.
+func (q *request) incomplete() string {
+	q.once.Do(q.parse)
+	if q.truncated != "" {
+		return q.truncated
+	}
+	if q.bodyCut && q.replay.read.Load() > int64(len(q.body)) {
+		cl := classifyBody(q.r.Header.Get("Content-Type"), q.body)
+		if q.lateInputs(); q.lateDone && !q.lateTruncated {
+			return "" // the whole form, from net/http
+		}
+		if q.lateTruncated {
+			return "more input values than the cap"
+		}
+		if !cl.binary || cl.labelled || cl.multipart != "" {
+			return "a body longer than MaxBodyBytes, read past it by the handler"
+		}
+	}
+	return ""
+}
+
+// lateInputs returns the fields of a form body longer than the capture once
+// the handler has had net/http parse it (r.FormValue, r.ParseMultipartForm
+// on the request the middleware passed down): the values of the form, and
+// for multipart the file names, never the files. With them the request is
+// complete again, which keeps uploads larger than MaxBodyBytes usable. They
+// are in key order, for the map net/http fills has no other.
+func (q *request) lateInputs() []Input {
+	if !q.bodyCut {
+		return nil
+	}
+	q.lateMu.Lock()
+	defer q.lateMu.Unlock()
+	if q.lateDone {
+		return q.late
+	}
+	r := q.r
+	var values map[string][]string
+	var files map[string][]string
+	switch cl := classifyBody(r.Header.Get("Content-Type"), q.body); {
+	case cl.multipart != "" && r.MultipartForm != nil:
+		values = r.MultipartForm.Value
+		files = make(map[string][]string, len(r.MultipartForm.File))
+		for k, fhs := range r.MultipartForm.File {
+			for _, fh := range fhs {
+				files[k] = append(files[k], fh.Filename)
+			}
+		}
+	case cl.labelled && r.PostForm != nil:
+		values = r.PostForm
+	default:
+		return nil
+	}
+	c := collector{max: q.agent.maxInputs}
+	for _, m := range []map[string][]string{values, files} {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			if !c.add(SourceForm, k, k, 0) {
+				break
+			}
+			for _, v := range m[k] {
+				if !c.add(SourceForm, k, v, 0) {
+					break
+				}
+			}
+		}
+	}
+	q.late, q.lateDone, q.lateTruncated = c.ins, true, c.truncated != ""
+	return q.late
 }

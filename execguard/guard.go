@@ -101,7 +101,7 @@ func (g *Guard) Check(ctx context.Context, name string, args ...string) error {
 			Reason: f.reason,
 		})
 	}
-	return nil
+	return rampart.CheckInputsComplete(ctx, "os/exec")
 }
 
 // occurs reports whether v occurs in a word of the command line.

@@ -38,7 +38,7 @@ func Check(ctx context.Context, agent *rampart.Agent, base, name string) error {
 	t := target{given: base}
 	f, ok := inspect(ctx, name, &t, true, true)
 	if !ok {
-		return nil
+		return rampart.CheckInputsComplete(ctx, "os")
 	}
 	return report(ctx, agent, "", name, &t, f)
 }

@@ -82,7 +82,7 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 			Reason: "input " + inj.Reason,
 		})
 	}
-	return nil
+	return rampart.CheckInputsComplete(ctx, g.sink)
 }
 
 // index returns the statement's index when searching for ctx's inputs one by

@@ -104,11 +104,12 @@ func isInternal(ip netip.Addr) bool {
 }
 
 // service is a web service behind the Rampart middleware whose GET /fetch
-// requests the URL in the X-Test-Target header (a header the middleware does
-// not record as input) with the guarded client, the request's context
+// requests the URL that fetch hands it beside the request (every header is
+// input) with the guarded client, the request's context
 // passed on; every other path answers 200 "self".
 type service struct {
 	srv     *httptest.Server
+	targets chan string // from fetch to the handler: not request input
 	results chan fetchResult
 }
 
@@ -119,10 +120,15 @@ type fetchResult struct {
 
 func newService(t testing.TB, agent *rampart.Agent, client *http.Client) *service {
 	t.Helper()
-	s := &service{results: make(chan fetchResult, 1)}
+	s := &service{targets: make(chan string, 1), results: make(chan fetchResult, 1)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fetch", func(w http.ResponseWriter, r *http.Request) {
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, r.Header.Get("X-Test-Target"), nil)
+		var target string
+		select {
+		case target = <-s.targets:
+		default:
+		}
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
 		if err != nil {
 			s.results <- fetchResult{err: err}
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -153,7 +159,7 @@ func (s *service) self() string { return s.srv.Listener.Addr().String() }
 func (s *service) fetch(t testing.TB, input, target string) (fetchResult, int) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, s.srv.URL+"/fetch?"+url.Values{"url": {input}}.Encode(), nil)
-	req.Header.Set("X-Test-Target", target)
+	s.targets <- target
 	req.Header.Set("Referer", "http://"+s.self()+"/home")
 	resp, err := http.DefaultClient.Do(req) // to the service on loopback
 	if err != nil {

@@ -97,6 +97,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+	if err := p.complete(ctx); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	monitor := g.agent.Mode() == rampart.ModeMonitor
 	proxied := false
 	if t.proxy != nil {
@@ -184,6 +188,10 @@ func (t *checkedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	ctx := req.Context()
 	p := g.preflight(ctx, req)
 	tn, v := p.taint, p.violation
+	if err := p.complete(ctx); err != nil {
+		closeBody(req)
+		return nil, err
+	}
 	if v == nil && !p.host.allowed && tn != nil {
 		v = g.checkResolved(ctx, req.URL.Hostname(), p.port, p.host, tn, p.self)
 	}
@@ -222,6 +230,16 @@ func (g *Guard) preflight(ctx context.Context, req *http.Request) preflight {
 	}
 	p.host, p.violation = g.checkHost(req.URL.Hostname(), p.port, p.taint, p.self)
 	return p
+}
+
+// complete fails closed, for a host from no recorded input, when the
+// request's inputs could not all be recorded: the host may come from one
+// that was not (see rampart.CheckInputsComplete).
+func (p preflight) complete(ctx context.Context) error {
+	if p.taint != nil || p.violation != nil {
+		return nil
+	}
+	return rampart.CheckInputsComplete(ctx, "net/http")
 }
 
 // checkResolved resolves host with the guard's resolver and checks every

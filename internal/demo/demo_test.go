@@ -278,7 +278,7 @@ func TestOnlyTheExcludedRuleCatchesTheBlindInjection(t *testing.T) {
 		r.Header.Set("Accept", "*/*")
 		r.Header.Set("X-Forwarded-For", demo.AttackerIP)
 		r.Header.Set("X-API-Key", demo.AttackerAPIKey)
-		v, err := f.Inspect(r, demo.AttackerIP, true)
+		v, err := f.Inspect(r, demo.AttackerIP, waf.WholeBody)
 		if err != nil {
 			t.Fatal(err)
 		}

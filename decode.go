@@ -1,0 +1,195 @@
+package rampart
+
+import (
+	"encoding/base64"
+	"hash/maphash"
+	"strings"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// Caps on what one request contributes. They are far above what ordinary
+// requests carry (see doc.go for the figures) and keep the cost of a hostile
+// request bounded: a request that reaches one is incomplete, and a guarded
+// call made for it fails closed (see CheckInputsComplete).
+const (
+	// DefaultMaxInputs is the number of distinct input values one request
+	// contributes when Config.MaxInputs is zero.
+	DefaultMaxInputs = 16384
+	// maxDecodeDepth bounds how many decodings lead to an input: a JSON
+	// document in a string of the body is one, base64 in it two, and so on.
+	// A JSON document found deeper is not read and makes the request
+	// incomplete.
+	maxDecodeDepth = 3
+	// minBase64 is the shortest value decoded as base64: 8 characters hold
+	// 6 bytes, less than any payload worth hiding and more than most words.
+	minBase64 = 8
+	// dedupAfter is how many inputs are recorded before identical values
+	// are recorded once: small requests skip the set, large ones (many
+	// objects with the same keys) do not reach the cap on repeats.
+	dedupAfter = 256
+)
+
+var dedupSeed = maphash.MakeSeed()
+
+// collector gathers a request's inputs in request order, decoding what
+// ordinary code decodes, until the cap.
+type collector struct {
+	ins       []Input
+	max       int
+	seen      map[uint64]struct{} // hashes of the values, nil until dedupAfter inputs
+	truncated string              // why not every input was recorded, "" if all were
+}
+
+// add records one value and what decodes from it. It returns false once the
+// cap is reached, to stop the caller's scan.
+func (c *collector) add(src Source, name, value string, depth int) bool {
+	// Every non-empty value is recorded, one byte included: each guard
+	// decides which lengths can exploit its call (the SQL guard ignores
+	// one-byte inputs; a one-character host such as "0" reaches a server).
+	if value == "" {
+		return true
+	}
+	var h uint64
+	if c.seen != nil {
+		// A 64-bit hash under a per-process random seed: a collision, which
+		// would drop a value, cannot be aimed at.
+		h = maphash.String(dedupSeed, value)
+		if _, dup := c.seen[h]; dup {
+			return true
+		}
+	}
+	if len(c.ins) >= c.max {
+		c.truncated = "more input values than the cap"
+		return false
+	}
+	c.ins = append(c.ins, Input{Source: src, Name: name, Value: value})
+	if c.seen != nil {
+		c.seen[h] = struct{}{}
+	} else if len(c.ins) == dedupAfter {
+		c.seen = make(map[uint64]struct{}, 4*dedupAfter)
+		for _, in := range c.ins {
+			c.seen[maphash.String(dedupSeed, in.Value)] = struct{}{}
+		}
+	}
+	if len(value) < 2 {
+		return true
+	}
+	if looksJSON(value) {
+		if depth >= maxDecodeDepth {
+			c.truncated = "JSON nested deeper than the cap"
+			return false
+		}
+		return c.json(src, value, depth+1)
+	}
+	if depth < maxDecodeDepth {
+		if d, ok := decodeBase64Text(value); ok {
+			return c.add(src, name+" (base64)", d, depth+1)
+		}
+	}
+	return true
+}
+
+// json records the strings of a JSON document, keys and values.
+func (c *collector) json(src Source, doc string, depth int) bool {
+	ok := true
+	scanJSONStrings(unsafe.Slice(unsafe.StringData(doc), len(doc)), func(name, value string) bool {
+		ok = c.add(src, name, value, depth)
+		return ok
+	})
+	return ok
+}
+
+// query records the keys and values of a query string or urlencoded form.
+func (c *collector) query(src Source, s string) bool {
+	ok := true
+	scanQuery(s, func(k, v string) bool {
+		ok = c.add(src, k, k, 0) && c.add(src, k, v, 0)
+		return ok
+	})
+	return ok
+}
+
+// looksJSON reports whether s may be a JSON object or array, the documents
+// applications unmarshal from a string.
+func looksJSON(s string) bool {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	if i >= len(s) || (s[i] != '{' && s[i] != '[') {
+		return false
+	}
+	j := len(s) - 1
+	for j > i && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r') {
+		j--
+	}
+	// A truncated document is read too: a lenient parser could use it.
+	return j > i && (s[j] == '}' || s[j] == ']' || strings.IndexByte(s[i:], '"') >= 0)
+}
+
+// decodeBase64Text decodes s when it is base64 or base64url, padded or not,
+// of at least minBase64 characters, and what it holds is printable text
+// (valid UTF-8 without control characters other than tab and newlines).
+// Binary results, such as session ids or hashes, are not inputs a query
+// could contain.
+func decodeBase64Text(s string) (string, bool) {
+	if len(s) < minBase64 {
+		return "", false
+	}
+	std, url := false, false
+	body := strings.TrimRight(s, "=")
+	pad := len(s) - len(body)
+	if pad > 2 || (pad > 0 && len(s)%4 != 0) || len(body)%4 == 1 {
+		return "", false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '+' || c == '/':
+			std = true
+		case c == '-' || c == '_':
+			url = true
+		default:
+			return "", false
+		}
+	}
+	if std && url {
+		return "", false
+	}
+	enc := base64.RawStdEncoding
+	if url {
+		enc = base64.RawURLEncoding
+	}
+	src := unsafe.Slice(unsafe.StringData(body), len(body))
+	// Most candidates are binary (ids, hashes, padding): the first bytes
+	// tell, before the whole value is decoded.
+	var head [48]byte
+	if len(body) > 64 {
+		if n, err := enc.Decode(head[:], src[:64]); err != nil || !controlFree(head[:n]) {
+			return "", false
+		}
+	}
+	out := make([]byte, enc.DecodedLen(len(body)))
+	n, err := enc.Decode(out, src)
+	if err != nil || n == 0 || !printable(out[:n]) {
+		return "", false
+	}
+	return unsafe.String(unsafe.SliceData(out), n), true
+}
+
+func printable(b []byte) bool {
+	return utf8.Valid(b) && controlFree(b)
+}
+
+// controlFree reports whether b holds no control character but tab and
+// newlines; it may end inside a UTF-8 sequence.
+func controlFree(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
