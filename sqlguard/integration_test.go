@@ -642,7 +642,11 @@ func checkEvent(t *testing.T, s *shop, ev *events, r reply, action rampart.Actio
 	if e.Location != location {
 		t.Errorf("event location %q, want %q (the vulnerable call)", e.Location, location)
 	}
-	if want := value; len(want) <= rampart.MaxEventInput && e.Input.Value != want {
+	want := value
+	if e.Input.Name == "password" {
+		want = rampart.Redacted // a secret's value never leaves the process
+	}
+	if len(want) <= rampart.MaxEventInput && e.Input.Value != want {
 		t.Errorf("event input %q, want %q", e.Input.Value, want)
 	}
 	if e.Sink == "" || !strings.Contains(e.Detail, "⟦") {
@@ -933,7 +937,9 @@ func proveExploit(t *testing.T, c *client, fx *fixture, x exploit, r reply, base
 			return fail("canary table empty")
 		}
 	case "delay":
-		if r.elapsed < base+delayMargin {
+		// Half the margin: SQLite's delay is computed, and a fast machine
+		// computes it in ~0.2s.
+		if r.elapsed < base+delayMargin/2 {
 			return fail("took %v, baseline %v", r.elapsed, base)
 		}
 	case "true":
