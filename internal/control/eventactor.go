@@ -26,39 +26,12 @@ type IncomingEvent struct {
 	ActorToken string `json:"actor_token,omitempty"`
 }
 
-// # Who an event names
-//
-// A service posts events that name an actor (actor_ip, actor_user,
-// session_hash). A compromised service could name anyone — an innocent
-// user, a partner's IP — and, if detectors believed it, get them blocked.
-// So the control plane stores, with each event, whether its actor is
-// verified (store.Event.ActorVerified):
-//
-//   - An event posted by a gateway (Config.GatewayServices) is verified:
-//     the gateway is the edge that authenticates clients and mints the
-//     actor tokens; a compromised gateway could mint any token anyway.
-//   - An event posted by another service is verified when it carries the
-//     actor token that service received (IncomingEvent.ActorToken; the
-//     SDK's control-plane sink sends it) and the token: has a good
-//     signature by a key the control plane publishes; names the posting
-//     service in its audience; was valid when the event happened (with the
-//     usual leeway), the event being at most MaxEventDelay old; and names
-//     exactly the event's actor (IP, user, session).
-//   - Otherwise the actor is only claimed: ActorVerified is false and
-//     ActorClaimedBy names the posting service. The event is stored and
-//     shown as it came, marked so.
-//   - Events posted with the admin token are verified (the admin can make
-//     decisions directly; nothing is gained by doubting it).
-//
-// The rule for everything that decides automatically (detectors, and any
-// future automation on the event stream): only events whose actor is
-// verified may drive a decision against that actor — select them with
-// store.EventFilter.ActorVerified (GET /v1/events?actor_verified=true). A
-// claimed actor is evidence against the service that claimed it, not
-// against the actor: people may read it, machines must not act on it.
-
 // attributeActors sets ActorVerified and ActorClaimedBy on events posted by
-// caller ("" for the admin), whatever the poster put there.
+// caller ("" for the admin), whatever the poster put there, by the rule of
+// the package documentation: an actor is verified when a gateway or the
+// admin posts it, or when the actor token posted with the event backs it;
+// otherwise it is claimed by caller. Only verified actors may drive
+// automatic decisions.
 func (h *Handler) attributeActors(ctx context.Context, caller string, in []IncomingEvent) []store.Event {
 	out := make([]store.Event, len(in))
 	var verifier *actor.Verifier
