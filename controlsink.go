@@ -29,7 +29,10 @@ type ControlPlaneConfig struct {
 const maxSinkBatch = 100
 
 // ControlPlaneSink returns a Sink that posts events to the control plane's
-// /v1/events. A batch that fails for a reason worth retrying (network error,
+// /v1/events. Each event naming an actor is sent with the actor token the
+// service received ([Event.ActorToken]), so that the control plane can
+// store the actor as verified; without it, the actor is stored as claimed
+// by the service and never drives an automatic decision. A batch that fails for a reason worth retrying (network error,
 // 429, 5xx) is sent again with the same event ids until the delivery's
 // context ends; the control plane stores each id once, so a retry never
 // duplicates. Other refusals (400, 401, 403) are returned at once.
@@ -64,6 +67,9 @@ type storedEvent struct {
 	ActorUser   string `json:"actor_user,omitempty"`
 	SessionHash string `json:"session_hash,omitempty"`
 	TraceID     string `json:"trace_id,omitempty"`
+	// ActorToken backs the actor fields: the control plane verifies it
+	// and stores the actor as verified, or as claimed by this service.
+	ActorToken string `json:"actor_token,omitempty"`
 
 	Data json.RawMessage `json:"data"`
 }
@@ -89,7 +95,8 @@ func (s *controlSink) post(ctx context.Context, events []Event) error {
 			return fmt.Errorf("rampart: encode event %s: %w", ev.ID, err)
 		}
 		batch.Events[i] = storedEvent{ID: ev.ID, Time: ev.Time, Kind: ev.Kind, Action: string(ev.Action), Service: ev.Service, Route: ev.Route,
-			ActorIP: ev.ActorIP, ActorUser: ev.ActorUser, SessionHash: ev.SessionHash, TraceID: ev.TraceID, Data: data}
+			ActorIP: ev.ActorIP, ActorUser: ev.ActorUser, SessionHash: ev.SessionHash, TraceID: ev.TraceID,
+			ActorToken: ev.ActorToken, Data: data}
 	}
 	body, err := json.Marshal(batch)
 	if err != nil {

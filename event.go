@@ -48,6 +48,13 @@ type Event struct {
 	SessionHash string `json:"session_hash,omitempty"` //
 	TraceID     string `json:"trace_id,omitempty"`     // W3C trace id
 	Decision    string `json:"decision,omitempty"`     // the control-plane decision enforced, for decision_enforced
+
+	// ActorToken is the actor token the service received with the
+	// request, which backs ActorIP, ActorUser and SessionHash: the
+	// control-plane sink sends it beside the event so that the control
+	// plane can verify who the event names, and drops it. It is never in
+	// the event's JSON: sinks that print or store events do not see it.
+	ActorToken string `json:"-"`
 }
 
 // Frame is one application frame of an event's stack.
@@ -123,6 +130,7 @@ func (q *request) describe(ev *Event) {
 	ev.TraceID = q.traceID
 	if a := q.actor; a != nil {
 		ev.ActorIP, ev.ActorUser, ev.SessionHash = actorAddr(a.IP), truncate(a.User, MaxEventInput), a.Session
+		ev.ActorToken = q.actorToken
 	}
 }
 

@@ -57,6 +57,8 @@ type request struct {
 	caller  string       // the calling service's SPIFFE ID
 	actor   *actor.Actor // the external actor, from the verified token
 	traceID string       // from the W3C traceparent
+
+	actorToken string // the verified actor token, which backs the actor of the request's events
 }
 
 func (q *request) inputs() []Input {

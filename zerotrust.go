@@ -427,8 +427,10 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 		// call is still an actor's attempt.
 		// Only a token already verified counts: a refused call must
 		// not cost a signature check.
-		if act, ok := z.verifier.Cached(r.Header.Get(actor.Header)); ok && act.HeldBy(req.caller) {
-			req.actor = &act
+		if token := r.Header.Get(actor.Header); token != "" {
+			if act, ok := z.verifier.Cached(token); ok && act.HeldBy(req.caller) {
+				req.actor, req.actorToken = &act, token
+			}
 		}
 		z.refuse(w, r, req, http.StatusForbidden, KindAuthzDenied, "",
 			fmt.Sprintf("%s may not call %s %s", id, r.Method, truncate(r.URL.EscapedPath(), 256)))
@@ -453,7 +455,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 			z.refuse(w, r, req, http.StatusUnauthorized, KindActorInvalid, "", "actor token refused: "+err.Error())
 			return nil, false
 		}
-		req.actor = &act
+		req.actor, req.actorToken = &act, token
 		if !z.exposed.Load() { // a store on every request would bounce the cache line between cores
 			z.exposed.Store(true)
 		}

@@ -52,7 +52,7 @@ import (
 // are not repeated here:
 //
 //	policy decision, 200 rules    internal/policy    BenchmarkAuthorizer
-//	actor token, cached and cold  actor              BenchmarkVerify (ES256, EdDSA)
+//	actor token, cached and cold  actor              BenchmarkVerify, BenchmarkFirstVerify (ES256, EdDSA)
 //	decision set lookup           internal/decision  BenchmarkRefusal
 
 // hopBody is the JSON body of the benchmarked call: the middleware captures
@@ -272,7 +272,7 @@ func (m *hopMesh) do(c *http.Client, base, token string) (*http.Response, error)
 //   - actor=none: no actor token.
 //   - actor=cached: the same token on every call, verified once before.
 //   - actor=cold: a new token on every call (a new actor IP), so that each
-//     costs a signature check (ES256, the control plane's default).
+//     costs a signature check (EdDSA, the control plane's default).
 //
 // Each iteration is a pair of calls, one to each server, in alternating
 // order, so that both sides see the same moments of a machine shared with

@@ -1,8 +1,7 @@
 package actor_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -13,21 +12,34 @@ import (
 	"github.com/rampartsec/rampart/actor"
 )
 
-// The gateway signs a token for the actor; a service verifies it with the
-// key set the control plane publishes.
+// The gateway signs a token for the actor, naming the services a request
+// to web can reach; a service verifies it with the key set the control
+// plane publishes, and checks that the caller may present it.
 func Example() {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
-		{Key: key.Public(), KeyID: "k1", Algorithm: "ES256", Use: "sig"},
+		{Key: key.Public(), KeyID: "k1", Algorithm: "EdDSA", Use: "sig"},
 	}})
 
-	signer, _ := actor.NewSigner(actor.SignerConfig{Issuer: "spiffe://example.org/svc/gateway", Audience: "spiffe://example.org"})
+	signer, _ := actor.NewSigner(actor.SignerConfig{Issuer: "spiffe://example.org/svc/gateway", Audience: "spiffe://example.org/svc/web"})
 	signer.SetKey("k1", key)
-	token, _ := signer.Token(actor.Actor{IP: netip.MustParseAddr("203.0.113.7"), User: "alice"})
+	webAndOrders, _ := actor.NewAudience("spiffe://example.org/svc/web", "spiffe://example.org/svc/orders")
+	token, _ := signer.TokenFor(actor.Actor{IP: netip.MustParseAddr("203.0.113.7"), User: "alice"}, webAndOrders)
 
-	verifier, _ := actor.NewVerifier(actor.VerifierConfig{Audience: "spiffe://example.org"})
+	// At orders, called by web:
+	verifier, _ := actor.NewVerifier(actor.VerifierConfig{Audience: "spiffe://example.org/svc/orders"})
 	verifier.SetKeys(jwks)
 	a, err := verifier.Verify(token)
 	fmt.Println(a.IP, a.User, err)
-	// Output: 203.0.113.7 alice <nil>
+	fmt.Println(a.HeldBy("spiffe://example.org/svc/web"), a.HeldBy("spiffe://example.org/svc/reports"))
+
+	// At billing, which the token does not name:
+	billing, _ := actor.NewVerifier(actor.VerifierConfig{Audience: "spiffe://example.org/svc/billing"})
+	billing.SetKeys(jwks)
+	_, err = billing.Verify(token)
+	fmt.Println(err != nil)
+	// Output:
+	// 203.0.113.7 alice <nil>
+	// true false
+	// true
 }

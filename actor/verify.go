@@ -140,6 +140,14 @@ func (v *Verifier) Verify(token string) (Actor, error) {
 	return a, nil
 }
 
+// VerifyAt checks token as of the time at instead of now, without the
+// memory of tokens verified before: for the control plane, which checks the
+// token an event carries as of when the event happened, possibly after the
+// token expired.
+func (v *Verifier) VerifyAt(token string, at time.Time) (Actor, error) {
+	return v.verify(token, at)
+}
+
 // Cached returns the actor of token if Verify accepted it before and it is
 // still valid, without checking a signature: for naming the actor of a
 // request that is refused anyway.

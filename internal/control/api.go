@@ -21,7 +21,7 @@ import (
 
 // EventBatch is the body of POST /v1/events.
 type EventBatch struct {
-	Events []store.Event `json:"events"`
+	Events []IncomingEvent `json:"events"`
 }
 
 // EventBatchResult is the response to POST /v1/events.
@@ -31,7 +31,8 @@ type EventBatchResult struct {
 }
 
 // postEvents stores a batch. A service (authenticated by its SVID) posts
-// only its own events.
+// only its own events, and the actors they name are stored as verified or
+// as claimed by it (see attributeActors).
 func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request, caller string) error {
 	var batch EventBatch
 	if err := decodeJSON(w, r, h.cfg.MaxBodyBytes, &batch); err != nil {
@@ -48,7 +49,7 @@ func (h *Handler) postEvents(w http.ResponseWriter, r *http.Request, caller stri
 			}
 		}
 	}
-	n, err := h.cfg.Store.AppendEvents(r.Context(), batch.Events)
+	n, err := h.cfg.Store.AppendEvents(r.Context(), h.attributeActors(r.Context(), caller, batch.Events))
 	if err != nil {
 		return err
 	}
@@ -65,7 +66,7 @@ type EventPage struct {
 
 func (h *Handler) getEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := onlyParams(q, "since", "until", "kind", "service", "actor_ip", "actor_user", "session_hash", "trace_id", "limit", "cursor", "order"); err != nil {
+	if err := onlyParams(q, "since", "until", "kind", "service", "actor_ip", "actor_user", "session_hash", "trace_id", "limit", "cursor", "order", "actor_verified"); err != nil {
 		return err
 	}
 	f := store.EventFilter{
@@ -73,6 +74,11 @@ func (h *Handler) getEvents(w http.ResponseWriter, r *http.Request) error {
 		ActorUser: q.Get("actor_user"), SessionHash: q.Get("session_hash"), TraceID: q.Get("trace_id"),
 	}
 	var err error
+	if s := q.Get("actor_verified"); s != "" {
+		if f.ActorVerified, err = strconv.ParseBool(s); err != nil {
+			return badRequest("actor_verified", "actor_verified must be true or false")
+		}
+	}
 	if f.Since, err = timeParam(q, "since", h.cfg.Now()); err != nil {
 		return err
 	}

@@ -21,11 +21,11 @@ func event(id, kind, service string, at time.Time) store.Event {
 func TestEventsAreIngestedOnceAndQueried(t *testing.T) {
 	e := newEnv(t)
 	t0 := time.Now().Add(-time.Minute).UTC()
-	batch := control.EventBatch{Events: []store.Event{
+	batch := batchOf(
 		event("e1", "sql_injection", "api", t0),
 		event("e2", "ssrf", "api", t0.Add(time.Second)),
 		event("e3", "sql_injection", "web", t0.Add(2*time.Second)),
-	}}
+	)
 	got := decode[control.EventBatchResult](t, e.do(t, "POST", "/v1/events", batch), http.StatusOK)
 	if got.Received != 3 || got.Inserted != 3 {
 		t.Errorf("first batch: %+v, want 3 received and inserted", got)
@@ -65,7 +65,7 @@ func TestAnInvalidEventRefusesTheWholeBatch(t *testing.T) {
 	now := time.Now().UTC()
 	bad := event("e2", "sql_injection", "api", now)
 	bad.ActorIP = "not-an-ip"
-	eb := wantError(t, e.do(t, "POST", "/v1/events", control.EventBatch{Events: []store.Event{event("e1", "x", "api", now), bad}}),
+	eb := wantError(t, e.do(t, "POST", "/v1/events", batchOf(event("e1", "x", "api", now), bad)),
 		http.StatusBadRequest, "invalid")
 	if eb.Field != "events[1].actor_ip" {
 		t.Errorf("field %q, want events[1].actor_ip", eb.Field)

@@ -49,7 +49,35 @@
 //
 // The actor-token keys live in the store (see ActorKeys), so every replica
 // publishes the same JWKS; rotation publishes a key in the JWKS (a change of
-// kind actor_keys on GET /v1/watch) before it signs.
+// kind actor_keys on GET /v1/watch) before it signs. New keys are EdDSA by
+// default (ca.KeySetConfig): the cheapest signature for every service to
+// verify on an actor's first request.
+//
+// # Trust model of actor tokens and events
+//
+// Gateways authenticate external clients and mint actor tokens (GET
+// /v1/actor-key); services verify them against GET /v1/bundle. A token
+// names, in its audience, the services a request can reach from the
+// gateway's upstream by the policy, and a service accepts it only from the
+// gateway or a service the token names (package actor).
+//
+// Events (POST /v1/events) that name an actor are stored with
+// actor_verified true only when the actor is backed: posted by a gateway or
+// the admin, or carrying the actor token the posting service received,
+// which the control plane verifies (signature by a published key; audience
+// naming the poster; valid when the event happened, the event at most
+// MaxEventDelay old; the same IP, user and session as the event) and never
+// stores. Otherwise the event is stored with actor_verified false and
+// actor_claimed_by naming the poster. The rule for detectors and every
+// other automation on the event stream: only events with a verified actor
+// may drive a decision against that actor (store.EventFilter.ActorVerified,
+// GET /v1/events?actor_verified=true); a claimed actor is evidence about
+// the service that claimed it.
+//
+// Revocation (POST /v1/services/{name}/revoke) is a change of kind service
+// on the watch; agents and gateways then read GET /v1/revocations and
+// refuse the revoked service's SVIDs at every mTLS handshake and close its
+// connections.
 package control
 
 import (

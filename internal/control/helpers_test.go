@@ -143,3 +143,12 @@ func wantError(t *testing.T, r response, status int, code string) control.ErrorB
 	}
 	return eb
 }
+
+// batchOf is the body of POST /v1/events with evs, without actor tokens.
+func batchOf(evs ...store.Event) control.EventBatch {
+	b := control.EventBatch{Events: make([]control.IncomingEvent, len(evs))}
+	for i, e := range evs {
+		b.Events[i].Event = e
+	}
+	return b
+}

@@ -163,12 +163,12 @@ func TestAgentsAuthenticateWithTheirSVID(t *testing.T) {
 
 	now := time.Now().UTC()
 	got := decode[control.EventBatchResult](t, post(t, agent, base+"/v1/events", "",
-		control.EventBatch{Events: []store.Event{event("a1", "sql_injection", "orders", now)}}), http.StatusOK)
+		batchOf(event("a1", "sql_injection", "orders", now))), http.StatusOK)
 	if got.Inserted != 1 {
 		t.Errorf("agent's own events: %+v", got)
 	}
 	eb := wantError(t, post(t, agent, base+"/v1/events", "",
-		control.EventBatch{Events: []store.Event{event("a2", "x", "orders", now), event("a3", "x", "payments", now)}}), http.StatusForbidden, "forbidden")
+		batchOf(event("a2", "x", "orders", now), event("a3", "x", "payments", now))), http.StatusForbidden, "forbidden")
 	if eb.Field != "events[1].service" {
 		t.Errorf("events of another service: field %q", eb.Field)
 	}

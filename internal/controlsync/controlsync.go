@@ -1,7 +1,9 @@
 // Package controlsync keeps a process's copy of control-plane state — the
-// policy, the decisions, the actor-token keys — current through the watch
-// API. Services (the SDK) and gateways both use it, so they learn of a new
-// decision the same way, within the watch's latency.
+// policy, the decisions, the actor-token keys, the revoked services —
+// current through the watch API. Services (the SDK) and gateways both use
+// it, so they learn of a new decision or a revocation the same way, within
+// the watch's latency. [Revocations] also tracks the mTLS connections with
+// each service, so that a revocation closes them at once.
 //
 // The order that loses nothing: read the current revision, then load every
 // piece of state, then watch for changes after that revision; a change

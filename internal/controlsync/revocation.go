@@ -13,6 +13,8 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
+
+	"github.com/rampartsec/rampart/identity"
 )
 
 // ErrRevoked is the error of a handshake with a revoked service.
@@ -193,12 +195,8 @@ func peerService(cs tls.ConnectionState) (spiffeid.ID, string) {
 	if err != nil {
 		return spiffeid.ID{}, ""
 	}
-	const prefix = "/svc/"
-	p := id.Path()
-	if len(p) <= len(prefix) || p[:len(prefix)] != prefix {
-		return id, ""
-	}
-	return id, p[len(prefix):]
+	name, _ := identity.ServiceName(id)
+	return id, name
 }
 
 // VerifyConnection returns a tls.Config.VerifyConnection that refuses a

@@ -231,6 +231,15 @@ type Event struct {
 	ActorUser   string `json:"actor_user,omitempty"`
 	SessionHash string `json:"session_hash,omitempty"`
 	TraceID     string `json:"trace_id,omitempty"`
+	// ActorVerified is true when the actor fields above are backed: the
+	// control plane verified the actor token the posting service received
+	// and it names this actor, or the event comes from the edge that
+	// mints the tokens. ActorClaimedBy names the service that posted actor
+	// fields it could not back. Both are set by the control plane, never
+	// taken from the poster; only verified actors may drive automatic
+	// decisions (see package control).
+	ActorVerified  bool   `json:"actor_verified"`
+	ActorClaimedBy string `json:"actor_claimed_by,omitempty"`
 
 	// Data is the event as received (a JSON value, typically a
 	// rampart.Event), returned unchanged.
@@ -250,6 +259,9 @@ type EventFilter struct {
 	ActorUser    string
 	SessionHash  string
 	TraceID      string
+	// ActorVerified, if true, selects only events whose actor is verified:
+	// what a detector that decides automatically must read.
+	ActorVerified bool
 
 	// After continues a query: only events strictly after it in the order
 	// of the query (before it when Reverse).

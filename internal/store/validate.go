@@ -71,6 +71,7 @@ func ValidateEvent(e Event) (Event, error) {
 		{"actor_user", e.ActorUser, 256, false},
 		{"session_hash", e.SessionHash, 128, false},
 		{"trace_id", e.TraceID, 64, false},
+		{"actor_claimed_by", e.ActorClaimedBy, 253, false},
 	} {
 		if err := text(f.name, f.value, f.max, f.required); err != nil {
 			return e, err

@@ -13,7 +13,7 @@ import (
 	"github.com/rampartsec/rampart/internal/store"
 )
 
-const eventColumns = `id, time_ns, kind, action, service, route, actor_ip, actor_user, session_hash, trace_id, data`
+const eventColumns = `id, time_ns, kind, action, service, route, actor_ip, actor_user, session_hash, trace_id, data, actor_verified, actor_claimed_by`
 
 // AppendEvents implements store.Store. The batch is one INSERT … SELECT
 // FROM unnest(…) of column arrays: one statement, one round trip, atomic.
@@ -35,20 +35,22 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) (int, er
 		ip, user, session, trace         = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		at                               = make([]int64, n)
 		data                             = make([][]byte, n)
+		verified                         = make([]bool, n)
+		claimedBy                        = make([]string, n)
 	)
 	for i, e := range evs {
 		id[i], at[i], kind[i], action[i], service[i], route[i] = e.ID, e.Time.UnixNano(), e.Kind, e.Action, e.Service, e.Route
 		ip[i], user[i], session[i], trace[i] = e.ActorIP, e.ActorUser, e.SessionHash, e.TraceID
-		data[i] = e.Data
+		data[i], verified[i], claimedBy[i] = e.Data, e.ActorVerified, e.ActorClaimedBy
 		if data[i] == nil {
 			data[i] = []byte{} // the column is NOT NULL
 		}
 	}
 	tag, err := s.pool.Exec(ctx, `INSERT INTO events (`+eventColumns+`)
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-			$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[])
+			$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::boolean[], $13::text[])
 		ON CONFLICT (id) DO NOTHING`,
-		id, at, kind, action, service, route, ip, user, session, trace, data)
+		id, at, kind, action, service, route, ip, user, session, trace, data, verified, claimedBy)
 	if err != nil {
 		return 0, fmt.Errorf("postgres: append events: %w", err)
 	}
@@ -81,6 +83,9 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 			where = append(where, eq.column+` = `+arg(eq.value))
 		}
 	}
+	if f.ActorVerified {
+		where = append(where, `actor_verified`)
+	}
 	order := `time_ns, id`
 	if f.After != nil {
 		cmp := `>`
@@ -107,7 +112,7 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 	var t int64
 	var data []byte
 	_, err = pgx.ForEachRow(rows, []any{&e.ID, &t, &e.Kind, &e.Action, &e.Service, &e.Route,
-		&e.ActorIP, &e.ActorUser, &e.SessionHash, &e.TraceID, &data}, func() error {
+		&e.ActorIP, &e.ActorUser, &e.SessionHash, &e.TraceID, &data, &e.ActorVerified, &e.ActorClaimedBy}, func() error {
 		e.Time = fromNS(t)
 		e.Data = nil
 		if len(data) > 0 {

@@ -9,7 +9,7 @@ import (
 	"github.com/rampartsec/rampart/internal/store"
 )
 
-const eventColumns = `id, time_ns, kind, action, service, route, actor_ip, actor_user, session_hash, trace_id, data`
+const eventColumns = `id, time_ns, kind, action, service, route, actor_ip, actor_user, session_hash, trace_id, data, actor_verified, actor_claimed_by`
 
 // AppendEvents implements store.Store.
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) (int, error) {
@@ -23,7 +23,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) (int, er
 	inserted := 0
 	err = s.write(ctx, func(tx *sql.Tx) (int64, error) {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO events (`+eventColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
 		if err != nil {
 			return 0, err
 		}
@@ -34,7 +34,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) (int, er
 				data = []byte{} // the column is NOT NULL
 			}
 			res, err := st.ExecContext(ctx, e.ID, e.Time.UnixNano(), e.Kind, e.Action, e.Service, e.Route,
-				e.ActorIP, e.ActorUser, e.SessionHash, e.TraceID, data)
+				e.ActorIP, e.ActorUser, e.SessionHash, e.TraceID, data, e.ActorVerified, e.ActorClaimedBy)
 			if err != nil {
 				return 0, err
 			}
@@ -78,6 +78,9 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 			add(eq.column+` = ?`, eq.value)
 		}
 	}
+	if f.ActorVerified {
+		add(`actor_verified = 1`)
+	}
 	order := `time_ns, id`
 	if f.After != nil {
 		cmp := `>`
@@ -107,7 +110,7 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 		var t int64
 		var data []byte
 		if err := rows.Scan(&e.ID, &t, &e.Kind, &e.Action, &e.Service, &e.Route,
-			&e.ActorIP, &e.ActorUser, &e.SessionHash, &e.TraceID, &data); err != nil {
+			&e.ActorIP, &e.ActorUser, &e.SessionHash, &e.TraceID, &data, &e.ActorVerified, &e.ActorClaimedBy); err != nil {
 			return nil, fmt.Errorf("sqlite: query events: %w", err)
 		}
 		e.Time = fromNS(t)

@@ -153,13 +153,22 @@ func testEventsRoundTrip(t *testing.T, open OpenFunc) {
 	e.ActorUser = "alice"
 	e.SessionHash = "s3ss10n"
 	e.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	e.ActorVerified = true
 	bare := store.Event{ID: "bare", Time: base.Add(time.Second), Kind: "authz_denied", Service: "orders"}
-	if n := mustAppend(t, s, []store.Event{e, bare}); n != 2 {
-		t.Fatalf("inserted %d, want 2", n)
+	claimed := store.Event{ID: "claimed", Time: base.Add(2 * time.Second), Kind: "sql_injection", Service: "orders",
+		ActorIP: "198.51.100.9", ActorClaimedBy: "orders"}
+	if n := mustAppend(t, s, []store.Event{e, bare, claimed}); n != 3 {
+		t.Fatalf("inserted %d, want 3", n)
+	}
+	if got := all(t, s, store.EventFilter{ActorVerified: true}); len(got) != 1 || got[0].ID != "round-trip" {
+		t.Errorf("events with a verified actor: %v, want [round-trip]", ids(got))
 	}
 	got := all(t, s, store.EventFilter{})
-	if len(got) != 2 {
-		t.Fatalf("got %d events, want 2", len(got))
+	if len(got) != 3 {
+		t.Fatalf("got %d events, want 3", len(got))
+	}
+	if c := got[2]; c.ActorVerified || c.ActorClaimedBy != "orders" || c.ActorIP != "198.51.100.9" {
+		t.Errorf("claimed event came back as %+v", c)
 	}
 	want := e
 	want.ActorIP = "203.0.113.7" // canonical
