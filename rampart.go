@@ -350,16 +350,26 @@ func (a *Agent) Handler(next http.Handler) http.Handler {
 		rw.ResponseWriter, rw.req = w, req
 		next.ServeHTTP(rw, r2)
 		if be := req.blocked.Load(); be != nil && !rw.committed {
-			writeBlocked(w, req.requestID())
+			writeBlocked(w, req.requestID(), be.Event.Kind)
 		}
 	})
 }
 
-func writeBlocked(w http.ResponseWriter, requestID string) {
+// RefusalHeader is set on every response Rampart writes to refuse a request
+// (a blocked call, a caller or actor token refused by zero trust), with the
+// event kind as its value ("sql_injection", "authz_denied", ...). A Rampart
+// gateway in front of the service replaces such a response with its own
+// neutral one, keeping the detail in its event, and never passes the header
+// on to a client; a service's own error responses do not carry it and pass
+// unchanged.
+const RefusalHeader = "Rampart-Refusal"
+
+func writeBlocked(w http.ResponseWriter, requestID, kind string) {
 	h := w.Header()
 	for k := range h {
 		delete(h, k)
 	}
+	h.Set(RefusalHeader, kind)
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Request-Id", requestID)
 	h.Set("Cache-Control", "no-store")

@@ -270,6 +270,9 @@ func TestBlockedCallsAnswer403WithARequestID(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Content-Type") != "application/json" {
 		t.Fatalf("status %d content type %q, want 403 JSON", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
+	if got := resp.Header.Get(rampart.RefusalHeader); got != "sql_injection" {
+		t.Errorf("%s: %q, want the event kind, sql_injection", rampart.RefusalHeader, got)
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
 		t.Fatalf("403 body is not JSON: %v", err)
 	}

@@ -400,6 +400,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 	select {
 	case <-z.sync.Ready():
 	default:
+		w.Header().Set(RefusalHeader, "not_ready")
 		writeRefusal(w, req, http.StatusServiceUnavailable, "service not ready: waiting for its policy from the control plane")
 		return nil, false
 	}
@@ -473,6 +474,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 
 func (z *zeroTrust) refuse(w http.ResponseWriter, r *http.Request, req *request, status int, kind, decisionID, reason string) {
 	z.agent.reportRequestEvent(r.Context(), req, Event{Kind: kind, Action: ActionBlocked, Reason: reason, Sink: "rampart.Handler", Decision: decisionID})
+	w.Header().Set(RefusalHeader, kind)
 	writeRefusal(w, req, status, reason)
 }
 

@@ -174,7 +174,7 @@ func TestTheDemoTellsTheStoryAndTheControlPlaneHoldsEachEvent(t *testing.T) {
 		"stored it: waf, blocked by gateway", "actor     203.0.113.7, user mallory", "location  the edge, route shop", "942190")
 	contains(t, "step 2 (the SDK)", s[2],
 		"curl '"+base+"/products?q=Travel+case+%28black%29'", `HTTP 200 [{"id":6,"name":"Travel case (black)"`,
-		"/products?q="+url.QueryEscape(demo.BlindInjectionQuery)+"'", `HTTP 403 {"error":"request blocked by Rampart`,
+		"/products?q="+url.QueryEscape(demo.BlindInjectionQuery)+"'", `HTTP 403 {"error":"request refused by a security policy"`,
 		"stored it: sql_injection, blocked by shop", "actor     203.0.113.7, user mallory",
 		"caller    spiffe://rampart.local/svc/gateway", "examples/shop/shop.go:", "route GET /products", "query     SELECT id, name")
 	contains(t, "step 3 (the decision)", s[3], `HTTP 403 {"error":"request refused by a security decision"`,

@@ -44,6 +44,25 @@
 // "/productsXYZ" or "/products-old"; a prefix ending in "/" ("/products/",
 // "/") covers what is below it. Plain string prefixes let a route's
 // settings (auth off, a WAF exclusion) reach paths nobody meant them for.
+//
+// # Refusals from the services
+//
+// When Rampart in a service refuses a request (a caller the policy does not
+// allow, a refused actor token, a decision, a blocked call, not ready yet),
+// its answer names the mesh's identities, routes and policy ("spiffe://…/svc/
+// gateway may not call POST /users"). The SDK marks every such response with
+// the header rampart.RefusalHeader ("Rampart-Refusal: <event kind>"). The
+// gateway answers a marked response of status 400 or more with its own body
+// instead: the same status, {"error": "request refused by a security
+// policy", "request_id": <the gateway's>} (or "service unavailable" for a
+// 5xx), and none of the service's headers; the service's answer (its first
+// 2 KiB) and the kind go to an upstream_refused event for the request. The
+// marker is removed from any response that carries it. Only the marker
+// decides: a service's own 401 or 403, in whatever shape, is the
+// application's answer to its client and passes unchanged, since guessing
+// from the status or a JSON shape would hide legitimate error messages and
+// still miss refusals written differently. A service on an SDK without the
+// marker has its refusals passed through.
 package gateway
 
 import (
@@ -90,6 +109,10 @@ const (
 	// KindBodyOverLimit: the body was longer than the WAF inspects; Action
 	// says whether it was refused or passed partly inspected.
 	KindBodyOverLimit = "body_over_inspection_limit"
+	// KindUpstreamRefused: Rampart in the service refused the request; the
+	// client got the gateway's neutral answer and the service's is in
+	// Detail.
+	KindUpstreamRefused = "upstream_refused"
 )
 
 // Options are what New needs besides the Config.

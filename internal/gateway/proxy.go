@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,6 +57,7 @@ type exchange struct {
 	token    string
 	route    *route
 	score    int
+	in       *http.Request // the client's request, once it is proxied
 }
 
 type exchangeKey struct{}
@@ -136,6 +139,16 @@ func (g *Gateway) newRoute(cfg *Route) (*route, error) {
 				h[actor.Header] = []string{x.token}
 			}
 			traceContext.Inject(trace.ContextWithSpanContext(context.Background(), x.trace), propagation.HeaderCarrier(h))
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			if _, marked := resp.Header[rampart.RefusalHeader]; marked {
+				if resp.StatusCode < 400 { // not a refusal: only the marker goes
+					delete(resp.Header, rampart.RefusalHeader)
+					return nil
+				}
+				g.upstreamRefused(resp, resp.Request.Context().Value(exchangeKey{}).(*exchange))
+			}
+			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			x := r.Context().Value(exchangeKey{}).(*exchange)
@@ -386,7 +399,48 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		g.refuse(sw, x, http.StatusServiceUnavailable, "gateway cannot vouch for the request")
 		return
 	}
+	x.in = r
 	rt.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+}
+
+// maxRefusalDetail bounds what the gateway reads of an upstream's refusal
+// for its event; the rest is discarded with the connection's next use.
+const maxRefusalDetail = 2 << 10
+
+// upstreamRefused replaces a response that Rampart in the service wrote to
+// refuse the request (it carries rampart.RefusalHeader) with the gateway's
+// own, of the same status: its body names the service's identity, the
+// route and the policy that refused, which external clients must not learn.
+// The detail goes to the gateway's event for the request instead.
+func (g *Gateway) upstreamRefused(resp *http.Response, x *exchange) {
+	kind := resp.Header.Get(rampart.RefusalHeader)
+	detail, _ := io.ReadAll(io.LimitReader(resp.Body, maxRefusalDetail))
+	resp.Body.Close()
+	g.event(x, x.in, rampart.Event{Kind: KindUpstreamRefused, Action: rampart.ActionBlocked,
+		Reason: fmt.Sprintf("the upstream of route %s refused the request: %d %s", x.route.cfg.Name, resp.StatusCode, truncate(kind, 128)),
+		Detail: string(detail)})
+
+	msg := "request refused by a security policy"
+	if resp.StatusCode >= 500 {
+		msg = "service unavailable"
+	}
+	var body bytes.Buffer
+	json.NewEncoder(&body).Encode(struct {
+		Error     string `json:"error"`
+		RequestID string `json:"request_id"`
+	}{msg, x.id})
+	// Nothing of the service's headers is kept: Rampart wrote them, and the
+	// marker must not leave the mesh.
+	resp.Header = http.Header{
+		"Content-Type":   {"application/json"},
+		"X-Request-Id":   {x.id},
+		"Cache-Control":  {"no-store"},
+		"Content-Length": {strconv.Itoa(body.Len())},
+	}
+	resp.Body = io.NopCloser(&body)
+	resp.ContentLength = int64(body.Len())
+	resp.TransferEncoding = nil
+	resp.Trailer = nil
 }
 
 // overInspectionLimit deals with a request whose body is longer than the WAF

@@ -43,9 +43,10 @@ import (
 	"strings"
 )
 
-// Bounds on the work done for one header, whatever its size: the walk stops
-// (as at a malformed element) after maxHops elements or at the left edge of
-// the rightmost maxHeaderBytes bytes of the header's lines.
+// Bounds on the work done for one header, whatever its size: the walk ends
+// with ErrUnusableHeader (as at a malformed element) if it would go past
+// maxHops elements or the left edge of the rightmost maxHeaderBytes bytes of
+// the header's lines.
 const (
 	maxHops        = 64
 	maxHeaderBytes = 8 << 10

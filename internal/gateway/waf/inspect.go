@@ -85,15 +85,16 @@ const (
 )
 
 // Inspect runs the rules over r: its request line, its headers and, as body
-// says, its body. clientIP is the address of the client as
-// the gateway established it (without port); if empty, the host of
-// r.RemoteAddr is used.
+// says, its body. clientIP is the address of the client as the gateway
+// established it (without port); if empty, the host of r.RemoteAddr is used.
 //
-// When it inspects the body, Inspect reads at most Config.BodyLimit+1 bytes
-// of it and replaces r.Body with a reader that returns those bytes and then
+// When it reads the body, Inspect reads at most Config.BodyLimit+1 bytes of
+// it, whether its length is declared or not, and replaces r.Body with a reader that returns those bytes and then
 // the rest of the original body, unread, so that r can be proxied as it
 // came; closing the new body closes the original. It never changes r
-// otherwise. A request refused on its headers has its body left unread.
+// otherwise. A request refused on its headers has its body left unread. A
+// body longer than the limit is reported in Verdict.BodyOverLimit; with
+// WholeBody it is then not inspected at all.
 //
 // An error means the request could not be inspected in full (reading the
 // body failed, or Coraza could not process it): the Verdict holds what was
