@@ -39,8 +39,6 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 	// literals: elsewhere its occurrences coincide with the delimiters that
 	// the application writes around the input (see onlyQuotesAndSpace).
 	quotesOnly := onlyQuotesAndSpace(form)
-	var lit literal // the literal being judged, when it has escapes
-	lit.tok = -1
 	for off := 0; ; {
 		i := strings.Index(stmt[off:], form)
 		if i < 0 {
@@ -56,16 +54,28 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 			off = start + 1
 			continue
 		}
-		if in >= 0 && toks[in].esc != escNone && (lit.tok == in || hasEscapes(stmt, toks[in])) {
-			if lit.tok != in {
-				lit = newLiteral(stmt, in, toks[in])
+		if in >= 0 && toks[in].esc != escNone && hasEscapes(stmt, toks[in]) {
+			// Judge every occurrence inside this literal here, in order.
+			lit := newLiteral(stmt, in, toks[in])
+			for s := start; ; {
+				if reason := lit.judge(s, s+len(form), form, value); reason != "" {
+					return Injection{Start: s, End: s + len(form), Reason: reason}, true
+				}
+				// The next occurrence worth judging reaches the next escape
+				// sequence of the literal (those before it are read as they
+				// are) and is not inside the escaped input that covered this
+				// one.
+				next := max(s+1, lit.nextEscape(s+1)-len(form)+1, lit.covered-len(form)+1)
+				i := -1
+				if next+len(form) <= lit.end {
+					i = strings.Index(stmt[next:lit.end], form)
+				}
+				if i < 0 {
+					break
+				}
+				s = next + i
 			}
-			if reason := lit.judge(start, end, form, value); reason != "" {
-				return Injection{Start: start, End: end, Reason: reason}, true
-			}
-			// The next occurrence worth judging reaches the next escape
-			// sequence of the literal; those before it are read as they are.
-			off = max(start+1, lit.nextEscape(start+1)-len(form)+1)
+			off = max(start+1, within-len(form)+1)
 			continue
 		}
 		// Every later occurrence that ends by the end of the token holding
