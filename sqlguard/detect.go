@@ -39,6 +39,11 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 	// literals: elsewhere its occurrences coincide with the delimiters that
 	// the application writes around the input (see onlyQuotesAndSpace).
 	quotesOnly := onlyQuotesAndSpace(form)
+	// An input made only of escape sequences ('', \n, \') is the same bytes
+	// as the escaped quotes and backslashes of any text: inside a literal, it
+	// is judged only where it reaches the literal's start or end, as an
+	// input concatenated into the literal does (see onlyEscapes).
+	escapesOnly := onlyEscapes(form)
 	for off := 0; ; {
 		i := strings.Index(stmt[off:], form)
 		if i < 0 {
@@ -58,7 +63,10 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 			// Judge every occurrence inside this literal here, in order.
 			lit := newLiteral(stmt, in, toks[in])
 			for s := start; ; {
-				if reason := lit.judge(s, s+len(form), form, value); reason != "" {
+				if escapesOnly && s != lit.start && s+len(form) != lit.end {
+					// Inside other text: an escape of that text, not the
+					// input's (O'Brien escaped holds two quotes).
+				} else if reason := lit.judge(s, s+len(form), form, value); reason != "" {
 					return Injection{Start: s, End: s + len(form), Reason: reason}, true
 				}
 				// The next occurrence worth judging reaches the next escape
@@ -103,6 +111,26 @@ func onlyQuotesAndSpace(input string) bool {
 	for i := 0; i < len(input); i++ {
 		switch input[i] {
 		case '\'', '"', '`', ' ', '\t', '\n', '\r':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// onlyEscapes reports whether input is made only of quotes, white space and
+// backslash escapes (a backslash and the byte after it). Such an input occurs
+// wherever the statement's literals hold escaped quotes or backslashes —
+// the input of two quotes occurs in O'Brien escaped, the input \n in a
+// MySQL literal '\n' — so it is judged inside a literal only where it
+// touches the literal's start or end: there it is the value, or the edge of
+// a value, that the application concatenated.
+func onlyEscapes(input string) bool {
+	for i := 0; i < len(input); i++ {
+		switch input[i] {
+		case '\'', '"', '`', ' ', '\t', '\n', '\r':
+		case '\\':
+			i++
 		default:
 			return false
 		}
