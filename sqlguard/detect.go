@@ -39,8 +39,11 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 	// literals: elsewhere its occurrences coincide with the delimiters that
 	// the application writes around the input (see onlyQuotesAndSpace).
 	quotesOnly := onlyQuotesAndSpace(form)
-	var lit literal // the literal being judged, when it has escapes
-	lit.tok = -1
+	// An input made only of escape sequences ('', \n, \') is the same bytes
+	// as the escaped quotes and backslashes of any text: inside a literal, it
+	// is judged only where it reaches the literal's start or end, as an
+	// input concatenated into the literal does (see onlyEscapes).
+	escapesOnly := onlyEscapes(form)
 	for off := 0; ; {
 		i := strings.Index(stmt[off:], form)
 		if i < 0 {
@@ -56,16 +59,31 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 			off = start + 1
 			continue
 		}
-		if in >= 0 && toks[in].esc != escNone && (lit.tok == in || hasEscapes(stmt, toks[in])) {
-			if lit.tok != in {
-				lit = newLiteral(stmt, in, toks[in])
+		if in >= 0 && toks[in].esc != escNone && hasEscapes(stmt, toks[in]) {
+			// Judge every occurrence inside this literal here, in order.
+			lit := newLiteral(stmt, in, toks[in])
+			for s := start; ; {
+				if escapesOnly && s != lit.start && s+len(form) != lit.end {
+					// Inside other text: an escape of that text, not the
+					// input's (O'Brien escaped holds two quotes).
+				} else if reason := lit.judge(s, s+len(form), form, value); reason != "" {
+					return Injection{Start: s, End: s + len(form), Reason: reason}, true
+				}
+				// The next occurrence worth judging reaches the next escape
+				// sequence of the literal (those before it are read as they
+				// are) and is not inside the escaped input that covered this
+				// one.
+				next := max(s+1, lit.nextEscape(s+1)-len(form)+1, lit.covered-len(form)+1)
+				i := -1
+				if next+len(form) <= lit.end {
+					i = strings.Index(stmt[next:lit.end], form)
+				}
+				if i < 0 {
+					break
+				}
+				s = next + i
 			}
-			if reason := lit.judge(start, end, form, value); reason != "" {
-				return Injection{Start: start, End: end, Reason: reason}, true
-			}
-			// The next occurrence worth judging reaches the next escape
-			// sequence of the literal; those before it are read as they are.
-			off = max(start+1, lit.nextEscape(start+1)-len(form)+1)
+			off = max(start+1, within-len(form)+1)
 			continue
 		}
 		// Every later occurrence that ends by the end of the token holding
@@ -93,6 +111,26 @@ func onlyQuotesAndSpace(input string) bool {
 	for i := 0; i < len(input); i++ {
 		switch input[i] {
 		case '\'', '"', '`', ' ', '\t', '\n', '\r':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// onlyEscapes reports whether input is made only of quotes, white space and
+// backslash escapes (a backslash and the byte after it). Such an input occurs
+// wherever the statement's literals hold escaped quotes or backslashes —
+// the input of two quotes occurs in O'Brien escaped, the input \n in a
+// MySQL literal '\n' — so it is judged inside a literal only where it
+// touches the literal's start or end: there it is the value, or the edge of
+// a value, that the application concatenated.
+func onlyEscapes(input string) bool {
+	for i := 0; i < len(input); i++ {
+		switch input[i] {
+		case '\'', '"', '`', ' ', '\t', '\n', '\r':
+		case '\\':
+			i++
 		default:
 			return false
 		}

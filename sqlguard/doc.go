@@ -46,8 +46,14 @@
 // pass; two quotes concatenated raw, stored as one, do not. What cannot be
 // told apart is not blocked: when a statement reads exactly as if the input
 // had been escaped (an escaped quote of the application's own text right
-// before the raw input), the guard takes it as escaped. Dollar-quoted strings, [identifiers] and comments decode nothing:
-// any input in them is read as it is.
+// before the raw input), the guard takes it as escaped. An input made only
+// of quotes, backslash escapes and white space (two quotes, \n) is the same
+// bytes as the escaped quotes and backslashes of any text — O'Brien escaped
+// holds two quotes — so inside a literal it is judged only where it reaches
+// the literal's start or end, where an application concatenates a value (the
+// whole value, or the edge of a LIKE pattern). Dollar-quoted strings,
+// [identifiers] and comments decode nothing: any input in them is read as it
+// is.
 //
 // # Signed numbers
 //

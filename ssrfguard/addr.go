@@ -6,22 +6,24 @@ import (
 )
 
 // parseIP returns the address that host denotes without a DNS query, read the
-// way a C library resolver reads it, because that is what a service linked
-// against one connects to:
+// way the resolver that dials it reads it:
 //
 //   - IPv6 with or without brackets, with or without a zone ("[::1]",
 //     "fe80::1%eth0"); the zone is dropped.
-//   - IPv4 in every form inet_aton(3) accepts: one to four parts separated by
-//     dots, each decimal, octal (leading 0) or hexadecimal (0x), the last part
-//     filling the bytes that remain: 127.1, 2130706433, 0x7f000001, 0x7f.1,
-//     0177.0.0.1.
+//   - IPv4 in dotted-decimal form, four parts ("127.0.0.1"), as Go's dialer
+//     reads it before any resolver is asked.
+//   - With spellings set, IPv4 in every form inet_aton(3) accepts: one to
+//     four parts separated by dots, each decimal, octal (leading 0) or
+//     hexadecimal (0x), the last part filling the bytes that remain: 127.1,
+//     2130706433, 0x7f000001, 0x7f.1, 0177.0.0.1. The C library's resolver
+//     (glibc's getaddrinfo, Go's cgo resolver, macOS and Windows) connects to
+//     them; Go's own resolver does not (it looks an all-numeric name up in
+//     /etc/hosts only, and sends 0x7f.1 to DNS): see Guard.readsSpellings.
 //
 // One trailing dot is ignored ("127.0.0.1." is treated as 127.0.0.1 although
 // a resolver may send it to DNS): for a guard, reading too much as an address
-// is the safe mistake. Go's net.ParseIP and netip.ParseAddr reject most of
-// these spellings, and Go's own resolver sends them to DNS, but glibc's
-// getaddrinfo (Go's cgo resolver) connects to them.
-func parseIP(host string) (netip.Addr, bool) {
+// is the safe mistake, and no ordinary value is spelled that way.
+func parseIP(host string, spellings bool) (netip.Addr, bool) {
 	if host == "" {
 		return netip.Addr{}, false
 	}
@@ -37,7 +39,15 @@ func parseIP(host string) (netip.Addr, bool) {
 		}
 		return parseIPv6(strings.TrimSuffix(host, "."))
 	}
-	return parseIPv4(strings.TrimSuffix(host, "."))
+	host = strings.TrimSuffix(host, ".")
+	if !spellings {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is4() {
+			return netip.Addr{}, false
+		}
+		return ip, true
+	}
+	return parseIPv4(host)
 }
 
 func parseIPv6(s string) (netip.Addr, bool) {

@@ -82,7 +82,7 @@ func TestParseIPReadsWhatACResolverConnectsTo(t *testing.T) {
 		{"١٢٧.0.0.1", ""},
 	}
 	for _, tt := range tests {
-		got, ok := parseIP(tt.host)
+		got, ok := parseIP(tt.host, true)
 		switch {
 		case tt.want == "" && ok:
 			t.Errorf("parseIP(%q) = %v, want not an address", tt.host, got)
@@ -143,7 +143,7 @@ func referenceAton(s string) (netip.Addr, bool) {
 func TestReferenceAtonAgreesOnTheTable(t *testing.T) {
 	for _, s := range []string{"127.1", "0x7f.1", "0177.0.0.1", "2130706433", "1.2.65535", "08.1", "0x", "1.2.3.4.5", "256.1"} {
 		a, aok := referenceAton(s)
-		b, bok := parseIP(s)
+		b, bok := parseIP(s, true)
 		if aok != bok || a != b {
 			t.Errorf("%q: reference %v %v, parseIP %v %v", s, a, aok, b, bok)
 		}
@@ -162,7 +162,8 @@ func TestClassifyNamesEveryInternalRange(t *testing.T) {
 		{"100.64.0.1", "CGNAT"},
 		{"100.127.255.255", "CGNAT"},
 		{"0.0.0.0", "unspecified"},
-		{"0.1.2.3", "unspecified"},
+		{"0.1.2.3", ""}, // unreachable unless an interface is in 0.0.0.0/8
+		{"0.0.156.248", ""},
 		{"224.0.0.1", "multicast"},
 		{"239.255.255.250", "multicast"},
 		{"255.255.255.255", "reserved"},

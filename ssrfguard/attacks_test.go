@@ -117,12 +117,21 @@ func TestRedirectFromAnUntrustedHostIsTainted(t *testing.T) {
 			})
 			t.Run(fmt.Sprintf("guarded/%d/%s", hops, to), func(t *testing.T) {
 				agent, _ := newAgent(t, rampart.ModeBlock)
-				client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: w.simBase(), Timeout: 5 * time.Second})
+				g := w.guard(t, agent, ssrfguard.Config{})
+				client := g.Client(&http.Client{Transport: w.simBase(), Timeout: 5 * time.Second})
 				before, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
 				ctx := rampart.WithUntrusted(context.Background(), "job", input)
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, input, nil)
 				loc := nextLine()
 				resp, err := client.Do(req)
+				if strings.Contains(to, "0x7f.1") && !ssrfguard.ReadsSpellings(g) {
+					// A name to Go's resolver, unknown to DNS here: the
+					// redirect leads nowhere.
+					if err == nil || !isDNSError(err) || w.canary.hits.Load() != before {
+						t.Fatalf("err = %v, canary hits %d: want the name not found", err, w.canary.hits.Load()-before)
+					}
+					return
+				}
 				be := requireBlocked(t, resp, err, loc)
 				if !strings.HasPrefix(be.Event.Reason, "redirect from a host from job input to a host that") && !strings.Contains(be.Event.Reason, "metadata") {
 					t.Errorf("reason = %q", be.Event.Reason)

@@ -175,7 +175,7 @@ func BenchmarkParseIP(b *testing.B) {
 	for _, h := range []string{"orders.internal", "10.0.0.1", "0x7f.1", "[fe80::1%25eth0]"} {
 		b.Run(h, func(b *testing.B) {
 			for b.Loop() {
-				parseIP(h)
+				parseIP(h, true)
 			}
 		})
 	}

@@ -14,7 +14,10 @@ var internalRanges = func() []struct {
 	name   string
 } {
 	table := []struct{ cidr, name string }{
-		{"0.0.0.0/8", "unspecified"}, // "this network"; 0.0.0.0 reaches the host itself
+		// 0.0.0.0 reaches the host itself (Linux and macOS connect it to
+		// loopback). The rest of 0.0.0.0/8, "this network", is reachable only
+		// where an interface has an address in it: see zeroNetReachable.
+		{"0.0.0.0/32", "unspecified"},
 		{"10.0.0.0/8", "private"},
 		{"100.64.0.0/10", "CGNAT"},
 		{"127.0.0.0/8", "loopback"},
@@ -94,6 +97,9 @@ func classify(ip netip.Addr) string {
 		if r.prefix.Contains(ip) {
 			return r.name
 		}
+	}
+	if zeroNet.Contains(ip) && zeroNetReachable() {
+		return "this network"
 	}
 	return ""
 }
@@ -232,7 +238,7 @@ func (g *Guard) checkHost(host string, port uint16, t *taint, self netip.AddrPor
 	if hv.allowed {
 		return hv, nil
 	}
-	if ip, ok := parseIP(host); ok {
+	if ip, ok := g.hostIP(host); ok {
 		v := g.checkIP(ip, port, hv, t, self)
 		if v != nil && t != nil && v.category != "" {
 			spelled := strings.TrimSuffix(strings.Trim(host, "[]"), ".")
@@ -248,6 +254,21 @@ func (g *Guard) checkHost(host string, port uint16, t *taint, self netip.AddrPor
 		return hv, &violation{category: "loopback", reason: t.describe() + " is the loopback name " + quoteHost(host)}
 	}
 	return hv, nil
+}
+
+// hostIP returns the address that host is, as the guard's resolver reads it:
+// the C library's spellings (2130706433, 0x7f.1) count only where the C
+// library resolves names (see readsSpellings), so that elsewhere a number in
+// a URL is the DNS name it is.
+func (g *Guard) hostIP(host string) (netip.Addr, bool) {
+	ip, ok := parseIP(host, true)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	if _, plain := parseIP(host, false); plain || g.readsSpellings() {
+		return ip, true
+	}
+	return netip.Addr{}, false
 }
 
 // checkIP decides a connection to ip:port. In order: Config.Deny refuses;

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
 	"testing"
 
@@ -84,21 +85,48 @@ func TestMonitorModeDialRecordsAndProceeds(t *testing.T) {
 }
 
 func TestCheckHostNeedsNoDNSForAddressesAndLocalhost(t *testing.T) {
-	g := newTestGuard(t, rampart.ModeBlock, Config{})
 	tn := &taint{input: rampart.Input{Source: "query"}}
-	for _, h := range []string{"127.1", "0x7f.1", "2130706433", "[::1]", "::ffff:127.0.0.1", "localhost", "a.b.localhost.", "0", "10.0.0.1", "169.254.169.254"} {
-		if _, v := g.checkHost(h, 80, tn, netip.AddrPort{}); v == nil {
-			t.Errorf("checkHost(%q) from input: allowed", h)
+	for _, libc := range []bool{true, false} {
+		g := newTestGuard(t, rampart.ModeBlock, Config{})
+		setSpellings(g, libc)
+		internal := []string{"127.0.0.1.", "[::1]", "::ffff:127.0.0.1", "localhost", "a.b.localhost.", "10.0.0.1", "169.254.169.254", "0.0.0.0"}
+		public := []string{"example.com", "8.8.8.8", "api.internal", "localhost.example.com", "40184", "0.0.156.248"}
+		spelled := []string{"127.1", "0x7f.1", "2130706433", "0", "0177.0.0.1", "3232235777"}
+		if libc {
+			// The C library reads them as addresses, without DNS.
+			internal = append(internal, spelled...)
+			public = append(public, "134744072", "010.010.010.010")
+		} else {
+			// Go's resolver sends them to DNS, and the dial checks what
+			// DNS answers.
+			public = append(public, spelled...)
+		}
+		for _, h := range internal {
+			if _, v := g.checkHost(h, 80, tn, netip.AddrPort{}); v == nil {
+				t.Errorf("C library %v: checkHost(%q) from input: allowed", libc, h)
+			}
+		}
+		for _, h := range public {
+			if _, v := g.checkHost(h, 80, tn, netip.AddrPort{}); v != nil {
+				t.Errorf("C library %v: checkHost(%q) from input: %s", libc, h, v.reason)
+			}
+		}
+		for _, h := range []string{"127.0.0.1", "localhost", "10.0.0.1"} {
+			if _, v := g.checkHost(h, 80, nil, netip.AddrPort{}); v != nil {
+				t.Errorf("checkHost(%q) without input: %s", h, v.reason)
+			}
 		}
 	}
-	for _, h := range []string{"example.com", "8.8.8.8", "134744072", "api.internal", "localhost.example.com"} {
-		if _, v := g.checkHost(h, 80, tn, netip.AddrPort{}); v != nil {
-			t.Errorf("checkHost(%q) from input: %s", h, v.reason)
-		}
-	}
-	for _, h := range []string{"127.0.0.1", "localhost", "10.0.0.1"} {
-		if _, v := g.checkHost(h, 80, nil, netip.AddrPort{}); v != nil {
-			t.Errorf("checkHost(%q) without input: %s", h, v.reason)
-		}
+}
+
+// setSpellings fixes what g takes its resolver to read, instead of asking.
+func setSpellings(g *Guard, libc bool) {
+	g.spellingsOnce.Do(func() {})
+	g.spellings = libc
+}
+
+func TestGosResolverDoesNotReadSpellings(t *testing.T) {
+	if resolverReadsSpellings(&net.Resolver{PreferGo: true}) {
+		t.Error("a PreferGo resolver reads 127.1 as an address")
 	}
 }

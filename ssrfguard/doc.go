@@ -16,7 +16,9 @@
 // A request is refused when its host came from untrusted input and the
 // address it connects to is internal: loopback, private (RFC 1918, IPv6
 // unique local), link-local (which holds the metadata endpoints), CGNAT
-// (100.64.0.0/10), unspecified (0.0.0.0 reaches the host itself), multicast
+// (100.64.0.0/10), unspecified (0.0.0.0 and ::, which reach the host itself;
+// the rest of 0.0.0.0/8 only where an interface of the machine has an address
+// in it, as elsewhere the kernel connects such an address nowhere), multicast
 // or reserved, or an IPv6 form that embeds one of those IPv4 addresses
 // (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 64:ff9b::/96).
 //
@@ -47,14 +49,32 @@
 // # Spellings
 //
 // What matters is the address the dialer connects to, not how the URL
-// spells it. Hosts that are addresses are read as inet_aton(3) reads them —
-// the C library resolver that Go's cgo resolver uses connects to
-// http://2130706433/, http://0x7f.1/, http://0177.0.0.1/ and http://127.1/ —
-// and judged before any DNS query; so are localhost, *.localhost and the
-// localhost aliases of /etc/hosts. Userinfo (http://public@127.0.0.1/),
-// brackets and zones, trailing dots, and Unicode hosts that IDNA maps to
-// ASCII (http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/, which net/http dials as localhost) are seen
-// through.
+// spells it. Hosts that are addresses are judged before any DNS query, and
+// they are read as the resolver that dials them reads them. Dotted decimal
+// IPv4 (one trailing dot ignored) and IPv6 are addresses everywhere. The C
+// library's other spellings — inet_aton(3) forms: 2130706433, 0x7f.1,
+// 0177.0.0.1, 127.1 — are addresses only where the C library resolves names:
+// glibc's getaddrinfo through Go's cgo resolver, and the system resolvers of
+// macOS and Windows connect to http://2130706433/ as to 127.0.0.1. Go's own
+// resolver does not: it looks an all-numeric name up in /etc/hosts only and
+// sends 0x7f.1 to DNS, so there a number in a URL (?page=40184 that ends up
+// as a host) is a name, not 0.0.156.248, and not an event; whatever DNS
+// answers for a name is checked when it is dialed.
+//
+// Which resolver a process uses, Go decides from the netgo and netcgo build
+// tags, cgo, GODEBUG=netdns, Resolver.PreferGo, the operating system and, on
+// Linux, /etc/nsswitch.conf, /etc/resolv.conf and a few environment
+// variables. The guard does not guess: once, on the first host that needs it,
+// it resolves "127.1" with a resolver like Config.Resolver (same PreferGo)
+// that cannot send a DNS query, and reads the spellings as addresses if the
+// answer is 127.0.0.1. Where the host is resolved by something the guard
+// does not see — a proxy (Transport.Proxy), or the dial of a RoundTripper
+// other than *http.Transport — the spellings count, as such resolvers are
+// commonly the C library's. localhost, *.localhost and the localhost aliases
+// of /etc/hosts are judged without DNS too. Userinfo
+// (http://public@127.0.0.1/), brackets and zones, trailing dots, and Unicode
+// hosts that IDNA maps to ASCII (http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/, which net/http dials as
+// localhost) are seen through.
 //
 // # Where the check happens
 //

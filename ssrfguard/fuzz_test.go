@@ -19,7 +19,7 @@ func FuzzParseIP(f *testing.F) {
 	g := newTestGuard(f, rampart.ModeBlock, Config{})
 	tn := &taint{input: rampart.Input{Source: "query"}}
 	f.Fuzz(func(t *testing.T, host string) {
-		ip, ok := parseIP(host)
+		ip, ok := parseIP(host, true)
 		if ok && ip.Zone() != "" {
 			t.Fatalf("parseIP(%q) = %v keeps a zone", host, ip)
 		}
@@ -37,8 +37,24 @@ func FuzzParseIP(f *testing.F) {
 		if !ok {
 			return
 		}
-		if again, ok2 := parseIP(ip.String()); !ok2 || again != ip {
-			t.Fatalf("parseIP(%q) = %v, but parseIP(%q) = %v %v", host, ip, ip.String(), again, ok2)
+		if again, ok2 := parseIP(ip.String(), false); !ok2 || again != ip {
+			t.Fatalf("parseIP(%q) = %v, but parseIP(%q, false) = %v %v", host, ip, ip.String(), again, ok2)
+		}
+		// Without the C library's spellings, only what Go's dialer reads
+		// as an address is one.
+		if plain, ok2 := parseIP(host, false); ok2 {
+			if plain != ip {
+				t.Fatalf("parseIP(%q, false) = %v, parseIP(%q, true) = %v", host, plain, host, ip)
+			}
+			if !strings.ContainsAny(host, ":[") {
+				std, err := netip.ParseAddr(strings.TrimSuffix(host, "."))
+				if err != nil || std != plain {
+					t.Fatalf("parseIP(%q, false) = %v, netip reads %v %v", host, plain, std, err)
+				}
+			}
+		}
+		if ip, ok = g.hostIP(host); !ok {
+			return
 		}
 		if classify(ip) != "" || isMetadataAddr(ip) {
 			if _, v := g.checkHost(host, 80, tn, netip.AddrPort{}); v == nil {
@@ -102,7 +118,7 @@ func FuzzURL(f *testing.F) {
 		req := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}
 		p := g.preflight(ctx, req)
 		host := u.Hostname()
-		ip, isIP := parseIP(host)
+		ip, isIP := g.hostIP(host)
 		internal := isIP && (classify(ip) != "" || isMetadataAddr(ip)) || isLocalhostName(host) || isMetadataHost(host)
 		if internal && p.violation == nil {
 			t.Fatalf("%q: host %q (%v) from input allowed; taint %+v", raw, host, ip, p.taint)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/rampartsec/rampart"
 )
@@ -39,6 +40,9 @@ type Guard struct {
 	allow    list
 	deny     list
 	resolver *net.Resolver
+
+	spellingsOnce sync.Once
+	spellings     bool // the resolver reads inet_aton spellings as addresses
 }
 
 // New returns a guard that reports to agent. An entry of cfg.Allow or
@@ -81,7 +85,7 @@ func parseList(field string, entries []string) (list, error) {
 		if !ok {
 			return list{}, fmt.Errorf("ssrfguard: Config.%s[%d] %q is not a host name, \"*.\" and a domain, an IP address or a CIDR prefix", field, i, e)
 		}
-		if ip, isIP := parseIP(s); isIP {
+		if ip, isIP := parseIP(s, true); isIP {
 			// "127.1" is a valid host name to DNS, but every C resolver reads
 			// it as an address; say what was meant.
 			return list{}, fmt.Errorf("ssrfguard: Config.%s[%d] %q is an unusual spelling of %s; write the address as %s", field, i, e, ip, ip)

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rampartsec/rampart"
 )
 
 // TestSpelledHostsReachTheCanaryThroughTheCResolver shows that the spelled
@@ -113,4 +115,95 @@ func TestSpelledHostsReachTheCanaryThroughTheCResolver(t *testing.T) {
 	if tried < 10 {
 		t.Errorf("tried %d spelled hosts, want at least 10", tried)
 	}
+}
+
+// TestGuardReadsSpellingsWhereTheCResolverDoes runs, in a child process whose
+// net package resolves with the C library (GODEBUG=netdns=cgo), a guard on
+// the default resolver: it finds that the resolver reads 127.1 as an
+// address, and refuses every spelling of a loopback address from input
+// before dialing, while a bare number that the C library reads as an address
+// of 0.0.0.0/8 other than 0.0.0.0 ("40184", 0.0.156.248) is no event: the
+// kernel connects nowhere with it. The parent, with Go's resolver, finds
+// that its resolver does not read spellings.
+func TestGuardReadsSpellingsWhereTheCResolverDoes(t *testing.T) {
+	if os.Getenv("SSRFGUARD_LIBC_CHILD") == "" {
+		if testing.Short() {
+			t.Skip("starts a child process")
+		}
+		if resolverReadsSpellings(&net.Resolver{PreferGo: true}) {
+			t.Error("Go's resolver reads 127.1 as an address")
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestGuardReadsSpellingsWhereTheCResolverDoes$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "SSRFGUARD_LIBC_CHILD=1", "GODEBUG="+strings.TrimPrefix(os.Getenv("GODEBUG")+",netdns=cgo", ","))
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		for line := range strings.Lines(string(out)) {
+			if strings.Contains(line, "libc_test.go") {
+				t.Log(strings.TrimSpace(line))
+			}
+		}
+		return
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	var hits atomic.Int64
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("canary"))
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	g := newTestGuard(t, rampart.ModeBlock, Config{})
+	if !g.readsSpellings() {
+		t.Fatal("with GODEBUG=netdns=cgo the default resolver does not read 127.1 as an address")
+	}
+	unguarded := &http.Client{Timeout: 5 * time.Second}
+	guarded := g.Client(&http.Client{Timeout: 5 * time.Second})
+	get := func(c *http.Client, host string) error {
+		target := fmt.Sprintf("http://%s:%d/canary", host, port)
+		ctx := rampart.WithUntrusted(context.Background(), "query", host)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	for _, host := range []string{"127.1", "127.0.1", "2130706433", "0x7f000001", "0x7f.1", "0177.0.0.1", "017700000001", "0"} {
+		before := hits.Load()
+		if err := get(unguarded, host); err != nil || hits.Load() == before {
+			t.Errorf("%s: unguarded, the canary was not reached (%v)", host, err)
+		}
+		before = hits.Load()
+		err := get(guarded, host)
+		var be *rampart.BlockedError
+		if !errors.As(err, &be) {
+			t.Errorf("%s: guarded: err = %v, want blocked", host, err)
+			continue
+		}
+		if !strings.Contains(be.Event.Reason, `is "`+host+`", `) {
+			t.Errorf("%s: reason %q, want the spelling named", host, be.Event.Reason)
+		}
+		if hits.Load() != before {
+			t.Errorf("%s: guarded, the canary was reached", host)
+		}
+		t.Logf("blocked %s: %s", host, be.Event.Reason)
+	}
+	// 40184 is 0.0.156.248 to the C library: not this host, not an event.
+	before := hits.Load()
+	err = get(guarded, "40184")
+	if errors.Is(err, rampart.ErrBlocked) {
+		t.Errorf("40184: %v, want no event", err)
+	}
+	if err == nil || hits.Load() != before {
+		t.Errorf("40184: err = %v, canary hits %d: want a connection that goes nowhere", err, hits.Load()-before)
+	}
+	t.Logf("40184 not an event: %v", err)
 }

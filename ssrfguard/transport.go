@@ -111,7 +111,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if proxied && v == nil && !hv.allowed && tn != nil {
 		// The dial goes to the proxy, which resolves the host itself: check
 		// what the host resolves to now, the best that can be done.
-		if v = g.checkResolved(ctx, req.URL.Hostname(), port, hv, tn, self); v != nil {
+		if v = g.checkResolved(ctx, req.URL.Hostname(), port, hv, tn, self, true); v != nil {
 			if err := g.report(ctx, req, tn, v, ""); err != nil {
 				closeBody(req)
 				return nil, err
@@ -193,7 +193,7 @@ func (t *checkedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, err
 	}
 	if v == nil && !p.host.allowed && tn != nil {
-		v = g.checkResolved(ctx, req.URL.Hostname(), p.port, p.host, tn, p.self)
+		v = g.checkResolved(ctx, req.URL.Hostname(), p.port, p.host, tn, p.self, true)
 	}
 	if v != nil {
 		if err := g.report(ctx, req, tn, v, ""); err != nil {
@@ -245,10 +245,16 @@ func (p preflight) complete(ctx context.Context) error {
 // checkResolved resolves host with the guard's resolver and checks every
 // address; one forbidden address is enough, since the caller may dial any
 // of them. A name that does not resolve is let through: the request will
-// fail, or go to a resolver the guard cannot see.
-func (g *Guard) checkResolved(ctx context.Context, host string, port uint16, hv hostVerdict, tn *taint, self netip.AddrPort) *violation {
-	if _, ok := parseIP(host); ok {
+// fail, or go to a resolver the guard cannot see. When the host is resolved
+// elsewhere (otherResolver: by a proxy, or by whatever a RoundTripper other
+// than *http.Transport dials with), commonly by the C library, a host that
+// the C library reads as an address is judged as that address.
+func (g *Guard) checkResolved(ctx context.Context, host string, port uint16, hv hostVerdict, tn *taint, self netip.AddrPort, otherResolver bool) *violation {
+	if _, ok := g.hostIP(host); ok {
 		return nil // checkHost judged it already
+	}
+	if ip, ok := parseIP(host, true); ok && otherResolver {
+		return g.checkIP(ip, port, hv, tn, self)
 	}
 	ips, err := g.resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
