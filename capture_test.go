@@ -517,3 +517,13 @@ func TestEveryGuardFailsClosedOnAnIncompleteRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestEveryHeaderIsAnInputWhateverConfigHeadersLists(t *testing.T) {
+	a, _ := newAgent(t, rampart.Config{Headers: []string{"x-one", "X-Two", "X-Three", "X-Four"}})
+	req := httptest.NewRequest("GET", "/x", nil)
+	req.Header = http.Header{"X-Tenant": {"acme' --"}}
+	ins, _, _ := serve(t, a, "GET /x", req)
+	if !has(ins, rampart.SourceHeader, "X-Tenant", "acme' --") {
+		t.Errorf("a header not in Config.Headers is missing: %+v", ins)
+	}
+}
