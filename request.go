@@ -174,8 +174,8 @@ func (q *request) parseCookies(c *collector) bool {
 // parses into other inputs (see skipHeader).
 func (q *request) parseHeaders(c *collector) bool {
 	r := q.r
-	for _, h := range q.agent.headers {
-		for _, v := range r.Header.Values(h) {
+	for _, h := range q.agent.headers { // canonical already
+		for _, v := range r.Header[h] {
 			if !c.add(SourceHeader, h, v, 0) {
 				return false
 			}
