@@ -359,6 +359,13 @@ func TestInputsPastTheCapsFailClosed(t *testing.T) {
 		body := []byte("comment=" + strings.Repeat("a", 2<<20) + "&name=" + url.QueryEscape(injection))
 		expectBlocked(t, srv, events, attack{name: "form", target: "/search?via=form", ctype: "application/x-www-form-urlencoded", body: body}, "sql_injection")
 	})
+	t.Run("JSON nested in strings deeper than the SDK reads", func(t *testing.T) {
+		doc := string(jsonName(injection))
+		for range 4 {
+			doc = string(must(json.Marshal(map[string]string{"filter": doc})))
+		}
+		expectBlocked(t, srv, events, attack{name: "deep", target: "/search?via=query&name=alice", ctype: "application/json", body: []byte(doc)}, "inputs_truncated")
+	})
 	t.Run("a benign request large but under the caps works", func(t *testing.T) {
 		// A 512 KiB order of line items, and the name.
 		body := benchJSONBody(512 << 10)

@@ -45,7 +45,11 @@
 //
 // Empty values are skipped and, past the first 256, identical values are
 // recorded once. Nothing is parsed until a guard asks: a request that makes
-// no guarded call pays for the body capture only.
+// no guarded call pays for the body capture only. The capture reads the body
+// (up to MaxBodyBytes, or to its end) before the handler runs, so a route
+// whose client streams its body while it reads the response (gRPC
+// streaming, full-duplex HTTP) must not be behind [Agent.Handler]: wrap the
+// other routes one by one.
 //
 // # Caps, and what happens over them
 //
