@@ -2,6 +2,7 @@ package rampart_test
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,10 +12,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 
 	"github.com/rampartsec/rampart"
@@ -33,22 +36,53 @@ import (
 const injection = `x' OR '1'='1`
 
 // vulnerableApp serves POST and GET /search (the name read as ?via= says),
-// /files/ and /docs/{rest...} (the name is a segment of r.URL.Path).
+// /files/ and /docs/{rest...} (the name is a segment of r.URL.Path), over
+// SQLite in memory.
 func vulnerableApp(t *testing.T, a *rampart.Agent) http.Handler {
 	t.Helper()
-	g, err := sqlguard.New(a, sqlguard.SQLite)
-	if err != nil {
-		t.Fatal(err)
+	return vulnerableAppOn(t, a, "sqlite")
+}
+
+// vulnerableAppOn is vulnerableApp over "sqlite" or "postgres" (the server
+// at 127.0.0.1:5432, user postgres, database test; the test is skipped
+// when it cannot be reached, and fails in CI).
+func vulnerableAppOn(t *testing.T, a *rampart.Agent, database string) http.Handler {
+	t.Helper()
+	var db *sql.DB
+	switch database {
+	case "sqlite":
+		g, err := sqlguard.New(a, sqlguard.SQLite)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db, err = g.Open(&sqlite.Driver{}, ":memory:"); err != nil {
+			t.Fatal(err)
+		}
+	case "postgres":
+		g, err := sqlguard.New(a, sqlguard.Postgres)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db, err = g.Open(stdlib.GetDefaultDriver(), "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&connect_timeout=3"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Ping(); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("PostgreSQL: %v", err)
+			}
+			t.Skipf("PostgreSQL at 127.0.0.1:5432 unavailable: %v", err)
+		}
 	}
-	db, err := g.Open(&sqlite.Driver{}, ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// One connection: the table is temporary (PostgreSQL) or in memory.
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
-	if _, err := db.Exec(`CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
-		INSERT INTO users (name) VALUES ('alice'), ('bob'), ('carol')`); err != nil {
-		t.Fatal(err)
+	for _, stmt := range []string{
+		`CREATE TEMP TABLE users (id INTEGER PRIMARY KEY, name TEXT)`,
+		`INSERT INTO users (id, name) VALUES (1, 'alice'), (2, 'bob'), (3, 'carol')`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
 	}
 	count := func(w http.ResponseWriter, r *http.Request, name string) {
 		// The bug: the name is concatenated into the SQL.
@@ -256,8 +290,14 @@ func contains(list []string, s string) bool {
 }
 
 func TestBodiesAreCapturedByContentNotByLabel(t *testing.T) {
+	for _, database := range []string{"sqlite", "postgres"} {
+		t.Run(database, func(t *testing.T) { testBodiesAreCapturedByContent(t, database) })
+	}
+}
+
+func testBodiesAreCapturedByContent(t *testing.T, database string) {
 	a, events := newAgent(t, rampart.Config{})
-	srv := httptest.NewServer(vulnerableApp(t, a))
+	srv := httptest.NewServer(vulnerableAppOn(t, a, database))
 	defer srv.Close()
 
 	mpField, mpType := multipartBody(t, "name", injection, "")
@@ -295,8 +335,14 @@ func TestBodiesAreCapturedByContentNotByLabel(t *testing.T) {
 }
 
 func TestInputsPastTheCapsFailClosed(t *testing.T) {
+	for _, database := range []string{"sqlite", "postgres"} {
+		t.Run(database, func(t *testing.T) { testInputsPastTheCapsFailClosed(t, database) })
+	}
+}
+
+func testInputsPastTheCapsFailClosed(t *testing.T, database string) {
 	a, events := newAgent(t, rampart.Config{})
-	srv := httptest.NewServer(vulnerableApp(t, a))
+	srv := httptest.NewServer(vulnerableAppOn(t, a, database))
 	defer srv.Close()
 
 	emptyKeys := func(n int) []byte {
@@ -359,6 +405,13 @@ func TestInputsPastTheCapsFailClosed(t *testing.T) {
 		body := []byte("comment=" + strings.Repeat("a", 2<<20) + "&name=" + url.QueryEscape(injection))
 		expectBlocked(t, srv, events, attack{name: "form", target: "/search?via=form", ctype: "application/x-www-form-urlencoded", body: body}, "sql_injection")
 	})
+	t.Run("JSON nested in strings deeper than the SDK reads", func(t *testing.T) {
+		doc := string(jsonName(injection))
+		for range 4 {
+			doc = string(must(json.Marshal(map[string]string{"filter": doc})))
+		}
+		expectBlocked(t, srv, events, attack{name: "deep", target: "/search?via=query&name=alice", ctype: "application/json", body: []byte(doc)}, "inputs_truncated")
+	})
 	t.Run("a benign request large but under the caps works", func(t *testing.T) {
 		// A 512 KiB order of line items, and the name.
 		body := benchJSONBody(512 << 10)
@@ -395,8 +448,14 @@ func TestIncompleteInputsAreReportedInMonitorMode(t *testing.T) {
 }
 
 func TestMoreInputsThatCodeReads(t *testing.T) {
+	for _, database := range []string{"sqlite", "postgres"} {
+		t.Run(database, func(t *testing.T) { testMoreInputsThatCodeReads(t, database) })
+	}
+}
+
+func testMoreInputsThatCodeReads(t *testing.T, database string) {
 	a, events := newAgent(t, rampart.Config{})
-	srv := httptest.NewServer(vulnerableApp(t, a))
+	srv := httptest.NewServer(vulnerableAppOn(t, a, database))
 	defer srv.Close()
 	filter, _ := json.Marshal(map[string]string{"filter": string(jsonName(injection))})
 	for _, at := range []attack{
@@ -515,5 +574,15 @@ func TestEveryGuardFailsClosedOnAnIncompleteRequest(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestEveryHeaderIsAnInputWhateverConfigHeadersLists(t *testing.T) {
+	a, _ := newAgent(t, rampart.Config{Headers: []string{"x-one", "X-Two", "X-Three", "X-Four"}})
+	req := httptest.NewRequest("GET", "/x", nil)
+	req.Header = http.Header{"X-Tenant": {"acme' --"}}
+	ins, _, _ := serve(t, a, "GET /x", req)
+	if !has(ins, rampart.SourceHeader, "X-Tenant", "acme' --") {
+		t.Errorf("a header not in Config.Headers is missing: %+v", ins)
 	}
 }

@@ -2,10 +2,13 @@ package rampart_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"strings"
 
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/identity"
@@ -50,3 +53,39 @@ func ExampleAgent_Client() {
 	srv := &http.Server{Addr: ":8443", Handler: agent.Handler(mux), TLSConfig: agent.ServerTLSConfig()}
 	log.Fatal(srv.ListenAndServeTLS("", ""))
 }
+
+// A guard of one's own looks for the inputs in what it is about to run and,
+// when none exploits it, returns CheckInputsComplete: a request whose
+// inputs could not all be recorded then fails closed in block mode.
+func ExampleCheckInputsComplete() {
+	agent, err := rampart.New(rampart.Config{Service: "mail", Sinks: []rampart.Sink{discard{}}, MaxInputs: 4})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer agent.Close(context.Background())
+	checkHeader := func(ctx context.Context, header string) error {
+		for in := range rampart.Inputs(ctx) {
+			if len(in.Value) > 1 && strings.Contains(header, in.Value) && strings.ContainsAny(in.Value, "\r\n") {
+				return agent.Report(ctx, rampart.Finding{Kind: "header_injection", Input: in, Sink: "net/smtp", Detail: header})
+			}
+		}
+		return rampart.CheckInputsComplete(ctx, "net/smtp")
+	}
+	h := agent.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var be *rampart.BlockedError
+		if err := checkHeader(r.Context(), "Subject: "+r.URL.Query().Get("s")); errors.As(err, &be) {
+			fmt.Println("blocked:", be.Event.Kind)
+			return
+		}
+		fmt.Println("sent")
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/?s=hello", nil))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/?a=1&b=2&s=hello", nil))
+	// Output:
+	// sent
+	// blocked: inputs_truncated
+}
+
+type discard struct{}
+
+func (discard) WriteEvents(context.Context, []rampart.Event) error { return nil }

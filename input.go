@@ -59,10 +59,12 @@ func WithUntrusted(ctx context.Context, source Source, values ...string) context
 	return context.WithValue(ctx, inputSetKey{}, s)
 }
 
-// Inputs yields the untrusted inputs known in ctx: those of the HTTP request
-// that [Agent.Handler] is serving and those marked with [WithUntrusted].
-// Guards call it at the dangerous call; parsing of the request happens on the
-// first call and is cached for the rest of the request.
+// Inputs yields the untrusted inputs known in ctx: those marked with
+// [WithUntrusted], then those of the HTTP request that [Agent.Handler] is
+// serving, in request order (the package documentation lists them). Guards
+// call it at the dangerous call, and end with [CheckInputsComplete] when no
+// input exploits the call; parsing of the request happens on the first call
+// and is cached for the rest of the request.
 //
 // When ctx carries nothing (a call such as db.Query made without a context)
 // the inputs of the request served by the calling goroutine are used.

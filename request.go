@@ -176,26 +176,24 @@ func (q *request) parseCookies(c *collector) bool {
 // parses into other inputs (see skipHeader).
 func (q *request) parseHeaders(c *collector) bool {
 	r := q.r
-	for _, h := range q.agent.headers {
-		for _, v := range r.Header.Values(h) {
+	for _, h := range q.agent.headers { // canonical already
+		for _, v := range r.Header[h] {
 			if !c.add(SourceHeader, h, v, 0) {
 				return false
 			}
 		}
 	}
-	if len(r.Header) > len(q.agent.headers) {
-		names := make([]string, 0, len(r.Header))
-		for h := range r.Header {
-			if !skipHeader(h) && !slices.Contains(q.agent.headers, h) {
-				names = append(names, h)
-			}
+	names := make([]string, 0, len(r.Header))
+	for h := range r.Header {
+		if !skipHeader(h) && !slices.Contains(q.agent.headers, h) {
+			names = append(names, h)
 		}
-		slices.Sort(names)
-		for _, h := range names {
-			for _, v := range r.Header[h] {
-				if !c.add(SourceHeader, h, v, 0) {
-					return false
-				}
+	}
+	slices.Sort(names)
+	for _, h := range names {
+		for _, v := range r.Header[h] {
+			if !c.add(SourceHeader, h, v, 0) {
+				return false
 			}
 		}
 	}
@@ -255,9 +253,12 @@ func (q *request) parseBody(c *collector, r *http.Request) bool {
 // allocation of a request.
 func (q *request) estimateInputs() int {
 	r := q.r
-	n := 8 + 2*len(r.Header) + 2*strings.Count(r.Pattern, "{") + strings.Count(r.URL.Path, "/")
-	if r.URL != nil && r.URL.RawQuery != "" {
-		n += 2 * (strings.Count(r.URL.RawQuery, "&") + 1)
+	n := 8 + 2*len(r.Header) + 2*strings.Count(r.Pattern, "{")
+	if r.URL != nil {
+		n += strings.Count(r.URL.Path, "/")
+		if r.URL.RawQuery != "" {
+			n += 2 * (strings.Count(r.URL.RawQuery, "&") + 1)
+		}
 	}
 	for _, c := range r.Header.Values("Cookie") {
 		n += strings.Count(c, ";") + 1
@@ -318,10 +319,9 @@ func (q *request) incomplete() string {
 	}
 	if q.bodyCut && q.replay.read.Load() > int64(len(q.body)) {
 		cl := classifyBody(q.r.Header.Get("Content-Type"), q.body)
-		if q.lateInputs(); q.lateDone && !q.lateTruncated {
+		if _, done, truncated := q.lateForm(); done && !truncated {
 			return "" // the whole form, from net/http
-		}
-		if q.lateTruncated {
+		} else if truncated {
 			return "more input values than the cap"
 		}
 		if !cl.binary || cl.labelled || cl.multipart != "" {
@@ -338,13 +338,20 @@ func (q *request) incomplete() string {
 // complete again, which keeps uploads larger than MaxBodyBytes usable. They
 // are in key order, for the map net/http fills has no other.
 func (q *request) lateInputs() []Input {
+	ins, _, _ := q.lateForm()
+	return ins
+}
+
+// lateForm returns lateInputs, whether the form was read, and whether it had
+// more values than the cap.
+func (q *request) lateForm() (ins []Input, done, truncated bool) {
 	if !q.bodyCut {
-		return nil
+		return nil, false, false
 	}
 	q.lateMu.Lock()
 	defer q.lateMu.Unlock()
 	if q.lateDone {
-		return q.late
+		return q.late, true, q.lateTruncated
 	}
 	r := q.r
 	var values map[string][]string
@@ -361,7 +368,7 @@ func (q *request) lateInputs() []Input {
 	case cl.labelled && r.PostForm != nil:
 		values = r.PostForm
 	default:
-		return nil
+		return nil, false, false
 	}
 	c := collector{max: q.agent.maxInputs}
 	for _, m := range []map[string][]string{values, files} {
@@ -377,5 +384,5 @@ func (q *request) lateInputs() []Input {
 		}
 	}
 	q.late, q.lateDone, q.lateTruncated = c.ins, true, c.truncated != ""
-	return q.late
+	return q.late, true, q.lateTruncated
 }

@@ -93,8 +93,11 @@
 // space, with quotes doubled, with MySQL-style backslash escapes, and
 // percent-decoded once more. Each form is judged by the same rule, so escaping
 // that is right for the dialect passes and escaping that is wrong for it (a
-// backslash before a quote, on PostgreSQL) blocks. Other transformations
-// (changing case, decoding base64) hide the input from the guard.
+// backslash before a quote, on PostgreSQL) blocks. Base64 values and JSON
+// inside strings are inputs already decoded (see package rampart); other
+// transformations (changing case, decompressing) hide the input from the
+// guard. A request whose inputs could not all be recorded fails closed (see
+// rampart.CheckInputsComplete).
 //
 // The MySQL dialect assumes the server's default modes: backslash escapes on,
 // "..." a string. A server running with NO_BACKSLASH_ESCAPES or ANSI_QUOTES,
