@@ -25,6 +25,7 @@
 //	POST   /v1/services/{name}/revoke A    (and /reinstate)
 //	POST   /v1/heartbeat              A S  an agent's report of its instance
 //	GET    /v1/instances              A    ?service= &module= &state=live|gone
+//	GET    /v1/quotas                 A    the quotas, and what each service identity holds
 //
 // Endpoints authenticate their callers three ways: the admin token as a
 // bearer token (everything but joining and the signing key); a service's SVID as the TLS client
@@ -45,6 +46,11 @@
 // before. A decision on a network wider than MinIPv4Prefix or
 // MinIPv6Prefix, 0.0.0.0/0 and ::/0 included, is refused (code
 // "too_broad") unless the request says "force": true.
+//
+// Service identities are held to Quotas (instances, open watches, request
+// rate, requests in flight), answered with 429, Retry-After and an event;
+// the admin token is not, so that admins can act while a service
+// misbehaves.
 //
 // The actor-token keys live in the store (see ActorKeys), so every replica
 // publishes the same JWKS; rotation publishes a key in the JWKS (a change of
@@ -104,6 +110,9 @@ type Config struct {
 	// StaleAfter is how long after its last heartbeat an instance counts
 	// as gone; 0 means DefaultStaleAfter.
 	StaleAfter time.Duration
+	// Quotas bound what one service identity may cost the control plane;
+	// the zero value is the defaults (see Quotas).
+	Quotas Quotas
 	// Logger receives one record per failed request; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -117,6 +126,7 @@ type Handler struct {
 	log *slog.Logger
 
 	gateways []string // Config.GatewayServices, or the default
+	limits   *limiter // Config.Quotas, per service identity
 
 	stopping   chan struct{} // closed by EndWatches
 	endWatches sync.Once
@@ -167,7 +177,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, gateways: gateways, stopping: make(chan struct{})}
+	cfg.Quotas = cfg.Quotas.withDefaults()
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, gateways: gateways, stopping: make(chan struct{}),
+		limits: newLimiter(cfg.Quotas, cfg.Now)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -185,6 +197,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("GET /v1/services", admin(h.getServices))
 	h.mux.Handle("POST /v1/heartbeat", h.agent(h.postHeartbeat))
 	h.mux.Handle("GET /v1/instances", admin(h.getInstances))
+	h.mux.Handle("GET /v1/quotas", admin(h.getQuotas))
 	h.mux.Handle("POST /v1/services/{name}/revoke", admin(h.revokeService(true)))
 	h.mux.Handle("POST /v1/services/{name}/reinstate", admin(h.revokeService(false)))
 	h.mux.Handle("POST /v1/svid", h.handle(h.postSVID))

@@ -116,11 +116,12 @@ type ServerConfig struct {
 	// actor-token keys (ActorKeysConfig.Rotation and PublishAhead).
 	ActorKeyRotation     time.Duration
 	ActorKeyPublishAhead time.Duration
-	// GatewayServices, SVIDTTL and WatchTimeout are the Handler's
-	// (Config.GatewayServices, SVIDTTL and WatchTimeout).
+	// GatewayServices, SVIDTTL, WatchTimeout and Quotas are the Handler's
+	// (Config.GatewayServices, SVIDTTL, WatchTimeout and Quotas).
 	GatewayServices []string
 	SVIDTTL         time.Duration
 	WatchTimeout    time.Duration
+	Quotas          Quotas
 	// Retention is how long the server keeps events, watch changes and
 	// other records before it prunes them; the zero value keeps each for
 	// its default.
@@ -175,7 +176,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 	h, err := New(Config{
 		Store: data.Store, CA: data.CA, ActorKeys: data.ActorKeys, GatewayServices: cfg.GatewayServices,
-		AdminTokenHash: data.AdminTokenHash, SVIDTTL: cfg.SVIDTTL, WatchTimeout: cfg.WatchTimeout, Logger: cfg.Logger,
+		AdminTokenHash: data.AdminTokenHash, SVIDTTL: cfg.SVIDTTL, WatchTimeout: cfg.WatchTimeout, Quotas: cfg.Quotas, Logger: cfg.Logger,
 	})
 	if err != nil {
 		data.Store.Close()
