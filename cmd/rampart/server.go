@@ -85,6 +85,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		{"retention-instances", fs.Duration("retention-instances", control.DefaultRetainInstances, "how long an instance stays in the inventory after its last heartbeat; 0 keeps it forever")},
 	}
 	pruneInterval := fs.Duration("prune-interval", control.DefaultPruneInterval, "how often what is past its retention is deleted (from the start)")
+	quotaInstances := fs.Int("quota-instances", control.DefaultInstancesPerService, "most instances per service: a new instance id replaces a gone one or is refused (429); -1: no limit")
+	quotaWatches := fs.Int("quota-watches", control.DefaultWatchesPerService, "most open watches (long polls) per service identity; -1: no limit")
+	quotaAllWatches := fs.Int("quota-watches-total", control.DefaultWatches, "most open watches of all service identities together; -1: no limit")
+	quotaRate := fs.Float64("quota-rate", control.DefaultRequestsPerSecond, "requests per second per service identity (token bucket); -1: no limit")
+	quotaBurst := fs.Int("quota-burst", control.DefaultBurst, "requests a service identity may make at once, over -quota-rate")
+	quotaInFlight := fs.Int("quota-in-flight", control.DefaultInFlightPerService, "most requests of one service identity served at once, watches apart; -1: no limit")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -104,6 +110,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *pruneInterval <= 0 {
 		return usageError{"server: -prune-interval must be positive"}
+	}
+	for name, v := range map[string]float64{"quota-instances": float64(*quotaInstances), "quota-watches": float64(*quotaWatches),
+		"quota-watches-total": float64(*quotaAllWatches), "quota-rate": *quotaRate, "quota-burst": float64(*quotaBurst), "quota-in-flight": float64(*quotaInFlight)} {
+		if v == 0 || v < -1 {
+			return usageError{fmt.Sprintf("server: -%s must be positive, or -1 for no limit", name)}
+		}
 	}
 	switch {
 	case *rotation < 0:
@@ -133,6 +145,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Retention: control.Retention{
 			Events: *retention[0].keep, Changes: *retention[1].keep, Decisions: *retention[2].keep,
 			JoinTokens: *retention[3].keep, Instances: *retention[4].keep, Interval: *pruneInterval,
+		},
+		Quotas: control.Quotas{
+			InstancesPerService: *quotaInstances, WatchesPerService: *quotaWatches, Watches: *quotaAllWatches,
+			RequestsPerSecond: *quotaRate, Burst: *quotaBurst, InFlightPerService: *quotaInFlight,
 		},
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
 	})
