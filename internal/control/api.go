@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -197,7 +198,9 @@ func (h *Handler) postDecision(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request) error {
+// getDecisions lists the decisions: all of them to the admin and the
+// gateways, those it enforces to any other service.
+func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request, caller string) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "expired"); err != nil {
 		return err
@@ -213,6 +216,9 @@ func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !h.readsEverything(caller) {
+		ds = slices.DeleteFunc(ds, func(d store.Decision) bool { return !enforces(d) })
+	}
 	if ds == nil {
 		ds = []store.Decision{}
 	}
@@ -220,10 +226,13 @@ func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) getDecision(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) getDecision(w http.ResponseWriter, r *http.Request, caller string) error {
 	d, err := h.cfg.Store.Decision(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
+	}
+	if !h.readsEverything(caller) && !enforces(d) {
+		return store.ErrNotFound // as if it did not exist: the caller is not to learn of it
 	}
 	writeJSON(w, http.StatusOK, d)
 	return nil

@@ -11,10 +11,10 @@
 //	POST   /v1/events                 A S  a batch of events, idempotent by event id
 //	GET    /v1/events                 A    ?since= &until= &kind= &service= &actor_ip= &trace_id= &limit= &cursor= &order=
 //	POST   /v1/decisions              A    create a decision
-//	GET    /v1/decisions[/{id}]       A S  ?expired=true to include expired ones
+//	GET    /v1/decisions[/{id}]       A S  ?expired=true to include expired ones; a service: those it enforces
 //	DELETE /v1/decisions/{id}         A
 //	PUT    /v1/policy                 A    YAML body (application/yaml), ?base=VERSION
-//	GET    /v1/policy                 A S  ?version=N, latest by default
+//	GET    /v1/policy                 A S  ?version=N, latest by default; a service: its slice (PolicyView)
 //	GET    /v1/watch                  A S  ?since=REVISION: changes as soon as there are any (long poll)
 //	POST   /v1/tokens                 A    a join token for a service, shown once
 //	POST   /v1/svid                   J    join: the token and a CSR give an SVID and the bundle
@@ -187,12 +187,12 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("POST /v1/events", h.agent(h.postEvents))
 	h.mux.Handle("GET /v1/events", admin(h.getEvents))
 	h.mux.Handle("POST /v1/decisions", admin(h.postDecision))
-	h.mux.Handle("GET /v1/decisions", h.agent(anyCaller(h.getDecisions)))
-	h.mux.Handle("GET /v1/decisions/{id}", h.agent(anyCaller(h.getDecision)))
+	h.mux.Handle("GET /v1/decisions", h.agent(h.getDecisions))
+	h.mux.Handle("GET /v1/decisions/{id}", h.agent(h.getDecision))
 	h.mux.Handle("DELETE /v1/decisions/{id}", admin(h.deleteDecision))
 	h.mux.Handle("POST /v1/tokens", admin(h.postToken))
 	h.mux.Handle("PUT /v1/policy", admin(h.putPolicy))
-	h.mux.Handle("GET /v1/policy", h.agent(anyCaller(h.getPolicy)))
+	h.mux.Handle("GET /v1/policy", h.agent(h.getPolicy))
 	h.mux.Handle("GET /v1/watch", h.agent(anyCaller(h.watch)))
 	h.mux.Handle("GET /v1/services", admin(h.getServices))
 	h.mux.Handle("POST /v1/heartbeat", h.agent(h.postHeartbeat))
