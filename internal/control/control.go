@@ -52,6 +52,17 @@
 // the admin token is not, so that admins can act while a service
 // misbehaves.
 //
+// Key custody (see package ca): the data directory holds the CA key sealed
+// under a key-encryption key that is not in it (InitOptions.CAKEK,
+// OpenConfig.CAKEK; 'rampart server -ca-kek-file FILE' or RAMPART_CA_KEK), so
+// a copy of the directory gives no CA key. A directory that holds the key in
+// the clear (made before sealing, or by Init without a KEK, as tests do) is
+// sealed in place the first time a server opens it with a KEK, and until
+// then each start warns. The key-encryption key of the actor-token keys
+// (KEKFile) is still kept in the directory: those keys are in the store,
+// so a copy of the directory alone, without the database, does not give
+// them; under SQLite, whose database is in the directory, it does.
+//
 // The actor-token keys live in the store (see ActorKeys), so every replica
 // publishes the same JWKS; rotation publishes a key in the JWKS (a change of
 // kind actor_keys on GET /v1/watch) before it signs.

@@ -103,6 +103,8 @@ func (r Retention) prune(ctx context.Context, st store.Store, log *slog.Logger) 
 type ServerConfig struct {
 	// Dir is a data directory made by Init; required.
 	Dir string
+	// CAKEK is the key-encryption key of the CA key (OpenConfig.CAKEK).
+	CAKEK []byte
 	// Addr is the listen address; "" means DefaultServerAddr, and port 0
 	// a free port (see Server.Addr).
 	Addr string
@@ -168,7 +170,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	data, err := OpenData(ctx, OpenConfig{
-		Dir: cfg.Dir, PostgresDSN: cfg.PostgresDSN, Logger: cfg.Logger,
+		Dir: cfg.Dir, PostgresDSN: cfg.PostgresDSN, CAKEK: cfg.CAKEK, Logger: cfg.Logger,
 		ActorKeyRotation: cfg.ActorKeyRotation, ActorKeyPublishAhead: cfg.ActorKeyPublishAhead,
 	})
 	if err != nil {
