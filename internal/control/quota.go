@@ -50,6 +50,13 @@ const (
 // service misbehaves. Joining (a join token, no identity yet) is not either;
 // a join token is single use.
 //
+// The instance quota is kept in the store, so it holds across replicas
+// (store.Store.HeartbeatQuota). The others are counted by each replica in
+// its memory: behind a load balancer over n replicas a service may hold up
+// to n times as many watches, and make n times as many requests, as one
+// replica allows; the total watch limit bounds each replica's memory
+// whatever the number of identities.
+//
 // A zero field means its default; a negative one, no limit.
 type Quotas struct {
 	// InstancesPerService is the most instances stored per service: a
