@@ -507,7 +507,7 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for {
-		changes, current, err := h.cfg.Store.Changes(r.Context(), since)
+		changes, current, err := h.watchers.changes(r.Context(), h.cfg.Store, since)
 		if err != nil {
 			return err
 		}

@@ -136,8 +136,9 @@ type Handler struct {
 	mux *http.ServeMux
 	log *slog.Logger
 
-	gateways []string // Config.GatewayServices, or the default
-	limits   *limiter // Config.Quotas, per service identity
+	gateways []string     // Config.GatewayServices, or the default
+	limits   *limiter     // Config.Quotas, per service identity
+	watchers changesGroup // one store query per revision for the watches waiting on it
 
 	stopping   chan struct{} // closed by EndWatches
 	endWatches sync.Once
