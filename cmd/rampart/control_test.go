@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/control"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/sqlite"
@@ -44,6 +45,7 @@ func (b *syncBuffer) String() string {
 // server' over it, listening on 127.0.0.1.
 type controlPlane struct {
 	dir, addr, token, caFile string
+	kekFile                  string // the CA key's key-encryption key, outside dir
 	stop                     func() // stops the server
 }
 
@@ -59,15 +61,16 @@ func startControlPlane(t *testing.T) *controlPlane {
 func initControlPlane(t *testing.T) *controlPlane {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
+	kekFile := filepath.Join(t.TempDir(), "ca.kek")
 	var out, errOut strings.Builder
-	if err := run(t.Context(), []string{"init", "-data", dir, "-trust-domain", "cli.test"}, &out, &errOut); err != nil {
+	if err := run(t.Context(), []string{"init", "-data", dir, "-trust-domain", "cli.test", "-ca-kek-file", kekFile}, &out, &errOut); err != nil {
 		t.Fatalf("init: %v\n%s", err, errOut.String())
 	}
 	token := regexp.MustCompile(`rat_[A-Za-z0-9_-]+`).FindString(out.String())
 	if token == "" {
 		t.Fatalf("init printed no admin token:\n%s", out.String())
 	}
-	return &controlPlane{dir: dir, token: token, caFile: filepath.Join(dir, "ca", "ca.crt")}
+	return &controlPlane{dir: dir, token: token, caFile: filepath.Join(dir, "ca", "ca.crt"), kekFile: kekFile}
 }
 
 // serve runs 'rampart server' over cp.dir until stop is called, and sets
@@ -78,6 +81,9 @@ func (cp *controlPlane) serve(t *testing.T, extra ...string) (stop func()) {
 	var srvOut, srvErr syncBuffer
 	done := make(chan error, 1)
 	args := append([]string{"server", "-data", cp.dir, "-addr", "127.0.0.1:0"}, extra...)
+	if cp.kekFile != "" {
+		args = append(args, "-ca-kek-file", cp.kekFile)
+	}
 	go func() {
 		done <- run(ctx, args, &srvOut, &srvErr)
 	}()
@@ -166,8 +172,8 @@ func TestInitMakesAPrivateDataDirectoryOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]os.FileMode{
-		dir:                                0o700 | os.ModeDir,
-		filepath.Join(dir, "ca", "ca.key"): 0o600,
+		dir: 0o700 | os.ModeDir,
+		filepath.Join(dir, "ca", ca.SealedKeyFile): 0o600,
 		filepath.Join(dir, "ca", control.KEKFile):  0o600,
 		filepath.Join(dir, control.AdminTokenFile): 0o600,
 		filepath.Join(dir, sqlite.FileName):        0o600,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -21,5 +22,16 @@ func TestADecisionOnEveryAddressNeedsDashForce(t *testing.T) {
 	var d store.Decision
 	if err != nil || json.Unmarshal([]byte(out), &d) != nil || d.Value != "::/0" {
 		t.Fatalf("decisions add -force cidr ::/0: %q, %v", out, err)
+	}
+}
+
+func TestQuotaFlagsMustBePositiveOrMinusOne(t *testing.T) {
+	for _, args := range [][]string{{"-quota-instances", "0"}, {"-quota-rate", "-2"}, {"-quota-watches", "0"}} {
+		var out, errOut strings.Builder
+		err := run(t.Context(), append([]string{"server", "-data", t.TempDir()}, args...), &out, &errOut)
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("server %q: %v, want a usage error naming the flag", args, err)
+		}
 	}
 }

@@ -28,7 +28,8 @@ func TestInitImportsAnExistingCA(t *testing.T) {
 	cert, key := filepath.Join(own, ca.CertFile), filepath.Join(own, ca.KeyFile)
 	dir := filepath.Join(t.TempDir(), "data")
 	var out, errOut bytes.Buffer
-	if err := run(t.Context(), []string{"init", "-data", dir, "-trust-domain", "corp.example", "-ca-cert", cert, "-ca-key", key}, &out, &errOut); err != nil {
+	kekFile := filepath.Join(t.TempDir(), "ca.kek")
+	if err := run(t.Context(), []string{"init", "-data", dir, "-trust-domain", "corp.example", "-ca-cert", cert, "-ca-key", key, "-ca-kek-file", kekFile}, &out, &errOut); err != nil {
 		t.Fatalf("init: %v (%s)", err, errOut.String())
 	}
 	want, _ := os.ReadFile(cert)
@@ -36,7 +37,11 @@ func TestInitImportsAnExistingCA(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatal("the data directory's root is not the imported one")
 	}
-	loaded, err := ca.Load(filepath.Join(dir, control.CADir))
+	kek, err := ca.ReadKEKFile(kekFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := ca.LoadSealed(filepath.Join(dir, control.CADir), kek)
 	if err != nil || loaded.Certificate().Subject.CommonName != "Corp Root" {
 		t.Fatalf("load: %v", err)
 	}

@@ -28,10 +28,12 @@ Usage:
   rampart demo [-addr host:port] [-mode block|monitor] [-data DIR] [-once]
                                  run the control plane, the gateway and the sample service
                                  in one process, attack them and show the events
-  rampart init -data DIR [-trust-domain rampart.local] [-ca-cert FILE -ca-key FILE]
-                                 create a control-plane data directory and print the admin token
-  rampart server -data DIR [-addr 127.0.0.1:8443] [-hosts names] [-postgres DSN]
-                                 serve the control-plane API over TLS
+  rampart init -data DIR [-trust-domain rampart.local] [-ca-cert FILE -ca-key FILE] [-ca-kek-file FILE]
+                                 create a control-plane data directory, its CA key sealed under a
+                                 key-encryption key kept elsewhere, and print the admin token
+  rampart server -data DIR [-ca-kek-file FILE] [-addr 127.0.0.1:8443] [-hosts names] [-postgres DSN]
+                                 serve the control-plane API over TLS (the CA key's KEK: -ca-kek-file
+                                 or RAMPART_CA_KEK)
   rampart gateway [-c gateway.yaml]
                                  run the edge gateway: WAF, authentication, decisions, actor tokens
   rampart token create [-ttl 1h] SERVICE

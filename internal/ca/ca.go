@@ -12,6 +12,14 @@
 // what the SVID says. Join tokens, revocation and transport are the API
 // layer's: it authenticates the requester, then calls [CA.SignCSR] or
 // [CA.Renew].
+//
+// Key custody: the CA's private key is kept on disk sealed (AES-256-GCM,
+// [SealedKeyFile]) under a key-encryption key that is not kept beside it:
+// the operator supplies it at start ([CA.SaveSealed], [LoadSealed]), from a
+// file on another volume or a secrets manager's mount, or an environment
+// variable. A copy of the CA directory alone gives no key. [CA.Save] and
+// [Load] keep the key in the clear ([KeyFile]) for tests and for directories
+// from before sealing; [Seal] seals such a directory in place.
 package ca
 
 import (

@@ -565,6 +565,11 @@ func (h *Handler) getActorKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	done, err := h.limit(w, r, service, false)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if err := h.checkNotRevoked(r.Context(), service); err != nil {
 		return err
 	}

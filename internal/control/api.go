@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -203,7 +204,9 @@ func (h *Handler) postDecision(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request) error {
+// getDecisions lists the decisions: all of them to the admin and the
+// gateways, those it enforces to any other service.
+func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request, caller string) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "expired"); err != nil {
 		return err
@@ -219,6 +222,9 @@ func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if !h.readsEverything(caller) {
+		ds = slices.DeleteFunc(ds, func(d store.Decision) bool { return !enforces(d) })
+	}
 	if ds == nil {
 		ds = []store.Decision{}
 	}
@@ -226,10 +232,13 @@ func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) getDecision(w http.ResponseWriter, r *http.Request) error {
+func (h *Handler) getDecision(w http.ResponseWriter, r *http.Request, caller string) error {
 	d, err := h.cfg.Store.Decision(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
+	}
+	if !h.readsEverything(caller) && !enforces(d) {
+		return store.ErrNotFound // as if it did not exist: the caller is not to learn of it
 	}
 	writeJSON(w, http.StatusOK, d)
 	return nil
@@ -369,6 +378,11 @@ func (h *Handler) renewSVID(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	done, err := h.limit(w, r, service, false)
+	if err != nil {
+		return err
+	}
+	defer done()
 	if err := h.checkNotRevoked(r.Context(), service); err != nil {
 		return err
 	}
@@ -499,7 +513,7 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for {
-		changes, current, err := h.cfg.Store.Changes(r.Context(), since)
+		changes, current, err := h.watchers.changes(r.Context(), h.cfg.Store, since)
 		if err != nil {
 			return err
 		}

@@ -23,6 +23,12 @@ func (h *Handler) agent(fn func(w http.ResponseWriter, r *http.Request, service 
 		if err != nil {
 			return err
 		}
+		// Quotas before anything that reads the store.
+		done, err := h.limit(w, r, service, r.Pattern == "GET /v1/watch")
+		if err != nil {
+			return err
+		}
+		defer done()
 		if err := h.checkNotRevoked(r.Context(), service); err != nil {
 			return err
 		}

@@ -11,10 +11,10 @@
 //	POST   /v1/events                 A S  a batch of events, idempotent by event id
 //	GET    /v1/events                 A    ?since= &until= &kind= &service= &actor_ip= &trace_id= &limit= &cursor= &order=
 //	POST   /v1/decisions              A    create a decision
-//	GET    /v1/decisions[/{id}]       A S  ?expired=true to include expired ones
+//	GET    /v1/decisions[/{id}]       A S  ?expired=true to include expired ones; a service: those it enforces
 //	DELETE /v1/decisions/{id}         A
 //	PUT    /v1/policy                 A    YAML body (application/yaml), ?base=VERSION
-//	GET    /v1/policy                 A S  ?version=N, latest by default
+//	GET    /v1/policy                 A S  ?version=N, latest by default; a service: its slice (PolicyView)
 //	GET    /v1/watch                  A S  ?since=REVISION: changes as soon as there are any (long poll)
 //	POST   /v1/tokens                 A    a join token for a service, shown once
 //	POST   /v1/svid                   J    join: the token and a CSR give an SVID and the bundle
@@ -26,6 +26,7 @@
 //	GET    /v1/revocations            A S  the revoked services, refused at every mTLS handshake
 //	POST   /v1/heartbeat              A S  an agent's report of its instance
 //	GET    /v1/instances              A    ?service= &module= &state=live|gone
+//	GET    /v1/quotas                 A    the quotas, and what each service identity holds
 //
 // Endpoints authenticate their callers three ways: the admin token as a
 // bearer token (everything but joining and the signing key); a service's SVID as the TLS client
@@ -46,6 +47,22 @@
 // before. A decision on a network wider than MinIPv4Prefix or
 // MinIPv6Prefix, 0.0.0.0/0 and ::/0 included, is refused (code
 // "too_broad") unless the request says "force": true.
+//
+// Service identities are held to Quotas (instances, open watches, request
+// rate, requests in flight), answered with 429, Retry-After and an event;
+// the admin token is not, so that admins can act while a service
+// misbehaves.
+//
+// Key custody (see package ca): the data directory holds the CA key sealed
+// under a key-encryption key that is not in it (InitOptions.CAKEK,
+// OpenConfig.CAKEK; 'rampart server -ca-kek-file FILE' or RAMPART_CA_KEK), so
+// a copy of the directory gives no CA key. A directory that holds the key in
+// the clear (made before sealing, or by Init without a KEK, as tests do) is
+// sealed in place the first time a server opens it with a KEK, and until
+// then each start warns. The key-encryption key of the actor-token keys
+// (KEKFile) is still kept in the directory: those keys are in the store,
+// so a copy of the directory alone, without the database, does not give
+// them; under SQLite, whose database is in the directory, it does.
 //
 // The actor-token keys live in the store (see ActorKeys), so every replica
 // publishes the same JWKS; rotation publishes a key in the JWKS (a change of
@@ -133,6 +150,9 @@ type Config struct {
 	// StaleAfter is how long after its last heartbeat an instance counts
 	// as gone; 0 means DefaultStaleAfter.
 	StaleAfter time.Duration
+	// Quotas bound what one service identity may cost the control plane;
+	// the zero value is the defaults (see Quotas).
+	Quotas Quotas
 	// Logger receives one record per failed request; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -145,7 +165,9 @@ type Handler struct {
 	mux *http.ServeMux
 	log *slog.Logger
 
-	gateways []string // Config.GatewayServices, or the default
+	gateways []string     // Config.GatewayServices, or the default
+	limits   *limiter     // Config.Quotas, per service identity
+	watchers changesGroup // one store query per revision for the watches waiting on it
 
 	stopping   chan struct{} // closed by EndWatches
 	endWatches sync.Once
@@ -196,7 +218,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, gateways: gateways, stopping: make(chan struct{})}
+	cfg.Quotas = cfg.Quotas.withDefaults()
+	h := &Handler{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, gateways: gateways, stopping: make(chan struct{}),
+		limits: newLimiter(cfg.Quotas, cfg.Now)}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -204,16 +228,17 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("POST /v1/events", h.agent(h.postEvents))
 	h.mux.Handle("GET /v1/events", admin(h.getEvents))
 	h.mux.Handle("POST /v1/decisions", admin(h.postDecision))
-	h.mux.Handle("GET /v1/decisions", h.agent(anyCaller(h.getDecisions)))
-	h.mux.Handle("GET /v1/decisions/{id}", h.agent(anyCaller(h.getDecision)))
+	h.mux.Handle("GET /v1/decisions", h.agent(h.getDecisions))
+	h.mux.Handle("GET /v1/decisions/{id}", h.agent(h.getDecision))
 	h.mux.Handle("DELETE /v1/decisions/{id}", admin(h.deleteDecision))
 	h.mux.Handle("POST /v1/tokens", admin(h.postToken))
 	h.mux.Handle("PUT /v1/policy", admin(h.putPolicy))
-	h.mux.Handle("GET /v1/policy", h.agent(anyCaller(h.getPolicy)))
+	h.mux.Handle("GET /v1/policy", h.agent(h.getPolicy))
 	h.mux.Handle("GET /v1/watch", h.agent(anyCaller(h.watch)))
 	h.mux.Handle("GET /v1/services", admin(h.getServices))
 	h.mux.Handle("POST /v1/heartbeat", h.agent(h.postHeartbeat))
 	h.mux.Handle("GET /v1/instances", admin(h.getInstances))
+	h.mux.Handle("GET /v1/quotas", admin(h.getQuotas))
 	h.mux.Handle("POST /v1/services/{name}/revoke", admin(h.revokeService(true)))
 	h.mux.Handle("POST /v1/services/{name}/reinstate", admin(h.revokeService(false)))
 	h.mux.Handle("GET /v1/revocations", h.agent(anyCaller(h.getRevocations)))

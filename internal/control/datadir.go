@@ -67,6 +67,12 @@ type InitOptions struct {
 	// instead of generating one: an organisation's own CA, or a root kept
 	// offline that signed this one. Both or neither.
 	CACertPEM, CAKeyPEM []byte
+	// CAKEK, if set, is the key-encryption key (ca.KEKSize bytes) the CA
+	// key is sealed under (ca.SealedKeyFile); keep it outside the data
+	// directory, and give it to every server that opens the directory
+	// (OpenConfig.CAKEK). Without it the CA key is kept in the clear
+	// (ca.KeyFile), as for tests: a server warns at each start.
+	CAKEK []byte
 }
 
 // InitWith is Init with options.
@@ -115,7 +121,12 @@ func InitWith(ctx context.Context, dir string, trustDomain string, opts InitOpti
 	if err != nil {
 		return "", fmt.Errorf("control: init: %w", err)
 	}
-	if err := c.Save(filepath.Join(dir, CADir)); err != nil {
+	if opts.CAKEK != nil {
+		err = c.SaveSealed(filepath.Join(dir, CADir), opts.CAKEK)
+	} else {
+		err = c.Save(filepath.Join(dir, CADir))
+	}
+	if err != nil {
 		return "", fmt.Errorf("control: init: %w", err)
 	}
 	kek, err := newKEK(filepath.Join(dir, CADir, KEKFile))
@@ -170,6 +181,11 @@ type OpenConfig struct {
 	// actor-token keys (ActorKeysConfig.Rotation and PublishAhead).
 	ActorKeyRotation     time.Duration
 	ActorKeyPublishAhead time.Duration
+	// CAKEK is the key-encryption key of the CA key (InitOptions.CAKEK):
+	// required if the data directory keeps the CA key sealed. Given for a
+	// directory that keeps it in the clear, OpenData seals it (see
+	// OpenData).
+	CAKEK []byte
 	// Logger is the store's and the actor keys'; nil discards their
 	// messages.
 	Logger *slog.Logger
@@ -195,7 +211,7 @@ func OpenData(ctx context.Context, cfg OpenConfig) (*Data, error) {
 	if err != nil || len(hash) != sha256.Size {
 		return nil, fmt.Errorf("control: open data: %s is not a hex SHA-256 hash", AdminTokenFile)
 	}
-	c, err := ca.Load(filepath.Join(dir, CADir))
+	c, err := openCA(filepath.Join(dir, CADir), cfg.CAKEK, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("control: open data: %w", err)
 	}
@@ -218,6 +234,41 @@ func OpenData(ctx context.Context, cfg OpenConfig) (*Data, error) {
 		return nil, err
 	}
 	return &Data{Store: s, CA: c, ActorKeys: keys, AdminTokenHash: hash}, nil
+}
+
+// openCA opens the data directory's CA: sealed, with kek; in the clear,
+// sealing it first if kek is given, or with a warning at each start if not.
+func openCA(dir string, kek []byte, logger *slog.Logger) (*ca.CA, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	sealed, err := ca.IsSealed(dir)
+	if err != nil {
+		return nil, err
+	}
+	if !sealed && kek != nil {
+		if err := ca.Seal(dir, kek); err != nil {
+			return nil, err
+		}
+		logger.Warn("control: sealed the CA key under the key-encryption key given; the file that held it in the clear is deleted, "+
+			"but copies of the data directory made before (backups, snapshots) still hold it: rotate the CA if they may have leaked",
+			"dir", dir, "kek_id", ca.KEKID(kek))
+		sealed = true
+	}
+	if !sealed {
+		logger.Warn("control: the CA key is stored in the clear: anyone with a copy of the data directory can issue any identity; "+
+			"give a key-encryption key (rampart server -ca-kek-file FILE, or RAMPART_CA_KEK) to seal it",
+			"path", filepath.Join(dir, ca.KeyFile))
+		return ca.Load(dir)
+	}
+	c, err := ca.LoadSealed(dir, kek)
+	switch {
+	case errors.Is(err, ca.ErrKEKRequired):
+		return nil, fmt.Errorf("the CA key in %s is sealed: give its key-encryption key (rampart server -ca-kek-file FILE, or the environment variable RAMPART_CA_KEK)", dir)
+	case errors.Is(err, ca.ErrWrongKEK):
+		return nil, fmt.Errorf("the key-encryption key given does not open the CA key in %s: %w", dir, err)
+	}
+	return c, err
 }
 
 // openActorKeys opens the store's actor-token keys with the data

@@ -1,6 +1,8 @@
 package control
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/rampartsec/rampart/internal/store"
@@ -24,16 +26,23 @@ type Heartbeat struct {
 // (authenticated by its SVID) reports only its own instances.
 func (h *Handler) postHeartbeat(w http.ResponseWriter, r *http.Request, caller string) error {
 	var hb Heartbeat
-	if err := decodeJSON(w, r, h.cfg.MaxBodyBytes, &hb); err != nil {
+	if err := decodeJSON(w, r, min(h.cfg.MaxBodyBytes, MaxHeartbeatBytes), &hb); err != nil {
 		return err
 	}
 	if caller != "" && hb.Service != caller {
 		return forbidden("service", "service "+caller+" may not report an instance of service "+hb.Service)
 	}
-	err := h.cfg.Store.Heartbeat(r.Context(), store.Instance{
+	quota := store.InstanceQuota{Max: h.cfg.Quotas.InstancesPerService, LiveAfter: h.cfg.Now().Add(-h.cfg.StaleAfter)}
+	err := h.cfg.Store.HeartbeatQuota(r.Context(), store.Instance{
 		Service: hb.Service, ID: hb.ID, Version: hb.Version, GoVersion: hb.GoVersion, Modules: hb.Modules,
 		Routes: hb.Routes, Peers: hb.Peers, DBDrivers: hb.DBDrivers, Exposed: hb.Exposed,
-	})
+	}, quota)
+	if errors.Is(err, store.ErrQuota) {
+		// A slot frees when the instance seen longest ago goes stale.
+		return h.refuse(w, r, hb.Service, QuotaInstances, h.cfg.StaleAfter/4,
+			fmt.Sprintf("service %s has %d live instances, the most allowed: a new instance id is accepted when one of them is gone (no heartbeat for %v)",
+				hb.Service, quota.Max, h.cfg.StaleAfter))
+	}
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -64,114 +65,266 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// jsonFrame is an object or array being scanned.
-type jsonFrame struct {
-	object  bool
-	keys    map[string]struct{} // folded keys seen, for an object
-	wantKey bool                // an object's next token is a key
-	key     string              // the object's current key, for error paths
-	index   int                 // the array's next element
-}
-
-// scanKeys checks the first JSON value in data for duplicate keys and depth,
-// and returns how many keys it holds. A syntax error is left for the
-// decoder to report, with its own message, so scanKeys returns nil on it.
+// scanKeys checks the first JSON value in data for duplicate keys and
+// depth, and returns how many keys it holds. It reads the bytes once, in
+// place; where data is not valid JSON it stops and returns nil, leaving the
+// decoder to report the syntax error with its own message.
 func scanKeys(data []byte) (keys int, err error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber() // no float parsing: only the structure matters here
-	var stack []jsonFrame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return keys, nil // syntax (or end of input): the decoder says which
+	s := keyScanner{data: data}
+	err = s.value(0)
+	if d, ok := err.(*dupError); ok {
+		path := d.path()
+		if d.depth {
+			return s.keys, badRequest(path, fmt.Sprintf("malformed JSON: nested deeper than %d levels", MaxJSONDepth))
 		}
-		var top *jsonFrame
-		if len(stack) > 0 {
-			top = &stack[len(stack)-1]
-		}
-		if top != nil && top.object && top.wantKey {
-			if d, ok := tok.(json.Delim); ok && d == '}' {
-				stack = stack[:len(stack)-1]
-				if len(stack) == 0 {
-					return keys, nil
-				}
-				valueDone(&stack[len(stack)-1])
-				continue
-			}
-			name, _ := tok.(string)
-			folded := foldKey(name)
-			if _, dup := top.keys[folded]; dup {
-				path := jsonPath(stack, name)
-				return keys, &apiError{status: http.StatusBadRequest, code: CodeDuplicateKey, field: path,
-					msg: fmt.Sprintf("malformed JSON: key %s appears twice in one object (keys are compared without regard to case)", strconvQuote(path))}
-			}
-			top.keys[folded] = struct{}{}
-			top.key = name
-			top.wantKey = false
-			keys++
-			continue
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			if len(stack) >= MaxJSONDepth {
-				return keys, badRequest(jsonPath(stack, ""), fmt.Sprintf("malformed JSON: nested deeper than %d levels", MaxJSONDepth))
-			}
-			f := jsonFrame{object: tok == json.Delim('{')}
-			if f.object {
-				f.keys = map[string]struct{}{}
-				f.wantKey = true
-			}
-			stack = append(stack, f)
-		case json.Delim(']'):
-			stack = stack[:len(stack)-1]
-			if len(stack) == 0 {
-				return keys, nil
-			}
-			valueDone(&stack[len(stack)-1])
-		default: // a scalar
-			if top == nil {
-				return keys, nil
-			}
-			valueDone(top)
-		}
+		return s.keys, &apiError{status: http.StatusBadRequest, code: CodeDuplicateKey, field: path,
+			msg: fmt.Sprintf("malformed JSON: key %s appears twice in one object (keys are compared without regard to case)", strconvQuote(path))}
 	}
+	return s.keys, nil // nil, or a syntax error the decoder reports
 }
 
-// valueDone moves f past one value: an object then expects a key, an
-// array its next element.
-func valueDone(f *jsonFrame) {
-	if f.object {
-		f.wantKey = true
-	} else {
-		f.index++
-	}
+// errSyntax stops a scan at invalid JSON.
+var errSyntax = errors.New("syntax")
+
+// dupError is a duplicate key (or too deep a nesting) at a path, which
+// the levels it returns through complete, innermost first.
+type dupError struct {
+	segs  []string // innermost first: "key" or "[3]"
+	depth bool
 }
 
-// jsonPath names a position: events[2].data.user, with last the key at it
-// ("" for the position of the innermost frame itself).
-func jsonPath(stack []jsonFrame, last string) string {
+func (d *dupError) Error() string { return "duplicate key" }
+
+func (d *dupError) path() string {
 	var b strings.Builder
-	for i, f := range stack {
-		inner := i == len(stack)-1
-		switch {
-		case f.object && inner:
-			// the key named by last
-		case f.object:
-			if b.Len() > 0 {
-				b.WriteByte('.')
-			}
-			b.WriteString(f.key)
-		default:
-			b.WriteString("[" + strconv.Itoa(f.index) + "]")
-		}
-	}
-	if last != "" {
-		if b.Len() > 0 {
+	for i := len(d.segs) - 1; i >= 0; i-- {
+		seg := d.segs[i]
+		if b.Len() > 0 && !strings.HasPrefix(seg, "[") {
 			b.WriteByte('.')
 		}
-		b.WriteString(last)
+		b.WriteString(seg)
 	}
 	return b.String()
+}
+
+type keyScanner struct {
+	data []byte
+	pos  int
+	keys int
+	// The folded keys of the objects being scanned, innermost last: their
+	// bytes in arena, and where each one is in spans. An object truncates
+	// both to where they were when it ends.
+	arena []byte
+	spans []keySpan
+}
+
+type keySpan struct{ start, end int }
+
+func (s *keyScanner) ws() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// value scans one value at depth (the number of objects and arrays around
+// it).
+func (s *keyScanner) value(depth int) error {
+	s.ws()
+	if s.pos >= len(s.data) {
+		return errSyntax
+	}
+	switch c := s.data[s.pos]; c {
+	case '{', '[':
+		if depth >= MaxJSONDepth {
+			return &dupError{depth: true}
+		}
+		if c == '{' {
+			return s.object(depth + 1)
+		}
+		return s.array(depth + 1)
+	case '"':
+		_, _, err := s.str()
+		return err
+	default: // a number, true, false or null: the decoder checks which
+		start := s.pos
+		for s.pos < len(s.data) {
+			switch s.data[s.pos] {
+			case ',', ']', '}', ' ', '\t', '\n', '\r':
+				if s.pos == start {
+					return errSyntax
+				}
+				return nil
+			}
+			s.pos++
+		}
+		return nil
+	}
+}
+
+// str scans a string at s.pos and returns its raw contents, and whether
+// they need decoding (an escape, or bytes that are not plain ASCII).
+func (s *keyScanner) str() (raw []byte, plain bool, err error) {
+	s.pos++ // the opening quote
+	start := s.pos
+	plain = true
+	for s.pos < len(s.data) {
+		switch c := s.data[s.pos]; {
+		case c == '"':
+			raw = s.data[start:s.pos]
+			s.pos++
+			return raw, plain, nil
+		case c == '\\':
+			plain = false
+			s.pos += 2
+		case c < 0x20:
+			return nil, false, errSyntax
+		default:
+			if c >= 0x80 {
+				plain = false
+			}
+			s.pos++
+		}
+	}
+	return nil, false, errSyntax
+}
+
+func (s *keyScanner) object(depth int) error {
+	s.pos++ // {
+	s.ws()
+	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+		s.pos++
+		return nil
+	}
+	arenaBase, spansBase := len(s.arena), len(s.spans)
+	defer func() { s.arena, s.spans = s.arena[:arenaBase], s.spans[:spansBase] }()
+	var many map[string]bool // the folded keys, once there are many
+	for {
+		s.ws()
+		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+			return errSyntax
+		}
+		raw, plain, err := s.str()
+		if err != nil {
+			return err
+		}
+		var name string
+		start := len(s.arena)
+		if plain {
+			for _, c := range raw {
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				s.arena = append(s.arena, c)
+			}
+		} else {
+			// Escapes or non-ASCII: decode as encoding/json does
+			// (invalid UTF-8 becomes U+FFFD), then fold.
+			var ok bool
+			if name, ok = decodeKey(s.data[s.pos-len(raw)-2 : s.pos]); !ok {
+				return errSyntax
+			}
+			s.arena = append(s.arena, foldKey(name)...)
+		}
+		folded := s.arena[start:]
+		dup := false
+		if many != nil {
+			dup = many[string(folded)]
+			many[string(folded)] = true
+			s.arena = s.arena[:start]
+		} else {
+			for _, sp := range s.spans[spansBase:] {
+				if bytes.Equal(s.arena[sp.start:sp.end], folded) {
+					dup = true
+					break
+				}
+			}
+			s.spans = append(s.spans, keySpan{start, len(s.arena)})
+			if len(s.spans)-spansBase > 16 {
+				many = make(map[string]bool, 64)
+				for _, sp := range s.spans[spansBase:] {
+					many[string(s.arena[sp.start:sp.end])] = true
+				}
+			}
+		}
+		s.keys++
+		if dup {
+			return &dupError{segs: []string{keyText(plain, raw, name)}}
+		}
+		s.ws()
+		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+			return errSyntax
+		}
+		s.pos++
+		if err := s.value(depth); err != nil {
+			if d, ok := err.(*dupError); ok {
+				d.segs = append(d.segs, keyText(plain, raw, name))
+			}
+			return err
+		}
+		s.ws()
+		if s.pos >= len(s.data) {
+			return errSyntax
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return errSyntax
+		}
+	}
+}
+
+// keyText is a key as encoding/json reads it: raw if plain, else decoded.
+func keyText(plain bool, raw []byte, decoded string) string {
+	if plain {
+		return string(raw)
+	}
+	return decoded
+}
+
+// decodeKey decodes a quoted JSON string as encoding/json does.
+func decodeKey(quoted []byte) (string, bool) {
+	var v string
+	err := json.Unmarshal(quoted, &v)
+	return v, err == nil
+}
+
+func (s *keyScanner) array(depth int) error {
+	s.pos++ // [
+	s.ws()
+	if s.pos < len(s.data) && s.data[s.pos] == ']' {
+		s.pos++
+		return nil
+	}
+	for i := 0; ; i++ {
+		if err := s.value(depth); err != nil {
+			if d, ok := err.(*dupError); ok {
+				d.segs = append(d.segs, "["+strconv.Itoa(i)+"]")
+			}
+			return err
+		}
+		s.ws()
+		if s.pos >= len(s.data) {
+			return errSyntax
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return nil
+		default:
+			return errSyntax
+		}
+	}
 }
 
 // foldKey maps a key to the form encoding/json matches fields by: Unicode

@@ -1,8 +1,11 @@
 package control
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -78,4 +81,42 @@ func TestScanKeysNamesThePathOfTheDuplicate(t *testing.T) {
 			t.Errorf("scanKeys(%s) = %v, want a duplicate at %q", body, err, want)
 		}
 	}
+}
+
+// BenchmarkDecodeEventBatch decodes a batch of 100 events, each with a
+// nested JSON body, as POST /v1/events does: strictly (duplicate keys and
+// depth checked first), and with encoding/json alone as before.
+func BenchmarkDecodeEventBatch(b *testing.B) {
+	var batch strings.Builder
+	batch.WriteString(`{"events":[`)
+	for i := range 100 {
+		if i > 0 {
+			batch.WriteByte(',')
+		}
+		fmt.Fprintf(&batch, `{"id":"ev-%04d","time":"2026-01-02T03:04:05Z","kind":"sql_injection","action":"blocked","service":"shop","route":"GET /items",`+
+			`"actor_ip":"203.0.113.7","actor_user":"alice","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736",`+
+			`"data":{"kind":"sql_injection","input":{"name":"q","source":"query","value":"1 OR 1=1"},"query":"SELECT * FROM items WHERE id = 1 OR 1=1","stack":["main.handler","net/http.HandlerFunc.ServeHTTP"]}}`, i)
+	}
+	batch.WriteString(`]}`)
+	data := []byte(batch.String())
+	b.Run("strict", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			var v EventBatch
+			if err := decodeStrict(data, &v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding_json", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			var v EventBatch
+			dec := json.NewDecoder(bytes.NewReader(data))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -38,7 +38,9 @@ func (h *Handler) putPolicy(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request) error {
+// getPolicy serves a policy version: whole to the admin and the gateways,
+// the caller's slice to any other service (see PolicyView).
+func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request, caller string) error {
 	q := r.URL.Query()
 	if err := onlyParams(q, "version"); err != nil {
 		return err
@@ -54,6 +56,13 @@ func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, p)
+	view := PolicyView{Policy: p}
+	if !h.readsEverything(caller) {
+		if view.YAML, err = slicePolicy(p.YAML, caller); err != nil {
+			return err
+		}
+		view.SliceFor = caller
+	}
+	writeJSON(w, http.StatusOK, view)
 	return nil
 }

@@ -103,6 +103,8 @@ func (r Retention) prune(ctx context.Context, st store.Store, log *slog.Logger) 
 type ServerConfig struct {
 	// Dir is a data directory made by Init; required.
 	Dir string
+	// CAKEK is the key-encryption key of the CA key (OpenConfig.CAKEK).
+	CAKEK []byte
 	// Addr is the listen address; "" means DefaultServerAddr, and port 0
 	// a free port (see Server.Addr).
 	Addr string
@@ -116,11 +118,12 @@ type ServerConfig struct {
 	// actor-token keys (ActorKeysConfig.Rotation and PublishAhead).
 	ActorKeyRotation     time.Duration
 	ActorKeyPublishAhead time.Duration
-	// GatewayServices, SVIDTTL and WatchTimeout are the Handler's
-	// (Config.GatewayServices, SVIDTTL and WatchTimeout).
+	// GatewayServices, SVIDTTL, WatchTimeout and Quotas are the Handler's
+	// (Config.GatewayServices, SVIDTTL, WatchTimeout and Quotas).
 	GatewayServices []string
 	SVIDTTL         time.Duration
 	WatchTimeout    time.Duration
+	Quotas          Quotas
 	// Retention is how long the server keeps events, watch changes and
 	// other records before it prunes them; the zero value keeps each for
 	// its default.
@@ -167,7 +170,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	data, err := OpenData(ctx, OpenConfig{
-		Dir: cfg.Dir, PostgresDSN: cfg.PostgresDSN, Logger: cfg.Logger,
+		Dir: cfg.Dir, PostgresDSN: cfg.PostgresDSN, CAKEK: cfg.CAKEK, Logger: cfg.Logger,
 		ActorKeyRotation: cfg.ActorKeyRotation, ActorKeyPublishAhead: cfg.ActorKeyPublishAhead,
 	})
 	if err != nil {
@@ -175,7 +178,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 	h, err := New(Config{
 		Store: data.Store, CA: data.CA, ActorKeys: data.ActorKeys, GatewayServices: cfg.GatewayServices,
-		AdminTokenHash: data.AdminTokenHash, SVIDTTL: cfg.SVIDTTL, WatchTimeout: cfg.WatchTimeout, Logger: cfg.Logger,
+		AdminTokenHash: data.AdminTokenHash, SVIDTTL: cfg.SVIDTTL, WatchTimeout: cfg.WatchTimeout, Quotas: cfg.Quotas, Logger: cfg.Logger,
 	})
 	if err != nil {
 		data.Store.Close()

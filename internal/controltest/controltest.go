@@ -39,6 +39,9 @@ type Config struct {
 	SVIDTTL time.Duration
 	// WatchTimeout of long polls; 0 means 5 s, so tests end quickly.
 	WatchTimeout time.Duration
+	// Quotas per service identity; the zero value is the control plane's
+	// defaults.
+	Quotas control.Quotas
 }
 
 // ControlPlane is a control plane serving on 127.0.0.1.
@@ -97,7 +100,7 @@ func (c *ControlPlane) newClient() *http.Client {
 }
 
 func (c *ControlPlane) start(addr string) error {
-	cfg := control.ServerConfig{Dir: c.Dir, Addr: addr, SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout}
+	cfg := control.ServerConfig{Dir: c.Dir, Addr: addr, SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout, Quotas: c.cfg.Quotas}
 	var srv *control.Server
 	var err error
 	// A restarted control plane comes back on its address; the port may

@@ -184,6 +184,12 @@ func (d *demo) start(ctx context.Context) error {
 
 func (d *demo) startControlPlane(ctx context.Context) error {
 	dir := d.cfg.DataDir
+	// A temporary data directory keeps its CA key sealed under a
+	// key-encryption key that lives only in this process's memory; a data
+	// directory given to keep keeps it in the clear, so that a later demo
+	// or server can open it (the server warns, and seals it once given a
+	// key-encryption key).
+	var kek []byte
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "rampart-demo-")
 		if err != nil {
@@ -191,6 +197,7 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 		}
 		d.onClose(func() { os.RemoveAll(tmp) })
 		dir = tmp
+		kek = ca.NewKEK()
 	}
 	dir, err := filepath.Abs(dir)
 	if err != nil {
@@ -202,14 +209,14 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 			return fmt.Errorf("demo: %s is not empty: give the admin token of its control plane (RAMPART_TOKEN), or choose a new directory", dir)
 		}
 		d.adminToken = d.cfg.AdminToken
-	} else if d.adminToken, err = control.Init(ctx, dir, TrustDomain); err != nil {
+	} else if d.adminToken, err = control.InitWith(ctx, dir, TrustDomain, control.InitOptions{CAKEK: kek}); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	addr := d.cfg.ControlAddr
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	srv, err := control.StartServer(ctx, control.ServerConfig{Dir: dir, Addr: addr, Logger: d.log})
+	srv, err := control.StartServer(ctx, control.ServerConfig{Dir: dir, Addr: addr, CAKEK: kek, Logger: d.log})
 	if err != nil {
 		return fmt.Errorf("demo: control plane: %w", err)
 	}

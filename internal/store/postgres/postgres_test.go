@@ -36,6 +36,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.OpenFunc { return opener(newSchema(t)) })
 }
 
+func BenchmarkHeartbeat(b *testing.B) {
+	storetest.BenchmarkHeartbeat(b, opener(newSchema(b)))
+}
+
 func BenchmarkAppendEvents(b *testing.B) {
 	storetest.BenchmarkAppendEvents(b, opener(newSchema(b)))
 }

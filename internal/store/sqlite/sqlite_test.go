@@ -24,6 +24,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.OpenFunc { return opener(t.TempDir()) })
 }
 
+func BenchmarkHeartbeat(b *testing.B) {
+	storetest.BenchmarkHeartbeat(b, opener(b.TempDir()))
+}
+
 func BenchmarkAppendEvents(b *testing.B) {
 	storetest.BenchmarkAppendEvents(b, opener(b.TempDir()))
 }

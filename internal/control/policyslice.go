@@ -1,0 +1,92 @@
+package control
+
+import (
+	"fmt"
+	"slices"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rampartsec/rampart/internal/policy"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// What each caller may read of the policy and the decisions.
+//
+// The admin token and the gateways (Config.GatewayServices) read the
+// whole policy and every decision: a gateway decides, for each upstream
+// service it routes to, which routes are sensitive (block-sensitive
+// decisions), and enforces rate-limit decisions at the edge.
+//
+// Any other service identity reads its slice: the policy document with
+// only its own entry under services: (the callers it accepts and its
+// sensitive routes, which is all that an agent compiles,
+// policy.Policy.Compile(self)), or services: {} if the policy does not
+// name it; and the decisions it enforces, which are those of actions
+// block, read-only and block-sensitive (rate-limit decisions are enforced
+// by gateways only). A service so never learns which other services exist,
+// whom they accept, nor the rate limits put on actors. The slice is
+// rebuilt from the parsed policy, so no comment, anchor or ordering of the
+// original document reaches it. The watch (GET /v1/watch) is not
+// filtered: it tells only that a policy version or a decision id changed,
+// not what either says.
+
+// PolicyView is the response to GET /v1/policy.
+type PolicyView struct {
+	store.Policy
+	// SliceFor, when set, is the service whose slice YAML is: the policy
+	// with only that service's entry.
+	SliceFor string `json:"slice_for,omitempty"`
+}
+
+// readsEverything reports whether a caller ("" for the admin) reads the
+// whole policy and every decision.
+func (h *Handler) readsEverything(caller string) bool {
+	return caller == "" || slices.Contains(h.gateways, caller)
+}
+
+// enforces reports whether a service that reads its slice is given d.
+func enforces(d store.Decision) bool { return d.Action != store.ActionRateLimit }
+
+// YAML forms of a policy slice, in the document's own field names.
+type (
+	yamlPolicy struct {
+		Services map[string]yamlService `yaml:"services"`
+	}
+	yamlService struct {
+		Allow     []yamlAllow  `yaml:"allow,omitempty"`
+		Sensitive []yamlRoutes `yaml:"sensitive,omitempty"`
+	}
+	yamlAllow struct {
+		Callers []string `yaml:"callers,flow"`
+		Methods []string `yaml:"methods,omitempty,flow"`
+		Paths   []string `yaml:"paths,omitempty,flow"`
+	}
+	yamlRoutes struct {
+		Methods []string `yaml:"methods,omitempty,flow"`
+		Paths   []string `yaml:"paths,omitempty,flow"`
+	}
+)
+
+// slicePolicy returns the policy document text with only service's entry.
+func slicePolicy(text, service string) (string, error) {
+	p, err := policy.Parse(text)
+	if err != nil {
+		return "", fmt.Errorf("stored policy: %w", err)
+	}
+	out := yamlPolicy{Services: map[string]yamlService{}}
+	if sp, ok := p.Services[service]; ok {
+		var ys yamlService
+		for _, r := range sp.Allow {
+			ys.Allow = append(ys.Allow, yamlAllow{Callers: r.Callers, Methods: r.Methods, Paths: r.Paths})
+		}
+		for _, r := range sp.Sensitive {
+			ys.Sensitive = append(ys.Sensitive, yamlRoutes{Methods: r.Methods, Paths: r.Paths})
+		}
+		out.Services[service] = ys
+	}
+	data, err := yaml.Marshal(out)
+	if err != nil {
+		return "", fmt.Errorf("policy slice: %w", err)
+	}
+	return string(data), nil
+}
