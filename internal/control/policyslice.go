@@ -18,7 +18,8 @@ import (
 // decisions), and enforces rate-limit decisions at the edge.
 //
 // Any other service identity reads its slice: the policy document with
-// only its own entry under services: (the callers it accepts and its
+// edge: and only its own entry under services: (the callers it accepts, on
+// which routes an actor is required, and its
 // sensitive routes, which is all that an agent compiles,
 // policy.Policy.Compile(self)), or services: {} if the policy does not
 // name it; and the decisions it enforces, which are those of actions
@@ -50,6 +51,7 @@ func enforces(d store.Decision) bool { return d.Action != store.ActionRateLimit 
 // YAML forms of a policy slice, in the document's own field names.
 type (
 	yamlPolicy struct {
+		Edge     []string               `yaml:"edge,flow"`
 		Services map[string]yamlService `yaml:"services"`
 	}
 	yamlService struct {
@@ -60,6 +62,7 @@ type (
 		Callers []string `yaml:"callers,flow"`
 		Methods []string `yaml:"methods,omitempty,flow"`
 		Paths   []string `yaml:"paths,omitempty,flow"`
+		Actor   string   `yaml:"actor,omitempty"`
 	}
 	yamlRoutes struct {
 		Methods []string `yaml:"methods,omitempty,flow"`
@@ -73,11 +76,17 @@ func slicePolicy(text, service string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("stored policy: %w", err)
 	}
-	out := yamlPolicy{Services: map[string]yamlService{}}
+	// The edge decides which of the service's routes require an actor, so
+	// the slice always states it, the default spelled out.
+	edge := p.Edge
+	if edge == nil {
+		edge = policy.DefaultEdge
+	}
+	out := yamlPolicy{Edge: edge, Services: map[string]yamlService{}}
 	if sp, ok := p.Services[service]; ok {
 		var ys yamlService
 		for _, r := range sp.Allow {
-			ys.Allow = append(ys.Allow, yamlAllow{Callers: r.Callers, Methods: r.Methods, Paths: r.Paths})
+			ys.Allow = append(ys.Allow, yamlAllow{Callers: r.Callers, Methods: r.Methods, Paths: r.Paths, Actor: string(r.Actor)})
 		}
 		for _, r := range sp.Sensitive {
 			ys.Sensitive = append(ys.Sensitive, yamlRoutes{Methods: r.Methods, Paths: r.Paths})

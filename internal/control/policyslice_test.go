@@ -13,12 +13,17 @@ import (
 )
 
 const meshPolicy = `# payments trusts only orders; the refund route is sensitive
+edge: [front]
 services:
   orders:
     allow:
-      - callers: [web]
+      - callers: [web, front]
         methods: [GET]
         paths: ["/orders/{id}"]
+      - callers: [front]
+        methods: [GET]
+        paths: ["/orders/{id}/status"]
+        actor: optional
     sensitive:
       - methods: [DELETE]
         paths: ["/orders/{id}"]
@@ -95,6 +100,15 @@ func TestAServiceReadsOnlyItsSliceOfThePolicyAndTheDecisionsItEnforces(t *testin
 				} {
 					if g, w := got.Compile(c.service).Allow(req[0], req[1], req[2]), whole.Compile(c.service).Allow(req[0], req[1], req[2]); g != w {
 						t.Errorf("%s's slice decides %v for %v, the whole policy %v", c.service, g, req, w)
+					}
+				}
+				// And requires an actor where the whole would: that depends
+				// on edge: and on each rule's actor:.
+				for _, route := range [][2]string{
+					{"GET", "/orders/1"}, {"GET", "/orders/1/status"}, {"DELETE", "/orders/1"}, {"POST", "/charge"}, {"GET", "/refunds/9"},
+				} {
+					if g, w := got.Compile(c.service).ActorRequired(route[0], route[1]), whole.Compile(c.service).ActorRequired(route[0], route[1]); g != w {
+						t.Errorf("%s's slice requires an actor on %v: %v, the whole policy: %v\n%s", c.service, route, g, w, p.YAML)
 					}
 				}
 			}
