@@ -48,6 +48,13 @@ func newSecretNames(extra []string) secretNames {
 	return s
 }
 
+// SecretName reports whether the value of a parameter, key, header or
+// cookie named name looks like a secret by the default words (those that
+// Config.SecretNames adds to): a word of the name, split at punctuation and
+// case changes, is password, token, key, session, cookie, authorization and
+// the like. The gateway redacts what its WAF matched in such a value.
+func SecretName(name string) bool { return secretNames{}.secret(Input{Name: name}) }
+
 // secret reports whether in's value must not leave the process in clear.
 // Every cookie is a secret: cookies are where sessions live.
 func (s secretNames) secret(in Input) bool {
