@@ -2,6 +2,8 @@ package rampart
 
 import (
 	"context"
+	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -127,16 +129,48 @@ func (a *Agent) redact(ctx context.Context, ev *Event) {
 	if len(secrets) == 0 {
 		return
 	}
+	// A secret stands in a statement or URL as the application wrote it
+	// there: escaped (O'Hara as O''Hara, or O\'Hara in MySQL) or
+	// percent-encoded. Every such spelling is blanked, the longest first so
+	// that no part of one survives a shorter one's replacement.
+	var spelled []string
 	for _, v := range secrets {
-		if v == "" {
-			continue
+		if v != "" {
+			spelled = append(spelled, spellings(v)...)
 		}
+	}
+	slices.SortFunc(spelled, func(a, b string) int { return len(b) - len(a) })
+	for _, v := range slices.Compact(spelled) {
 		ev.Detail = strings.ReplaceAll(ev.Detail, v, Redacted)
 		ev.Reason = strings.ReplaceAll(ev.Reason, v, Redacted)
 		if ev.Input.Value != Redacted {
 			ev.Input.Value = strings.ReplaceAll(ev.Input.Value, v, Redacted)
 		}
 	}
+}
+
+// Escapings an application applies to a value before concatenating it into
+// a statement: quotes doubled (standard SQL), backslash escapes (MySQL,
+// PostgreSQL E'...' strings, most languages' string literals), both.
+var (
+	doubledQuotes   = strings.NewReplacer(`'`, `''`, `"`, `""`)
+	backslashed     = strings.NewReplacer(`\`, `\\`, `'`, `\'`, `"`, `\"`)
+	backslashDouble = strings.NewReplacer(`\`, `\\`, `'`, `''`)
+)
+
+// spellings returns v and the ways an event's text may hold it (see redact).
+func spellings(v string) []string {
+	out := []string{v}
+	if strings.ContainsAny(v, `'"\`) {
+		out = append(out, doubledQuotes.Replace(v), backslashed.Replace(v), backslashDouble.Replace(v))
+	}
+	if e := url.QueryEscape(v); e != v {
+		out = append(out, e)
+	}
+	if e := url.PathEscape(v); e != v {
+		out = append(out, e)
+	}
+	return out
 }
 
 // redactMarked replaces the text between each ⟦ and ⟧ of detail.

@@ -1,0 +1,105 @@
+package rampart_test
+
+import (
+	"database/sql"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+	"modernc.org/sqlite"
+
+	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/sqlguard"
+)
+
+// TestEventsNeverCarryAnEscapedPassword: an application that escapes the
+// password correctly but concatenates another field raw puts the password
+// in the statement escaped (its quote doubled, or backslash-escaped in MySQL). The
+// guard blocks the injection in the other field and its event holds the
+// statement; redaction looked for the password only as it was sent, so a
+// password with a quote or a backslash was stored in clear.
+func TestEventsNeverCarryAnEscapedPassword(t *testing.T) {
+	const secret = `O'Hara\Pass-2024`
+	backends := []struct {
+		name    string
+		dialect sqlguard.Dialect
+		open    func(g *sqlguard.Guard) (*sql.DB, error)
+		escape  func(string) string
+	}{
+		{"sqlite", sqlguard.SQLite,
+			func(g *sqlguard.Guard) (*sql.DB, error) { return g.Open(&sqlite.Driver{}, ":memory:") },
+			func(s string) string { return strings.ReplaceAll(s, "'", "''") }},
+		{"mysql", sqlguard.MySQL,
+			func(g *sqlguard.Guard) (*sql.DB, error) {
+				dsn := "root@tcp(127.0.0.1:3306)/test?timeout=3s"
+				if d := os.Getenv("RAMPART_TEST_MYSQL_DSN"); d != "" {
+					dsn = d
+				}
+				return g.Open(&mysql.MySQLDriver{}, dsn)
+			},
+			strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			a, events := newAgent(t, rampart.Config{})
+			g, err := sqlguard.New(a, b.dialect)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db, err := b.open(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Ping(); err != nil {
+				if b.name == "mysql" && os.Getenv("CI") != "true" {
+					t.Skipf("MySQL unavailable: %v", err)
+				}
+				t.Fatal(err)
+			}
+			ran := 0
+			mux := http.NewServeMux()
+			mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+				q := "SELECT count(*) FROM (SELECT 'alice' AS name, 'x' AS password) u WHERE name = '" +
+					r.FormValue("name") + "' AND password = '" + b.escape(r.FormValue("password")) + "'"
+				var n int
+				if err := db.QueryRowContext(r.Context(), q).Scan(&n); err == nil {
+					ran++
+				}
+			})
+			srv := httptest.NewServer(a.Handler(mux))
+			defer srv.Close()
+			// The escaped statement runs as it should: the password is data.
+			resp, err := http.PostForm(srv.URL+"/login", url.Values{"name": {"alice"}, "password": {secret}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || ran != 1 {
+				t.Fatalf("the escaped password: %s, ran %d; want 200 and the statement run", resp.Status, ran)
+			}
+			resp, err = http.PostForm(srv.URL+"/login", url.Values{"name": {"alice' --"}, "password": {secret}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || ran != 1 {
+				t.Fatalf("the injection in name: %s, ran %d; want 403 and not run", resp.Status, ran)
+			}
+			ev := <-events
+			js := eventJSON(t, ev)
+			for _, f := range []string{"Hara", "Pass-2024"} {
+				if strings.Contains(js, f) {
+					t.Errorf("the event holds %q of the password: %s", f, js)
+				}
+			}
+			if !strings.Contains(ev.Detail, "password = '"+rampart.Redacted+"'") || !strings.Contains(ev.Detail, "⟦alice' --⟧") {
+				t.Errorf("detail %q: want the injection marked and the password's place shown redacted", ev.Detail)
+			}
+		})
+	}
+}
