@@ -118,6 +118,9 @@ func (a *Agent) redact(ctx context.Context, ev *Event) {
 		// What a guard marked is this input as it stood in the call,
 		// possibly escaped or decoded: blank it whatever its spelling.
 		ev.Detail = redactMarked(ev.Detail)
+		// A guard's reason may quote the input as the sink would read it
+		// (decoded, unescaped, cut), a spelling no search would find.
+		ev.Reason = redactQuoted(ev.Reason)
 	}
 	for in := range Inputs(ctx) {
 		// A key is recorded as an input whose value is its own name: the
@@ -194,5 +197,38 @@ func redactMarked(detail string) string {
 		return detail
 	}
 	b.WriteString(detail)
+	return b.String()
+}
+
+// redactQuoted replaces the text of each double-quoted string of reason, as
+// strconv.Quote and %q write them, by Redacted; an unterminated one runs to
+// the end.
+func redactQuoted(reason string) string {
+	if strings.IndexByte(reason, '"') < 0 {
+		return reason
+	}
+	var b strings.Builder
+	for {
+		open := strings.IndexByte(reason, '"')
+		if open < 0 {
+			break
+		}
+		b.WriteString(reason[:open+1])
+		b.WriteString(Redacted)
+		end := open + 1
+		for end < len(reason) && reason[end] != '"' {
+			if reason[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		if end >= len(reason) {
+			b.WriteByte('"')
+			return b.String()
+		}
+		b.WriteByte('"')
+		reason = reason[end+1:]
+	}
+	b.WriteString(reason)
 	return b.String()
 }

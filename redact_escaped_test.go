@@ -103,3 +103,26 @@ func TestEventsNeverCarryAnEscapedPassword(t *testing.T) {
 		})
 	}
 }
+
+// TestReasonNeverQuotesASecret: a password whose own bytes are an escape
+// sequence (a doubled quote in standard SQL) concatenated raw is refused because it
+// changes its value inside the literal, and the guard's reason says what the
+// database would have read: the decoded password, which redaction did not
+// look for. The reason keeps its words, not the text it quotes.
+func TestReasonNeverQuotesASecret(t *testing.T) {
+	base, events := loginServer(t, rampart.Config{})
+	resp := postLogin(t, base, url.Values{"name": {"bob"}, "password": {"sec''ret-horse-battery"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d, want 403 (the doubled quote changes the password's value)", resp.StatusCode)
+	}
+	ev := <-events
+	js := eventJSON(t, ev)
+	for _, f := range []string{"horse", "battery", "sec'ret", "sec''ret"} {
+		if strings.Contains(js, f) {
+			t.Errorf("the event holds %q of the password: %s", f, js)
+		}
+	}
+	if !strings.Contains(ev.Reason, "changes its value inside a string") {
+		t.Errorf("reason %q no longer says why the input was refused", ev.Reason)
+	}
+}
