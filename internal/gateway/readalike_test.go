@@ -1,0 +1,74 @@
+package gateway_test
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// servletPath is the path as a Java servlet container (Tomcat, Jetty, and
+// Spring on them) routes it, and as IIS does: ";" parameters dropped from
+// each segment, "\" read as "/", trailing dots of a segment dropped (and
+// then, as both do, empty segments collapsed).
+func servletPath(p string) string {
+	p = strings.ReplaceAll(p, `\`, "/")
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if k := strings.IndexByte(s, ';'); k >= 0 {
+			s = s[:k]
+		}
+		if s != "." && s != ".." {
+			s = strings.TrimRight(s, ".")
+		}
+		segs[i] = s
+	}
+	return strings.Join(segs, "/")
+}
+
+// TestRoutesAgreeWithServersThatReadPathsDifferently: since routes match on
+// segment boundaries (issue 10, item 10), "/api/admin;x/users" no longer
+// falls under the route /api/admin (auth required) but under / (auth off),
+// as do "/api/admin\users" and "/api/admin./users". A servlet container or
+// IIS behind the gateway serves all three as /api/admin/users: the admin
+// API was reached without credentials (before item 10, the plain prefix
+// match took them to the admin route). A path that such servers would route
+// to another route than the gateway chooses is now refused with 400.
+func TestRoutesAgreeWithServersThatReadPathsDifferently(t *testing.T) {
+	p := newProxyEnv(t)
+	key := "k-" + strings.Repeat("8", 40)
+	gw := serveGateway(t, p.cp, fmt.Sprintf("auth:\n  api_keys: [{name: ops, sha256: %x}]\nroutes:\n%s%s",
+		sha256.Sum256([]byte(key)),
+		p.route("public", "/", "    auth: off\n"),
+		p.route("admin", "/api/admin", "    auth: required\n")), time.Second, true)
+
+	// The status line of the gateway's answer; 200 means that the shop's
+	// echo handler served the path.
+	send := func(target string) string {
+		t.Helper()
+		resp := rawRequest(t, gw.addr, "GET "+target+" HTTP/1.1\r\nHost: shop.test\r\nConnection: close\r\n\r\n")
+		return strings.TrimPrefix(resp, "HTTP/1.1 ")
+	}
+	for _, target := range []string{"/api/admin/users", "/api/admin;jsessionid=1/users", `/api/admin\users`,
+		"/api/admin./users", "/api/admin;/users", "/api/;x/admin/users"} {
+		if got := strings.ReplaceAll(servletPath(target), "//", "/"); got != "/api/admin/users" {
+			t.Fatalf("servletPath(%q) = %q: the test's model of the upstream is wrong", target, got)
+		}
+		if status := send(target); strings.HasPrefix(status, "200") {
+			t.Errorf("GET %s without credentials: %s; a servlet container serves it as /api/admin/users, which requires them", target, status)
+		}
+	}
+	// Paths that every server routes alike pass as before.
+	for target, want := range map[string]string{
+		"/api/items;v=1":       "200",
+		"/static/app.js":       "200",
+		"/api/administrators":  "200",
+		"/api/admin/users":     "401",
+		"/api/admin;x/users/1": "400",
+	} {
+		if status := send(target); !strings.HasPrefix(status, want) {
+			t.Errorf("GET %s: %s, want %s", target, status, want)
+		}
+	}
+}
