@@ -51,7 +51,8 @@
 // but is /api/admin/users to Tomcat. A request whose route that reading
 // would change is refused with 400, so that no such server behind the
 // gateway serves a path from a route whose settings the gateway did not
-// apply to it.
+// apply to it; and a path is a sensitive route (for block-sensitive
+// decisions) if it is one either way.
 //
 // # Refusals from the services
 //

@@ -318,7 +318,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := g.match(r)
-	if alt := readAlike(r.URL.Path); alt != r.URL.Path && g.matchPath(hostOnly(r.Host), alt) != rt {
+	alt := readAlike(r.URL.Path)
+	if alt != r.URL.Path && g.matchPath(hostOnly(r.Host), alt) != rt {
 		g.refuse(sw, x, http.StatusBadRequest, `path routed differently by servers that drop ";" parameters, read "\" as "/" or drop trailing dots`)
 		return
 	}
@@ -355,7 +356,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	set := g.decisions.Load()
 	sensitive := func() bool {
 		m := g.authz.Load()
-		return m != nil && rt.cfg.Service != "" && (*m)[rt.cfg.Service].Sensitive(r.Method, r.URL.Path)
+		if m == nil || rt.cfg.Service == "" {
+			return false
+		}
+		// Sensitive as net/http reads the path, or as a servlet container
+		// or IIS does (see readAlike), which is how the service may.
+		a := (*m)[rt.cfg.Service]
+		return a.Sensitive(r.Method, r.URL.Path) || alt != r.URL.Path && a.Sensitive(r.Method, alt)
 	}
 	if d, refused := set.Refusal(sub, r.Method, sensitive, now); refused {
 		g.event(x, r, rampart.Event{Kind: KindDecision, Action: rampart.ActionBlocked, Decision: d.ID,

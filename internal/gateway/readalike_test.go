@@ -3,9 +3,12 @@ package gateway_test
 import (
 	"crypto/sha256"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/controltest"
 )
 
 // servletPath is the path as a Java servlet container (Tomcat, Jetty, and
@@ -70,5 +73,44 @@ func TestRoutesAgreeWithServersThatReadPathsDifferently(t *testing.T) {
 		if status := send(target); !strings.HasPrefix(status, want) {
 			t.Errorf("GET %s: %s, want %s", target, status, want)
 		}
+	}
+}
+
+// TestSensitiveRoutesAsServletContainersReadThem: a block-sensitive
+// decision refuses an actor the sensitive routes only (here POST
+// /api/checkout). "/api/checkout;jsessionid=1" is not that route to the
+// policy, but is /api/checkout to a servlet container, and the same goes
+// for "\" and trailing dots on IIS: the decision let the actor check out.
+// Such a path is sensitive when its servlet reading is.
+func TestSensitiveRoutesAsServletContainersReadThem(t *testing.T) {
+	cp := controltest.Start(t, controltest.Config{})
+	cp.ApplyPolicy(t, policyYAML)
+	shop := startUpstream(t, cp, "shop", nil)
+	gw := serveGateway(t, cp, "routes:\n  - {name: shop, path_prefix: /, upstream: "+shop.url+", service: shop}\n", time.Second, true)
+	client := &http.Client{Timeout: 20 * time.Second}
+	post := func(path string) int {
+		t.Helper()
+		resp, err := client.Post(gw.url+path, "application/json", strings.NewReader(`{"cart":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	cp.AddDecision(t, controltest.Decision{Scope: "ip", Value: "127.0.0.1", Action: "block-sensitive"})
+	deadline := time.Now().Add(30 * time.Second)
+	for post("/api/checkout") != http.StatusForbidden {
+		if time.Now().After(deadline) {
+			t.Fatal("the block-sensitive decision was not enforced on POST /api/checkout after 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, path := range []string{"/api/checkout;jsessionid=1", "/api/checkout.", "/api/checkout;"} {
+		if status := post(path); status != http.StatusForbidden {
+			t.Errorf("POST %s under block-sensitive: %d, want 403 (a servlet container serves /api/checkout)", path, status)
+		}
+	}
+	if status := post("/api/cart;v=2"); status != http.StatusOK {
+		t.Errorf("POST /api/cart;v=2, not sensitive however read: %d, want 200", status)
 	}
 }
