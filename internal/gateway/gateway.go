@@ -46,10 +46,11 @@
 // settings (auth off, a WAF exclusion) reach paths nobody meant them for.
 // Segment boundaries are where net/http sees them; servers that read a path
 // differently see others: Java servlet containers drop a segment's ";"
-// parameters, IIS reads "\" as "/" and drops a segment's trailing dots.
+// parameters, IIS reads "\" as "/" and drops a segment's trailing dots,
+// and IIS (ASP.NET, Spring, when configured so) ignores case.
 // "/api/admin;x/users" is not under the route /api/admin for the gateway,
-// but is /api/admin/users to Tomcat. A request whose route that reading
-// would change is refused with 400, so that no such server behind the
+// but is /api/admin/users to Tomcat; "/API/admin/users" is that to IIS. A
+// request whose route such a reading would change is refused with 400, so that no such server behind the
 // gateway serves a path from a route whose settings the gateway did not
 // apply to it; and a path is a sensitive route (for block-sensitive
 // decisions) if it is one either way.

@@ -218,6 +218,26 @@ func underPrefix(path, prefix string) bool {
 		(len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/')
 }
 
+// underPrefixFold is underPrefix without regard to case, as IIS, and
+// ASP.NET or Spring when configured so, match paths.
+func underPrefixFold(path, prefix string) bool {
+	return len(path) >= len(prefix) && strings.EqualFold(path[:len(prefix)], prefix) &&
+		(len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/')
+}
+
+// matchFold is matchPath with prefixes compared without regard to case.
+func (g *Gateway) matchFold(host, path string) *route {
+	for _, rt := range g.routes {
+		if rt.cfg.Host != "" && !strings.EqualFold(rt.cfg.Host, host) {
+			continue
+		}
+		if underPrefixFold(path, rt.cfg.PathPrefix) {
+			return rt
+		}
+	}
+	return nil
+}
+
 // readAlike returns path as the servers that read paths differently from
 // net/http route it: Java servlet containers (Tomcat, Jetty, Spring on
 // them) drop the ";" parameters of each segment, IIS and other Windows
@@ -319,8 +339,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rt := g.match(r)
 	alt := readAlike(r.URL.Path)
-	if alt != r.URL.Path && g.matchPath(hostOnly(r.Host), alt) != rt {
-		g.refuse(sw, x, http.StatusBadRequest, `path routed differently by servers that drop ";" parameters, read "\" as "/" or drop trailing dots`)
+	if g.matchFold(hostOnly(r.Host), alt) != rt {
+		g.refuse(sw, x, http.StatusBadRequest, `path routed differently by servers that ignore case, drop ";" parameters, read "\" as "/" or drop trailing dots`)
 		return
 	}
 	if rt == nil {
@@ -360,9 +380,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 			return false
 		}
 		// Sensitive as net/http reads the path, or as a servlet container
-		// or IIS does (see readAlike), which is how the service may.
+		// or IIS does (see readAlike, and IIS ignores case), which is how
+		// the service may.
 		a := (*m)[rt.cfg.Service]
-		return a.Sensitive(r.Method, r.URL.Path) || alt != r.URL.Path && a.Sensitive(r.Method, alt)
+		if a.Sensitive(r.Method, r.URL.Path) || alt != r.URL.Path && a.Sensitive(r.Method, alt) {
+			return true
+		}
+		lower := strings.ToLower(alt)
+		return lower != alt && a.Sensitive(r.Method, lower)
 	}
 	if d, refused := set.Refusal(sub, r.Method, sensitive, now); refused {
 		g.event(x, r, rampart.Event{Kind: KindDecision, Action: rampart.ActionBlocked, Decision: d.ID,

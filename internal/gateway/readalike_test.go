@@ -114,3 +114,55 @@ func TestSensitiveRoutesAsServletContainersReadThem(t *testing.T) {
 		t.Errorf("POST /api/cart;v=2, not sensitive however read: %d, want 200", status)
 	}
 }
+
+// TestRoutesAgreeWithCaseInsensitiveServers: IIS, and ASP.NET and Spring
+// when configured so, route paths without regard to case: "/API/admin/users"
+// is /api/admin/users to them, while the gateway took it to the route /
+// (auth off) since prefixes match with case. Such a path is refused, and a
+// block-sensitive decision covers "/API/Checkout" as it covers
+// "/api/checkout".
+func TestRoutesAgreeWithCaseInsensitiveServers(t *testing.T) {
+	p := newProxyEnv(t)
+	p.cp.ApplyPolicy(t, policyYAML)
+	key := "k-" + strings.Repeat("7", 40)
+	gw := serveGateway(t, p.cp, fmt.Sprintf("auth:\n  api_keys: [{name: ops, sha256: %x}]\nroutes:\n%s%s",
+		sha256.Sum256([]byte(key)),
+		p.route("public", "/", "    auth: off\n"),
+		p.route("admin", "/api/admin", "    auth: required\n")), time.Second, true)
+	client := &http.Client{Timeout: 20 * time.Second}
+	do := func(method, path string) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, gw.url+path, nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for path, want := range map[string]int{
+		"/api/admin/users":    401,
+		"/API/admin/users":    400,
+		"/api/Admin/users":    400,
+		"/API/ADMIN":          400,
+		"/Products/42":        200, // the same route however it is read
+		"/api/Administrators": 200,
+	} {
+		if status := do("GET", path); status != want {
+			t.Errorf("GET %s without credentials: %d, want %d", path, status, want)
+		}
+	}
+	p.cp.AddDecision(t, controltest.Decision{Scope: "ip", Value: "127.0.0.1", Action: "block-sensitive"})
+	deadline := time.Now().Add(30 * time.Second)
+	for do("POST", "/api/checkout") != http.StatusForbidden {
+		if time.Now().After(deadline) {
+			t.Fatal("the block-sensitive decision was not enforced on POST /api/checkout after 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, path := range []string{"/API/checkout", "/api/Checkout;x"} {
+		if status := do("POST", path); status != http.StatusForbidden {
+			t.Errorf("POST %s under block-sensitive: %d, want 403", path, status)
+		}
+	}
+}
