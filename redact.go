@@ -10,7 +10,8 @@ import (
 
 // Redacted replaces the value of a secret-looking input wherever an event
 // would show it: the input itself, the statement, URL, path or command in
-// Event.Detail, and the reason. The markers around the input (⟦…⟧) stay, so
+// Event.Detail, the reason, and the request's path (a wildcard of the route
+// pattern, "/reset/{token}", is an input named token). The markers around the input (⟦…⟧) stay, so
 // the event still shows where the input went and why it was refused.
 const Redacted = "[redacted]"
 
@@ -146,6 +147,7 @@ func (a *Agent) redact(ctx context.Context, ev *Event) {
 	for _, v := range slices.Compact(spelled) {
 		ev.Detail = strings.ReplaceAll(ev.Detail, v, Redacted)
 		ev.Reason = strings.ReplaceAll(ev.Reason, v, Redacted)
+		ev.Path = strings.ReplaceAll(ev.Path, v, Redacted)
 		if ev.Input.Value != Redacted {
 			ev.Input.Value = strings.ReplaceAll(ev.Input.Value, v, Redacted)
 		}

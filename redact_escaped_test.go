@@ -126,3 +126,46 @@ func TestReasonNeverQuotesASecret(t *testing.T) {
 		t.Errorf("reason %q no longer says why the input was refused", ev.Reason)
 	}
 }
+
+// TestEventPathNeverCarriesASecret: a secret in a wildcard of the route
+// pattern ("/reset/{token}") is an input named token, which redaction
+// blanks in the statement; but the event's path, filled in after
+// redaction, still held it.
+func TestEventPathNeverCarriesASecret(t *testing.T) {
+	a, events := newAgent(t, rampart.Config{})
+	g, err := sqlguard.New(a, sqlguard.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := g.Open(&sqlite.Driver{}, ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /reset/{token}", func(w http.ResponseWriter, r *http.Request) {
+		var n int
+		q := "SELECT count(*) FROM (SELECT 'a@b.c' AS email) u WHERE email = '" + r.FormValue("email") + "'"
+		if err := db.QueryRowContext(r.Context(), q).Scan(&n); err == nil {
+			t.Error("the injection ran")
+		}
+	})
+	srv := httptest.NewServer(a.Handler(mux))
+	defer srv.Close()
+	const token = "rst-7f3a9c2e41d8b6"
+	resp, err := http.PostForm(srv.URL+"/reset/"+token, url.Values{"email": {"x' OR '1'='1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d, want 403", resp.StatusCode)
+	}
+	ev := <-events
+	if js := eventJSON(t, ev); strings.Contains(js, "7f3a9c2e41d8b6") {
+		t.Errorf("the event holds the reset token: %s", js)
+	}
+	if ev.Path != "/reset/"+rampart.Redacted {
+		t.Errorf("path %q, want the token's place shown redacted", ev.Path)
+	}
+}
