@@ -98,13 +98,18 @@ func (a *Agent) Report(ctx context.Context, f Finding) error {
 		Detail:  f.Detail,
 		Reason:  f.Reason,
 	}
+	req := requestFor(ctx)
+	if req != nil {
+		ev.Path = req.r.URL.Path // whole, for redact: a wildcard may hold a secret
+	}
 	a.redact(ctx, &ev) // before truncating, so that no part of a secret is left
 	ev.Input.Name, ev.Input.Value = truncate(ev.Input.Name, MaxEventInput), truncate(ev.Input.Value, MaxEventInput)
 	ev.Detail = truncate(ev.Detail, MaxEventDetail)
 	ev.Stack, ev.Location = applicationStack(2)
-	req := requestFor(ctx)
 	if req != nil {
+		path := ev.Path
 		req.describe(&ev)
+		ev.Path = truncate(path, MaxEventInput)
 	}
 	if a.mode == ModeMonitor {
 		a.enqueue(ev)

@@ -2,13 +2,16 @@ package rampart
 
 import (
 	"context"
+	"net/url"
+	"slices"
 	"strings"
 	"unicode"
 )
 
 // Redacted replaces the value of a secret-looking input wherever an event
 // would show it: the input itself, the statement, URL, path or command in
-// Event.Detail, and the reason. The markers around the input (⟦…⟧) stay, so
+// Event.Detail, the reason, and the request's path (a wildcard of the route
+// pattern, "/reset/{token}", is an input named token). The markers around the input (⟦…⟧) stay, so
 // the event still shows where the input went and why it was refused.
 const Redacted = "[redacted]"
 
@@ -47,6 +50,13 @@ func newSecretNames(extra []string) secretNames {
 	}
 	return s
 }
+
+// SecretName reports whether the value of a parameter, key, header or
+// cookie named name looks like a secret by the default words (those that
+// Config.SecretNames adds to): a word of the name, split at punctuation and
+// case changes, is password, token, key, session, cookie, authorization and
+// the like. The gateway redacts what its WAF matched in such a value.
+func SecretName(name string) bool { return secretNames{}.secret(Input{Name: name}) }
 
 // secret reports whether in's value must not leave the process in clear.
 // Every cookie is a secret: cookies are where sessions live.
@@ -109,6 +119,9 @@ func (a *Agent) redact(ctx context.Context, ev *Event) {
 		// What a guard marked is this input as it stood in the call,
 		// possibly escaped or decoded: blank it whatever its spelling.
 		ev.Detail = redactMarked(ev.Detail)
+		// A guard's reason may quote the input as the sink would read it
+		// (decoded, unescaped, cut), a spelling no search would find.
+		ev.Reason = redactQuoted(ev.Reason)
 	}
 	for in := range Inputs(ctx) {
 		// A key is recorded as an input whose value is its own name: the
@@ -120,16 +133,49 @@ func (a *Agent) redact(ctx context.Context, ev *Event) {
 	if len(secrets) == 0 {
 		return
 	}
+	// A secret stands in a statement or URL as the application wrote it
+	// there: escaped (O'Hara as O''Hara, or O\'Hara in MySQL) or
+	// percent-encoded. Every such spelling is blanked, the longest first so
+	// that no part of one survives a shorter one's replacement.
+	var spelled []string
 	for _, v := range secrets {
-		if v == "" {
-			continue
+		if v != "" {
+			spelled = append(spelled, spellings(v)...)
 		}
+	}
+	slices.SortFunc(spelled, func(a, b string) int { return len(b) - len(a) })
+	for _, v := range slices.Compact(spelled) {
 		ev.Detail = strings.ReplaceAll(ev.Detail, v, Redacted)
 		ev.Reason = strings.ReplaceAll(ev.Reason, v, Redacted)
+		ev.Path = strings.ReplaceAll(ev.Path, v, Redacted)
 		if ev.Input.Value != Redacted {
 			ev.Input.Value = strings.ReplaceAll(ev.Input.Value, v, Redacted)
 		}
 	}
+}
+
+// Escapings an application applies to a value before concatenating it into
+// a statement: quotes doubled (standard SQL), backslash escapes (MySQL,
+// PostgreSQL E'...' strings, most languages' string literals), both.
+var (
+	doubledQuotes   = strings.NewReplacer(`'`, `''`, `"`, `""`)
+	backslashed     = strings.NewReplacer(`\`, `\\`, `'`, `\'`, `"`, `\"`)
+	backslashDouble = strings.NewReplacer(`\`, `\\`, `'`, `''`)
+)
+
+// spellings returns v and the ways an event's text may hold it (see redact).
+func spellings(v string) []string {
+	out := []string{v}
+	if strings.ContainsAny(v, `'"\`) {
+		out = append(out, doubledQuotes.Replace(v), backslashed.Replace(v), backslashDouble.Replace(v))
+	}
+	if e := url.QueryEscape(v); e != v {
+		out = append(out, e)
+	}
+	if e := url.PathEscape(v); e != v {
+		out = append(out, e)
+	}
+	return out
 }
 
 // redactMarked replaces the text between each ⟦ and ⟧ of detail.
@@ -153,5 +199,38 @@ func redactMarked(detail string) string {
 		return detail
 	}
 	b.WriteString(detail)
+	return b.String()
+}
+
+// redactQuoted replaces the text of each double-quoted string of reason, as
+// strconv.Quote and %q write them, by Redacted; an unterminated one runs to
+// the end.
+func redactQuoted(reason string) string {
+	if strings.IndexByte(reason, '"') < 0 {
+		return reason
+	}
+	var b strings.Builder
+	for {
+		open := strings.IndexByte(reason, '"')
+		if open < 0 {
+			break
+		}
+		b.WriteString(reason[:open+1])
+		b.WriteString(Redacted)
+		end := open + 1
+		for end < len(reason) && reason[end] != '"' {
+			if reason[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		if end >= len(reason) {
+			b.WriteByte('"')
+			return b.String()
+		}
+		b.WriteByte('"')
+		reason = reason[end+1:]
+	}
+	b.WriteString(reason)
 	return b.String()
 }

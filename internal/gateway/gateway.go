@@ -44,6 +44,16 @@
 // "/productsXYZ" or "/products-old"; a prefix ending in "/" ("/products/",
 // "/") covers what is below it. Plain string prefixes let a route's
 // settings (auth off, a WAF exclusion) reach paths nobody meant them for.
+// Segment boundaries are where net/http sees them; servers that read a path
+// differently see others: Java servlet containers drop a segment's ";"
+// parameters, IIS reads "\" as "/" and drops a segment's trailing dots,
+// and IIS (ASP.NET, Spring, when configured so) ignores case.
+// "/api/admin;x/users" is not under the route /api/admin for the gateway,
+// but is /api/admin/users to Tomcat; "/API/admin/users" is that to IIS. A
+// request whose route such a reading would change is refused with 400, so that no such server behind the
+// gateway serves a path from a route whose settings the gateway did not
+// apply to it; and a path is a sensitive route (for block-sensitive
+// decisions) if it is one either way.
 //
 // # Refusals from the services
 //

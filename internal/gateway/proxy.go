@@ -194,8 +194,10 @@ func isTimeout(err error) bool {
 }
 
 func (g *Gateway) match(r *http.Request) *route {
-	host := hostOnly(r.Host)
-	path := r.URL.Path
+	return g.matchPath(hostOnly(r.Host), r.URL.Path)
+}
+
+func (g *Gateway) matchPath(host, path string) *route {
 	for _, rt := range g.routes {
 		if rt.cfg.Host != "" && !strings.EqualFold(rt.cfg.Host, host) {
 			continue
@@ -214,6 +216,57 @@ func (g *Gateway) match(r *http.Request) *route {
 func underPrefix(path, prefix string) bool {
 	return strings.HasPrefix(path, prefix) &&
 		(len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/')
+}
+
+// underPrefixFold is underPrefix without regard to case, as IIS, and
+// ASP.NET or Spring when configured so, match paths.
+func underPrefixFold(path, prefix string) bool {
+	return len(path) >= len(prefix) && strings.EqualFold(path[:len(prefix)], prefix) &&
+		(len(path) == len(prefix) || strings.HasSuffix(prefix, "/") || path[len(prefix)] == '/')
+}
+
+// matchFold is matchPath with prefixes compared without regard to case.
+func (g *Gateway) matchFold(host, path string) *route {
+	for _, rt := range g.routes {
+		if rt.cfg.Host != "" && !strings.EqualFold(rt.cfg.Host, host) {
+			continue
+		}
+		if underPrefixFold(path, rt.cfg.PathPrefix) {
+			return rt
+		}
+	}
+	return nil
+}
+
+// readAlike returns path as the servers that read paths differently from
+// net/http route it: Java servlet containers (Tomcat, Jetty, Spring on
+// them) drop the ";" parameters of each segment, IIS and other Windows
+// servers read "\" as "/" and drop a segment's trailing dots, and both
+// then collapse the empty segments that leaves. Routes match on segment
+// boundaries, so such a server may serve a path from another route than the
+// gateway chose ("/api/admin;x/users" is /api/admin/users to Tomcat): the
+// gateway refuses a path whose route this reading changes. It returns path
+// itself when there is nothing to read differently, which is the common
+// case and costs no allocation.
+func readAlike(path string) string {
+	if !strings.ContainsAny(path, ";\\") && !strings.Contains(path, "./") && !strings.HasSuffix(path, ".") {
+		return path
+	}
+	segs := strings.Split(strings.ReplaceAll(path, "\\", "/"), "/")
+	out := segs[:0]
+	for i, seg := range segs {
+		if k := strings.IndexByte(seg, ';'); k >= 0 {
+			seg = seg[:k]
+		}
+		if seg != "." && seg != ".." {
+			seg = strings.TrimRight(seg, ".")
+		}
+		if seg == "" && i > 0 && i < len(segs)-1 {
+			continue // an empty segment, collapsed; the first and a trailing one stay
+		}
+		out = append(out, seg)
+	}
+	return strings.Join(out, "/")
 }
 
 // routable reports whether the gateway may choose a route, its auth and
@@ -285,6 +338,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := g.match(r)
+	alt := readAlike(r.URL.Path)
+	if g.matchFold(hostOnly(r.Host), alt) != rt {
+		g.refuse(sw, x, http.StatusBadRequest, `path routed differently by servers that ignore case, drop ";" parameters, read "\" as "/" or drop trailing dots`)
+		return
+	}
 	if rt == nil {
 		g.refuse(sw, x, http.StatusNotFound, "no route")
 		return
@@ -318,7 +376,18 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	set := g.decisions.Load()
 	sensitive := func() bool {
 		m := g.authz.Load()
-		return m != nil && rt.cfg.Service != "" && (*m)[rt.cfg.Service].Sensitive(r.Method, r.URL.Path)
+		if m == nil || rt.cfg.Service == "" {
+			return false
+		}
+		// Sensitive as net/http reads the path, or as a servlet container
+		// or IIS does (see readAlike, and IIS ignores case), which is how
+		// the service may.
+		a := (*m)[rt.cfg.Service]
+		if a.Sensitive(r.Method, r.URL.Path) || alt != r.URL.Path && a.Sensitive(r.Method, alt) {
+			return true
+		}
+		lower := strings.ToLower(alt)
+		return lower != alt && a.Sensitive(r.Method, lower)
 	}
 	if d, refused := set.Refusal(sub, r.Method, sensitive, now); refused {
 		g.event(x, r, rampart.Event{Kind: KindDecision, Action: rampart.ActionBlocked, Decision: d.ID,

@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -15,6 +17,9 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+
+	"github.com/rampartsec/rampart"
 )
 
 // Verdict is what the rules decided about one request.
@@ -302,6 +307,7 @@ func (f *Firewall) verdict(tx types.Transaction) Verdict {
 			v.Score, _ = strconv.Atoi(s[0])
 		}
 	}
+	var secrets []string // computed at the first match
 	for _, mr := range tx.MatchedRules() {
 		if mr.Message() == "" {
 			continue
@@ -314,11 +320,14 @@ func (f *Firewall) verdict(tx types.Transaction) Verdict {
 		if len(v.Matches) == maxMatches {
 			break
 		}
+		if secrets == nil {
+			secrets = secretValues(tx)
+		}
 		rule := mr.Rule()
 		m := Match{
 			RuleID:  rule.ID(),
-			Message: truncate(mr.Message(), maxMessageLen),
-			Data:    truncate(mr.Data(), maxDataLen),
+			Message: truncate(redact(mr.Message(), secrets), maxMessageLen),
+			Data:    truncate(matchData(mr, secrets), maxDataLen),
 			Tags:    append([]string(nil), rule.Tags()...),
 		}
 		if rule.Severity() >= 0 {
@@ -340,4 +349,78 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return s[:cut] + mark
+}
+
+// Secret values never leave Inspect: a Verdict goes into events, and the
+// CRS's matched data repeats the value it matched ("found within
+// ARGS:password: <the password>"). The value of every cookie, and of every
+// argument or header whose name looks like a secret (rampart.SecretName:
+// password, token, key, session, authorization, ...), is replaced by
+// rampart.Redacted in a match's message and data; a match on such a
+// variable keeps only the variable's name, since its data may hold the
+// value transformed (lower-cased, decoded) or in part. Values shorter than
+// minSecret are left: they would blank unrelated text.
+const minSecret = 3
+
+// secretValues returns the secret values of the request in tx, with their
+// URL-encoded forms (as REQUEST_URI and the raw body hold them), longest
+// first so that no part of one survives a shorter one's replacement. It
+// returns a non-nil slice.
+func secretValues(tx types.Transaction) []string {
+	out := []string{}
+	ts, ok := tx.(plugintypes.TransactionState)
+	if !ok {
+		return out
+	}
+	vars := ts.Variables()
+	add := func(mds []types.MatchData, all bool) {
+		for _, md := range mds {
+			if v := md.Value(); len(v) >= minSecret && (all || rampart.SecretName(md.Key())) {
+				out = append(out, v)
+				if e := url.QueryEscape(v); e != v {
+					out = append(out, e)
+				}
+				if e := url.PathEscape(v); e != v {
+					out = append(out, e)
+				}
+			}
+		}
+	}
+	add(vars.RequestCookies().FindAll(), true)
+	add(vars.Args().FindAll(), false)
+	add(vars.RequestHeaders().FindAll(), false)
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return slices.Compact(out)
+}
+
+// secretVariable reports whether md is a cookie or a variable whose name
+// looks like a secret.
+func secretVariable(md types.MatchData) bool {
+	return md.Variable() == variables.RequestCookies || md.Key() != "" && rampart.SecretName(md.Key())
+}
+
+// matchData is the data of mr with no secret in it (see minSecret).
+func matchData(mr types.MatchedRule, secrets []string) string {
+	var names []string
+	for _, md := range mr.MatchedDatas() {
+		if secretVariable(md) {
+			if n := md.Variable().Name() + ":" + md.Key(); !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	if len(names) > 0 {
+		return "found within " + strings.Join(names, ", ") + ": " + rampart.Redacted
+	}
+	return redact(mr.Data(), secrets)
+}
+
+// redact replaces each of secrets in s.
+func redact(s string, secrets []string) string {
+	for _, v := range secrets {
+		if strings.Contains(s, v) {
+			s = strings.ReplaceAll(s, v, rampart.Redacted)
+		}
+	}
+	return s
 }

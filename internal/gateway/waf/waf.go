@@ -11,6 +11,11 @@
 // ([Verdict.BodyPartial]), never silently passed as inspected.
 //
 // Only requests are inspected: the CRS response rules are not loaded.
+//
+// A Verdict never carries a secret: what a rule matched in a cookie, or in
+// an argument or header whose name looks like a secret (a password, token,
+// key, session), is reported by the variable's name only, and such values
+// are blanked wherever else a match would repeat them.
 package waf
 
 import (
