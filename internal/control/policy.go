@@ -58,7 +58,7 @@ func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request, caller strin
 	}
 	view := PolicyView{Policy: p}
 	if !h.readsEverything(caller) {
-		if view.YAML, err = slicePolicy(p.YAML, caller); err != nil {
+		if view.YAML, err = slicePolicy(p.YAML, caller, h.gateways); err != nil {
 			return err
 		}
 		view.SliceFor = caller

@@ -70,8 +70,13 @@ type (
 	}
 )
 
-// slicePolicy returns the policy document text with only service's entry.
-func slicePolicy(text, service string) (string, error) {
+// slicePolicy returns the policy document text with only service's entry,
+// and edge: spelled out: the document's, or else defaultEdge, the gateways
+// this control plane serves the signing key to. A policy that omits edge:
+// so means "the gateways", whatever they are named, and not the name
+// "gateway" alone: a gateway joined as "edge-eu" would otherwise leave every
+// route it reaches without an actor requirement.
+func slicePolicy(text, service string, defaultEdge []string) (string, error) {
 	p, err := policy.Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("stored policy: %w", err)
@@ -79,6 +84,9 @@ func slicePolicy(text, service string) (string, error) {
 	// The edge decides which of the service's routes require an actor, so
 	// the slice always states it, the default spelled out.
 	edge := p.Edge
+	if edge == nil {
+		edge = defaultEdge
+	}
 	if edge == nil {
 		edge = policy.DefaultEdge
 	}

@@ -18,7 +18,7 @@ func normal(sp policy.ServicePolicy) policy.ServicePolicy {
 	}
 	var out policy.ServicePolicy
 	for _, r := range sp.Allow {
-		out.Allow = append(out.Allow, policy.AllowRule{Callers: nz(r.Callers), Routes: policy.Routes{Methods: nz(r.Methods), Paths: nz(r.Paths)}})
+		out.Allow = append(out.Allow, policy.AllowRule{Callers: nz(r.Callers), Routes: policy.Routes{Methods: nz(r.Methods), Paths: nz(r.Paths)}, Actor: r.Actor})
 	}
 	for _, r := range sp.Sensitive {
 		out.Sensitive = append(out.Sensitive, policy.Routes{Methods: nz(r.Methods), Paths: nz(r.Paths)})
@@ -33,7 +33,7 @@ func TestAPolicySliceKeepsExactlyTheServicesEntry(t *testing.T) {
 			t.Fatal(err)
 		}
 		for service, want := range orig.Services {
-			text, err := slicePolicy(doc, service)
+			text, err := slicePolicy(doc, service, nil)
 			if err != nil {
 				t.Fatalf("%s: slice for %s: %v", name, service, err)
 			}
@@ -48,12 +48,46 @@ func TestAPolicySliceKeepsExactlyTheServicesEntry(t *testing.T) {
 				t.Errorf("%s: the slice for %s differs:\n%+v\nwant\n%+v", name, service, got.Services[service], want)
 			}
 		}
-		text, err := slicePolicy(doc, "unnamed")
+		text, err := slicePolicy(doc, "unnamed", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got, err := policy.Parse(text); err != nil || len(got.Services) != 0 {
 			t.Errorf("%s: slice for a service the policy does not name: %v, %v\n%s", name, got, err, text)
+		}
+	}
+}
+
+func TestASliceTakesTheControlPlanesGatewaysAsTheDefaultEdge(t *testing.T) {
+	const doc = `services:
+  orders:
+    allow:
+      - callers: [edge-eu]
+        paths: ["/orders/{id}"]
+      - callers: [billing]
+        paths: ["/orders/{id}/paid"]
+`
+	for _, c := range []struct {
+		gateways []string
+		want     bool
+	}{
+		{[]string{"edge-eu"}, true}, // the gateway that faces clients is the edge
+		{nil, false},                // no gateway named: "gateway", which calls nothing here
+	} {
+		text, err := slicePolicy(doc, "orders", c.gateways)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := policy.Parse(text)
+		if err != nil {
+			t.Fatalf("%v\n%s", err, text)
+		}
+		a := p.Compile("orders")
+		if got := a.ActorRequired("GET", "/orders/1"); got != c.want {
+			t.Errorf("gateways %v: actor required on GET /orders/1 = %v, want %v\n%s", c.gateways, got, c.want, text)
+		}
+		if a.ActorRequired("POST", "/orders/1/paid") {
+			t.Errorf("gateways %v: a route only billing calls requires an actor\n%s", c.gateways, text)
 		}
 	}
 }

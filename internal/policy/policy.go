@@ -20,7 +20,7 @@ import (
 // routes a call must carry an actor token. It is applied as a YAML
 // document:
 //
-//	edge: [gateway]                     # the services that face external clients; omitted: [gateway]
+//	edge: [gateway]                     # the services that face external clients; omitted: see Policy.Edge
 //	services:
 //	  orders:
 //	    allow:
@@ -51,7 +51,9 @@ import (
 // [Authorizer] that decides requests.
 type Policy struct {
 	// Edge names the services that face external clients; nil means
-	// DefaultEdge.
+	// DefaultEdge. The control plane spells it out in the slice it gives
+	// each service, defaulting to the gateways it serves, whatever their
+	// names.
 	Edge     []string
 	Services map[string]ServicePolicy
 }
