@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -88,23 +89,20 @@ func TestSensitiveRoutesAsServletContainersReadThem(t *testing.T) {
 	shop := startUpstream(t, cp, "shop", nil)
 	gw := serveGateway(t, cp, "routes:\n  - {name: shop, path_prefix: /, upstream: "+shop.url+", service: shop}\n", time.Second, true)
 	client := &http.Client{Timeout: 20 * time.Second}
+	var lastBody string
 	post := func(path string) int {
 		t.Helper()
 		resp, err := client.Post(gw.url+path, "application/json", strings.NewReader(`{"cart":1}`))
 		if err != nil {
 			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		lastBody = string(b)
 		return resp.StatusCode
 	}
 	cp.AddDecision(t, controltest.Decision{Scope: "ip", Value: "127.0.0.1", Action: "block-sensitive"})
-	deadline := time.Now().Add(30 * time.Second)
-	for post("/api/checkout") != http.StatusForbidden {
-		if time.Now().After(deadline) {
-			t.Fatal("the block-sensitive decision was not enforced on POST /api/checkout after 30 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGatewayEnforces(t, func() (int, string) { return post("/api/checkout"), lastBody })
 	for _, path := range []string{"/api/checkout;jsessionid=1", "/api/checkout.", "/api/checkout;"} {
 		if status := post(path); status != http.StatusForbidden {
 			t.Errorf("POST %s under block-sensitive: %d, want 403 (a servlet container serves /api/checkout)", path, status)
@@ -130,6 +128,7 @@ func TestRoutesAgreeWithCaseInsensitiveServers(t *testing.T) {
 		p.route("public", "/", "    auth: off\n"),
 		p.route("admin", "/api/admin", "    auth: required\n")), time.Second, true)
 	client := &http.Client{Timeout: 20 * time.Second}
+	var lastBody string
 	do := func(method, path string) int {
 		t.Helper()
 		req, _ := http.NewRequest(method, gw.url+path, nil)
@@ -137,7 +136,9 @@ func TestRoutesAgreeWithCaseInsensitiveServers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		lastBody = string(b)
 		return resp.StatusCode
 	}
 	for path, want := range map[string]int{
@@ -153,16 +154,31 @@ func TestRoutesAgreeWithCaseInsensitiveServers(t *testing.T) {
 		}
 	}
 	p.cp.AddDecision(t, controltest.Decision{Scope: "ip", Value: "127.0.0.1", Action: "block-sensitive"})
-	deadline := time.Now().Add(30 * time.Second)
-	for do("POST", "/api/checkout") != http.StatusForbidden {
-		if time.Now().After(deadline) {
-			t.Fatal("the block-sensitive decision was not enforced on POST /api/checkout after 30 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitGatewayEnforces(t, func() (int, string) { return do("POST", "/api/checkout"), lastBody })
 	for _, path := range []string{"/API/checkout", "/api/Checkout;x"} {
 		if status := do("POST", path); status != http.StatusForbidden {
 			t.Errorf("POST %s under block-sensitive: %d, want 403", path, status)
 		}
+	}
+}
+
+// waitGatewayEnforces polls post until the gateway itself refuses it under
+// the decision. The upstream service follows the same watch and may refuse
+// first (its refusal reaches the client as the gateway's neutral "security
+// policy" answer); only the gateway's own "security decision" refusal shows
+// that the gateway holds the decision, so that what the test asks next is
+// the gateway's answer and not a race between the two.
+func waitGatewayEnforces(t *testing.T, post func() (int, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body := post()
+		if status == http.StatusForbidden && strings.Contains(body, "security decision") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway did not enforce the block-sensitive decision on POST /api/checkout after 30 s: %d %s", status, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
