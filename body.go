@@ -114,7 +114,10 @@ func scanMultipart(body []byte, boundary string, fn func(name, value string) boo
 			return false
 		}
 		name, file, isFile := partNames(p.Header.Get("Content-Disposition"))
-		if isFile {
+		// net/http keeps a part as a value, which r.FormValue returns,
+		// when its file name is empty (filename="", or one that
+		// mime/multipart reads as empty): only a named file is a file.
+		if isFile && p.FileName() != "" {
 			if !fn(name, name) || !fn(name, p.FileName()) {
 				return false
 			}
