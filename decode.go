@@ -37,8 +37,9 @@ var dedupSeed = maphash.MakeSeed()
 type collector struct {
 	ins       []Input
 	max       int
-	seen      map[uint64]struct{} // hashes of the values, nil until dedupAfter inputs
-	truncated string              // why not every input was recorded, "" if all were
+	seen      map[uint64]int8  // hashes of the values, and the least depth each was met at; nil until dedupAfter inputs
+	early     [dedupAfter]int8 // the depths of the first dedupAfter inputs, until seen exists
+	truncated string           // why not every input was recorded, "" if all were
 }
 
 // add records one value and what decodes from it. It returns false once the
@@ -55,8 +56,15 @@ func (c *collector) add(src Source, name, value string, depth int) bool {
 		// A 64-bit hash under a per-process random seed: a collision, which
 		// would drop a value, cannot be aimed at.
 		h = maphash.String(dedupSeed, value)
-		if _, dup := c.seen[h]; dup {
-			return true
+		if d, dup := c.seen[h]; dup {
+			if int(d) <= depth {
+				return true
+			}
+			// Met deeper first, where fewer decodings were left: what it
+			// decodes to is read again from here. Depths only decrease,
+			// so a value is read at most maxDecodeDepth+1 times.
+			c.seen[h] = int8(depth)
+			return c.decode(src, name, value, depth)
 		}
 	}
 	if len(c.ins) >= c.max {
@@ -65,13 +73,24 @@ func (c *collector) add(src Source, name, value string, depth int) bool {
 	}
 	c.ins = append(c.ins, Input{Source: src, Name: name, Value: value})
 	if c.seen != nil {
-		c.seen[h] = struct{}{}
-	} else if len(c.ins) == dedupAfter {
-		c.seen = make(map[uint64]struct{}, 4*dedupAfter)
-		for _, in := range c.ins {
-			c.seen[maphash.String(dedupSeed, in.Value)] = struct{}{}
+		c.seen[h] = int8(depth)
+	} else {
+		c.early[len(c.ins)-1] = int8(depth)
+		if len(c.ins) == dedupAfter {
+			c.seen = make(map[uint64]int8, 4*dedupAfter)
+			for i, in := range c.ins {
+				h := maphash.String(dedupSeed, in.Value)
+				if d, ok := c.seen[h]; !ok || c.early[i] < d {
+					c.seen[h] = c.early[i]
+				}
+			}
 		}
 	}
+	return c.decode(src, name, value, depth)
+}
+
+// decode records what value, met at depth, decodes to.
+func (c *collector) decode(src Source, name, value string, depth int) bool {
 	if len(value) < 2 {
 		return true
 	}
