@@ -73,7 +73,10 @@ func firstNonSpace(b []byte) int {
 // or urlencoded form, in the order they were sent. It reads what
 // url.ParseQuery reads and more: a pair it drops (a bad escape, a
 // semicolon) is yielded undecoded, because an application that parses the
-// string itself may still use it. It stops when fn returns false.
+// string itself may still use it; and a pair holding semicolons is yielded
+// whole and then split at them, as http.AllowQuerySemicolons (which may
+// wrap the handler inside the middleware) and other parsers split it. It
+// stops when fn returns false.
 func scanQuery(s string, fn func(key, value string) bool) {
 	for s != "" {
 		var pair string
@@ -84,6 +87,18 @@ func scanQuery(s string, fn func(key, value string) bool) {
 		k, v, _ := strings.Cut(pair, "=")
 		if !fn(queryUnescape(k), queryUnescape(v)) {
 			return
+		}
+		if strings.IndexByte(pair, ';') < 0 {
+			continue
+		}
+		for sub := range strings.SplitSeq(pair, ";") {
+			if sub == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(sub, "=")
+			if !fn(queryUnescape(k), queryUnescape(v)) {
+				return
+			}
 		}
 	}
 }
