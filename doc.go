@@ -43,10 +43,12 @@
 //   - cookies;
 //   - every header, User-Agent, Referer and Config.Headers first, the
 //     others in name order, and the Host. Not recorded: the actor token
-//     (Rampart-Actor) and the W3C trace context (traceparent, tracestate),
-//     which the mesh verifies and hands to the application only as what it
-//     verified; Cookie, recorded cookie by cookie; Content-Length, digits
-//     net/http validated;
+//     (Rampart-Actor) when zero trust verified it for the request, and a
+//     well-formed traceparent (hex and dashes), which cannot carry attacker
+//     text; Cookie, recorded cookie by cookie; Content-Length, digits
+//     net/http validated. An actor token nothing verified (an agent without
+//     an identity), a malformed traceparent and tracestate (free text) are
+//     inputs like any header;
 //   - the body, read by its content, not its Content-Type, because a JSON
 //     decoder never looks at the label: every string of it if it scans as
 //     JSON (its first non-space byte is {, [ or "), its key=value pairs if it

@@ -178,6 +178,9 @@ func (q *request) parseHeaders(c *collector) bool {
 	r := q.r
 	for _, h := range q.agent.headers { // canonical already
 		for _, v := range r.Header[h] {
+			if q.verifiedHeader(h, v) {
+				continue
+			}
 			if !c.add(SourceHeader, h, v, 0) {
 				return false
 			}
@@ -192,6 +195,9 @@ func (q *request) parseHeaders(c *collector) bool {
 	slices.Sort(names)
 	for _, h := range names {
 		for _, v := range r.Header[h] {
+			if q.verifiedHeader(h, v) {
+				continue
+			}
 			if !c.add(SourceHeader, h, v, 0) {
 				return false
 			}
@@ -200,16 +206,46 @@ func (q *request) parseHeaders(c *collector) bool {
 	return c.add(SourceHeader, "Host", r.Host, 0)
 }
 
-// skipHeader says which headers are not inputs: the actor token and the
-// W3C trace context, which the mesh verifies or parses and which reach the
-// application only as what was verified; Cookie, recorded cookie by cookie;
-// Content-Length, digits net/http has validated.
+// skipHeader says which headers are not inputs: Cookie, recorded cookie by
+// cookie; Content-Length, digits net/http has validated.
 func skipHeader(canonical string) bool {
 	switch canonical {
-	case actor.Header, "Traceparent", "Tracestate", "Cookie", "Content-Length":
+	case "Cookie", "Content-Length":
 		return true
 	}
 	return false
+}
+
+// verifiedHeader says whether value of header is one that cannot carry
+// attacker text, and so is not an input: the actor token zero trust
+// verified for this request, and a well-formed W3C traceparent (hex and
+// dashes). The same headers otherwise are inputs: without an identity no
+// one verifies an actor token, and tracestate is free text.
+func (q *request) verifiedHeader(canonical, value string) bool {
+	switch canonical {
+	case actor.Header:
+		return q.actorToken != "" && value == q.actorToken
+	case "Traceparent":
+		return wellFormedTraceparent(value)
+	}
+	return false
+}
+
+// wellFormedTraceparent reports whether s is a version 00 traceparent:
+// 00-<32 hex>-<16 hex>-<2 hex>.
+func wellFormedTraceparent(s string) bool {
+	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return s[:2] == "00"
 }
 
 func (q *request) parseBody(c *collector, r *http.Request) bool {

@@ -113,3 +113,18 @@ func TestQuerySemicolonsAllowedInsideTheMiddleware(t *testing.T) {
 		t.Fatalf("benign: status %d body %q, want 200 and 1 row", code, body)
 	}
 }
+
+func TestTraceAndActorHeadersNothingVerifiedAreInputs(t *testing.T) {
+	// Without an identity the agent verifies no actor token, and no one
+	// verifies tracestate (free text) or a traceparent that is not one:
+	// code that logs them into SQL reads attacker text.
+	for _, h := range []string{"Tracestate", "Traceparent", "Rampart-Actor"} {
+		t.Run(h, func(t *testing.T) {
+			a, events := newAgent(t, rampart.Config{})
+			srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h },
+				func(r *http.Request) string { return r.Header.Get(h) }))
+			defer srv.Close()
+			expectBlocked(t, srv, events, attack{name: h, method: "GET", target: "/count", header: map[string]string{h: `x' OR 1<2--`}}, "sql_injection")
+		})
+	}
+}
