@@ -2,6 +2,9 @@ package rampart
 
 import (
 	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
 	"errors"
 	"io"
 	"mime"
@@ -196,6 +199,7 @@ func (q *request) captureBody(r *http.Request, limit int64) {
 		buf, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
 		q.bodyCut = int64(len(buf)) > limit
 	}
+	q.encodings = r.Header["Content-Encoding"]
 	var rest io.Reader = r.Body
 	if err != nil {
 		rest = errReader{err}
@@ -231,3 +235,65 @@ func (b *replayBody) Read(p []byte) (int, error) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// coding says how the content of a body came from the captured bytes.
+type coding uint8
+
+const (
+	codingNone    coding = iota // no Content-Encoding (or identity), or one that is not what it says: read as sent
+	codingDecoded               // decompressed whole, within MaxBodyBytes
+	codingCut                   // decompressed up to MaxBodyBytes, or up to where the stream is corrupt or cut
+	codingUnknown               // a Content-Encoding the SDK does not decode (br, zstd, ...)
+)
+
+// decodeContent undoes the Content-Encoding of a captured body, as a
+// request-decompression middleware inside Agent.Handler would: gzip
+// (x-gzip) and deflate (zlib, or raw DEFLATE as some clients send), in the
+// reverse of the order listed. It returns at most limit bytes. A body that
+// does not start as its coding says is returned as sent: a middleware
+// refuses it, or passes it on unchanged.
+func decodeContent(encodings []string, body []byte, limit int64) ([]byte, coding) {
+	if len(encodings) == 0 {
+		return body, codingNone
+	}
+	var codings []string
+	for _, e := range encodings {
+		for c := range strings.SplitSeq(e, ",") {
+			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+				codings = append(codings, c)
+			}
+		}
+	}
+	out, how := body, codingNone
+	for i := len(codings) - 1; i >= 0; i-- {
+		var zr io.Reader
+		switch codings[i] {
+		case "gzip", "x-gzip":
+			r, err := gzip.NewReader(bytes.NewReader(out))
+			if err != nil {
+				return body, codingNone
+			}
+			zr = r
+		case "deflate":
+			if r, err := zlib.NewReader(bytes.NewReader(out)); err == nil {
+				zr = r
+			} else {
+				zr = flate.NewReader(bytes.NewReader(out))
+			}
+		default:
+			return body, codingUnknown
+		}
+		// Bounded by the capture limit, whatever the compression ratio.
+		d, err := io.ReadAll(io.LimitReader(zr, limit+1))
+		switch {
+		case int64(len(d)) > limit:
+			d, how = d[:limit], codingCut
+		case err != nil:
+			how = codingCut
+		case how == codingNone:
+			how = codingDecoded
+		}
+		out = d
+	}
+	return out, how
+}

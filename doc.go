@@ -55,14 +55,18 @@
 //     is labelled as a urlencoded form or holds '=', and the whole text as
 //     one input. A multipart body (labelled multipart/* with a boundary, as
 //     net/http requires to parse it) gives each field's name and value and
-//     each file's name, never a file's content;
+//     each file's name, never a file's content. A body with a
+//     Content-Encoding of gzip (x-gzip) or deflate, as the request declared
+//     it when it arrived, is read decompressed, as a decompression
+//     middleware inside [Agent.Handler] hands it to the handler;
 //   - what these decode to: a JSON document inside a string (a JSON string
 //     value, a query parameter) gives its strings too, and a value of at
 //     least 8 characters that is base64 or base64url of printable text gives
 //     the text, as name "<name> (base64)".
 //
 // Empty values are skipped and, past the first 256, identical values are
-// recorded once. Nothing is parsed until a guard asks: a request that makes
+// recorded once (a value met again with more decodings left than at first
+// is decoded again). Nothing is parsed until a guard asks: a request that makes
 // no guarded call pays for the body capture only. The capture reads the body
 // (up to MaxBodyBytes, or to its end) before the handler runs, so a route
 // whose client streams its body while it reads the response (gRPC
@@ -80,6 +84,10 @@
 //     r.MultipartForm (a multipart upload of any size stays usable), or the
 //     body is binary (a NUL byte in its first 512 bytes, and not labelled as
 //     a form), which no JSON or text decoder reads past.
+//   - A compressed body is decompressed up to MaxBodyBytes: one longer once
+//     decompressed (or a corrupt stream) is incomplete, unless what it holds
+//     is binary as above. A body in a coding the SDK does not decode (br,
+//     zstd, ...) makes the request incomplete once the handler reads it.
 //   - Config.MaxInputs (DefaultMaxInputs, 16,384): distinct input values of
 //     one request. A realistic JSON API body holds about 26 distinct strings
 //     per KiB (an order of line items: 13,422 in 512 KiB), ordinary requests

@@ -33,10 +33,15 @@ type request struct {
 	// the body the handler reads, which counts how far it read.
 	bodyCut bool
 	replay  replayBody
+	// The Content-Encoding values when the body was captured: a
+	// decompression middleware deletes the header as it undoes them.
+	encodings []string
 
 	once      sync.Once
 	parsed    []Input
 	truncated string // why parse could not record every input, "" if it could
+	content   []byte // the body as the handler reads it: body, decompressed if it is compressed
+	coding    coding // how content came from body
 
 	// The form net/http parsed from a body longer than the capture, read
 	// once the handler has parsed it (see lateInputs).
@@ -252,25 +257,42 @@ func (q *request) parseBody(c *collector, r *http.Request) bool {
 	if len(q.body) == 0 {
 		return true
 	}
-	cl := classifyBody(r.Header.Get("Content-Type"), q.body)
+	// A compressed body is read as what a decompression middleware inside
+	// Agent.Handler hands the handler.
+	data, coding := decodeContent(q.encodings, q.body, q.agent.maxBody)
+	q.content, q.coding = data, coding
+	if coding == codingUnknown {
+		return true // incomplete once the handler reads it
+	}
+	cl := classifyBody(r.Header.Get("Content-Type"), data)
+	if coding == codingCut && !q.bodyCut && (!cl.binary || cl.labelled || cl.multipart != "") {
+		// Past MaxBodyBytes once decompressed (or a corrupt stream):
+		// what follows is not known. A binary one is exempt, as below.
+		defer func() {
+			if c.truncated == "" {
+				c.truncated = "a compressed body longer than MaxBodyBytes once decompressed"
+			}
+		}()
+	}
 	if cl.multipart != "" {
 		ok := true
-		complete := scanMultipart(q.body, cl.multipart, func(name, value string) bool {
+		complete := scanMultipart(data, cl.multipart, func(name, value string) bool {
 			ok = c.add(SourceForm, name, value, 0)
 			return ok
 		})
 		if !ok {
 			return false
 		}
-		if !complete && !q.bodyCut {
+		if !complete && !q.bodyCut && coding != codingCut {
 			c.truncated = "a multipart body that could not be read whole"
 			return false
 		}
 		return true
 	}
-	// The captured bytes never change: the raw text and the nested
-	// readings share them instead of copying a body of up to MaxBodyBytes.
-	text := unsafe.String(unsafe.SliceData(q.body), len(q.body))
+	// The captured (or decompressed) bytes never change: the raw text and
+	// the nested readings share them instead of copying a body of up to
+	// MaxBodyBytes.
+	text := unsafe.String(unsafe.SliceData(data), len(data))
 	if cl.json && !c.json(SourceJSON, text, 0) {
 		return false
 	}
@@ -353,8 +375,11 @@ func (q *request) incomplete() string {
 	if q.truncated != "" {
 		return q.truncated
 	}
+	if q.coding == codingUnknown && q.replay.read.Load() > 0 {
+		return "a body in a Content-Encoding the SDK does not decode, read by the handler"
+	}
 	if q.bodyCut && q.replay.read.Load() > int64(len(q.body)) {
-		cl := classifyBody(q.r.Header.Get("Content-Type"), q.body)
+		cl := classifyBody(q.r.Header.Get("Content-Type"), q.content)
 		if _, done, truncated := q.lateForm(); done && !truncated {
 			return "" // the whole form, from net/http
 		} else if truncated {

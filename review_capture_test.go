@@ -1,9 +1,14 @@
 package rampart_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -126,5 +131,84 @@ func TestTraceAndActorHeadersNothingVerifiedAreInputs(t *testing.T) {
 			defer srv.Close()
 			expectBlocked(t, srv, events, attack{name: h, method: "GET", target: "/count", header: map[string]string{h: `x' OR 1<2--`}}, "sql_injection")
 		})
+	}
+}
+
+// gunzip is a request-decompression middleware, as routers offer: it
+// undoes Content-Encoding: gzip for the handler it wraps.
+func gunzip(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(zr)
+			r.Header.Del("Content-Encoding")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestCompressedBodiesAreReadDecompressed(t *testing.T) {
+	// A decompression middleware inside the middleware hands the handler
+	// what the captured bytes, compressed, do not show.
+	a, events := newAgent(t, rampart.Config{})
+	jsonName := func(r *http.Request) string {
+		var v struct{ Name string }
+		json.NewDecoder(r.Body).Decode(&v)
+		return v.Name
+	}
+	srv := httptest.NewServer(countApp(t, a, gunzip, jsonName))
+	defer srv.Close()
+	gz := map[string]string{"Content-Encoding": "gzip"}
+	body := gzipped(t, []byte(`{"name":"x\u0027 OR \u00271\u0027=\u00271"}`))
+	expectBlocked(t, srv, events, attack{name: "gzip JSON", target: "/count", ctype: "application/json", header: gz, body: body}, "sql_injection")
+
+	// Past MaxBodyBytes once decompressed, from a small compressed body:
+	// what the capture could not decompress is not known.
+	bomb := gzipped(t, []byte(`{"pad":"`+strings.Repeat("A", 2<<20)+`","name":"x\u0027 OR \u00271\u0027=\u00271"}`))
+	if int64(len(bomb)) > 1<<20 {
+		t.Fatalf("compressed padding is %d bytes, want it under the capture", len(bomb))
+	}
+	expectBlocked(t, srv, events, attack{name: "gzip padding", target: "/count", ctype: "application/json", header: gz, body: bomb}, "inputs_truncated")
+
+	// Longer than the capture while compressed: the compressed bytes look
+	// binary, but what the handler reads past the capture is text.
+	random := make([]byte, 2<<20)
+	rand.Read(random)
+	long := gzipped(t, []byte(`{"pad":"`+base64.StdEncoding.EncodeToString(random)+`","name":"x\u0027 OR \u00271\u0027=\u00271"}`))
+	if int64(len(long)) <= 1<<20 {
+		t.Fatalf("compressed body is %d bytes, want it over the capture", len(long))
+	}
+	expectBlocked(t, srv, events, attack{name: "gzip longer than the capture", target: "/count", ctype: "application/json", header: gz, body: long}, "inputs_truncated")
+
+	// A coding the SDK does not decode, read by the handler.
+	br := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
+		io.Copy(io.Discard, r.Body) // a brotli middleware would decode it
+		return "bob"
+	}))
+	defer br.Close()
+	expectBlocked(t, br, events, attack{name: "br", target: "/count", header: map[string]string{"Content-Encoding": "br"}, body: []byte("\x1b\x03compressed")}, "inputs_truncated")
+
+	if code, got := send(t, srv, attack{target: "/count", ctype: "application/json", header: gz, body: gzipped(t, []byte(`{"name":"bob"}`))}); code != http.StatusOK || got != "1" {
+		t.Fatalf("benign gzip JSON: status %d body %q, want 200 and 1 row", code, got)
+	}
+	if code, got := send(t, srv, attack{target: "/count", header: gz, body: gzipped(t, append([]byte("\x89PNG\r\n\x1a\n\x00"), random...))}); code != http.StatusOK || got != "0" {
+		t.Fatalf("benign gzip binary upload: status %d body %q, want 200 and 0 rows", code, got)
 	}
 }
