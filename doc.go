@@ -40,7 +40,8 @@
 //     "/files/{rest...}") what it matched and each of its segments, as code
 //     reading r.URL.Path sees them; with no ServeMux pattern, every segment
 //     of the path;
-//   - cookies;
+//   - cookies, each value as sent and unquoted, those net/http drops (a
+//     double quote or a backslash in the value) included;
 //   - every header, User-Agent, Referer and Config.Headers first, the
 //     others in name order, and the Host. Not recorded: the actor token
 //     (Rampart-Actor) when zero trust verified it for the request, and a

@@ -166,10 +166,22 @@ func (q *request) parseURL(c *collector) bool {
 	return true
 }
 
+// parseCookies records each cookie of the Cookie headers, in order: its
+// value as sent and, when quoted, unquoted as r.Cookie returns it. Cookies
+// that net/http drops (a value with a double quote or a backslash, a bad
+// name) are recorded too, for code that splits the header itself.
 func (q *request) parseCookies(c *collector) bool {
-	for _, ck := range q.r.Cookies() {
-		if !c.add(SourceCookie, ck.Name, ck.Value, 0) {
-			return false
+	for _, line := range q.r.Header["Cookie"] {
+		for pair := range strings.SplitSeq(line, ";") {
+			name, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if !c.add(SourceCookie, name, v, 0) {
+				return false
+			}
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				if !c.add(SourceCookie, name, v[1:len(v)-1], 0) {
+					return false
+				}
+			}
 		}
 	}
 	return true

@@ -212,3 +212,23 @@ func TestCompressedBodiesAreReadDecompressed(t *testing.T) {
 		t.Fatalf("benign gzip binary upload: status %d body %q, want 200 and 0 rows", code, got)
 	}
 }
+
+func TestCookiesNetHTTPDropsAreInputs(t *testing.T) {
+	// net/http drops a cookie whose value holds a double quote or a
+	// backslash; code that splits the Cookie header itself reads it.
+	a, events := newAgent(t, rampart.Config{})
+	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
+		for _, pair := range strings.Split(r.Header.Get("Cookie"), ";") {
+			if k, v, _ := strings.Cut(strings.TrimSpace(pair), "="); k == "name" {
+				return v
+			}
+		}
+		return ""
+	}))
+	defer srv.Close()
+	expectBlocked(t, srv, events, attack{name: "cookie", method: "GET", target: "/count",
+		header: map[string]string{"Cookie": `a=1; name=x' OR 1=1 -- "`}}, "sql_injection")
+	if code, got := send(t, srv, attack{method: "GET", target: "/count", header: map[string]string{"Cookie": `a=1; name=bob`}}); code != http.StatusOK || got != "1" {
+		t.Fatalf("benign cookie: status %d body %q, want 200 and 1 row", code, got)
+	}
+}

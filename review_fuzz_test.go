@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -66,6 +67,31 @@ func FuzzCompressedBody(f *testing.F) {
 			}
 			if s, ok := tok.(string); ok && s != "" && !hasValue(ins, s) {
 				t.Fatalf("JSON string %q of the %s body %q is not an input: %+v", s, encoding, plain, ins)
+			}
+		}
+	})
+}
+
+// FuzzCookies checks the cookie reader against net/http's: every value
+// r.Cookies returns is an input, and so is every value of a pair that code
+// splitting the header at semicolons reads.
+func FuzzCookies(f *testing.F) {
+	f.Add(`a=1; name=x' OR 1=1 -- "`)
+	f.Add(`q="quoted"; bad\name=v; =v; k`)
+	f.Fuzz(func(t *testing.T, line string) {
+		a := &Agent{maxBody: 1 << 20, maxInputs: DefaultMaxInputs, logger: slog.New(slog.DiscardHandler)}
+		r := httptest.NewRequest("GET", "/x", nil)
+		r.Header["Cookie"] = []string{line}
+		q := &request{agent: a, r: r}
+		ins := q.inputs()
+		for _, ck := range r.Cookies() {
+			if ck.Value != "" && !hasValue(ins, ck.Value) {
+				t.Fatalf("cookie %q of %q is not an input: %+v", ck.Value, line, ins)
+			}
+		}
+		for _, pair := range strings.Split(line, ";") {
+			if _, v, _ := strings.Cut(strings.TrimSpace(pair), "="); v != "" && !hasValue(ins, v) {
+				t.Fatalf("value %q of %q is not an input: %+v", v, line, ins)
 			}
 		}
 	})
