@@ -30,7 +30,7 @@ const sniffLen = 512
 // multipart) follows the label.
 type bodyClass struct {
 	json      bool   // it scans as JSON: first non-space byte is {, [ or "
-	form      bool   // labelled urlencoded, or holds '=' outside JSON: key=value pairs
+	form      bool   // labelled urlencoded, or holds '=': key=value pairs
 	multipart string // the boundary, for a multipart/* body with one
 	labelled  bool   // labelled application/x-www-form-urlencoded
 	binary    bool   // a NUL byte in its first sniffLen bytes
@@ -55,9 +55,10 @@ func classifyBody(contentType string, body []byte) bodyClass {
 	c.binary = bytes.IndexByte(head, 0) >= 0
 	if i := firstNonSpace(body); i < len(body) && (body[i] == '{' || body[i] == '[' || body[i] == '"') {
 		c.json = true
-	} else {
-		c.form = bytes.IndexByte(body, '=') >= 0
 	}
+	// url.ParseQuery reads any text, one that opens like JSON included:
+	// "{}&name=<payload>" is a form to code that parses it as one.
+	c.form = bytes.IndexByte(body, '=') >= 0
 	if mt == "application/x-www-form-urlencoded" {
 		c.form, c.labelled = true, true
 	}

@@ -232,3 +232,17 @@ func TestCookiesNetHTTPDropsAreInputs(t *testing.T) {
 		t.Fatalf("benign cookie: status %d body %q, want 200 and 1 row", code, got)
 	}
 }
+
+func TestABodyThatStartsLikeJSONIsReadAsAFormToo(t *testing.T) {
+	// url.ParseQuery reads any text: a body that opens with { is still a
+	// form to code that parses it as one.
+	a, events := newAgent(t, rampart.Config{})
+	srv := httptest.NewServer(vulnerableApp(t, a))
+	defer srv.Close()
+	for _, body := range []string{
+		"{}&name=" + url.QueryEscape(injection),
+		`["x"]&name=` + url.QueryEscape(injection),
+	} {
+		expectBlocked(t, srv, events, attack{name: body, target: "/search?via=parsequery", body: []byte(body)}, "sql_injection")
+	}
+}
