@@ -58,6 +58,10 @@ type request struct {
 
 	blocked atomic.Pointer[BlockedError]
 
+	// rawQuery is the query as the request arrived: a middleware inside
+	// the agent's may rewrite r.URL.RawQuery before a guard parses it.
+	rawQuery string
+
 	// Set by zero trust, when the agent has an identity.
 	caller  string       // the calling service's SPIFFE ID
 	actor   *actor.Actor // the external actor, from the verified token
@@ -120,7 +124,7 @@ func (q *request) parse() {
 
 func (q *request) parseURL(c *collector) bool {
 	r := q.r
-	if r.URL != nil && r.URL.RawQuery != "" && !c.query(SourceQuery, r.URL.RawQuery) {
+	if q.rawQuery != "" && !c.query(SourceQuery, q.rawQuery) {
 		return false
 	}
 	wildcards, subtree := patternWildcards(r.Pattern)
@@ -326,8 +330,8 @@ func (q *request) estimateInputs() int {
 	n := 8 + 2*len(r.Header) + 2*strings.Count(r.Pattern, "{")
 	if r.URL != nil {
 		n += strings.Count(r.URL.Path, "/")
-		if r.URL.RawQuery != "" {
-			n += 2 * (strings.Count(r.URL.RawQuery, "&") + 1)
+		if q.rawQuery != "" {
+			n += 2 * (strings.Count(q.rawQuery, "&") + 1)
 		}
 	}
 	for _, c := range r.Header.Values("Cookie") {

@@ -3,6 +3,7 @@ package rampart_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -245,4 +246,28 @@ func TestABodyThatStartsLikeJSONIsReadAsAFormToo(t *testing.T) {
 	} {
 		expectBlocked(t, srv, events, attack{name: body, target: "/search?via=parsequery", body: []byte(body)}, "sql_injection")
 	}
+}
+
+type nameKey struct{}
+
+func TestAQueryRewrittenInsideTheMiddlewareIsReadAsSent(t *testing.T) {
+	// A middleware that takes a parameter out of the query (to keep it out
+	// of logs) and hands it on in the context: the guard parses inputs
+	// later, from the rewritten query.
+	a, events := newAgent(t, rampart.Config{})
+	takeName := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			q := r.URL.Query()
+			name := q.Get("name")
+			q.Del("name")
+			r.URL.RawQuery = q.Encode()
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nameKey{}, name)))
+		})
+	}
+	srv := httptest.NewServer(countApp(t, a, takeName, func(r *http.Request) string {
+		name, _ := r.Context().Value(nameKey{}).(string)
+		return name
+	}))
+	defer srv.Close()
+	expectBlocked(t, srv, events, attack{name: "rewritten", method: "GET", target: "/count?name=" + url.QueryEscape(injection)}, "sql_injection")
 }
