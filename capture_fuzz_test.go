@@ -187,6 +187,7 @@ func FuzzDecodeBase64Text(f *testing.F) {
 	f.Add("eCcgT1IgJzEnPScx" + strings.Repeat("QUFB", 30))
 	f.Add("AAAAAAAAAAAA")
 	f.Add("x' OR 1=1")
+	f.Add("eCcg\nT1IgJzEnPScx\r\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		d, ok := decodeBase64Text(s)
 		if ok {
@@ -195,7 +196,8 @@ func FuzzDecodeBase64Text(f *testing.F) {
 			}
 			// Decoding is not strict (as in encoding/base64 by default): the
 			// last character may carry bits the encoding drops.
-			trimmed := strings.TrimRight(s, "=")
+			// Line breaks are skipped, as encoding/base64 skips them.
+			trimmed := strings.TrimRight(strings.NewReplacer("\r", "", "\n", "").Replace(s), "=")
 			e1, e2 := base64.RawStdEncoding.EncodeToString([]byte(d)), base64.RawURLEncoding.EncodeToString([]byte(d))
 			last := len(trimmed) - 1
 			if len(e1) != len(trimmed) || e1[:last] != trimmed[:last] && e2[:last] != trimmed[:last] {
@@ -211,6 +213,10 @@ func FuzzDecodeBase64Text(f *testing.F) {
 				}
 				if d, ok := decodeBase64Text(e); !ok || d != s {
 					t.Fatalf("decodeBase64Text(%q) = %q, %v; want %q", e, d, ok, s)
+				}
+				wrapped := e[:len(e)/2] + "\r\n" + e[len(e)/2:]
+				if d, ok := decodeBase64Text(wrapped); !ok || d != s {
+					t.Fatalf("decodeBase64Text(%q) = %q, %v; want %q", wrapped, d, ok, s)
 				}
 			}
 		}

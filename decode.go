@@ -156,6 +156,19 @@ func decodeBase64Text(s string) (string, bool) {
 	if len(s) < minBase64 {
 		return "", false
 	}
+	// encoding/base64 skips line breaks wherever they are (MIME wraps
+	// lines at 76 characters), so they must not hide a value.
+	if strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 {
+		s = strings.Map(func(r rune) rune {
+			if r == '\n' || r == '\r' {
+				return -1
+			}
+			return r
+		}, s)
+		if len(s) < minBase64 {
+			return "", false
+		}
+	}
 	std, url := false, false
 	body := strings.TrimRight(s, "=")
 	pad := len(s) - len(body)

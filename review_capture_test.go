@@ -271,3 +271,15 @@ func TestAQueryRewrittenInsideTheMiddlewareIsReadAsSent(t *testing.T) {
 	defer srv.Close()
 	expectBlocked(t, srv, events, attack{name: "rewritten", method: "GET", target: "/count?name=" + url.QueryEscape(injection)}, "sql_injection")
 }
+
+func TestBase64WithLineBreaksIsDecoded(t *testing.T) {
+	// encoding/base64 skips \r and \n wherever they are (MIME wraps lines
+	// at 76 characters): a line break in the value must not hide it.
+	a, events := newAgent(t, rampart.Config{})
+	srv := httptest.NewServer(vulnerableApp(t, a))
+	defer srv.Close()
+	enc := base64.StdEncoding.EncodeToString([]byte(injection))
+	for _, v := range []string{enc[:4] + "\n" + enc[4:], enc[:8] + "\r\n" + enc[8:] + "\n", "\n" + enc} {
+		expectBlocked(t, srv, events, attack{name: fmt.Sprintf("%q", v), method: "GET", target: "/search?via=base64&q=" + url.QueryEscape(v)}, "sql_injection")
+	}
+}
