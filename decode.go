@@ -169,7 +169,7 @@ func decodeBase64Text(s string) (string, bool) {
 			return "", false
 		}
 	}
-	std, url := false, false
+	std, url, space := false, false, false
 	body := strings.TrimRight(s, "=")
 	pad := len(s) - len(body)
 	if pad > 2 || (pad > 0 && len(s)%4 != 0) || len(body)%4 == 1 {
@@ -183,12 +183,33 @@ func decodeBase64Text(s string) (string, bool) {
 			std = true
 		case c == '-' || c == '_':
 			url = true
+		case c == ' ':
+			// A '+' that query decoding turned into a space: handlers
+			// put it back (strings.ReplaceAll(v, " ", "+")) to decode.
+			std, space = true, true
 		default:
 			return "", false
 		}
 	}
 	if std && url {
 		return "", false
+	}
+	if space {
+		// Text with spaces is rarely base64: its first bytes, decoded on
+		// the stack, tell before the value is copied.
+		var tmp [64]byte
+		n := copy(tmp[:], body)
+		for i := range n {
+			if tmp[i] == ' ' {
+				tmp[i] = '+'
+			}
+		}
+		var head [48]byte
+		k, err := base64.RawStdEncoding.Decode(head[:], tmp[:n])
+		if err != nil || !printablePrefix(head[:k], n == len(body)) {
+			return "", false
+		}
+		body = strings.ReplaceAll(body, " ", "+")
 	}
 	enc := base64.RawStdEncoding
 	if url {
@@ -209,6 +230,23 @@ func decodeBase64Text(s string) (string, bool) {
 		return "", false
 	}
 	return unsafe.String(unsafe.SliceData(out), n), true
+}
+
+// printablePrefix reports whether b, the decoded start of a value (all of
+// it when whole), is printable text, a UTF-8 sequence cut at its end aside.
+func printablePrefix(b []byte, whole bool) bool {
+	if whole {
+		return printable(b)
+	}
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				b = b[:i]
+			}
+			break
+		}
+	}
+	return printable(b)
 }
 
 func printable(b []byte) bool {

@@ -283,3 +283,20 @@ func TestBase64WithLineBreaksIsDecoded(t *testing.T) {
 		expectBlocked(t, srv, events, attack{name: fmt.Sprintf("%q", v), method: "GET", target: "/search?via=base64&q=" + url.QueryEscape(v)}, "sql_injection")
 	}
 }
+
+func TestBase64WithPlusReadAsSpaceIsDecoded(t *testing.T) {
+	// Base64 sent unescaped in a query loses its '+' to query decoding;
+	// handlers put it back (strings.ReplaceAll(v, " ", "+")) and decode.
+	a, events := newAgent(t, rampart.Config{})
+	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
+		b, _ := base64.StdEncoding.DecodeString(strings.ReplaceAll(r.URL.Query().Get("q"), " ", "+"))
+		return string(b)
+	}))
+	defer srv.Close()
+	payload := "x' OR 1=1 --"
+	for i := 0; !strings.Contains(base64.StdEncoding.EncodeToString([]byte(payload)), "+"); i++ {
+		payload = "x' OR 1=1 --" + strings.Repeat(">", i)
+	}
+	enc := base64.StdEncoding.EncodeToString([]byte(payload))
+	expectBlocked(t, srv, events, attack{name: enc, method: "GET", target: "/count?q=" + strings.ReplaceAll(enc, "=", "%3D")}, "sql_injection")
+}
