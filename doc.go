@@ -43,7 +43,8 @@
 //   - cookies, each value as sent and unquoted, those net/http drops (a
 //     double quote or a backslash in the value) included;
 //   - every header, User-Agent, Referer and Config.Headers first, the
-//     others in name order, and the Host. Not recorded: the actor token
+//     others in name order, the trailers of a chunked body (read with the
+//     body when it fits the capture), and the Host. Not recorded: the actor token
 //     (Rampart-Actor) when zero trust verified it for the request, and a
 //     well-formed traceparent (hex and dashes), which cannot carry attacker
 //     text; Cookie, recorded cookie by cookie; Content-Length, digits

@@ -192,7 +192,7 @@ func (q *request) parseCookies(c *collector) bool {
 }
 
 // parseHeaders records User-Agent, Referer and Config.Headers first, then
-// every other header in name order, then the Host. Headers the mesh sets
+// every other header in name order, then trailers, then the Host. Headers the mesh sets
 // and verifies itself are skipped, and so are those net/http validates or
 // parses into other inputs (see skipHeader).
 func (q *request) parseHeaders(c *collector) bool {
@@ -221,6 +221,17 @@ func (q *request) parseHeaders(c *collector) bool {
 			}
 			if !c.add(SourceHeader, h, v, 0) {
 				return false
+			}
+		}
+	}
+	// Trailers of a chunked body, which net/http fills in r.Trailer once
+	// the body is read: the capture read it before the handler ran.
+	if len(r.Trailer) > 0 {
+		for _, h := range slices.Sorted(maps.Keys(r.Trailer)) {
+			for _, v := range r.Trailer[h] {
+				if !c.add(SourceHeader, h, v, 0) {
+					return false
+				}
 			}
 		}
 	}

@@ -300,3 +300,33 @@ func TestBase64WithPlusReadAsSpaceIsDecoded(t *testing.T) {
 	enc := base64.StdEncoding.EncodeToString([]byte(payload))
 	expectBlocked(t, srv, events, attack{name: enc, method: "GET", target: "/count?q=" + strings.ReplaceAll(enc, "=", "%3D")}, "sql_injection")
 }
+
+func TestTrailersAreInputs(t *testing.T) {
+	// A chunked body may end with trailers, which net/http hands the
+	// handler in r.Trailer once the body is read.
+	a, events := newAgent(t, rampart.Config{})
+	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
+		io.Copy(io.Discard, r.Body)
+		return r.Trailer.Get("X-Name")
+	}))
+	defer srv.Close()
+	req, err := http.NewRequest("POST", srv.URL+"/count", io.MultiReader(strings.NewReader("some body")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = -1
+	req.Trailer = http.Header{"X-Name": {injection}}
+	drain(events)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("status %d body %q: the injection in a trailer ran, want 403", resp.StatusCode, b)
+	}
+	if ev := blockedEvent(t, events); ev.Kind != "sql_injection" || ev.Input.Source != rampart.SourceHeader || ev.Input.Name != "X-Name" {
+		t.Fatalf("event %s on %+v, want sql_injection on the X-Name trailer", ev.Kind, ev.Input)
+	}
+}
