@@ -102,11 +102,35 @@ func (c *collector) decode(src Source, name, value string, depth int) bool {
 		return c.json(src, value, depth+1)
 	}
 	if depth < maxDecodeDepth {
+		if d, ok := jsonStringValue(value); ok {
+			return c.add(src, name, d, depth+1)
+		}
 		if d, ok := decodeBase64Text(value); ok {
 			return c.add(src, name+" (base64)", d, depth+1)
 		}
 	}
 	return true
+}
+
+// jsonStringValue decodes s when it is one JSON string ("...", white space
+// around it allowed), as a value encoded twice is: json.Unmarshal into a
+// string gives the handler what is between the quotes, unescaped.
+func jsonStringValue(s string) (string, bool) {
+	i, j := 0, len(s)-1
+	for i < j && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	for j > i && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r') {
+		j--
+	}
+	if j-i < 1 || s[i] != '"' || s[j] != '"' {
+		return "", false
+	}
+	d, end := decodeJSONString(unsafe.Slice(unsafe.StringData(s), j+1), i+1)
+	if end != j+1 || d == "" {
+		return "", false // a quote inside: not one string
+	}
+	return d, true
 }
 
 // json records the strings of a JSON document, keys and values.

@@ -62,7 +62,9 @@
 //     it when it arrived, is read decompressed, as a decompression
 //     middleware inside [Agent.Handler] hands it to the handler;
 //   - what these decode to: a JSON document inside a string (a JSON string
-//     value, a query parameter) gives its strings too, and a value of at
+//     value, a query parameter) gives its strings too, a value that is
+//     itself one JSON string ("x\u0027...", encoded twice) gives it
+//     unescaped, and a value of at
 //     least 8 characters that is base64 or base64url of printable text gives
 //     the text, as name "<name> (base64)".
 //

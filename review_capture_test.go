@@ -330,3 +330,19 @@ func TestTrailersAreInputs(t *testing.T) {
 		t.Fatalf("event %s on %+v, want sql_injection on the X-Name trailer", ev.Kind, ev.Input)
 	}
 }
+
+func TestAJSONStringInsideAValueIsDecoded(t *testing.T) {
+	// A value that is itself a JSON string ("x\u0027 ..."), as double
+	// encoded payloads are, unmarshalled by the handler into a string.
+	a, events := newAgent(t, rampart.Config{})
+	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
+		var s string
+		json.Unmarshal([]byte(r.URL.Query().Get("q")), &s)
+		return s
+	}))
+	defer srv.Close()
+	expectBlocked(t, srv, events, attack{name: "json string", method: "GET", target: "/count?q=" + url.QueryEscape(`"x\u0027 OR \u00271\u0027=\u00271"`)}, "sql_injection")
+	if code, got := send(t, srv, attack{method: "GET", target: "/count?q=" + url.QueryEscape(`"bob"`)}); code != http.StatusOK || got != "1" {
+		t.Fatalf("benign: status %d body %q, want 200 and 1 row", code, got)
+	}
+}

@@ -96,3 +96,20 @@ func FuzzCookies(f *testing.F) {
 		}
 	})
 }
+
+// FuzzJSONStringValue checks the reading of a value encoded twice against
+// json.Unmarshal into a string.
+func FuzzJSONStringValue(f *testing.F) {
+	f.Add(`"x\u0027 OR \u00271\u0027=\u00271"`)
+	f.Add(` "a\"b" `)
+	f.Add(`"a"b"`)
+	f.Fuzz(func(t *testing.T, s string) {
+		var want string
+		if err := json.Unmarshal([]byte(s), &want); err != nil || want == "" {
+			return
+		}
+		if got, ok := jsonStringValue(s); !ok || got != want {
+			t.Fatalf("jsonStringValue(%q) = %q, %v; want %q", s, got, ok, want)
+		}
+	})
+}
