@@ -20,6 +20,8 @@ import (
 // A body with more parts is incomplete.
 const maxMultipartParts = 1000
 
+var utf8BOM = []byte("\xef\xbb\xbf")
+
 // sniffLen is how much of a body decides whether it is binary.
 const sniffLen = 512
 
@@ -29,7 +31,7 @@ const sniffLen = 512
 // never looks at it); only what net/http itself parses by label (forms,
 // multipart) follows the label.
 type bodyClass struct {
-	json      bool   // it scans as JSON: first non-space byte is {, [ or "
+	json      bool   // it scans as JSON: first non-space byte (after a BOM) is {, [ or "
 	form      bool   // labelled urlencoded, or holds '=': key=value pairs
 	multipart string // the boundary, for a multipart/* body with one
 	labelled  bool   // labelled application/x-www-form-urlencoded
@@ -53,7 +55,10 @@ func classifyBody(contentType string, body []byte) bodyClass {
 	// No JSON or text decoder gets past a NUL: encoding/json refuses it
 	// anywhere, and images, archives and protocol buffers hold one early.
 	c.binary = bytes.IndexByte(head, 0) >= 0
-	if i := firstNonSpace(body); i < len(body) && (body[i] == '{' || body[i] == '[' || body[i] == '"') {
+	// A UTF-8 byte order mark, which code that reads files saved on
+	// Windows strips, does not make JSON something else.
+	text := bytes.TrimPrefix(body, utf8BOM)
+	if i := firstNonSpace(text); i < len(text) && (text[i] == '{' || text[i] == '[' || text[i] == '"') {
 		c.json = true
 	}
 	// url.ParseQuery reads any text, one that opens like JSON included:

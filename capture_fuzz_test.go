@@ -80,8 +80,9 @@ func FuzzBodyCapture(f *testing.F) {
 		if len(body) > 0 && !hasValue(ins, string(body)) {
 			t.Fatalf("the raw body %q is not an input", body)
 		}
-		if json.Valid(body) {
-			dec := json.NewDecoder(bytes.NewReader(body))
+		// Code that reads files saved on Windows strips a byte order mark.
+		if doc := bytes.TrimPrefix(body, utf8BOM); json.Valid(doc) {
+			dec := json.NewDecoder(bytes.NewReader(doc))
 			for {
 				tok, err := dec.Token()
 				if err != nil {

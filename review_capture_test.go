@@ -346,3 +346,18 @@ func TestAJSONStringInsideAValueIsDecoded(t *testing.T) {
 		t.Fatalf("benign: status %d body %q, want 200 and 1 row", code, got)
 	}
 }
+
+func TestJSONAfterAByteOrderMarkIsJSON(t *testing.T) {
+	// Files saved on Windows start with a UTF-8 byte order mark, which
+	// handlers that accept them strip before decoding.
+	a, events := newAgent(t, rampart.Config{})
+	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
+		b, _ := io.ReadAll(r.Body)
+		var v struct{ Name string }
+		json.Unmarshal(bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")), &v)
+		return v.Name
+	}))
+	defer srv.Close()
+	body := "\xef\xbb\xbf" + `{"name":"x\u0027 OR \u00271\u0027=\u00271"}`
+	expectBlocked(t, srv, events, attack{name: "bom", target: "/count", ctype: "application/json", body: []byte(body)}, "sql_injection")
+}
