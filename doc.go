@@ -68,6 +68,16 @@
 //     least 8 characters that is base64 or base64url of printable text gives
 //     the text, as name "<name> (base64)".
 //
+// What is not seen: the query is read as it arrived, but headers and
+// cookies are read when a guard asks, from the request the handler holds, so
+// a middleware inside [Agent.Handler] that deletes a header after reading it
+// (to hand it on in the context) hides it: put such middleware outside. A
+// guarded call made without the request's context from a goroutine other
+// than the one serving the request (go func() { db.Exec(...) }()) sees no
+// request inputs: pass r.Context() to it. Bodies are read as JSON, forms,
+// multipart and text; other encodings a handler decodes (XML entities,
+// UTF-16, protocol buffers) are seen only as the raw text.
+//
 // Empty values are skipped and, past the first 256, identical values are
 // recorded once (a value met again with more decodings left than at first
 // is decoded again). Nothing is parsed until a guard asks: a request that makes
