@@ -2,6 +2,9 @@ package rampart
 
 import (
 	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
 	"errors"
 	"io"
 	"mime"
@@ -17,6 +20,8 @@ import (
 // A body with more parts is incomplete.
 const maxMultipartParts = 1000
 
+var utf8BOM = []byte("\xef\xbb\xbf")
+
 // sniffLen is how much of a body decides whether it is binary.
 const sniffLen = 512
 
@@ -26,8 +31,8 @@ const sniffLen = 512
 // never looks at it); only what net/http itself parses by label (forms,
 // multipart) follows the label.
 type bodyClass struct {
-	json      bool   // it scans as JSON: first non-space byte is {, [ or "
-	form      bool   // labelled urlencoded, or holds '=' outside JSON: key=value pairs
+	json      bool   // it scans as JSON: first non-space byte (after a BOM) is {, [ or "
+	form      bool   // labelled urlencoded, or holds '=': key=value pairs
 	multipart string // the boundary, for a multipart/* body with one
 	labelled  bool   // labelled application/x-www-form-urlencoded
 	binary    bool   // a NUL byte in its first sniffLen bytes
@@ -50,11 +55,15 @@ func classifyBody(contentType string, body []byte) bodyClass {
 	// No JSON or text decoder gets past a NUL: encoding/json refuses it
 	// anywhere, and images, archives and protocol buffers hold one early.
 	c.binary = bytes.IndexByte(head, 0) >= 0
-	if i := firstNonSpace(body); i < len(body) && (body[i] == '{' || body[i] == '[' || body[i] == '"') {
+	// A UTF-8 byte order mark, which code that reads files saved on
+	// Windows strips, does not make JSON something else.
+	text := bytes.TrimPrefix(body, utf8BOM)
+	if i := firstNonSpace(text); i < len(text) && (text[i] == '{' || text[i] == '[' || text[i] == '"') {
 		c.json = true
-	} else {
-		c.form = bytes.IndexByte(body, '=') >= 0
 	}
+	// url.ParseQuery reads any text, one that opens like JSON included:
+	// "{}&name=<payload>" is a form to code that parses it as one.
+	c.form = bytes.IndexByte(body, '=') >= 0
 	if mt == "application/x-www-form-urlencoded" {
 		c.form, c.labelled = true, true
 	}
@@ -73,7 +82,10 @@ func firstNonSpace(b []byte) int {
 // or urlencoded form, in the order they were sent. It reads what
 // url.ParseQuery reads and more: a pair it drops (a bad escape, a
 // semicolon) is yielded undecoded, because an application that parses the
-// string itself may still use it. It stops when fn returns false.
+// string itself may still use it; and a pair holding semicolons is yielded
+// whole and then split at them, as http.AllowQuerySemicolons (which may
+// wrap the handler inside the middleware) and other parsers split it. It
+// stops when fn returns false.
 func scanQuery(s string, fn func(key, value string) bool) {
 	for s != "" {
 		var pair string
@@ -84,6 +96,18 @@ func scanQuery(s string, fn func(key, value string) bool) {
 		k, v, _ := strings.Cut(pair, "=")
 		if !fn(queryUnescape(k), queryUnescape(v)) {
 			return
+		}
+		if strings.IndexByte(pair, ';') < 0 {
+			continue
+		}
+		for sub := range strings.SplitSeq(pair, ";") {
+			if sub == "" {
+				continue
+			}
+			k, v, _ := strings.Cut(sub, "=")
+			if !fn(queryUnescape(k), queryUnescape(v)) {
+				return
+			}
 		}
 	}
 }
@@ -114,7 +138,10 @@ func scanMultipart(body []byte, boundary string, fn func(name, value string) boo
 			return false
 		}
 		name, file, isFile := partNames(p.Header.Get("Content-Disposition"))
-		if isFile {
+		// net/http keeps a part as a value, which r.FormValue returns,
+		// when its file name is empty (filename="", or one that
+		// mime/multipart reads as empty): only a named file is a file.
+		if isFile && p.FileName() != "" {
 			if !fn(name, name) || !fn(name, p.FileName()) {
 				return false
 			}
@@ -178,6 +205,7 @@ func (q *request) captureBody(r *http.Request, limit int64) {
 		buf, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
 		q.bodyCut = int64(len(buf)) > limit
 	}
+	q.encodings = r.Header["Content-Encoding"]
 	var rest io.Reader = r.Body
 	if err != nil {
 		rest = errReader{err}
@@ -213,3 +241,65 @@ func (b *replayBody) Read(p []byte) (int, error) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// coding says how the content of a body came from the captured bytes.
+type coding uint8
+
+const (
+	codingNone    coding = iota // no Content-Encoding (or identity), or one that is not what it says: read as sent
+	codingDecoded               // decompressed whole, within MaxBodyBytes
+	codingCut                   // decompressed up to MaxBodyBytes, or up to where the stream is corrupt or cut
+	codingUnknown               // a Content-Encoding the SDK does not decode (br, zstd, ...)
+)
+
+// decodeContent undoes the Content-Encoding of a captured body, as a
+// request-decompression middleware inside Agent.Handler would: gzip
+// (x-gzip) and deflate (zlib, or raw DEFLATE as some clients send), in the
+// reverse of the order listed. It returns at most limit bytes. A body that
+// does not start as its coding says is returned as sent: a middleware
+// refuses it, or passes it on unchanged.
+func decodeContent(encodings []string, body []byte, limit int64) ([]byte, coding) {
+	if len(encodings) == 0 {
+		return body, codingNone
+	}
+	var codings []string
+	for _, e := range encodings {
+		for c := range strings.SplitSeq(e, ",") {
+			if c = strings.ToLower(strings.TrimSpace(c)); c != "" && c != "identity" {
+				codings = append(codings, c)
+			}
+		}
+	}
+	out, how := body, codingNone
+	for i := len(codings) - 1; i >= 0; i-- {
+		var zr io.Reader
+		switch codings[i] {
+		case "gzip", "x-gzip":
+			r, err := gzip.NewReader(bytes.NewReader(out))
+			if err != nil {
+				return body, codingNone
+			}
+			zr = r
+		case "deflate":
+			if r, err := zlib.NewReader(bytes.NewReader(out)); err == nil {
+				zr = r
+			} else {
+				zr = flate.NewReader(bytes.NewReader(out))
+			}
+		default:
+			return body, codingUnknown
+		}
+		// Bounded by the capture limit, whatever the compression ratio.
+		d, err := io.ReadAll(io.LimitReader(zr, limit+1))
+		switch {
+		case int64(len(d)) > limit:
+			d, how = d[:limit], codingCut
+		case err != nil:
+			how = codingCut
+		case how == codingNone:
+			how = codingDecoded
+		}
+		out = d
+	}
+	return out, how
+}

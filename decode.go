@@ -37,8 +37,9 @@ var dedupSeed = maphash.MakeSeed()
 type collector struct {
 	ins       []Input
 	max       int
-	seen      map[uint64]struct{} // hashes of the values, nil until dedupAfter inputs
-	truncated string              // why not every input was recorded, "" if all were
+	seen      map[uint64]int8  // hashes of the values, and the least depth each was met at; nil until dedupAfter inputs
+	early     [dedupAfter]int8 // the depths of the first dedupAfter inputs, until seen exists
+	truncated string           // why not every input was recorded, "" if all were
 }
 
 // add records one value and what decodes from it. It returns false once the
@@ -55,8 +56,15 @@ func (c *collector) add(src Source, name, value string, depth int) bool {
 		// A 64-bit hash under a per-process random seed: a collision, which
 		// would drop a value, cannot be aimed at.
 		h = maphash.String(dedupSeed, value)
-		if _, dup := c.seen[h]; dup {
-			return true
+		if d, dup := c.seen[h]; dup {
+			if int(d) <= depth {
+				return true
+			}
+			// Met deeper first, where fewer decodings were left: what it
+			// decodes to is read again from here. Depths only decrease,
+			// so a value is read at most maxDecodeDepth+1 times.
+			c.seen[h] = int8(depth)
+			return c.decode(src, name, value, depth)
 		}
 	}
 	if len(c.ins) >= c.max {
@@ -65,13 +73,24 @@ func (c *collector) add(src Source, name, value string, depth int) bool {
 	}
 	c.ins = append(c.ins, Input{Source: src, Name: name, Value: value})
 	if c.seen != nil {
-		c.seen[h] = struct{}{}
-	} else if len(c.ins) == dedupAfter {
-		c.seen = make(map[uint64]struct{}, 4*dedupAfter)
-		for _, in := range c.ins {
-			c.seen[maphash.String(dedupSeed, in.Value)] = struct{}{}
+		c.seen[h] = int8(depth)
+	} else {
+		c.early[len(c.ins)-1] = int8(depth)
+		if len(c.ins) == dedupAfter {
+			c.seen = make(map[uint64]int8, 4*dedupAfter)
+			for i, in := range c.ins {
+				h := maphash.String(dedupSeed, in.Value)
+				if d, ok := c.seen[h]; !ok || c.early[i] < d {
+					c.seen[h] = c.early[i]
+				}
+			}
 		}
 	}
+	return c.decode(src, name, value, depth)
+}
+
+// decode records what value, met at depth, decodes to.
+func (c *collector) decode(src Source, name, value string, depth int) bool {
 	if len(value) < 2 {
 		return true
 	}
@@ -83,11 +102,35 @@ func (c *collector) add(src Source, name, value string, depth int) bool {
 		return c.json(src, value, depth+1)
 	}
 	if depth < maxDecodeDepth {
+		if d, ok := jsonStringValue(value); ok {
+			return c.add(src, name, d, depth+1)
+		}
 		if d, ok := decodeBase64Text(value); ok {
 			return c.add(src, name+" (base64)", d, depth+1)
 		}
 	}
 	return true
+}
+
+// jsonStringValue decodes s when it is one JSON string ("...", white space
+// around it allowed), as a value encoded twice is: json.Unmarshal into a
+// string gives the handler what is between the quotes, unescaped.
+func jsonStringValue(s string) (string, bool) {
+	i, j := 0, len(s)-1
+	for i < j && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	for j > i && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r') {
+		j--
+	}
+	if j-i < 1 || s[i] != '"' || s[j] != '"' {
+		return "", false
+	}
+	d, end := decodeJSONString(unsafe.Slice(unsafe.StringData(s), j+1), i+1)
+	if end != j+1 || d == "" {
+		return "", false // a quote inside: not one string
+	}
+	return d, true
 }
 
 // json records the strings of a JSON document, keys and values.
@@ -137,7 +180,20 @@ func decodeBase64Text(s string) (string, bool) {
 	if len(s) < minBase64 {
 		return "", false
 	}
-	std, url := false, false
+	// encoding/base64 skips line breaks wherever they are (MIME wraps
+	// lines at 76 characters), so they must not hide a value.
+	if strings.IndexByte(s, '\n') >= 0 || strings.IndexByte(s, '\r') >= 0 {
+		s = strings.Map(func(r rune) rune {
+			if r == '\n' || r == '\r' {
+				return -1
+			}
+			return r
+		}, s)
+		if len(s) < minBase64 {
+			return "", false
+		}
+	}
+	std, url, space := false, false, false
 	body := strings.TrimRight(s, "=")
 	pad := len(s) - len(body)
 	if pad > 2 || (pad > 0 && len(s)%4 != 0) || len(body)%4 == 1 {
@@ -151,12 +207,33 @@ func decodeBase64Text(s string) (string, bool) {
 			std = true
 		case c == '-' || c == '_':
 			url = true
+		case c == ' ':
+			// A '+' that query decoding turned into a space: handlers
+			// put it back (strings.ReplaceAll(v, " ", "+")) to decode.
+			std, space = true, true
 		default:
 			return "", false
 		}
 	}
 	if std && url {
 		return "", false
+	}
+	if space {
+		// Text with spaces is rarely base64: its first bytes, decoded on
+		// the stack, tell before the value is copied.
+		var tmp [64]byte
+		n := copy(tmp[:], body)
+		for i := range n {
+			if tmp[i] == ' ' {
+				tmp[i] = '+'
+			}
+		}
+		var head [48]byte
+		k, err := base64.RawStdEncoding.Decode(head[:], tmp[:n])
+		if err != nil || !printablePrefix(head[:k], n == len(body)) {
+			return "", false
+		}
+		body = strings.ReplaceAll(body, " ", "+")
 	}
 	enc := base64.RawStdEncoding
 	if url {
@@ -177,6 +254,23 @@ func decodeBase64Text(s string) (string, bool) {
 		return "", false
 	}
 	return unsafe.String(unsafe.SliceData(out), n), true
+}
+
+// printablePrefix reports whether b, the decoded start of a value (all of
+// it when whole), is printable text, a UTF-8 sequence cut at its end aside.
+func printablePrefix(b []byte, whole bool) bool {
+	if whole {
+		return printable(b)
+	}
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				b = b[:i]
+			}
+			break
+		}
+	}
+	return printable(b)
 }
 
 func printable(b []byte) bool {

@@ -40,27 +40,47 @@
 //     "/files/{rest...}") what it matched and each of its segments, as code
 //     reading r.URL.Path sees them; with no ServeMux pattern, every segment
 //     of the path;
-//   - cookies;
+//   - cookies, each value as sent and unquoted, those net/http drops (a
+//     double quote or a backslash in the value) included;
 //   - every header, User-Agent, Referer and Config.Headers first, the
-//     others in name order, and the Host. Not recorded: the actor token
-//     (Rampart-Actor) and the W3C trace context (traceparent, tracestate),
-//     which the mesh verifies and hands to the application only as what it
-//     verified; Cookie, recorded cookie by cookie; Content-Length, digits
-//     net/http validated;
+//     others in name order, the trailers of a chunked body (read with the
+//     body when it fits the capture), and the Host. Not recorded: the actor token
+//     (Rampart-Actor) when zero trust verified it for the request, and a
+//     well-formed traceparent (hex and dashes), which cannot carry attacker
+//     text; Cookie, recorded cookie by cookie; Content-Length, digits
+//     net/http validated. An actor token nothing verified (an agent without
+//     an identity), a malformed traceparent and tracestate (free text) are
+//     inputs like any header;
 //   - the body, read by its content, not its Content-Type, because a JSON
 //     decoder never looks at the label: every string of it if it scans as
 //     JSON (its first non-space byte is {, [ or "), its key=value pairs if it
 //     is labelled as a urlencoded form or holds '=', and the whole text as
 //     one input. A multipart body (labelled multipart/* with a boundary, as
 //     net/http requires to parse it) gives each field's name and value and
-//     each file's name, never a file's content;
+//     each file's name, never a file's content. A body with a
+//     Content-Encoding of gzip (x-gzip) or deflate, as the request declared
+//     it when it arrived, is read decompressed, as a decompression
+//     middleware inside [Agent.Handler] hands it to the handler;
 //   - what these decode to: a JSON document inside a string (a JSON string
-//     value, a query parameter) gives its strings too, and a value of at
+//     value, a query parameter) gives its strings too, a value that is
+//     itself one JSON string ("x\u0027...", encoded twice) gives it
+//     unescaped, and a value of at
 //     least 8 characters that is base64 or base64url of printable text gives
 //     the text, as name "<name> (base64)".
 //
+// What is not seen: the query is read as it arrived, but headers and
+// cookies are read when a guard asks, from the request the handler holds, so
+// a middleware inside [Agent.Handler] that deletes a header after reading it
+// (to hand it on in the context) hides it: put such middleware outside. A
+// guarded call made without the request's context from a goroutine other
+// than the one serving the request (go func() { db.Exec(...) }()) sees no
+// request inputs: pass r.Context() to it. Bodies are read as JSON, forms,
+// multipart and text; other encodings a handler decodes (XML entities,
+// UTF-16, protocol buffers) are seen only as the raw text.
+//
 // Empty values are skipped and, past the first 256, identical values are
-// recorded once. Nothing is parsed until a guard asks: a request that makes
+// recorded once (a value met again with more decodings left than at first
+// is decoded again). Nothing is parsed until a guard asks: a request that makes
 // no guarded call pays for the body capture only. The capture reads the body
 // (up to MaxBodyBytes, or to its end) before the handler runs, so a route
 // whose client streams its body while it reads the response (gRPC
@@ -78,6 +98,10 @@
 //     r.MultipartForm (a multipart upload of any size stays usable), or the
 //     body is binary (a NUL byte in its first 512 bytes, and not labelled as
 //     a form), which no JSON or text decoder reads past.
+//   - A compressed body is decompressed up to MaxBodyBytes: one longer once
+//     decompressed (or a corrupt stream) is incomplete, unless what it holds
+//     is binary as above. A body in a coding the SDK does not decode (br,
+//     zstd, ...) makes the request incomplete once the handler reads it.
 //   - Config.MaxInputs (DefaultMaxInputs, 16,384): distinct input values of
 //     one request. A realistic JSON API body holds about 26 distinct strings
 //     per KiB (an order of line items: 13,422 in 512 KiB), ordinary requests

@@ -321,6 +321,9 @@ func (s logSink) WriteEvents(ctx context.Context, events []Event) error {
 func (a *Agent) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req := &request{agent: a, r: r}
+		if r.URL != nil {
+			req.rawQuery = r.URL.RawQuery
+		}
 		req.set.req = req
 		ctx := context.WithValue(r.Context(), inputSetKey{}, &req.set)
 		// Zero trust first: a caller that may not call the route costs no

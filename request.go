@@ -33,10 +33,15 @@ type request struct {
 	// the body the handler reads, which counts how far it read.
 	bodyCut bool
 	replay  replayBody
+	// The Content-Encoding values when the body was captured: a
+	// decompression middleware deletes the header as it undoes them.
+	encodings []string
 
 	once      sync.Once
 	parsed    []Input
 	truncated string // why parse could not record every input, "" if it could
+	content   []byte // the body as the handler reads it: body, decompressed if it is compressed
+	coding    coding // how content came from body
 
 	// The form net/http parsed from a body longer than the capture, read
 	// once the handler has parsed it (see lateInputs).
@@ -52,6 +57,10 @@ type request struct {
 	id     string
 
 	blocked atomic.Pointer[BlockedError]
+
+	// rawQuery is the query as the request arrived: a middleware inside
+	// the agent's may rewrite r.URL.RawQuery before a guard parses it.
+	rawQuery string
 
 	// Set by zero trust, when the agent has an identity.
 	caller  string       // the calling service's SPIFFE ID
@@ -115,7 +124,7 @@ func (q *request) parse() {
 
 func (q *request) parseURL(c *collector) bool {
 	r := q.r
-	if r.URL != nil && r.URL.RawQuery != "" && !c.query(SourceQuery, r.URL.RawQuery) {
+	if q.rawQuery != "" && !c.query(SourceQuery, q.rawQuery) {
 		return false
 	}
 	wildcards, subtree := patternWildcards(r.Pattern)
@@ -161,23 +170,38 @@ func (q *request) parseURL(c *collector) bool {
 	return true
 }
 
+// parseCookies records each cookie of the Cookie headers, in order: its
+// value as sent and, when quoted, unquoted as r.Cookie returns it. Cookies
+// that net/http drops (a value with a double quote or a backslash, a bad
+// name) are recorded too, for code that splits the header itself.
 func (q *request) parseCookies(c *collector) bool {
-	for _, ck := range q.r.Cookies() {
-		if !c.add(SourceCookie, ck.Name, ck.Value, 0) {
-			return false
+	for _, line := range q.r.Header["Cookie"] {
+		for pair := range strings.SplitSeq(line, ";") {
+			name, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if !c.add(SourceCookie, name, v, 0) {
+				return false
+			}
+			if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+				if !c.add(SourceCookie, name, v[1:len(v)-1], 0) {
+					return false
+				}
+			}
 		}
 	}
 	return true
 }
 
 // parseHeaders records User-Agent, Referer and Config.Headers first, then
-// every other header in name order, then the Host. Headers the mesh sets
+// every other header in name order, then trailers, then the Host. Headers the mesh sets
 // and verifies itself are skipped, and so are those net/http validates or
 // parses into other inputs (see skipHeader).
 func (q *request) parseHeaders(c *collector) bool {
 	r := q.r
 	for _, h := range q.agent.headers { // canonical already
 		for _, v := range r.Header[h] {
+			if q.verifiedHeader(h, v) {
+				continue
+			}
 			if !c.add(SourceHeader, h, v, 0) {
 				return false
 			}
@@ -192,49 +216,110 @@ func (q *request) parseHeaders(c *collector) bool {
 	slices.Sort(names)
 	for _, h := range names {
 		for _, v := range r.Header[h] {
+			if q.verifiedHeader(h, v) {
+				continue
+			}
 			if !c.add(SourceHeader, h, v, 0) {
 				return false
+			}
+		}
+	}
+	// Trailers of a chunked body, which net/http fills in r.Trailer once
+	// the body is read: the capture read it before the handler ran.
+	if len(r.Trailer) > 0 {
+		for _, h := range slices.Sorted(maps.Keys(r.Trailer)) {
+			for _, v := range r.Trailer[h] {
+				if !c.add(SourceHeader, h, v, 0) {
+					return false
+				}
 			}
 		}
 	}
 	return c.add(SourceHeader, "Host", r.Host, 0)
 }
 
-// skipHeader says which headers are not inputs: the actor token and the
-// W3C trace context, which the mesh verifies or parses and which reach the
-// application only as what was verified; Cookie, recorded cookie by cookie;
-// Content-Length, digits net/http has validated.
+// skipHeader says which headers are not inputs: Cookie, recorded cookie by
+// cookie; Content-Length, digits net/http has validated.
 func skipHeader(canonical string) bool {
 	switch canonical {
-	case actor.Header, "Traceparent", "Tracestate", "Cookie", "Content-Length":
+	case "Cookie", "Content-Length":
 		return true
 	}
 	return false
+}
+
+// verifiedHeader says whether value of header is one that cannot carry
+// attacker text, and so is not an input: the actor token zero trust
+// verified for this request, and a well-formed W3C traceparent (hex and
+// dashes). The same headers otherwise are inputs: without an identity no
+// one verifies an actor token, and tracestate is free text.
+func (q *request) verifiedHeader(canonical, value string) bool {
+	switch canonical {
+	case actor.Header:
+		return q.actorToken != "" && value == q.actorToken
+	case "Traceparent":
+		return wellFormedTraceparent(value)
+	}
+	return false
+}
+
+// wellFormedTraceparent reports whether s is a version 00 traceparent:
+// 00-<32 hex>-<16 hex>-<2 hex>.
+func wellFormedTraceparent(s string) bool {
+	if len(s) != 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if i == 2 || i == 35 || i == 52 {
+			continue
+		}
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return s[:2] == "00"
 }
 
 func (q *request) parseBody(c *collector, r *http.Request) bool {
 	if len(q.body) == 0 {
 		return true
 	}
-	cl := classifyBody(r.Header.Get("Content-Type"), q.body)
+	// A compressed body is read as what a decompression middleware inside
+	// Agent.Handler hands the handler.
+	data, coding := decodeContent(q.encodings, q.body, q.agent.maxBody)
+	q.content, q.coding = data, coding
+	if coding == codingUnknown {
+		return true // incomplete once the handler reads it
+	}
+	cl := classifyBody(r.Header.Get("Content-Type"), data)
+	if coding == codingCut && !q.bodyCut && (!cl.binary || cl.labelled || cl.multipart != "") {
+		// Past MaxBodyBytes once decompressed (or a corrupt stream):
+		// what follows is not known. A binary one is exempt, as below.
+		defer func() {
+			if c.truncated == "" {
+				c.truncated = "a compressed body longer than MaxBodyBytes once decompressed"
+			}
+		}()
+	}
 	if cl.multipart != "" {
 		ok := true
-		complete := scanMultipart(q.body, cl.multipart, func(name, value string) bool {
+		complete := scanMultipart(data, cl.multipart, func(name, value string) bool {
 			ok = c.add(SourceForm, name, value, 0)
 			return ok
 		})
 		if !ok {
 			return false
 		}
-		if !complete && !q.bodyCut {
+		if !complete && !q.bodyCut && coding != codingCut {
 			c.truncated = "a multipart body that could not be read whole"
 			return false
 		}
 		return true
 	}
-	// The captured bytes never change: the raw text and the nested
-	// readings share them instead of copying a body of up to MaxBodyBytes.
-	text := unsafe.String(unsafe.SliceData(q.body), len(q.body))
+	// The captured (or decompressed) bytes never change: the raw text and
+	// the nested readings share them instead of copying a body of up to
+	// MaxBodyBytes.
+	text := unsafe.String(unsafe.SliceData(data), len(data))
 	if cl.json && !c.json(SourceJSON, text, 0) {
 		return false
 	}
@@ -256,8 +341,8 @@ func (q *request) estimateInputs() int {
 	n := 8 + 2*len(r.Header) + 2*strings.Count(r.Pattern, "{")
 	if r.URL != nil {
 		n += strings.Count(r.URL.Path, "/")
-		if r.URL.RawQuery != "" {
-			n += 2 * (strings.Count(r.URL.RawQuery, "&") + 1)
+		if q.rawQuery != "" {
+			n += 2 * (strings.Count(q.rawQuery, "&") + 1)
 		}
 	}
 	for _, c := range r.Header.Values("Cookie") {
@@ -317,8 +402,11 @@ func (q *request) incomplete() string {
 	if q.truncated != "" {
 		return q.truncated
 	}
+	if q.coding == codingUnknown && q.replay.read.Load() > 0 {
+		return "a body in a Content-Encoding the SDK does not decode, read by the handler"
+	}
 	if q.bodyCut && q.replay.read.Load() > int64(len(q.body)) {
-		cl := classifyBody(q.r.Header.Get("Content-Type"), q.body)
+		cl := classifyBody(q.r.Header.Get("Content-Type"), q.content)
 		if _, done, truncated := q.lateForm(); done && !truncated {
 			return "" // the whole form, from net/http
 		} else if truncated {
