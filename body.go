@@ -242,6 +242,9 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
+// maxContentCodings is the most Content-Encoding layers decoded.
+const maxContentCodings = 3
+
 // coding says how the content of a body came from the captured bytes.
 type coding uint8
 
@@ -269,6 +272,13 @@ func decodeContent(encodings []string, body []byte, limit int64) ([]byte, coding
 				codings = append(codings, c)
 			}
 		}
+	}
+	// Each layer costs up to limit bytes of decompression: a body that
+	// lists more than a real client stacks is one the SDK does not decode
+	// (so it fails closed if the handler reads it), not a way to make it
+	// inflate thousands of nested layers.
+	if len(codings) > maxContentCodings {
+		return body, codingUnknown
 	}
 	out, how := body, codingNone
 	for i := len(codings) - 1; i >= 0; i-- {
