@@ -267,9 +267,11 @@ func (m *hopMesh) do(c *http.Client, base, token string) (*http.Response, error)
 // same SVIDs and no Rampart; "rampart" is agent.Handler with zero trust
 // (caller SVID → 200-rule policy, actor token, 50 decisions, body and input
 // capture). Both get the same bytes: a POST with a 106-byte JSON body, two
-// query parameters, a traceparent and, unless actor=none, the actor token.
+// query parameters, a traceparent and the actor token.
 //
-//   - actor=none: no actor token.
+//   - actor=none is gone: the route is sensitive, and a sensitive route
+//     requires an actor token (a call without one is refused with 401),
+//     so a call without a token measures a refusal, not a hop.
 //   - actor=cached: the same token on every call, verified once before.
 //   - actor=cold: a new token on every call (a new actor IP), so that each
 //     costs a signature check (EdDSA, the control plane's default).
@@ -282,7 +284,7 @@ func (m *hopMesh) do(c *http.Client, base, token string) (*http.Response, error)
 func BenchmarkZeroTrustHop(b *testing.B) {
 	m := startHopMesh(b)
 	for _, proto := range []string{"h2", "h1"} {
-		for _, kind := range []string{"none", "cached", "cold"} {
+		for _, kind := range []string{"cached", "cold"} { // none: refused, see above
 			b.Run(fmt.Sprintf("proto=%s/actor=%s", proto, kind), func(b *testing.B) {
 				plainClient, rampartClient := m.client(proto), m.client(proto)
 				defer plainClient.CloseIdleConnections()
@@ -346,7 +348,7 @@ func (m *hopMesh) mustCall(b *testing.B, c *http.Client, srv hopServer, token, p
 // Compare with: benchstat -col /mw
 func BenchmarkZeroTrustHandler(b *testing.B) {
 	m := startHopMesh(b)
-	for _, kind := range []string{"none", "cached", "cold"} {
+	for _, kind := range []string{"cached", "cold"} { // none: refused, see above
 		for _, mw := range []string{"off", "on"} {
 			h := m.handler
 			if mw == "on" {
