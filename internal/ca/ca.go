@@ -248,15 +248,7 @@ func Load(dir string) (*CA, error) {
 }
 
 func load(dir string, now func() time.Time) (*CA, error) {
-	tdText, err := readFile(filepath.Join(dir, TrustDomainFile), false)
-	if err != nil {
-		return nil, err
-	}
-	td, err := spiffeid.TrustDomainFromString(strings.TrimSpace(string(tdText)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", TrustDomainFile, err)
-	}
-	certPEM, err := readFile(filepath.Join(dir, CertFile), false)
+	td, certPEM, err := readPublic(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +257,24 @@ func load(dir string, now func() time.Time) (*CA, error) {
 		return nil, err
 	}
 	return importCA(td, certPEM, keyPEM, now)
+}
+
+// readPublic reads the trust domain and the root certificate's PEM from
+// dir: what a CA directory holds besides the key, however the key is kept.
+func readPublic(dir string) (spiffeid.TrustDomain, []byte, error) {
+	tdText, err := readFile(filepath.Join(dir, TrustDomainFile), false)
+	if err != nil {
+		return spiffeid.TrustDomain{}, nil, err
+	}
+	td, err := spiffeid.TrustDomainFromString(strings.TrimSpace(string(tdText)))
+	if err != nil {
+		return spiffeid.TrustDomain{}, nil, fmt.Errorf("%s: %w", TrustDomainFile, err)
+	}
+	certPEM, err := readFile(filepath.Join(dir, CertFile), false)
+	if err != nil {
+		return spiffeid.TrustDomain{}, nil, err
+	}
+	return td, certPEM, nil
 }
 
 // Save writes the CA into dir, creating it with mode 0700 if needed: the

@@ -274,15 +274,7 @@ func LoadSealed(dir string, kek []byte) (*CA, error) {
 }
 
 func loadSealed(dir string, kek []byte, now func() time.Time) (*CA, error) {
-	tdText, err := readFile(filepath.Join(dir, TrustDomainFile), false)
-	if err != nil {
-		return nil, err
-	}
-	td, err := spiffeid.TrustDomainFromString(strings.TrimSpace(string(tdText)))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", TrustDomainFile, err)
-	}
-	certPEM, err := readFile(filepath.Join(dir, CertFile), false)
+	td, certPEM, err := readPublic(dir)
 	if err != nil {
 		return nil, err
 	}
