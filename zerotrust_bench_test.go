@@ -210,14 +210,11 @@ func hopServe(b *testing.B, h http.Handler, cfg *tls.Config) hopServer {
 // process are the same and each costs the verifier a signature check.
 var hopActorIP atomic.Uint32
 
-// tokens returns n tokens for the actor case: none ("" each), the same
-// token n times, or n distinct tokens, minted now.
+// tokens returns n tokens for the actor case: the same token n times
+// (cached), or n distinct tokens (cold), minted now.
 func (m *hopMesh) tokens(b *testing.B, kind string, n int) []string {
 	b.Helper()
 	tokens := make([]string, n)
-	if kind == "none" {
-		return tokens
-	}
 	a := actor.Actor{IP: netip.MustParseAddr("203.0.113.7"), User: "alice", Session: strings.Repeat("5e", 32)}
 	for i := range tokens {
 		if kind == "cold" {
@@ -284,7 +281,7 @@ func (m *hopMesh) do(c *http.Client, base, token string) (*http.Response, error)
 func BenchmarkZeroTrustHop(b *testing.B) {
 	m := startHopMesh(b)
 	for _, proto := range []string{"h2", "h1"} {
-		for _, kind := range []string{"cached", "cold"} { // none: refused, see above
+		for _, kind := range []string{"cached", "cold"} {
 			b.Run(fmt.Sprintf("proto=%s/actor=%s", proto, kind), func(b *testing.B) {
 				plainClient, rampartClient := m.client(proto), m.client(proto)
 				defer plainClient.CloseIdleConnections()
@@ -348,7 +345,7 @@ func (m *hopMesh) mustCall(b *testing.B, c *http.Client, srv hopServer, token, p
 // Compare with: benchstat -col /mw
 func BenchmarkZeroTrustHandler(b *testing.B) {
 	m := startHopMesh(b)
-	for _, kind := range []string{"cached", "cold"} { // none: refused, see above
+	for _, kind := range []string{"cached", "cold"} {
 		for _, mw := range []string{"off", "on"} {
 			h := m.handler
 			if mw == "on" {
