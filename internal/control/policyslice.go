@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"slices"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/rampartsec/rampart/internal/policy"
 	"github.com/rampartsec/rampart/internal/store"
 )
@@ -48,28 +46,6 @@ func (h *Handler) readsEverything(caller string) bool {
 // enforces reports whether a service that reads its slice is given d.
 func enforces(d store.Decision) bool { return d.Action != store.ActionRateLimit }
 
-// YAML forms of a policy slice, in the document's own field names.
-type (
-	yamlPolicy struct {
-		Edge     []string               `yaml:"edge,flow"`
-		Services map[string]yamlService `yaml:"services"`
-	}
-	yamlService struct {
-		Allow     []yamlAllow  `yaml:"allow,omitempty"`
-		Sensitive []yamlRoutes `yaml:"sensitive,omitempty"`
-	}
-	yamlAllow struct {
-		Callers []string `yaml:"callers,flow"`
-		Methods []string `yaml:"methods,omitempty,flow"`
-		Paths   []string `yaml:"paths,omitempty,flow"`
-		Actor   string   `yaml:"actor,omitempty"`
-	}
-	yamlRoutes struct {
-		Methods []string `yaml:"methods,omitempty,flow"`
-		Paths   []string `yaml:"paths,omitempty,flow"`
-	}
-)
-
 // slicePolicy returns the policy document text with only service's entry,
 // and edge: spelled out: the document's, or else defaultEdge, the gateways
 // this control plane serves the signing key to. A policy that omits edge:
@@ -90,18 +66,11 @@ func slicePolicy(text, service string, defaultEdge []string) (string, error) {
 	if edge == nil {
 		edge = policy.DefaultEdge
 	}
-	out := yamlPolicy{Edge: edge, Services: map[string]yamlService{}}
+	slice := policy.Policy{Edge: edge, Services: map[string]policy.ServicePolicy{}}
 	if sp, ok := p.Services[service]; ok {
-		var ys yamlService
-		for _, r := range sp.Allow {
-			ys.Allow = append(ys.Allow, yamlAllow{Callers: r.Callers, Methods: r.Methods, Paths: r.Paths, Actor: string(r.Actor)})
-		}
-		for _, r := range sp.Sensitive {
-			ys.Sensitive = append(ys.Sensitive, yamlRoutes{Methods: r.Methods, Paths: r.Paths})
-		}
-		out.Services[service] = ys
+		slice.Services[service] = sp
 	}
-	data, err := yaml.Marshal(out)
+	data, err := slice.Marshal()
 	if err != nil {
 		return "", fmt.Errorf("policy slice: %w", err)
 	}
