@@ -132,16 +132,7 @@ func TestReasonNeverQuotesASecret(t *testing.T) {
 // blanks in the statement; but the event's path, filled in after
 // redaction, still held it.
 func TestEventPathNeverCarriesASecret(t *testing.T) {
-	a, events := newAgent(t, rampart.Config{})
-	g, err := sqlguard.New(a, sqlguard.SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := g.Open(&sqlite.Driver{}, ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	a, events, db := guardedSQLite(t, rampart.Config{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /reset/{token}", func(w http.ResponseWriter, r *http.Request) {
 		var n int

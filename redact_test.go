@@ -15,10 +15,9 @@ import (
 	"github.com/rampartsec/rampart/sqlguard"
 )
 
-// loginServer serves a login handler that builds its query by
-// concatenation, over a real SQLite database behind the SQL guard, and
-// returns the URL and the agent's events.
-func loginServer(t *testing.T, cfg rampart.Config) (string, chan rampart.Event) {
+// guardedSQLite returns an agent with cfg, its events, and an in-memory
+// SQLite database opened through the SQL guard, closed when the test ends.
+func guardedSQLite(t *testing.T, cfg rampart.Config) (*rampart.Agent, chan rampart.Event, *sql.DB) {
 	t.Helper()
 	a, events := newAgent(t, cfg)
 	g, err := sqlguard.New(a, sqlguard.SQLite)
@@ -30,6 +29,15 @@ func loginServer(t *testing.T, cfg rampart.Config) (string, chan rampart.Event) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return a, events, db
+}
+
+// loginServer serves a login handler that builds its query by
+// concatenation, over a real SQLite database behind the SQL guard, and
+// returns the URL and the agent's events.
+func loginServer(t *testing.T, cfg rampart.Config) (string, chan rampart.Event) {
+	t.Helper()
+	a, events, db := guardedSQLite(t, cfg)
 	db.SetMaxOpenConns(1) // one in-memory database
 	if _, err := db.Exec(`CREATE TABLE users (name TEXT, password TEXT); INSERT INTO users VALUES ('alice', 'wonderland')`); err != nil {
 		t.Fatal(err)
@@ -136,16 +144,7 @@ func TestSecretNamesAddWordsToRedact(t *testing.T) {
 func TestInputsWhoseNamesOnlyContainASecretWordAreKept(t *testing.T) {
 	// "monkey" contains "key" but is not a key: the value stays, so that
 	// redaction does not blind the events of ordinary parameters.
-	a, events := newAgent(t, rampart.Config{})
-	g, err := sqlguard.New(a, sqlguard.SQLite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := g.Open(&sqlite.Driver{}, ":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	a, events, db := guardedSQLite(t, rampart.Config{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /zoo", func(w http.ResponseWriter, r *http.Request) {
 		var s sql.NullString
