@@ -275,7 +275,7 @@ func expectBlocked(t *testing.T, srv *httptest.Server, events chan rampart.Event
 		t.Fatalf("%s: status %d body %q: the injection ran, want 403", at.name, code, body)
 	}
 	ev := blockedEvent(t, events)
-	if ev.Action != rampart.ActionBlocked || !contains(kinds, ev.Kind) {
+	if ev.Action != rampart.ActionBlocked || !contains(kinds, string(ev.Kind)) {
 		t.Fatalf("%s: event %s/%s (%s), want blocked %v", at.name, ev.Kind, ev.Action, ev.Reason, kinds)
 	}
 }

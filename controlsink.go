@@ -58,7 +58,7 @@ type controlSink struct {
 type storedEvent struct {
 	ID      string    `json:"id"`
 	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"`
+	Kind    Kind      `json:"kind"`
 	Action  string    `json:"action"`
 	Service string    `json:"service"`
 	Route   string    `json:"route,omitempty"`

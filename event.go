@@ -25,7 +25,7 @@ const (
 type Event struct {
 	ID       string    `json:"id"` // random; lets a store ingest a retried batch once
 	Time     time.Time `json:"time"`
-	Kind     string    `json:"kind"` // e.g. "sql_injection"
+	Kind     Kind      `json:"kind"` // e.g. KindSQLInjection
 	Action   Action    `json:"action"`
 	Service  string    `json:"service"`
 	Input    Input     `json:"input"`            // value truncated to MaxEventInput bytes
@@ -74,7 +74,7 @@ const (
 // Finding is what a guard hands to [Agent.Report]: the input that would have
 // exploited the call and what the call was.
 type Finding struct {
-	Kind   string // event kind, e.g. "sql_injection"
+	Kind   Kind // e.g. KindSQLInjection
 	Input  Input
 	Sink   string
 	Detail string
@@ -310,7 +310,7 @@ func (e Event) LogValue() slog.Value {
 	attrs := []slog.Attr{
 		slog.String("id", e.ID),
 		slog.Time("time", e.Time),
-		slog.String("kind", e.Kind),
+		slog.String("kind", string(e.Kind)),
 		slog.String("action", string(e.Action)),
 		slog.String("service", e.Service),
 		slog.Group("input", slog.String("source", string(e.Input.Source)), slog.String("name", e.Input.Name), slog.String("value", e.Input.Value)),

@@ -99,10 +99,6 @@ func Inputs(ctx context.Context) iter.Seq[Input] {
 	}
 }
 
-// KindInputsTruncated is the kind of the event reported for a guarded call
-// made for a request whose inputs could not all be recorded.
-const KindInputsTruncated = "inputs_truncated"
-
 // CheckInputsComplete is what a guard returns in place of nil when none of
 // the inputs of ctx exploits its call: nil when every input of the request
 // was recorded, and otherwise a refusal. A request is incomplete when it

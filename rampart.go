@@ -367,12 +367,12 @@ func (a *Agent) Handler(next http.Handler) http.Handler {
 // unchanged.
 const RefusalHeader = "Rampart-Refusal"
 
-func writeBlocked(w http.ResponseWriter, requestID, kind string) {
+func writeBlocked(w http.ResponseWriter, requestID string, kind Kind) {
 	h := w.Header()
 	for k := range h {
 		delete(h, k)
 	}
-	h.Set(RefusalHeader, kind)
+	h.Set(RefusalHeader, string(kind))
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Request-Id", requestID)
 	h.Set("Cache-Control", "no-store")

@@ -29,15 +29,6 @@ import (
 	"github.com/rampartsec/rampart/internal/policy"
 )
 
-// Event kinds of zero trust.
-const (
-	KindAuthzDenied      = "authz_denied"        // a service called a route the policy does not allow it
-	KindNoClientCert     = "mtls_refused"        // a TLS handshake without a valid SVID
-	KindActorInvalid     = "actor_token_invalid" // a forged, expired or foreign actor token, or one the caller may not hold
-	KindActorMissing     = "actor_missing"       // no actor token on a route that requires one
-	KindDecisionEnforced = "decision_enforced"   // a request refused by a control-plane decision
-)
-
 // traceContext is the W3C traceparent/tracestate propagator: Rampart's
 // traces join the application's own OpenTelemetry traces. Baggage is never
 // read: any client can write it.
@@ -291,7 +282,7 @@ func (a *Agent) ServerTLSConfig() *tls.Config {
 			if err != nil {
 				a.zt.refusedHandshakes.Add(1)
 				a.reportRequestEvent(context.Background(), nil, Event{
-					Kind: KindNoClientCert, Action: ActionBlocked, RemoteAddr: remote, Sink: "tls",
+					Kind: KindMTLSRefused, Action: ActionBlocked, RemoteAddr: remote, Sink: "tls",
 					Reason: "mTLS handshake refused: " + err.Error(),
 				})
 			}
@@ -305,7 +296,7 @@ func (a *Agent) ServerTLSConfig() *tls.Config {
 			if err != nil {
 				a.zt.refusedHandshakes.Add(1)
 				a.reportRequestEvent(context.Background(), nil, Event{
-					Kind: KindNoClientCert, Action: ActionBlocked, RemoteAddr: remote, Sink: "tls",
+					Kind: KindMTLSRefused, Action: ActionBlocked, RemoteAddr: remote, Sink: "tls",
 					Reason: "mTLS handshake refused: " + err.Error(),
 				})
 			}
@@ -405,12 +396,12 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 		return nil, false
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		z.refuse(w, r, req, http.StatusUnauthorized, KindNoClientCert, "", "a client SVID is required (mTLS)")
+		z.refuse(w, r, req, http.StatusUnauthorized, KindMTLSRefused, "", "a client SVID is required (mTLS)")
 		return nil, false
 	}
 	id, err := x509svid.IDFromCert(r.TLS.PeerCertificates[0])
 	if err != nil || id.TrustDomain() != z.td {
-		z.refuse(w, r, req, http.StatusUnauthorized, KindNoClientCert, "", "client certificate is not an SVID of this trust domain")
+		z.refuse(w, r, req, http.StatusUnauthorized, KindMTLSRefused, "", "client certificate is not an SVID of this trust domain")
 		return nil, false
 	}
 	req.caller = id.String()
@@ -418,7 +409,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if z.revoked.Revoked(caller) {
 		// Its connections are closed as the revocation arrives; a request
 		// that raced it is refused all the same.
-		z.refuse(w, r, req, http.StatusUnauthorized, KindNoClientCert, "", "service "+caller+" is revoked")
+		z.refuse(w, r, req, http.StatusUnauthorized, KindMTLSRefused, "", "service "+caller+" is revoked")
 		return nil, false
 	}
 	path, ok := policy.CanonicalPath(r.URL)
@@ -472,9 +463,9 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 	return ctx, true
 }
 
-func (z *zeroTrust) refuse(w http.ResponseWriter, r *http.Request, req *request, status int, kind, decisionID, reason string) {
+func (z *zeroTrust) refuse(w http.ResponseWriter, r *http.Request, req *request, status int, kind Kind, decisionID, reason string) {
 	z.agent.reportRequestEvent(r.Context(), req, Event{Kind: kind, Action: ActionBlocked, Reason: reason, Sink: "rampart.Handler", Decision: decisionID})
-	w.Header().Set(RefusalHeader, kind)
+	w.Header().Set(RefusalHeader, string(kind))
 	writeRefusal(w, req, status, reason)
 }
 

@@ -94,7 +94,7 @@ func (g *Guard) Check(ctx context.Context, name string, args ...string) error {
 			continue
 		}
 		return g.agent.Report(ctx, rampart.Finding{
-			Kind:   "command_injection",
+			Kind:   rampart.KindCommandInjection,
 			Input:  in,
 			Sink:   "os/exec",
 			Detail: c.render(f),

@@ -373,7 +373,7 @@ func textResolved(t *target, name string) string {
 // report hands a finding to the agent.
 func report(ctx context.Context, agent *rampart.Agent, op, name string, t *target, f finding) error {
 	return agent.Report(ctx, rampart.Finding{
-		Kind:   "path_traversal",
+		Kind:   rampart.KindPathTraversal,
 		Input:  f.in,
 		Sink:   "os",
 		Detail: detail(op, t.abs(), name, f.start, f.end, f.resolved),

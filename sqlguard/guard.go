@@ -75,7 +75,7 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 			continue
 		}
 		return g.agent.Report(ctx, rampart.Finding{
-			Kind:   "sql_injection",
+			Kind:   rampart.KindSQLInjection,
 			Input:  in,
 			Sink:   g.sink,
 			Detail: markInput(stmt, inj.Start, inj.End),

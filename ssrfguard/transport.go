@@ -324,7 +324,7 @@ func closeBody(req *http.Request) {
 // that the event's Location is the line that made the request.
 func (g *Guard) report(ctx context.Context, req *http.Request, tn *taint, v *violation, dialed string) error {
 	f := rampart.Finding{
-		Kind:   "ssrf",
+		Kind:   rampart.KindSSRF,
 		Sink:   "net/http",
 		Detail: detail(req, tn, v, dialed),
 		Reason: v.reason,
