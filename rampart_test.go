@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/ramparttest"
@@ -348,14 +347,12 @@ func TestAFullQueueDropsAndCountsWithoutBlockingTheRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := rampart.WithUntrusted(context.Background(), "job", "v")
-	start := time.Now()
+	// The sink is stuck until the loop is over: a Report that waited for
+	// it would never return.
 	for range 100 {
 		if err := a.Report(ctx, rampart.Finding{Kind: "k"}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("reporting 100 events with a stuck sink took %v", d)
 	}
 	st := a.Stats()
 	// The sink holds one batch (up to 64 events) and the queue 4; the rest
