@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -33,7 +34,7 @@ func controlPlane(t *testing.T, wrap func(http.Handler) http.Handler) (string, s
 		t.Fatal(err)
 	}
 	token, hash := control.NewAdminToken()
-	h, err := control.New(control.Config{Store: st, CA: authority, AdminTokenHash: hash, Logger: quietLogger()})
+	h, err := control.New(control.Config{Store: st, CA: authority, AdminTokenHash: hash, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestEventsReachTheControlPlaneOnceEachEvenWhenRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := rampart.New(rampart.Config{Service: "orders", Sinks: []rampart.Sink{sink}, Logger: quietLogger()})
+	a, err := rampart.New(rampart.Config{Service: "orders", Sinks: []rampart.Sink{sink}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

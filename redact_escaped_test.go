@@ -13,6 +13,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/sqlguard"
 )
 
@@ -45,7 +46,7 @@ func TestEventsNeverCarryAnEscapedPassword(t *testing.T) {
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			a, events := newAgent(t, rampart.Config{})
+			a, events := ramparttest.NewAgent(t, rampart.Config{})
 			g, err := sqlguard.New(a, b.dialect)
 			if err != nil {
 				t.Fatal(err)
@@ -90,7 +91,7 @@ func TestEventsNeverCarryAnEscapedPassword(t *testing.T) {
 			if resp.StatusCode != http.StatusForbidden || ran != 1 {
 				t.Fatalf("the injection in name: %s, ran %d; want 403 and not run", resp.Status, ran)
 			}
-			ev := <-events
+			ev := events.Next(t)
 			js := eventJSON(t, ev)
 			for _, f := range []string{"Hara", "Pass-2024"} {
 				if strings.Contains(js, f) {
@@ -115,7 +116,7 @@ func TestReasonNeverQuotesASecret(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("status %d, want 403 (the doubled quote changes the password's value)", resp.StatusCode)
 	}
-	ev := <-events
+	ev := events.Next(t)
 	js := eventJSON(t, ev)
 	for _, f := range []string{"horse", "battery", "sec'ret", "sec''ret"} {
 		if strings.Contains(js, f) {
@@ -152,7 +153,7 @@ func TestEventPathNeverCarriesASecret(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("status %d, want 403", resp.StatusCode)
 	}
-	ev := <-events
+	ev := events.Next(t)
 	if js := eventJSON(t, ev); strings.Contains(js, "7f3a9c2e41d8b6") {
 		t.Errorf("the event holds the reset token: %s", js)
 	}

@@ -12,14 +12,15 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/sqlguard"
 )
 
 // guardedSQLite returns an agent with cfg, its events, and an in-memory
 // SQLite database opened through the SQL guard, closed when the test ends.
-func guardedSQLite(t *testing.T, cfg rampart.Config) (*rampart.Agent, chan rampart.Event, *sql.DB) {
+func guardedSQLite(t *testing.T, cfg rampart.Config) (*rampart.Agent, *ramparttest.Recorder, *sql.DB) {
 	t.Helper()
-	a, events := newAgent(t, cfg)
+	a, events := ramparttest.NewAgent(t, cfg)
 	g, err := sqlguard.New(a, sqlguard.SQLite)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +36,7 @@ func guardedSQLite(t *testing.T, cfg rampart.Config) (*rampart.Agent, chan rampa
 // loginServer serves a login handler that builds its query by
 // concatenation, over a real SQLite database behind the SQL guard, and
 // returns the URL and the agent's events.
-func loginServer(t *testing.T, cfg rampart.Config) (string, chan rampart.Event) {
+func loginServer(t *testing.T, cfg rampart.Config) (string, *ramparttest.Recorder) {
 	t.Helper()
 	a, events, db := guardedSQLite(t, cfg)
 	db.SetMaxOpenConns(1) // one in-memory database
@@ -96,7 +97,7 @@ func TestEventsNeverCarryAPasswordInClear(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("status %d, want 403: the injection in name was not blocked", resp.StatusCode)
 		}
-		ev := <-events
+		ev := events.Next(t)
 		js := eventJSON(t, ev)
 		if strings.Contains(js, secret) {
 			t.Fatalf("the event carries the password in clear: %s", js)
@@ -115,7 +116,7 @@ func TestEventsNeverCarryAPasswordInClear(t *testing.T) {
 		if resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("status %d, want 403", resp.StatusCode)
 		}
-		ev := <-events
+		ev := events.Next(t)
 		if strings.Contains(eventJSON(t, ev), attack) {
 			t.Fatalf("the password field's value is in the event: %+v", ev)
 		}
@@ -135,7 +136,7 @@ func TestSecretNamesAddWordsToRedact(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("status %d, want 403", resp.StatusCode)
 	}
-	ev := <-events
+	ev := events.Next(t)
 	if strings.Contains(eventJSON(t, ev), secret) {
 		t.Fatalf("a configured secret name was not redacted: %+v", ev)
 	}
@@ -160,7 +161,7 @@ func TestInputsWhoseNamesOnlyContainASecretWordAreKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	ev := <-events
+	ev := events.Next(t)
 	if ev.Input.Value != "x' UNION SELECT sqlite_version() --" {
 		t.Errorf("input value %q, want it kept", ev.Input.Value)
 	}

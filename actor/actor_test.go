@@ -21,6 +21,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/rampartsec/rampart/internal/fakeclock"
 )
 
 const testAudience = "spiffe://example.org"
@@ -62,18 +64,13 @@ func jwks(t testing.TB, keys ...testKey) []byte {
 	return data
 }
 
-type clock struct{ now atomic.Pointer[time.Time] }
-
-func newClock() *clock {
-	c := &clock{}
-	c.set(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
-	return c
+// newClock returns a clock that stands still at a fixed instant until the
+// test advances it.
+func newClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 }
-func (c *clock) set(t time.Time)         { c.now.Store(&t) }
-func (c *clock) Now() time.Time          { return *c.now.Load() }
-func (c *clock) advance(d time.Duration) { c.set(c.Now().Add(d)) }
 
-func newPair(t testing.TB, k testKey, c *clock) (*Signer, *Verifier) {
+func newPair(t testing.TB, k testKey, c *fakeclock.Clock) (*Signer, *Verifier) {
 	t.Helper()
 	s, err := NewSigner(SignerConfig{Issuer: "spiffe://example.org/svc/gateway", Audience: testAudience, Now: c.Now})
 	if err != nil {
@@ -126,7 +123,7 @@ func TestSignerReusesATokenUntilHalfItsLifetime(t *testing.T) {
 	c := newClock()
 	s, _ := newPair(t, newTestKey(t, jose.ES256), c)
 	t1, _ := s.Token(alice)
-	c.advance(DefaultLifetime/2 - time.Second)
+	c.Advance(DefaultLifetime/2 - time.Second)
 	t2, _ := s.Token(alice)
 	if t1 != t2 {
 		t.Error("token not reused within half its lifetime")
@@ -141,7 +138,7 @@ func TestSignerReusesATokenUntilHalfItsLifetime(t *testing.T) {
 	if t4, _ := s.Token(other); t4 == t1 {
 		t.Error("another IP got alice's token")
 	}
-	c.advance(2 * time.Second)
+	c.Advance(2 * time.Second)
 	if t5, _ := s.Token(alice); t5 == t1 {
 		t.Error("token reused past half its lifetime")
 	}
@@ -240,7 +237,7 @@ func TestReplayedTokenIsRefusedOnceExpiredEvenIfCached(t *testing.T) {
 	if _, err := v.Verify(token); err != nil {
 		t.Fatal(err)
 	}
-	c.advance(DefaultLifetime + DefaultLeeway + time.Second)
+	c.Advance(DefaultLifetime + DefaultLeeway + time.Second)
 	if _, err := v.Verify(token); !errors.Is(err, ErrExpired) {
 		t.Fatalf("replayed expired token: %v, want ErrExpired", err)
 	}
@@ -396,7 +393,7 @@ func TestCachedNamesOnlyTokensVerifiedBefore(t *testing.T) {
 	if a, ok := v.Cached(token); !ok || a.User != "alice" {
 		t.Fatalf("Cached after Verify: %+v %v", a, ok)
 	}
-	c.advance(DefaultLifetime + DefaultLeeway + time.Second)
+	c.Advance(DefaultLifetime + DefaultLeeway + time.Second)
 	if _, ok := v.Cached(token); ok {
 		t.Fatal("Cached accepted an expired token")
 	}

@@ -7,13 +7,10 @@ import (
 	"crypto/elliptic"
 	"crypto/x509"
 	"errors"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/corpus"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 )
 
@@ -85,36 +82,21 @@ func preferredKey(pub crypto.PublicKey) bool {
 // go test fuzz v1 files, valid CSRs that SignCSR accepts and malformed or
 // weak ones it refuses, so that fuzzing starts from both sides of the line.
 func TestFuzzSeeds(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzSignCSR")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) < 10 {
-		t.Fatalf("%d seeds, want at least 10", len(entries))
+	seeds := corpus.Seeds(t, "FuzzSignCSR")
+	if len(seeds) < 10 {
+		t.Fatalf("%d seeds, want at least 10", len(seeds))
 	}
 	c := newCA(t, ca.Config{})
 	wantIssued := map[string]bool{"p256": true, "ed25519": true, "ed25519-empty-subject": true, "p384": true, "rsa2048": true, "requested-ids": true}
-	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		header, value, ok := strings.Cut(strings.TrimSpace(string(data)), "\n")
-		lit, ok2 := strings.CutPrefix(value, "[]byte(")
-		lit, ok3 := strings.CutSuffix(lit, ")")
-		if !ok || !ok2 || !ok3 || header != "go test fuzz v1" {
-			t.Errorf("%s: not a go test fuzz v1 file with one []byte value", e.Name())
+	for _, s := range seeds {
+		der, ok := s.Values[0].([]byte)
+		if len(s.Values) != 1 || !ok {
+			t.Errorf("%s: values %T, want one []byte", s.Name, s.Values)
 			continue
 		}
-		s, err := strconv.Unquote(lit)
-		if err != nil {
-			t.Errorf("%s: %v", e.Name(), err)
-			continue
-		}
-		_, err = c.SignCSR([]byte(s), "orders", 0)
-		if issued := err == nil; issued != wantIssued[e.Name()] {
-			t.Errorf("seed %s: issued %v (err %v), want %v", e.Name(), issued, err, wantIssued[e.Name()])
+		_, err := c.SignCSR(der, "orders", 0)
+		if issued := err == nil; issued != wantIssued[s.Name] {
+			t.Errorf("seed %s: issued %v (err %v), want %v", s.Name, issued, err, wantIssued[s.Name])
 		}
 	}
 }

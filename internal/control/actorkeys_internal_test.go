@@ -24,27 +24,10 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/fakeclock"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/sqlite"
 )
-
-// clock is a settable clock for the rotation schedule.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func testKEK(t *testing.T) []byte {
 	t.Helper()
@@ -208,7 +191,7 @@ func TestRotationPublishesTheNextKeyBeforeItSigns(t *testing.T) {
 	dir := t.TempDir()
 	sa, sb := openSQLite(t, dir), openSQLite(t, dir)
 	kek := testKEK(t)
-	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	a := openTestKeys(t, sa, kek, clk.Now)
 	b := openTestKeys(t, sb, kek, clk.Now)
 	c, err := ca.Generate(spiffeid.RequireTrustDomainFromString("rampart.test"), ca.Config{})
@@ -257,7 +240,7 @@ func TestRotationPublishesTheNextKeyBeforeItSigns(t *testing.T) {
 		t.Fatalf("a step before the rotation is due wrote version %d", v)
 	}
 
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	both()
 	if v := version(); v != 2 {
 		t.Fatalf("after the publish step on two replicas, version %d; want 2 (one write)", v)
@@ -275,12 +258,12 @@ func TestRotationPublishesTheNextKeyBeforeItSigns(t *testing.T) {
 		t.Errorf("next signs from %v and the current key until %v, want both %v", next.NotBefore, got.NotAfter, want)
 	}
 
-	clk.advance(59 * time.Second)
+	clk.Advance(59 * time.Second)
 	both()
 	if v := version(); v != 2 {
 		t.Fatalf("promoted before PublishAhead had passed (version %d)", v)
 	}
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	both()
 	if v := version(); v != 3 {
 		t.Fatalf("after the promote step on two replicas, version %d; want 3 (one write)", v)
@@ -334,13 +317,13 @@ func TestRotationPublishesTheNextKeyBeforeItSigns(t *testing.T) {
 
 func TestNotAfterCoversAnOverdueRotation(t *testing.T) {
 	s := openSQLite(t, t.TempDir())
-	clk := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	a := openTestKeys(t, s, testKEK(t), clk.Now)
 	ks, err := a.KeySet(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(3 * time.Hour) // no replica ran the schedule meanwhile
+	clk.Advance(3 * time.Hour) // no replica ran the schedule meanwhile
 	if got, want := a.notAfter(ks, clk.Now()), clk.Now().Add(time.Minute); !got.Equal(want) {
 		t.Errorf("not_after of an overdue key %v, want now+PublishAhead %v: the next key cannot sign before", got, want)
 	}

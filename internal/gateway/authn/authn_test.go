@@ -21,6 +21,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+	"github.com/rampartsec/rampart/internal/fakeclock"
 	"github.com/rampartsec/rampart/internal/gateway/authn"
 )
 
@@ -28,7 +29,7 @@ import (
 // and an authenticator that trusts it with the default configuration.
 type fixture struct {
 	ti          *testIssuer
-	clock       *fakeClock
+	clock       *fakeclock.Clock
 	a           *authn.Authenticator
 	rsa, ec, ed signingKey
 }

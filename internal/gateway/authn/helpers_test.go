@@ -20,6 +20,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/rampartsec/rampart/internal/fakeclock"
 	"github.com/rampartsec/rampart/internal/gateway/authn"
 )
 
@@ -193,28 +195,11 @@ func claims(iss, sub string, now time.Time) jwt.Claims {
 	}
 }
 
-// fakeClock is the authenticator's clock, which tests move.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{now: time.Now().Truncate(time.Second)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newClock returns the authenticator's clock, which tests move.
+func newClock() *fakeclock.Clock { return fakeclock.New(time.Now().Truncate(time.Second)) }
 
 // newAuthenticator builds an Authenticator on clock, closed at cleanup.
-func newAuthenticator(tb testing.TB, clock *fakeClock, cfg authn.Config) *authn.Authenticator {
+func newAuthenticator(tb testing.TB, clock *fakeclock.Clock, cfg authn.Config) *authn.Authenticator {
 	tb.Helper()
 	cfg.Now = clock.Now
 	a, err := authn.New(context.Background(), cfg)

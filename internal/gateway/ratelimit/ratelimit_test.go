@@ -9,27 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/fakeclock"
 	"github.com/rampartsec/rampart/internal/gateway/ratelimit"
 )
 
-// clock is a time source that moves only when told to.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// newClock returns a clock that stands still at a fixed instant until the
+// test advances it.
+func newClock() *fakeclock.Clock {
+	return fakeclock.New(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 }
 
 func newLimiter(t testing.TB, cfg ratelimit.Config) *ratelimit.Limiter {
