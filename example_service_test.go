@@ -9,11 +9,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 
 	"modernc.org/sqlite"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/sqlguard"
 )
 
@@ -23,7 +23,7 @@ import (
 // served, one that would rewrite the query is refused with a 403 and an
 // event that names the input and the line of code.
 func Example() {
-	events := &memorySink{}
+	events := &ramparttest.Recorder{}
 	agent, err := rampart.New(rampart.Config{Service: "users", Sinks: []rampart.Sink{events}})
 	if err != nil {
 		log.Fatal(err)
@@ -73,7 +73,7 @@ func Example() {
 	if err := agent.Close(context.Background()); err != nil { // delivers the queued events
 		log.Fatal(err)
 	}
-	for _, ev := range events.all() {
+	for _, ev := range events.Events() {
 		fmt.Println(ev.Kind, ev.Action, ev.Route, ev.Input.Source, ev.Input.Name, strings.Contains(ev.Location, "example_service_test.go"))
 	}
 	// Output:
@@ -88,23 +88,4 @@ func firstField(body []byte) string {
 	s, _, _ := strings.Cut(string(body), "\n")
 	s, _, _ = strings.Cut(s, ",")
 	return s
-}
-
-// memorySink is a sink that keeps the events in memory.
-type memorySink struct {
-	mu     sync.Mutex
-	events []rampart.Event
-}
-
-func (c *memorySink) WriteEvents(_ context.Context, evs []rampart.Event) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.events = append(c.events, evs...)
-	return nil
-}
-
-func (c *memorySink) all() []rampart.Event {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.events
 }
