@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -22,19 +22,19 @@ func (s *Store) CreateDecision(ctx context.Context, d store.Decision) (store.Dec
 	}
 	d.ID = store.NewDecisionID()
 	d.Created = now
-	err = s.write(ctx, func(tx *sql.Tx) (int64, error) {
-		rev, err := bump(ctx, tx, store.ChangeDecision, store.OpCreate, d.ID, now)
+	err = s.write(ctx, func(tx Tx) (int64, error) {
+		rev, err := s.d.Bump(ctx, tx, store.ChangeDecision, store.OpCreate, d.ID, now)
 		if err != nil {
 			return 0, err
 		}
 		d.Revision = rev
-		_, err = tx.ExecContext(ctx, `INSERT INTO decisions (`+decisionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err = tx.Exec(ctx, `INSERT INTO decisions (`+decisionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			d.ID, string(d.Scope), d.Value, string(d.Action), d.RateLimit, d.Reason, d.Origin,
 			d.Created.UnixNano(), nullNS(d.Expires), d.Revision)
 		return rev, err
 	})
 	if err != nil {
-		return store.Decision{}, fmt.Errorf("sqlite: create decision: %w", err)
+		return store.Decision{}, fmt.Errorf("%s: create decision: %w", s.d.Name, err)
 	}
 	return d, nil
 }
@@ -44,41 +44,41 @@ func (s *Store) Decision(ctx context.Context, id string) (store.Decision, error)
 	if err := store.ValidateID("id", id); err != nil {
 		return store.Decision{}, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+decisionColumns+` FROM decisions WHERE id = ?`, id)
+	rows, err := s.r.Query(ctx, `SELECT `+decisionColumns+` FROM decisions WHERE id = $1`, id)
 	if err != nil {
-		return store.Decision{}, fmt.Errorf("sqlite: decision: %w", err)
+		return store.Decision{}, fmt.Errorf("%s: decision: %w", s.d.Name, err)
 	}
 	ds, err := scanDecisions(rows)
 	if err != nil {
-		return store.Decision{}, fmt.Errorf("sqlite: decision: %w", err)
+		return store.Decision{}, fmt.Errorf("%s: decision: %w", s.d.Name, err)
 	}
 	if len(ds) == 0 {
-		return store.Decision{}, fmt.Errorf("sqlite: decision %q: %w", id, store.ErrNotFound)
+		return store.Decision{}, fmt.Errorf("%s: decision %q: %w", s.d.Name, id, store.ErrNotFound)
 	}
 	return ds[0], nil
 }
 
 // ListDecisions implements store.Store.
 func (s *Store) ListDecisions(ctx context.Context, includeExpired bool) ([]store.Decision, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+decisionColumns+` FROM decisions
-		WHERE ? OR expires_ns IS NULL OR expires_ns > ? ORDER BY created_ns, id`, includeExpired, time.Now().UnixNano())
+	rows, err := s.r.Query(ctx, `SELECT `+decisionColumns+` FROM decisions
+		WHERE $1 OR expires_ns IS NULL OR expires_ns > $2 ORDER BY created_ns, id`, includeExpired, time.Now().UnixNano())
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list decisions: %w", err)
+		return nil, fmt.Errorf("%s: list decisions: %w", s.d.Name, err)
 	}
 	ds, err := scanDecisions(rows)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list decisions: %w", err)
+		return nil, fmt.Errorf("%s: list decisions: %w", s.d.Name, err)
 	}
 	return ds, nil
 }
 
-func scanDecisions(rows *sql.Rows) ([]store.Decision, error) {
+func scanDecisions(rows Rows) ([]store.Decision, error) {
 	defer rows.Close()
 	out := []store.Decision{}
 	for rows.Next() {
 		var d store.Decision
 		var created int64
-		var expires sql.NullInt64
+		var expires *int64
 		if err := rows.Scan(&d.ID, &d.Scope, &d.Value, &d.Action, &d.RateLimit, &d.Reason, &d.Origin,
 			&created, &expires, &d.Revision); err != nil {
 			return nil, err
@@ -94,22 +94,18 @@ func (s *Store) DeleteDecision(ctx context.Context, id string) error {
 	if err := store.ValidateID("id", id); err != nil {
 		return err
 	}
-	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
-		res, err := tx.ExecContext(ctx, `DELETE FROM decisions WHERE id = ?`, id)
-		if err != nil {
-			return 0, err
-		}
-		n, err := res.RowsAffected()
+	err := s.write(ctx, func(tx Tx) (int64, error) {
+		n, err := tx.Exec(ctx, `DELETE FROM decisions WHERE id = $1`, id)
 		if err != nil {
 			return 0, err
 		}
 		if n == 0 {
 			return 0, store.ErrNotFound
 		}
-		return bump(ctx, tx, store.ChangeDecision, store.OpDelete, id, time.Now().UTC())
+		return s.d.Bump(ctx, tx, store.ChangeDecision, store.OpDelete, id, time.Now().UTC())
 	})
 	if err != nil {
-		return fmt.Errorf("sqlite: delete decision %q: %w", id, err)
+		return fmt.Errorf("%s: delete decision %q: %w", s.d.Name, id, err)
 	}
 	return nil
 }
@@ -123,26 +119,31 @@ func (s *Store) PutPolicy(ctx context.Context, yaml string, base int64) (store.P
 		return store.Policy{}, &store.InvalidError{Field: "base", Reason: "negative"}
 	}
 	p := store.Policy{YAML: yaml, Created: time.Now().UTC()}
-	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
+	err := s.write(ctx, func(tx Tx) (int64, error) {
+		// Writers queue before reading the latest version, so two writers
+		// from the same base cannot both win.
+		if err := lock(ctx, tx, s.d.LockRevision); err != nil {
+			return 0, err
+		}
 		var latest int64
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM policies`).Scan(&latest); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM policies`).Scan(&latest); err != nil {
 			return 0, err
 		}
 		if base != store.AnyVersion && base != latest {
 			return 0, fmt.Errorf("%w: the policy was changed from version %d, the latest is %d", store.ErrConflict, base, latest)
 		}
 		p.Version = latest + 1
-		rev, err := bump(ctx, tx, store.ChangePolicy, store.OpCreate, strconv.FormatInt(p.Version, 10), p.Created)
+		rev, err := s.d.Bump(ctx, tx, store.ChangePolicy, store.OpCreate, strconv.FormatInt(p.Version, 10), p.Created)
 		if err != nil {
 			return 0, err
 		}
 		p.Revision = rev
-		_, err = tx.ExecContext(ctx, `INSERT INTO policies (version, yaml, created_ns, revision) VALUES (?, ?, ?, ?)`,
+		_, err = tx.Exec(ctx, `INSERT INTO policies (version, yaml, created_ns, revision) VALUES ($1, $2, $3, $4)`,
 			p.Version, p.YAML, p.Created.UnixNano(), p.Revision)
 		return rev, err
 	})
 	if err != nil {
-		return store.Policy{}, fmt.Errorf("sqlite: put policy: %w", err)
+		return store.Policy{}, fmt.Errorf("%s: put policy: %w", s.d.Name, err)
 	}
 	return p, nil
 }
@@ -154,13 +155,13 @@ func (s *Store) Policy(ctx context.Context, version int64) (store.Policy, error)
 	}
 	var p store.Policy
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT version, yaml, created_ns, revision FROM policies
-		WHERE ? = 0 OR version = ? ORDER BY version DESC LIMIT 1`, version, version).Scan(&p.Version, &p.YAML, &created, &p.Revision)
+	err := s.r.QueryRow(ctx, `SELECT version, yaml, created_ns, revision FROM policies
+		WHERE $1 = 0 OR version = $1 ORDER BY version DESC LIMIT 1`, version).Scan(&p.Version, &p.YAML, &created, &p.Revision)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.Policy{}, fmt.Errorf("sqlite: policy version %d: %w", version, store.ErrNotFound)
+		return store.Policy{}, fmt.Errorf("%s: policy version %d: %w", s.d.Name, version, store.ErrNotFound)
 	}
 	if err != nil {
-		return store.Policy{}, fmt.Errorf("sqlite: policy: %w", err)
+		return store.Policy{}, fmt.Errorf("%s: policy: %w", s.d.Name, err)
 	}
 	p.Created = fromNS(created)
 	return p, nil
@@ -172,19 +173,19 @@ func (s *Store) PutTrustBundle(ctx context.Context, data []byte) (store.TrustBun
 		return store.TrustBundle{}, err
 	}
 	b := store.TrustBundle{Data: append([]byte(nil), data...), Updated: time.Now().UTC()}
-	err := s.write(ctx, func(tx *sql.Tx) (int64, error) {
-		rev, err := bump(ctx, tx, store.ChangeTrustBundle, store.OpUpdate, "", b.Updated)
+	err := s.write(ctx, func(tx Tx) (int64, error) {
+		rev, err := s.d.Bump(ctx, tx, store.ChangeTrustBundle, store.OpUpdate, "", b.Updated)
 		if err != nil {
 			return 0, err
 		}
 		b.Revision = rev
-		_, err = tx.ExecContext(ctx, `INSERT INTO trust_bundle (id, data, updated_ns, revision) VALUES (1, ?, ?, ?)
+		_, err = tx.Exec(ctx, `INSERT INTO trust_bundle (id, data, updated_ns, revision) VALUES (1, $1, $2, $3)
 			ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_ns = excluded.updated_ns, revision = excluded.revision`,
 			b.Data, b.Updated.UnixNano(), b.Revision)
 		return rev, err
 	})
 	if err != nil {
-		return store.TrustBundle{}, fmt.Errorf("sqlite: put trust bundle: %w", err)
+		return store.TrustBundle{}, fmt.Errorf("%s: put trust bundle: %w", s.d.Name, err)
 	}
 	return b, nil
 }
@@ -193,12 +194,12 @@ func (s *Store) PutTrustBundle(ctx context.Context, data []byte) (store.TrustBun
 func (s *Store) TrustBundle(ctx context.Context) (store.TrustBundle, error) {
 	var b store.TrustBundle
 	var updated int64
-	err := s.r.QueryRowContext(ctx, `SELECT data, updated_ns, revision FROM trust_bundle WHERE id = 1`).Scan(&b.Data, &updated, &b.Revision)
+	err := s.r.QueryRow(ctx, `SELECT data, updated_ns, revision FROM trust_bundle WHERE id = 1`).Scan(&b.Data, &updated, &b.Revision)
 	if errors.Is(err, sql.ErrNoRows) {
-		return store.TrustBundle{}, fmt.Errorf("sqlite: trust bundle: %w", store.ErrNotFound)
+		return store.TrustBundle{}, fmt.Errorf("%s: trust bundle: %w", s.d.Name, store.ErrNotFound)
 	}
 	if err != nil {
-		return store.TrustBundle{}, fmt.Errorf("sqlite: trust bundle: %w", err)
+		return store.TrustBundle{}, fmt.Errorf("%s: trust bundle: %w", s.d.Name, err)
 	}
 	b.Updated = fromNS(updated)
 	return b, nil
