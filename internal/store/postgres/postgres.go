@@ -20,14 +20,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rampartsec/rampart/internal/store"
-	"github.com/rampartsec/rampart/internal/store/internal/hub"
+	"github.com/rampartsec/rampart/internal/store/internal/sqlstore"
 )
 
 // Config configures a Store.
@@ -42,21 +41,18 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Store is a store.Store over a PostgreSQL database.
+// Store is a store.Store over a PostgreSQL database. Its methods are written
+// once for both engines, in internal/store/internal/sqlstore; this package
+// gives them its dialect, what PostgreSQL does its own way.
 type Store struct {
+	*core
 	pool    *pgxpool.Pool
 	channel string // the NOTIFY channel of this schema's changes
 	log     *slog.Logger
-	hub     hub.Hub
-
-	ctx    context.Context // canceled by Close; ends the listener
-	cancel context.CancelFunc
-
-	mu        sync.Mutex
-	closed    bool
-	listening bool
-	listened  chan struct{} // closed when the listener has returned
 }
+
+// core implements the methods the SQLite and PostgreSQL stores share.
+type core = sqlstore.Store
 
 var _ store.Store = (*Store)(nil)
 
@@ -91,7 +87,32 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &Store{pool: pool, channel: channelFor(*schema), log: logger}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	rw := db{querier{pool}, pool}
+	s.core = sqlstore.New(rw, rw, sqlstore.Dialect{
+		Name:         "postgres",
+		Bump:         s.bump,
+		Watch:        s.watch,
+		AppendEvents: s.appendEvents,
+		Close: func() error {
+			pool.Close()
+			return nil
+		},
+		// Writers that read before they write queue on the revision row
+		// lock first, so that of two writers from the same version, on any
+		// replica, exactly one wins.
+		LockRevision: `SELECT value FROM revision WHERE id = 1 FOR UPDATE`,
+		// The service's row, locked FOR UPDATE, serializes the heartbeats
+		// of new instances of one service across replicas, so that the
+		// count and the insert cannot interleave.
+		LockService: `SELECT 1 FROM services WHERE name = $1 FOR UPDATE`,
+		// The GIN index on modules answers it.
+		UsesModule: func(param string) string {
+			return `i.modules @> jsonb_build_array(jsonb_build_object('path', ` + param + `::text))`
+		},
+		AnyExposed: `BOOL_OR(i.exposed)`,
+		Prune:      pruneSQL,
+		PruneLock:  s.pruneLock,
+	})
 	return s, nil
 }
 
@@ -107,54 +128,21 @@ func channelFor(schema string) string {
 	return c
 }
 
-// Close closes the pool and ends every subscription.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
+// watch opens the connection that LISTENs (outside the pool) and returns
+// once it listens, so no change committed after Subscribe returns goes
+// unsignalled; what it returns receives the notifications.
+func (s *Store) watch(ctx context.Context, publish func(rev int64)) (run func(context.Context), err error) {
+	conn, err := s.listen(ctx, publish)
+	if err != nil {
+		return nil, err
 	}
-	s.closed = true
-	s.cancel()
-	listened := s.listened
-	s.mu.Unlock()
-	if listened != nil {
-		<-listened
-	}
-	s.hub.Close()
-	s.pool.Close()
-	return nil
-}
-
-// Subscribe implements store.Store. The first call opens the connection
-// that LISTENs (outside the pool) and returns once it listens, so no change
-// committed after Subscribe returns goes unsignalled.
-func (s *Store) Subscribe(ctx context.Context) (<-chan int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, store.ErrClosed
-	}
-	if !s.listening {
-		conn, err := s.listen(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: subscribe: %w", err)
-		}
-		s.listening = true
-		s.listened = make(chan struct{})
-		go s.receive(conn)
-	}
-	ch, ok := s.hub.Subscribe(ctx)
-	if !ok {
-		return nil, store.ErrClosed
-	}
-	return ch, nil
+	return func(ctx context.Context) { s.receive(ctx, conn, publish) }, nil
 }
 
 // listen opens a connection that LISTENs to the channel, then publishes the
 // current revision: a baseline the first time, a catch-up after a
 // reconnection.
-func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
+func (s *Store) listen(ctx context.Context, publish func(rev int64)) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return nil, err
@@ -168,20 +156,19 @@ func (s *Store) listen(ctx context.Context) (*pgx.Conn, error) {
 		conn.Close(context.Background())
 		return nil, err
 	}
-	s.hub.Publish(rev)
+	publish(rev)
 	return conn, nil
 }
 
-// receive publishes each notification's revision until Close, reconnecting
-// with backoff when the connection breaks.
-func (s *Store) receive(conn *pgx.Conn) {
-	defer close(s.listened)
+// receive publishes each notification's revision until ctx ends,
+// reconnecting with backoff when the connection breaks.
+func (s *Store) receive(ctx context.Context, conn *pgx.Conn, publish func(rev int64)) {
 	backoff := 100 * time.Millisecond
 	for {
-		n, err := conn.WaitForNotification(s.ctx)
+		n, err := conn.WaitForNotification(ctx)
 		if err == nil {
 			if rev, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
-				s.hub.Publish(rev)
+				publish(rev)
 			}
 			continue
 		}
@@ -189,16 +176,16 @@ func (s *Store) receive(conn *pgx.Conn) {
 		conn.Close(closeCtx)
 		cancel()
 		for {
-			if s.ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
 			s.log.Warn("postgres: change notifications interrupted; reconnecting", "err", err, "retry_in", backoff)
 			select {
-			case <-s.ctx.Done():
+			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
 			}
-			if conn, err = s.listen(s.ctx); err == nil {
+			if conn, err = s.listen(ctx, publish); err == nil {
 				s.log.Info("postgres: change notifications resumed")
 				backoff = 100 * time.Millisecond
 				break
@@ -208,28 +195,9 @@ func (s *Store) receive(conn *pgx.Conn) {
 	}
 }
 
-// write runs fn in a transaction and publishes the revision it returns (0:
-// none) after the commit. Other replicas learn of it by NOTIFY; this one
-// need not wait for its own.
-func (s *Store) write(ctx context.Context, fn func(tx pgx.Tx) (rev int64, err error)) error {
-	var rev int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		rev, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	if rev > 0 {
-		s.hub.Publish(rev)
-	}
-	return nil
-}
-
 // bump records a change and returns its revision; the NOTIFY goes out at
 // commit. The row lock on revision, held until commit, orders writers.
-func (s *Store) bump(ctx context.Context, tx pgx.Tx, kind store.ChangeKind, op store.Op, key string, now time.Time) (int64, error) {
+func (s *Store) bump(ctx context.Context, tx sqlstore.Tx, kind store.ChangeKind, op store.Op, key string, now time.Time) (int64, error) {
 	var rev int64
 	if err := tx.QueryRow(ctx, `WITH r AS (UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value)
 		INSERT INTO changes (revision, kind, op, key, time_ns) SELECT value, $1, $2, $3, $4 FROM r RETURNING revision`,
@@ -240,67 +208,4 @@ func (s *Store) bump(ctx context.Context, tx pgx.Tx, kind store.ChangeKind, op s
 		return 0, fmt.Errorf("notify: %w", err)
 	}
 	return rev, nil
-}
-
-// lockRevision takes the revision row lock at the start of a transaction
-// that must read before it writes (PutPolicy).
-func lockRevision(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `SELECT value FROM revision WHERE id = 1 FOR UPDATE`)
-	return err
-}
-
-// Changes implements store.Store.
-func (s *Store) Changes(ctx context.Context, since int64) ([]store.Change, int64, error) {
-	if since < 0 {
-		return nil, 0, &store.InvalidError{Field: "since", Reason: "negative"}
-	}
-	// Every revision up to current is committed (see bump), so reading it
-	// first and the changes after never skips one.
-	var current int64
-	if err := s.pool.QueryRow(ctx, `SELECT value FROM revision WHERE id = 1`).Scan(&current); err != nil {
-		return nil, 0, fmt.Errorf("postgres: changes: %w", err)
-	}
-	rows, err := s.pool.Query(ctx, `SELECT revision, kind, op, key, time_ns FROM changes
-		WHERE revision > $1 AND revision <= $2 ORDER BY revision LIMIT $3`, since, current, store.MaxChanges)
-	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: changes: %w", err)
-	}
-	var out []store.Change
-	var c store.Change
-	var t int64
-	_, err = pgx.ForEachRow(rows, []any{&c.Revision, &c.Kind, &c.Op, &c.Key, &t}, func() error {
-		c.Time = fromNS(t)
-		out = append(out, c)
-		return nil
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("postgres: changes: %w", err)
-	}
-	if since < current && (len(out) == 0 || out[0].Revision != since+1) {
-		// Revisions have no gaps and Prune deletes the oldest first: the
-		// change after since is gone, and so is any way to catch up
-		// change by change.
-		return []store.Change{{Revision: current, Kind: store.ChangeReset, Time: time.Now().UTC()}}, current, nil
-	}
-	if len(out) == store.MaxChanges {
-		current = out[len(out)-1].Revision
-	}
-	return out, current, nil
-}
-
-func fromNS(ns int64) time.Time { return time.Unix(0, ns).UTC() }
-
-func fromNullNS(ns *int64) time.Time {
-	if ns == nil {
-		return time.Time{}
-	}
-	return fromNS(*ns)
-}
-
-func nullNS(t time.Time) *int64 {
-	if t.IsZero() {
-		return nil
-	}
-	ns := t.UnixNano()
-	return &ns
 }

@@ -19,13 +19,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers driver "sqlite"
 
 	"github.com/rampartsec/rampart/internal/store"
-	"github.com/rampartsec/rampart/internal/store/internal/hub"
+	"github.com/rampartsec/rampart/internal/store/internal/sqlstore"
 )
 
 // FileName is the database file in the data directory.
@@ -44,21 +43,18 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Store is a store.Store over a SQLite database.
+// Store is a store.Store over a SQLite database. Its methods are written
+// once for both engines, in internal/store/internal/sqlstore; this package
+// gives them its dialect, what SQLite does its own way.
 type Store struct {
+	*core
 	w   *sql.DB // exactly one connection: SQLite has one writer at a time
 	r   *sql.DB // read-only connections
 	log *slog.Logger
-	hub hub.Hub
-
-	ctx    context.Context // canceled by Close; ends the poller
-	cancel context.CancelFunc
-
-	mu      sync.Mutex
-	closed  bool
-	polling bool
-	polled  chan struct{} // closed when the poller has returned
 }
+
+// core implements the methods the SQLite and PostgreSQL stores share.
+type core = sqlstore.Store
 
 var _ store.Store = (*Store)(nil)
 
@@ -103,165 +99,84 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	r.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
 	s := &Store{w: w, r: r, log: logger}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.core = sqlstore.New(sqlstore.FromSQL(w), sqlstore.FromSQL(r), sqlstore.Dialect{
+		Name:         "sqlite",
+		Bump:         bump,
+		Watch:        s.watch,
+		AppendEvents: s.appendEvents,
+		Close:        func() error { return errors.Join(r.Close(), w.Close()) },
+		// Every write is a transaction begun on the writer: BEGIN
+		// IMMEDIATE (_txlock) takes SQLite's write lock before the first
+		// statement, so writers, in this process or another, run one at a
+		// time, and the version checks of PutPolicy and PutActorKeys and
+		// the quota count of a heartbeat need no lock of their own.
+		WriteInTx: true,
+		UsesModule: func(param string) string {
+			return `EXISTS (SELECT 1 FROM json_each(i.modules) m WHERE json_extract(m.value, '$.path') = ` + param + `)`
+		},
+		AnyExposed: `MAX(i.exposed)`,
+		// Each batch is one write transaction, so other writers get the
+		// database between batches. Rows are chosen by rowid (or revision)
+		// through the tables' indexes.
+		Prune: sqlstore.PruneSQL{
+			Changes: `DELETE FROM changes WHERE revision IN
+				(SELECT revision FROM changes WHERE revision <= $1 ORDER BY revision LIMIT $2)`,
+			Events: `DELETE FROM events WHERE rowid IN
+				(SELECT rowid FROM events WHERE time_ns < $1 ORDER BY time_ns LIMIT $2)`,
+			Decisions: `DELETE FROM decisions WHERE rowid IN
+				(SELECT rowid FROM decisions WHERE expires_ns < $1 ORDER BY expires_ns LIMIT $2)`,
+			JoinTokens: `DELETE FROM join_tokens WHERE rowid IN
+				(SELECT rowid FROM join_tokens WHERE expires_ns < $1 OR used_ns < $1 LIMIT $2)`,
+			Instances: `DELETE FROM instances WHERE rowid IN
+				(SELECT rowid FROM instances WHERE last_seen_ns < $1 ORDER BY last_seen_ns LIMIT $2)`,
+		},
+	})
 	return s, nil
 }
 
-// Close closes the database and ends every subscription.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
+// watch publishes the current revision, the baseline: later polls signal
+// only what is newer. Changes made through s are signalled at commit;
+// changes made by other processes on the same file within PollInterval.
+func (s *Store) watch(ctx context.Context, publish func(rev int64)) (run func(context.Context), err error) {
+	var rev int64
+	if err := s.r.QueryRowContext(ctx, `SELECT value FROM revision WHERE id = 1`).Scan(&rev); err != nil {
+		return nil, err
 	}
-	s.closed = true
-	s.cancel()
-	polled := s.polled
-	s.mu.Unlock()
-	if polled != nil {
-		<-polled
-	}
-	s.hub.Close()
-	return errors.Join(s.r.Close(), s.w.Close())
+	publish(rev)
+	return func(ctx context.Context) { s.poll(ctx, publish) }, nil
 }
 
-// Subscribe implements store.Store. Changes made through s are signalled at
-// commit; changes made by other processes within PollInterval.
-func (s *Store) Subscribe(ctx context.Context) (<-chan int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, store.ErrClosed
-	}
-	if !s.polling {
-		var rev int64
-		if err := s.r.QueryRowContext(ctx, `SELECT value FROM revision WHERE id = 1`).Scan(&rev); err != nil {
-			return nil, fmt.Errorf("sqlite: subscribe: %w", err)
-		}
-		s.hub.Publish(rev) // the baseline: later polls signal only what is newer
-		s.polling = true
-		s.polled = make(chan struct{})
-		go s.poll()
-	}
-	ch, ok := s.hub.Subscribe(ctx)
-	if !ok {
-		return nil, store.ErrClosed
-	}
-	return ch, nil
-}
-
-// poll publishes the revision committed by other processes; it runs from
-// the first Subscribe until Close.
-func (s *Store) poll() {
-	defer close(s.polled)
+// poll publishes the revision committed by other processes until ctx ends.
+func (s *Store) poll(ctx context.Context, publish func(rev int64)) {
 	t := time.NewTicker(PollInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 		var rev int64
-		if err := s.r.QueryRowContext(s.ctx, `SELECT value FROM revision WHERE id = 1`).Scan(&rev); err != nil {
-			if s.ctx.Err() == nil {
+		if err := s.r.QueryRowContext(ctx, `SELECT value FROM revision WHERE id = 1`).Scan(&rev); err != nil {
+			if ctx.Err() == nil {
 				s.log.Warn("sqlite: poll revision", "err", err)
 			}
 			continue
 		}
-		s.hub.Publish(rev)
+		publish(rev)
 	}
-}
-
-// write runs fn in a write transaction and publishes the revision it
-// returns (0: none) after the commit.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) (rev int64, err error)) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	rev, err := fn(tx)
-	if err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	if rev > 0 {
-		s.hub.Publish(rev)
-	}
-	return nil
 }
 
 // bump records a change and returns its revision. Within a write
 // transaction, so revisions are committed in order.
-func bump(ctx context.Context, tx *sql.Tx, kind store.ChangeKind, op store.Op, key string, now time.Time) (int64, error) {
+func bump(ctx context.Context, tx sqlstore.Tx, kind store.ChangeKind, op store.Op, key string, now time.Time) (int64, error) {
 	var rev int64
-	if err := tx.QueryRowContext(ctx, `UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&rev); err != nil {
+	if err := tx.QueryRow(ctx, `UPDATE revision SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&rev); err != nil {
 		return 0, fmt.Errorf("bump revision: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO changes (revision, kind, op, key, time_ns) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := tx.Exec(ctx, `INSERT INTO changes (revision, kind, op, key, time_ns) VALUES ($1, $2, $3, $4, $5)`,
 		rev, string(kind), string(op), key, now.UnixNano()); err != nil {
 		return 0, fmt.Errorf("record change: %w", err)
 	}
 	return rev, nil
-}
-
-// Changes implements store.Store.
-func (s *Store) Changes(ctx context.Context, since int64) ([]store.Change, int64, error) {
-	if since < 0 {
-		return nil, 0, &store.InvalidError{Field: "since", Reason: "negative"}
-	}
-	// Every revision up to current is committed (see bump), so reading it
-	// first and the changes after never skips one.
-	var current int64
-	if err := s.r.QueryRowContext(ctx, `SELECT value FROM revision WHERE id = 1`).Scan(&current); err != nil {
-		return nil, 0, fmt.Errorf("sqlite: changes: %w", err)
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT revision, kind, op, key, time_ns FROM changes
-		WHERE revision > ? AND revision <= ? ORDER BY revision LIMIT ?`, since, current, store.MaxChanges)
-	if err != nil {
-		return nil, 0, fmt.Errorf("sqlite: changes: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Change
-	for rows.Next() {
-		var c store.Change
-		var t int64
-		if err := rows.Scan(&c.Revision, &c.Kind, &c.Op, &c.Key, &t); err != nil {
-			return nil, 0, fmt.Errorf("sqlite: changes: %w", err)
-		}
-		c.Time = fromNS(t)
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("sqlite: changes: %w", err)
-	}
-	if since < current && (len(out) == 0 || out[0].Revision != since+1) {
-		// Revisions have no gaps and Prune deletes the oldest first: the
-		// change after since is gone, and so is any way to catch up
-		// change by change.
-		return []store.Change{{Revision: current, Kind: store.ChangeReset, Time: time.Now().UTC()}}, current, nil
-	}
-	if len(out) == store.MaxChanges {
-		current = out[len(out)-1].Revision
-	}
-	return out, current, nil
-}
-
-func fromNS(ns int64) time.Time { return time.Unix(0, ns).UTC() }
-
-func fromNullNS(ns sql.NullInt64) time.Time {
-	if !ns.Valid {
-		return time.Time{}
-	}
-	return fromNS(ns.Int64)
-}
-
-func nullNS(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
 }

@@ -1,13 +1,12 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/rampartsec/rampart/internal/store"
 )
@@ -23,8 +22,8 @@ func (s *Store) CreateDecision(ctx context.Context, d store.Decision) (store.Dec
 	}
 	d.ID = store.NewDecisionID()
 	d.Created = now
-	err = s.write(ctx, func(tx pgx.Tx) (int64, error) {
-		rev, err := s.bump(ctx, tx, store.ChangeDecision, store.OpCreate, d.ID, now)
+	err = s.write(ctx, func(tx Tx) (int64, error) {
+		rev, err := s.d.Bump(ctx, tx, store.ChangeDecision, store.OpCreate, d.ID, now)
 		if err != nil {
 			return 0, err
 		}
@@ -35,7 +34,7 @@ func (s *Store) CreateDecision(ctx context.Context, d store.Decision) (store.Dec
 		return rev, err
 	})
 	if err != nil {
-		return store.Decision{}, fmt.Errorf("postgres: create decision: %w", err)
+		return store.Decision{}, fmt.Errorf("%s: create decision: %w", s.d.Name, err)
 	}
 	return d, nil
 }
@@ -45,46 +44,49 @@ func (s *Store) Decision(ctx context.Context, id string) (store.Decision, error)
 	if err := store.ValidateID("id", id); err != nil {
 		return store.Decision{}, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+decisionColumns+` FROM decisions WHERE id = $1`, id)
+	rows, err := s.r.Query(ctx, `SELECT `+decisionColumns+` FROM decisions WHERE id = $1`, id)
 	if err != nil {
-		return store.Decision{}, fmt.Errorf("postgres: decision: %w", err)
+		return store.Decision{}, fmt.Errorf("%s: decision: %w", s.d.Name, err)
 	}
 	ds, err := scanDecisions(rows)
 	if err != nil {
-		return store.Decision{}, fmt.Errorf("postgres: decision: %w", err)
+		return store.Decision{}, fmt.Errorf("%s: decision: %w", s.d.Name, err)
 	}
 	if len(ds) == 0 {
-		return store.Decision{}, fmt.Errorf("postgres: decision %q: %w", id, store.ErrNotFound)
+		return store.Decision{}, fmt.Errorf("%s: decision %q: %w", s.d.Name, id, store.ErrNotFound)
 	}
 	return ds[0], nil
 }
 
 // ListDecisions implements store.Store.
 func (s *Store) ListDecisions(ctx context.Context, includeExpired bool) ([]store.Decision, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+decisionColumns+` FROM decisions
+	rows, err := s.r.Query(ctx, `SELECT `+decisionColumns+` FROM decisions
 		WHERE $1 OR expires_ns IS NULL OR expires_ns > $2 ORDER BY created_ns, id`, includeExpired, time.Now().UnixNano())
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list decisions: %w", err)
+		return nil, fmt.Errorf("%s: list decisions: %w", s.d.Name, err)
 	}
 	ds, err := scanDecisions(rows)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list decisions: %w", err)
+		return nil, fmt.Errorf("%s: list decisions: %w", s.d.Name, err)
 	}
 	return ds, nil
 }
 
-func scanDecisions(rows pgx.Rows) ([]store.Decision, error) {
+func scanDecisions(rows Rows) ([]store.Decision, error) {
+	defer rows.Close()
 	out := []store.Decision{}
-	var d store.Decision
-	var created int64
-	var expires *int64
-	_, err := pgx.ForEachRow(rows, []any{&d.ID, &d.Scope, &d.Value, &d.Action, &d.RateLimit, &d.Reason, &d.Origin,
-		&created, &expires, &d.Revision}, func() error {
+	for rows.Next() {
+		var d store.Decision
+		var created int64
+		var expires *int64
+		if err := rows.Scan(&d.ID, &d.Scope, &d.Value, &d.Action, &d.RateLimit, &d.Reason, &d.Origin,
+			&created, &expires, &d.Revision); err != nil {
+			return nil, err
+		}
 		d.Created, d.Expires = fromNS(created), fromNullNS(expires)
 		out = append(out, d)
-		return nil
-	})
-	return out, err
+	}
+	return out, rows.Err()
 }
 
 // DeleteDecision implements store.Store.
@@ -92,18 +94,18 @@ func (s *Store) DeleteDecision(ctx context.Context, id string) error {
 	if err := store.ValidateID("id", id); err != nil {
 		return err
 	}
-	err := s.write(ctx, func(tx pgx.Tx) (int64, error) {
-		tag, err := tx.Exec(ctx, `DELETE FROM decisions WHERE id = $1`, id)
+	err := s.write(ctx, func(tx Tx) (int64, error) {
+		n, err := tx.Exec(ctx, `DELETE FROM decisions WHERE id = $1`, id)
 		if err != nil {
 			return 0, err
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return 0, store.ErrNotFound
 		}
-		return s.bump(ctx, tx, store.ChangeDecision, store.OpDelete, id, time.Now().UTC())
+		return s.d.Bump(ctx, tx, store.ChangeDecision, store.OpDelete, id, time.Now().UTC())
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: delete decision %q: %w", id, err)
+		return fmt.Errorf("%s: delete decision %q: %w", s.d.Name, id, err)
 	}
 	return nil
 }
@@ -117,10 +119,10 @@ func (s *Store) PutPolicy(ctx context.Context, yaml string, base int64) (store.P
 		return store.Policy{}, &store.InvalidError{Field: "base", Reason: "negative"}
 	}
 	p := store.Policy{YAML: yaml, Created: time.Now().UTC()}
-	err := s.write(ctx, func(tx pgx.Tx) (int64, error) {
-		// Writers queue on the revision lock before reading the latest
-		// version, so two writers from the same base cannot both win.
-		if err := lockRevision(ctx, tx); err != nil {
+	err := s.write(ctx, func(tx Tx) (int64, error) {
+		// Writers queue before reading the latest version, so two writers
+		// from the same base cannot both win.
+		if err := lock(ctx, tx, s.d.LockRevision); err != nil {
 			return 0, err
 		}
 		var latest int64
@@ -131,7 +133,7 @@ func (s *Store) PutPolicy(ctx context.Context, yaml string, base int64) (store.P
 			return 0, fmt.Errorf("%w: the policy was changed from version %d, the latest is %d", store.ErrConflict, base, latest)
 		}
 		p.Version = latest + 1
-		rev, err := s.bump(ctx, tx, store.ChangePolicy, store.OpCreate, strconv.FormatInt(p.Version, 10), p.Created)
+		rev, err := s.d.Bump(ctx, tx, store.ChangePolicy, store.OpCreate, strconv.FormatInt(p.Version, 10), p.Created)
 		if err != nil {
 			return 0, err
 		}
@@ -141,7 +143,7 @@ func (s *Store) PutPolicy(ctx context.Context, yaml string, base int64) (store.P
 		return rev, err
 	})
 	if err != nil {
-		return store.Policy{}, fmt.Errorf("postgres: put policy: %w", err)
+		return store.Policy{}, fmt.Errorf("%s: put policy: %w", s.d.Name, err)
 	}
 	return p, nil
 }
@@ -153,13 +155,13 @@ func (s *Store) Policy(ctx context.Context, version int64) (store.Policy, error)
 	}
 	var p store.Policy
 	var created int64
-	err := s.pool.QueryRow(ctx, `SELECT version, yaml, created_ns, revision FROM policies
+	err := s.r.QueryRow(ctx, `SELECT version, yaml, created_ns, revision FROM policies
 		WHERE $1 = 0 OR version = $1 ORDER BY version DESC LIMIT 1`, version).Scan(&p.Version, &p.YAML, &created, &p.Revision)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.Policy{}, fmt.Errorf("postgres: policy version %d: %w", version, store.ErrNotFound)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Policy{}, fmt.Errorf("%s: policy version %d: %w", s.d.Name, version, store.ErrNotFound)
 	}
 	if err != nil {
-		return store.Policy{}, fmt.Errorf("postgres: policy: %w", err)
+		return store.Policy{}, fmt.Errorf("%s: policy: %w", s.d.Name, err)
 	}
 	p.Created = fromNS(created)
 	return p, nil
@@ -171,8 +173,8 @@ func (s *Store) PutTrustBundle(ctx context.Context, data []byte) (store.TrustBun
 		return store.TrustBundle{}, err
 	}
 	b := store.TrustBundle{Data: append([]byte(nil), data...), Updated: time.Now().UTC()}
-	err := s.write(ctx, func(tx pgx.Tx) (int64, error) {
-		rev, err := s.bump(ctx, tx, store.ChangeTrustBundle, store.OpUpdate, "", b.Updated)
+	err := s.write(ctx, func(tx Tx) (int64, error) {
+		rev, err := s.d.Bump(ctx, tx, store.ChangeTrustBundle, store.OpUpdate, "", b.Updated)
 		if err != nil {
 			return 0, err
 		}
@@ -183,7 +185,7 @@ func (s *Store) PutTrustBundle(ctx context.Context, data []byte) (store.TrustBun
 		return rev, err
 	})
 	if err != nil {
-		return store.TrustBundle{}, fmt.Errorf("postgres: put trust bundle: %w", err)
+		return store.TrustBundle{}, fmt.Errorf("%s: put trust bundle: %w", s.d.Name, err)
 	}
 	return b, nil
 }
@@ -192,12 +194,12 @@ func (s *Store) PutTrustBundle(ctx context.Context, data []byte) (store.TrustBun
 func (s *Store) TrustBundle(ctx context.Context) (store.TrustBundle, error) {
 	var b store.TrustBundle
 	var updated int64
-	err := s.pool.QueryRow(ctx, `SELECT data, updated_ns, revision FROM trust_bundle WHERE id = 1`).Scan(&b.Data, &updated, &b.Revision)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.TrustBundle{}, fmt.Errorf("postgres: trust bundle: %w", store.ErrNotFound)
+	err := s.r.QueryRow(ctx, `SELECT data, updated_ns, revision FROM trust_bundle WHERE id = 1`).Scan(&b.Data, &updated, &b.Revision)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.TrustBundle{}, fmt.Errorf("%s: trust bundle: %w", s.d.Name, store.ErrNotFound)
 	}
 	if err != nil {
-		return store.TrustBundle{}, fmt.Errorf("postgres: trust bundle: %w", err)
+		return store.TrustBundle{}, fmt.Errorf("%s: trust bundle: %w", s.d.Name, err)
 	}
 	b.Updated = fromNS(updated)
 	return b, nil
