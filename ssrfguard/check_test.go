@@ -614,3 +614,40 @@ func TestIncompleteInputsFailClosed(t *testing.T) {
 		t.Errorf("canary hits = %d, want 0", h)
 	}
 }
+
+// BenchmarkCheck is the cost of Check for a connection the service makes by
+// itself, the common case: to an address (no DNS) and to a name, resolved by
+// a DNS server on loopback (the A and AAAA queries of each call included),
+// without input and beside a typical request's inputs, none of them the
+// host. host=name-from-input is a webhook's host, from input and public.
+//
+//	go test -run '^$' -bench Check -count 6 ./ssrfguard
+func BenchmarkCheck(b *testing.B) {
+	dns := newDNSServer(b, worldDNS)
+	agent, _ := newAgent(b, rampart.ModeBlock)
+	g, err := ssrfguard.New(agent, ssrfguard.Config{Resolver: dns.Resolver()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	elsewhere := rampart.WithUntrusted(context.Background(), "query", ssrfguard.BenchInputs...)
+	cases := []struct {
+		name, address string
+		ctx           context.Context
+	}{
+		{"host=address/input=none", "10.0.0.10:8080", context.Background()},
+		{"host=address/input=elsewhere", "10.0.0.10:8080", elsewhere},
+		{"host=name/input=none", "orders.internal:8080", context.Background()},
+		{"host=name/input=elsewhere", "orders.internal:8080", elsewhere},
+		{"host=name-from-input", "hooks.partner.example:443", rampart.WithUntrusted(elsewhere, "json", "https://hooks.partner.example/cb")},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := g.Check(c.ctx, "tcp", c.address); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
