@@ -1,6 +1,7 @@
-// Package ssrfguard blocks server-side request forgery at the outbound HTTP
-// call: a request whose host an attacker chose may not reach the service's
-// own machine, its network or the cloud's metadata endpoints.
+// Package ssrfguard blocks server-side request forgery at the outbound call:
+// an HTTP request, or any TCP or UDP connection, whose host an attacker chose
+// may not reach the service's own machine, its network or the cloud's
+// metadata endpoints.
 //
 // Guard the client once, at start-up, and pass each request the context of
 // the work it serves (the incoming request's, or a job's marked with
@@ -10,6 +11,12 @@
 //	client := guard.Client(nil) // or guard.Transport(myTransport)
 //	req, _ := http.NewRequestWithContext(r.Context(), "GET", userURL, nil)
 //	resp, err := client.Do(req) // errors.Is(err, rampart.ErrBlocked) when refused
+//
+// Clients that are not net/http's take the guard's dial function, which has
+// net.Dialer.DialContext's shape, or call Check before they dial:
+//
+//	conn, err := guard.DialContext(ctx, "tcp", addr) // a raw dial, gRPC's WithContextDialer
+//	err := guard.Check(ctx, "tcp", addr)             // vet only: see "Other clients" below
 //
 // # The rule
 //
@@ -109,6 +116,20 @@
 // resolves to at that moment. DNS rebinding is not caught there, nor are
 // metadata endpoints reached through a name without input involved. Put the
 // guard innermost, on the *http.Transport, and wrap instrumentation around it.
+//
+// # Other clients
+//
+// Guard.DialContext applies the same rules to any TCP or UDP dial, and
+// checks each address it connects to as the guarded *http.Transport does
+// (a net.Dialer's ControlContext), so DNS rebinding cannot get through.
+// Guard.Check applies them without connecting, for a client whose dial
+// cannot be replaced: it resolves a name with Config.Resolver and checks
+// every address, and the client then resolves it again when it dials, which
+// leaves a DNS rebinding window that only DialContext closes. Both take the
+// host:port that net.Dial takes; a URL is the transport's business, which
+// also follows redirects and keeps connections dialed for hosts from input
+// apart. The service's own address (see below) counts for them as for the
+// transport.
 //
 // # Redirects
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 
@@ -71,4 +72,63 @@ func ExampleGuard_Transport() {
 	// Output:
 	// ssrfguard: Config.Deny[0] "10.99.0.0/66" is not a host name, "*." and a domain, an IP address or a CIDR prefix
 	// <nil> true
+}
+
+// A worker connects to the cache server a job names, with a client that is
+// not net/http's (a Redis or a gRPC client takes a dial function). The guard
+// dials for it: the job's payload may not lead it to a service of the
+// internal network, while the worker's own connection to the same server is
+// made.
+func ExampleGuard_DialContext() {
+	agent, _ := rampart.New(rampart.Config{Service: "worker", Logger: slog.New(slog.DiscardHandler)})
+	defer agent.Close(context.Background())
+	guard, _ := ssrfguard.New(agent, ssrfguard.Config{})
+
+	internal, _ := net.Listen("tcp", "127.0.0.1:0") // an internal service
+	defer internal.Close()
+	go func() {
+		for {
+			c, err := internal.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+
+	payload := internal.Addr().String() // what the attacker put in the job
+	ctx := rampart.WithUntrusted(context.Background(), "job", payload)
+	_, err := guard.DialContext(ctx, "tcp", payload)
+	var be *rampart.BlockedError
+	if errors.As(err, &be) {
+		fmt.Println("job address blocked:", be.Event.Reason)
+	}
+
+	conn, err := guard.DialContext(context.Background(), "tcp", internal.Addr().String()) // the worker's own
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	conn.Close()
+	fmt.Println("own connection made")
+	// Output:
+	// job address blocked: host from job input is loopback 127.0.0.1
+	// own connection made
+}
+
+// Check vets an address without connecting, for a client that dials by
+// itself. The cloud metadata endpoints are refused to every caller, input or
+// not.
+func ExampleGuard_Check() {
+	agent, _ := rampart.New(rampart.Config{Service: "api", Logger: slog.New(slog.DiscardHandler)})
+	defer agent.Close(context.Background())
+	guard, _ := ssrfguard.New(agent, ssrfguard.Config{})
+
+	err := guard.Check(context.Background(), "tcp", "169.254.169.254:80")
+	var be *rampart.BlockedError
+	if errors.As(err, &be) {
+		fmt.Println(errors.Is(err, rampart.ErrBlocked), be.Event.Reason)
+	}
+	// Output:
+	// true 169.254.169.254 is a cloud metadata endpoint
 }

@@ -2,6 +2,8 @@ package ssrfguard
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -125,6 +127,67 @@ func FuzzURL(f *testing.F) {
 		}
 		if p.violation != nil && p.violation.reason == "" {
 			t.Fatalf("%q: violation without a reason", raw)
+		}
+	})
+}
+
+// FuzzCheck feeds any address through Check, the input being the address
+// itself or another text: Check refuses whatever the transport's host rules
+// refuse for a URL to the same host and port, refuses an internal address
+// from input in any spelling, and returns an error that is not a refusal only
+// for an address that net.Dial does not accept either. No DNS query is sent.
+func FuzzCheck(f *testing.F) {
+	noDNS := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) { return nil, errNoDNS }}
+	g := newTestGuard(f, rampart.ModeBlock, Config{Resolver: noDNS})
+	for _, seed := range [][2]string{
+		{"127.0.0.1:80", ""},
+		{"[::1]:8080", "http://[::1]:8080/"},
+		{"[fe80::1%eth0]:80", "http://[fe80::1%25eth0]/"},
+		{"0x7f.1:80", ""},
+		{"LOCALHOST.:443", "localhost"},
+		{"example.com:https", "example.com"},
+		{"169.254.169.254:80", "x"},
+		{"metadata.google.internal.:80", "x"},
+		{":80", ""},
+		{"[::ffff:127.0.0.1]:1", ""},
+		{"api.internal:6379", "see http://api.internal:6379/"},
+		{"1.2.3.4:65536", ""},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, address, other string) {
+		for _, input := range []string{address, other} {
+			ctx := rampart.WithUntrusted(context.Background(), "query", input)
+			err := g.Check(ctx, "tcp", address)
+			host, portStr, splitErr := net.SplitHostPort(address)
+			port, numeric := parsePort(portStr)
+			if err != nil && !errors.Is(err, rampart.ErrBlocked) {
+				if splitErr == nil && host != "" && numeric {
+					t.Fatalf("Check(%q) = %v, an error for an address net.Dial accepts", address, err)
+				}
+				continue
+			}
+			if splitErr != nil || host == "" {
+				t.Fatalf("Check(%q) = %v, but net.SplitHostPort says %v (host %q)", address, err, splitErr, host)
+			}
+			if !numeric {
+				continue // a service name, looked up in /etc/services
+			}
+			if input == address {
+				ip, isIP := g.hostIP(host)
+				internal := isIP && (classify(ip) != "" || isMetadataAddr(ip)) || isLocalhostName(host) || isMetadataHost(host)
+				if internal && err == nil {
+					t.Fatalf("Check(%q) with the address as input = nil; host %q is internal (%v)", address, host, ip)
+				}
+			}
+			u := &url.URL{Scheme: "http", Host: net.JoinHostPort(host, portStr), Path: "/"}
+			if u.Hostname() != host || urlPort(u) != port {
+				continue // no URL goes to this host and port
+			}
+			req := &http.Request{Method: http.MethodGet, URL: u, Header: http.Header{}}
+			if p := g.preflight(ctx, req); p.violation != nil && err == nil {
+				t.Fatalf("Check(%q) with input %q = nil; the transport refuses %s: %s", address, input, u, p.violation.reason)
+			}
 		}
 	})
 }

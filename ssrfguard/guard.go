@@ -33,8 +33,9 @@ type Config struct {
 	Resolver *net.Resolver
 }
 
-// Guard checks outbound HTTP requests for server-side request forgery. It is
-// safe for concurrent use.
+// Guard checks outbound HTTP requests (Transport, Client) and connections
+// (DialContext, Check) for server-side request forgery. It is safe for
+// concurrent use.
 type Guard struct {
 	agent    *rampart.Agent
 	allow    list

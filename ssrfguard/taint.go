@@ -66,11 +66,15 @@ func inputFor(ctx context.Context, u *url.URL) (rampart.Input, bool) {
 	if u == nil {
 		return rampart.Input{}, false
 	}
-	host := u.Hostname()
+	return inputForHost(ctx, u.Hostname(), urlPort(u))
+}
+
+// inputForHost returns the first input of ctx that a connection to host on
+// port was taken from (see hostInInput).
+func inputForHost(ctx context.Context, host string, port uint16) (rampart.Input, bool) {
 	if host == "" {
 		return rampart.Input{}, false
 	}
-	port := urlPort(u)
 	for in := range rampart.Inputs(ctx) {
 		if hostInInput(in.Value, host, port) {
 			return in, true

@@ -1,0 +1,653 @@
+package ssrfguard_test
+
+// Tests of Check and DialContext, the guard of clients that are not
+// net/http's. Connections are made for real only to addresses of this
+// machine (the canary, the service); addresses elsewhere are dialed over
+// UDP, whose connect sends no packet, so that the guard's check of the
+// dialed address is exercised and nothing leaves the loopback interface even
+// if the guard let the dial through.
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ssrfguard"
+)
+
+// rawAddress returns the host:port that a request to target connects to,
+// as a client that is not net/http would be handed it. ok is false for a
+// host that is not ASCII: net/http maps it with IDNA before dialing, a raw
+// dial sends it to the resolver as it is, so the transport's exploits that
+// rely on the mapping are not exploits of a raw dial.
+func rawAddress(t testing.TB, target string) (address string, ok bool) {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatalf("%s: %v", target, err)
+	}
+	host := u.Hostname()
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			return "", false
+		}
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443", "ws": "80", "wss": "443"}[u.Scheme]
+	}
+	return net.JoinHostPort(host, port), true
+}
+
+// requireRefused checks that a Check or a DialContext was refused by the
+// guard, with an event located at location.
+func requireRefused(t testing.TB, err error, location string) *rampart.BlockedError {
+	t.Helper()
+	if !errors.Is(err, rampart.ErrBlocked) {
+		t.Fatalf("err = %v, want one wrapping rampart.ErrBlocked", err)
+	}
+	var be *rampart.BlockedError
+	if !errors.As(err, &be) {
+		t.Fatalf("err = %v, want a *rampart.BlockedError in it", err)
+	}
+	if be.Event.Location != location {
+		t.Errorf("event location = %q, want the call at %q", be.Event.Location, location)
+	}
+	if be.Event.Kind != rampart.KindSSRF || be.Event.Sink != "net" || be.Event.Reason == "" || be.Event.Detail == "" {
+		t.Errorf("event = %+v, want kind ssrf, sink net, a reason and a detail", be.Event)
+	}
+	return be
+}
+
+// requireCanary reads the canary's answer through conn: the connection
+// reached it.
+func requireCanary(t testing.TB, conn net.Conn) {
+	t.Helper()
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second)) // against a hang, not a measure
+	if _, err := io.WriteString(conn, "GET /canary HTTP/1.0\r\nHost: canary\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "canary secret") {
+		t.Fatalf("answer %q, want the canary's", b)
+	}
+}
+
+// dialService is a web service behind the Rampart middleware whose GET
+// /dial checks the address that dial hands it beside the request (not
+// request input) and then dials it, both with the request's context; every
+// other path answers 200 "self".
+type dialService struct {
+	srv     *httptest.Server
+	calls   chan dialCall
+	results chan dialResult
+}
+
+type dialCall struct{ network, address string }
+
+type dialResult struct {
+	checkErr, dialErr error
+	checkLoc, dialLoc string
+	dialed            bool
+}
+
+func newDialService(t testing.TB, agent *rampart.Agent, g *ssrfguard.Guard) *dialService {
+	t.Helper()
+	s := &dialService{calls: make(chan dialCall, 1), results: make(chan dialResult, 1)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /dial", func(w http.ResponseWriter, r *http.Request) {
+		var c dialCall
+		select {
+		case c = <-s.calls:
+		default:
+			http.Error(w, "nothing to dial", http.StatusBadRequest)
+			return
+		}
+		var res dialResult
+		res.checkLoc = nextLine()
+		res.checkErr = g.Check(r.Context(), c.network, c.address)
+		res.dialLoc = nextLine()
+		conn, err := g.DialContext(r.Context(), c.network, c.address)
+		res.dialErr = err
+		if err == nil {
+			res.dialed = true
+			conn.Close()
+		}
+		s.results <- res
+		if res.checkErr != nil || res.dialErr != nil {
+			http.Error(w, "refused", http.StatusBadGateway)
+			return
+		}
+		w.Write([]byte("dialed"))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("self")) })
+	s.srv = httptest.NewServer(agent.Handler(mux))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *dialService) self() string { return s.srv.Listener.Addr().String() }
+
+// dial asks the service to check and dial address, with input as the url
+// query parameter and a Referer naming the service's own page.
+func (s *dialService) dial(t testing.TB, input, network, address string) (dialResult, int) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, s.srv.URL+"/dial?"+url.Values{"url": {input}}.Encode(), nil)
+	req.Header.Set("Referer", "http://"+s.self()+"/home")
+	s.calls <- dialCall{network, address}
+	resp, err := http.DefaultClient.Do(req) // to the service on loopback
+	if err != nil {
+		t.Fatalf("service: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	select {
+	case r := <-s.results: // sent before the handler answered
+		return r, resp.StatusCode
+	default:
+		t.Fatalf("the service did not reach Check (status %d)", resp.StatusCode)
+		return dialResult{}, 0
+	}
+}
+
+func TestCheckAndDialContextRefuseEveryExploit(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	libc := ssrfguard.ReadsSpellings(g)
+	svc := newDialService(t, agent, g)
+	tried := 0
+	for _, e := range readExploits(t) {
+		input, target := e.request(w.canary.port)
+		address, ok := rawAddress(t, target)
+		if !ok {
+			continue
+		}
+		tried++
+		// Exploits aimed at this machine dial the canary over TCP; the
+		// others go over UDP, whose connect sends nothing.
+		network := "udp"
+		if e.class == "live" || e.class == "spelled" && (strings.Contains(e.input, "{port}") || e.how == "host") {
+			network = "tcp"
+		}
+		if e.class == "spelled" && !libc && !stillAddress(target) {
+			// Go's resolver sends 2130706433 and 0x7f.1 to DNS, which has
+			// no answer for them here: the dial reaches nothing, and Check
+			// has nothing to refuse.
+			t.Run("spelled-as-a-name/"+input, func(t *testing.T) {
+				ctx := rampart.WithUntrusted(context.Background(), "job", input)
+				if err := g.Check(ctx, network, address); err != nil {
+					t.Errorf("Check = %v, want nil for a name without an answer", err)
+				}
+				conn, err := g.DialContext(ctx, network, address)
+				if err == nil {
+					conn.Close()
+					t.Fatalf("DialContext connected to %s", address)
+				}
+				if errors.Is(err, rampart.ErrBlocked) || !isDNSError(err) {
+					t.Errorf("DialContext = %v, want the name not found", err)
+				}
+			})
+			continue
+		}
+		t.Run("job/"+input, func(t *testing.T) {
+			ctx := rampart.WithUntrusted(context.Background(), "job", input)
+			loc := nextLine()
+			err := g.Check(ctx, network, address)
+			be := requireRefused(t, err, loc)
+			if be.Event.Input.Source != "job" || be.Event.Input.Value != input {
+				if !strings.Contains(be.Event.Reason, "metadata") {
+					t.Errorf("event input = %+v, want the job's", be.Event.Input)
+				}
+			}
+			loc = nextLine()
+			conn, err := g.DialContext(ctx, network, address)
+			if err == nil {
+				conn.Close()
+				t.Fatalf("DialContext(%s, %s) connected", network, address)
+			}
+			requireRefused(t, err, loc)
+		})
+		t.Run("query/"+input, func(t *testing.T) {
+			res, status := svc.dial(t, input, network, address)
+			requireRefused(t, res.checkErr, res.checkLoc)
+			requireRefused(t, res.dialErr, res.dialLoc)
+			if status != http.StatusForbidden {
+				t.Errorf("the service answered %d, want 403 from the middleware", status)
+			}
+		})
+	}
+	if tried < 60 {
+		t.Errorf("%d exploits tried, want the corpus (at least 60)", tried)
+	}
+	t.Logf("%d exploits tried (the C library's spellings read as addresses: %v)", tried, libc)
+	if h := w.canary.hits.Load(); h != 0 {
+		t.Errorf("the canary saw %d connections, want none", h)
+	}
+}
+
+func TestCheckLetsBenignAddressesThrough(t *testing.T) {
+	w := newWorld(t)
+	agent, sink := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	svc := newDialService(t, agent, g)
+	lines := readBenign(t, svc.self(), w.canary.port)
+	if len(lines) < 100 {
+		t.Fatalf("%d benign lines in the corpus, want at least 100", len(lines))
+	}
+	for _, l := range lines {
+		address, ok := rawAddress(t, l.target)
+		if !ok {
+			continue
+		}
+		t.Run(l.input+"→"+address, func(t *testing.T) {
+			// Only addresses of this machine are dialed over TCP.
+			network := "udp"
+			if onLoopback(l.target) {
+				network = "tcp"
+			}
+			res, status := svc.dial(t, l.input, network, address)
+			if res.checkErr != nil {
+				t.Errorf("Check: %v", res.checkErr)
+			}
+			if errors.Is(res.dialErr, rampart.ErrBlocked) || status == http.StatusForbidden {
+				t.Errorf("DialContext: blocked (%d): %v", status, res.dialErr)
+			}
+			if network == "tcp" && !res.dialed {
+				t.Errorf("DialContext to %s failed: %v", address, res.dialErr)
+			}
+			if l.self {
+				return // a self-call is one only inside a request to the service
+			}
+			ctx := rampart.WithUntrusted(context.Background(), "job", l.input)
+			if err := g.Check(ctx, network, address); err != nil {
+				t.Errorf("job: Check: %v", err)
+			}
+		})
+	}
+	if n := agent.Stats().Events; n != 0 {
+		sink.mu.Lock()
+		for _, ev := range sink.events {
+			t.Logf("event: %s | %s | %s", ev.Detail, ev.Reason, ev.Input.Value)
+		}
+		sink.mu.Unlock()
+		t.Errorf("%d events for benign addresses, want none", n)
+	}
+}
+
+func TestHostNotFromInputIsAllowed(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := strconv.Itoa(w.canary.port)
+	contexts := map[string]context.Context{
+		"no input":        context.Background(),
+		"input elsewhere": rampart.WithUntrusted(context.Background(), "job", "http://example.com/", "localhost.example.com", "127.0.0.1:1"),
+	}
+	want := int64(0)
+	for name, ctx := range contexts {
+		for _, host := range []string{"127.0.0.1", "localhost", "loop.attacker.test", "[::1]"} {
+			address := host + ":" + port
+			if err := g.Check(ctx, "tcp", address); err != nil {
+				t.Errorf("%s: Check(%s) = %v, want nil", name, address, err)
+			}
+			conn, err := g.DialContext(ctx, "tcp", address)
+			if err != nil {
+				t.Errorf("%s: DialContext(%s) = %v", name, address, err)
+				continue
+			}
+			requireCanary(t, conn)
+			want++
+		}
+	}
+	if h := w.canary.hits.Load(); h != want {
+		t.Errorf("canary hits = %d, want %d", h, want)
+	}
+	if n := agent.Stats().Events; n != 0 {
+		t.Errorf("%d events, want none", n)
+	}
+}
+
+func TestDialContextClosesTheRebindingWindowThatCheckLeaves(t *testing.T) {
+	// rebind.test answers 203.0.113.10 to the first A query and 127.0.0.1 to
+	// the next ones: Check sees the public address, the dial after it the
+	// canary's.
+	for _, dial := range []string{"net.Dialer", "Guard.DialContext"} {
+		t.Run(dial, func(t *testing.T) {
+			w := newWorld(t)
+			dns := newDNSServer(t, worldDNS) // a fresh one: rebind.test starts public
+			w.resolver = dns.Resolver()
+			agent, _ := newAgent(t, rampart.ModeBlock)
+			g := w.guard(t, agent, ssrfguard.Config{})
+			address := "rebind.test:" + strconv.Itoa(w.canary.port)
+			ctx := rampart.WithUntrusted(context.Background(), "job", "http://"+address+"/canary")
+			if err := g.Check(ctx, "tcp", address); err != nil {
+				t.Fatalf("Check refused the first answer: %v", err)
+			}
+			dns.mu.Lock()
+			asked := dns.seen["rebind.test/1"]
+			dns.mu.Unlock()
+			if asked != 1 {
+				// The dial below would get the public address, which no
+				// test may dial.
+				t.Fatalf("Check asked for rebind.test's address %d times, want once", asked)
+			}
+			if dial == "net.Dialer" {
+				d := &net.Dialer{Resolver: w.resolver}
+				conn, err := d.DialContext(ctx, "tcp", address)
+				if err != nil {
+					t.Fatalf("the dial after Check: %v", err)
+				}
+				requireCanary(t, conn)
+				if h := w.canary.hits.Load(); h != 1 {
+					t.Errorf("canary hits = %d, want the rebound connection", h)
+				}
+				return
+			}
+			loc := nextLine()
+			conn, err := g.DialContext(ctx, "tcp", address)
+			if err == nil {
+				conn.Close()
+				t.Fatal("DialContext connected")
+			}
+			be := requireRefused(t, err, loc)
+			if want := "host from job input resolves to loopback 127.0.0.1"; be.Event.Reason != want {
+				t.Errorf("reason = %q, want %q", be.Event.Reason, want)
+			}
+			if h := w.canary.hits.Load(); h != 0 {
+				t.Errorf("canary hits = %d, want 0", h)
+			}
+		})
+	}
+}
+
+func TestMetadataIsRefusedWithoutInput(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	for _, cfg := range []ssrfguard.Config{{}, {Allow: []string{"169.254.0.0/16", "*.google.internal", "*.attacker.test", "fd00::/8", "0.0.0.0/0", "::/0"}}} {
+		g := w.guard(t, agent, cfg)
+		for _, address := range []string{
+			"169.254.169.254:80",
+			"[fd00:ec2::254]:80",
+			"100.100.100.200:80",
+			"[::ffff:169.254.169.254]:80",
+			"metadata.google.internal:80",
+			"meta.attacker.test:80", // a name that resolves to 169.254.169.254
+		} {
+			loc := nextLine()
+			err := g.Check(context.Background(), "tcp", address)
+			be := requireRefused(t, err, loc)
+			if !strings.Contains(be.Event.Reason, "metadata") || be.Event.Input != (rampart.Input{}) {
+				t.Errorf("%s: event %+v, want a metadata reason and no input", address, be.Event)
+			}
+			// Over UDP, so that nothing is sent even if the dial went through.
+			loc = nextLine()
+			conn, err := g.DialContext(context.Background(), "udp", address)
+			if err == nil {
+				conn.Close()
+				t.Fatalf("DialContext(%s) connected", address)
+			}
+			requireRefused(t, err, loc)
+		}
+	}
+}
+
+func TestAllowAndDenyApplyToCheckAndDialContext(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	port := strconv.Itoa(w.canary.port)
+	tainted := func(address string) context.Context {
+		return rampart.WithUntrusted(context.Background(), "job", "http://"+address+"/")
+	}
+	tests := []struct {
+		name    string
+		cfg     ssrfguard.Config
+		ctx     func(address string) context.Context
+		address string
+		refused bool
+	}{
+		{"Deny by network, no input", ssrfguard.Config{Deny: []string{"127.0.0.0/8"}}, func(string) context.Context { return context.Background() }, "127.0.0.1:" + port, true},
+		{"Deny by network, a name", ssrfguard.Config{Deny: []string{"127.0.0.0/8", "::1"}}, func(string) context.Context { return context.Background() }, "loop.attacker.test:" + port, true},
+		{"Deny by name", ssrfguard.Config{Deny: []string{"*.attacker.test"}}, func(string) context.Context { return context.Background() }, "loop.attacker.test:" + port, true},
+		{"Allow by name, input", ssrfguard.Config{Allow: []string{"loop.attacker.test"}}, tainted, "loop.attacker.test:" + port, false},
+		{"Allow by network, input", ssrfguard.Config{Allow: []string{"127.0.0.0/8"}}, tainted, "127.0.0.1:" + port, false},
+		{"Deny overrides Allow", ssrfguard.Config{Allow: []string{"loop.attacker.test"}, Deny: []string{"127.0.0.1", "::1"}}, tainted, "loop.attacker.test:" + port, true},
+	}
+	want := int64(0)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := w.guard(t, agent, tt.cfg)
+			ctx := tt.ctx(tt.address)
+			loc := nextLine()
+			err := g.Check(ctx, "tcp", tt.address)
+			if tt.refused {
+				requireRefused(t, err, loc)
+			} else if err != nil {
+				t.Fatalf("Check = %v, want nil", err)
+			}
+			loc = nextLine()
+			conn, err := g.DialContext(ctx, "tcp", tt.address)
+			if tt.refused {
+				if err == nil {
+					conn.Close()
+					t.Fatal("DialContext connected")
+				}
+				requireRefused(t, err, loc)
+				return
+			}
+			if err != nil {
+				t.Fatalf("DialContext = %v", err)
+			}
+			requireCanary(t, conn)
+			want++
+		})
+	}
+	if h := w.canary.hits.Load(); h != want {
+		t.Errorf("canary hits = %d, want %d (the allowed dials only)", h, want)
+	}
+}
+
+func TestMonitorModeReportsChecksAndDials(t *testing.T) {
+	w := newWorld(t)
+	agent, sink := newAgent(t, rampart.ModeMonitor)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := strconv.Itoa(w.canary.port)
+	var locs []string
+	for _, address := range []string{
+		"127.0.0.1:" + port,          // decided from the host
+		"loop.attacker.test:" + port, // decided at the dial
+	} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", address)
+		locs = append(locs, nextLine())
+		if err := g.Check(ctx, "tcp", address); err != nil {
+			t.Fatalf("monitor mode: Check(%s) = %v", address, err)
+		}
+		locs = append(locs, nextLine())
+		conn, err := g.DialContext(ctx, "tcp", address)
+		if err != nil {
+			t.Fatalf("monitor mode: DialContext(%s) = %v", address, err)
+		}
+		requireCanary(t, conn)
+	}
+	if err := agent.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h := w.canary.hits.Load(); h != 2 {
+		t.Errorf("canary hits = %d, want 2 (nothing is refused)", h)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.events) != len(locs) {
+		t.Fatalf("%d events, want one per call (%d)", len(sink.events), len(locs))
+	}
+	for i, ev := range sink.events {
+		if ev.Action != rampart.ActionMonitored || ev.Kind != rampart.KindSSRF || ev.Sink != "net" || ev.Location != locs[i] {
+			t.Errorf("event %d: action %s, kind %s, sink %s, location %s; want monitored ssrf, net, at %s", i, ev.Action, ev.Kind, ev.Sink, ev.Location, locs[i])
+		}
+	}
+	if want := "tcp ⟦loop.attacker.test⟧:" + port + " → 127.0.0.1:" + port; sink.events[3].Detail != want {
+		t.Errorf("detail of the dial = %q, want %q", sink.events[3].Detail, want)
+	}
+}
+
+func TestSelfCallsAreAllowedInsideARequestOnly(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	svc := newDialService(t, agent, g)
+	self := svc.self()
+	// The service's own address, named by the input, inside a request
+	// served on it: the attacker could have sent that request directly.
+	res, status := svc.dial(t, "http://"+self+"/cart", "tcp", self)
+	if res.checkErr != nil || res.dialErr != nil || !res.dialed || status != http.StatusOK {
+		t.Errorf("self-call: Check %v, DialContext %v, status %d; want both allowed", res.checkErr, res.dialErr, status)
+	}
+	// Another port of the same machine is another service.
+	canary := "127.0.0.1:" + strconv.Itoa(w.canary.port)
+	res, status = svc.dial(t, "http://"+canary+"/", "tcp", canary)
+	requireRefused(t, res.checkErr, res.checkLoc)
+	requireRefused(t, res.dialErr, res.dialLoc)
+	if status != http.StatusForbidden {
+		t.Errorf("the service answered %d, want 403", status)
+	}
+	// A job has no self.
+	ctx := rampart.WithUntrusted(context.Background(), "job", "http://"+self+"/cart")
+	loc := nextLine()
+	err := g.Check(ctx, "tcp", self)
+	requireRefused(t, err, loc)
+	if h := w.canary.hits.Load(); h != 0 {
+		t.Errorf("canary hits = %d, want 0", h)
+	}
+}
+
+func TestCheckRejectsWhatNetDialWould(t *testing.T) {
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	w := newWorld(t)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	for _, tt := range []struct{ network, address string }{
+		{"unix", "/run/docker.sock"},
+		{"ip4:icmp", "127.0.0.1"},
+		{"", "127.0.0.1:80"},
+		{"tcp", "127.0.0.1"},
+		{"tcp", "example.com"},
+		{"tcp", "[::1"},
+		{"tcp", ":80"}, // this machine, to net.Dial
+		{"tcp", "example.com:no-such-service"},
+	} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", tt.address)
+		err := g.Check(ctx, tt.network, tt.address)
+		if err == nil || errors.Is(err, rampart.ErrBlocked) {
+			t.Errorf("Check(%q, %q) = %v, want an error that is not a refusal", tt.network, tt.address, err)
+		}
+		conn, err := g.DialContext(ctx, tt.network, tt.address)
+		if err == nil {
+			conn.Close()
+			t.Errorf("DialContext(%q, %q) connected", tt.network, tt.address)
+		} else if errors.Is(err, rampart.ErrBlocked) {
+			t.Errorf("DialContext(%q, %q) = %v, want an error that is not a refusal", tt.network, tt.address, err)
+		}
+	}
+	// A service name for the port is read as net.Dial reads it.
+	ctx := rampart.WithUntrusted(context.Background(), "job", "127.0.0.1:80")
+	loc := nextLine()
+	err := g.Check(ctx, "tcp", "127.0.0.1:http")
+	requireRefused(t, err, loc)
+	if n := agent.Stats().Events; n != 1 {
+		t.Errorf("%d events, want the one refusal", n)
+	}
+}
+
+func TestIncompleteInputsFailClosed(t *testing.T) {
+	w := newWorld(t)
+	sink := &eventSink{}
+	agent, err := rampart.New(rampart.Config{Service: "ssrf-test", Sinks: []rampart.Sink{sink}, MaxInputs: 4, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Close(context.Background()) })
+	g := w.guard(t, agent, ssrfguard.Config{})
+	svc := newDialService(t, agent, g)
+	canary := "127.0.0.1:" + strconv.Itoa(w.canary.port)
+	// Many distinct inputs: more than the agent records. The canary's
+	// address is not among those recorded, and may be among the others.
+	q := url.Values{}
+	for i := range 20 {
+		q.Set("p"+strconv.Itoa(i), "value-"+strconv.Itoa(i))
+	}
+	req, _ := http.NewRequest(http.MethodGet, svc.srv.URL+"/dial?"+q.Encode(), nil)
+	svc.calls <- dialCall{"tcp", canary}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var res dialResult
+	select {
+	case res = <-svc.results:
+	default:
+		t.Fatalf("the service did not reach Check (status %d)", resp.StatusCode)
+	}
+	for _, err := range []error{res.checkErr, res.dialErr} {
+		var be *rampart.BlockedError
+		if !errors.As(err, &be) || be.Event.Kind != rampart.KindInputsTruncated || be.Event.Sink != "net" {
+			t.Errorf("err = %v, want an inputs_truncated refusal from sink net", err)
+		}
+	}
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("status %d, want 403", resp.StatusCode)
+	}
+	if h := w.canary.hits.Load(); h != 0 {
+		t.Errorf("canary hits = %d, want 0", h)
+	}
+}
+
+// BenchmarkCheck is the cost of Check for a connection the service makes by
+// itself, the common case: to an address (no DNS) and to a name, resolved by
+// a DNS server on loopback (the A and AAAA queries of each call included),
+// without input and beside a typical request's inputs, none of them the
+// host. host=name-from-input is a webhook's host, from input and public.
+//
+//	go test -run '^$' -bench Check -count 6 ./ssrfguard
+func BenchmarkCheck(b *testing.B) {
+	dns := newDNSServer(b, worldDNS)
+	agent, _ := newAgent(b, rampart.ModeBlock)
+	g, err := ssrfguard.New(agent, ssrfguard.Config{Resolver: dns.Resolver()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	elsewhere := rampart.WithUntrusted(context.Background(), "query", ssrfguard.BenchInputs...)
+	cases := []struct {
+		name, address string
+		ctx           context.Context
+	}{
+		{"host=address/input=none", "10.0.0.10:8080", context.Background()},
+		{"host=address/input=elsewhere", "10.0.0.10:8080", elsewhere},
+		{"host=name/input=none", "orders.internal:8080", context.Background()},
+		{"host=name/input=elsewhere", "orders.internal:8080", elsewhere},
+		{"host=name-from-input", "hooks.partner.example:443", rampart.WithUntrusted(elsewhere, "json", "https://hooks.partner.example/cb")},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := g.Check(c.ctx, "tcp", c.address); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
