@@ -114,7 +114,7 @@ type memberSet struct {
 
 type offence struct {
 	repeats int
-	at      int64
+	until   int64 // when the last decision expires
 }
 
 // Alert is what an overflowing (or triggered, or conditioned) bucket
@@ -351,7 +351,9 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 		b.pour(ev, t, 0)
 		return e.overflow(st, key, b, ev, t, alerts)
 	case Conditional:
-		e.cenv.Count = b.level
+		// Whole events leak out, as in CrowdSec: a bucket that held 5
+		// a moment ago still holds 5, not 4.99.
+		e.cenv.Count = math.Ceil(b.level - 1e-9)
 		fire, err := e.runBool(s.condition, &e.cenv)
 		if err != nil {
 			st.stats.Errors++
@@ -585,12 +587,15 @@ func (e *Engine) decide(st *scenarioState, value string, t int64) (Decision, boo
 	d := Decision{Scope: r.Scope, Value: value, Action: r.Action, TTL: r.TTL, RateLimit: r.RateLimit, Simulate: r.Simulate}
 	if esc := r.Escalation; esc != nil {
 		n, created := st.offenders.get(string(r.Scope) + "\x00" + value)
-		if !created && t-n.v.at < int64(esc.Memory) {
+		// A repeat is a decision within Memory of the end of the last
+		// one: measured from its start, a long decision would make its
+		// actor forgotten before it could repeat.
+		if !created && t < n.v.until+int64(esc.Memory) {
 			d.Repeats = n.v.repeats + 1
 		}
-		n.v = offence{repeats: d.Repeats, at: t}
 		ttl := float64(r.TTL) * math.Pow(esc.Factor, float64(d.Repeats))
 		d.TTL = time.Duration(min(ttl, float64(esc.Max)))
+		n.v = offence{repeats: d.Repeats, until: t + int64(d.TTL)}
 	}
 	return d, true
 }

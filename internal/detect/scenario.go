@@ -103,7 +103,8 @@ type Response struct {
 type Escalation struct {
 	Factor float64
 	Max    time.Duration
-	// Memory is how long a previous decision counts as a repeat.
+	// Memory is how long after a decision expires a new one counts as
+	// a repeat (default: Max).
 	Memory time.Duration
 }
 
@@ -236,7 +237,7 @@ type eventEnv struct {
 
 type condEnv struct {
 	Evt   *Event  `expr:"evt"`
-	Count float64 `expr:"count"` // the bucket's level before this event
+	Count float64 `expr:"count"` // the events in the bucket before this one (whole events leak)
 }
 
 // exprOptions are the functions scenarios may call besides expr's
