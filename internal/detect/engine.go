@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +70,8 @@ func ParseAllow(s string) (Allow, error) {
 type Engine struct {
 	mu        sync.Mutex
 	scenarios []*scenarioState
+	byKind    map[string][]*scenarioState // the scenarios an event of a kind may match, in order
+	anyKind   []*scenarioState            // those for a kind no filter names
 	allow     *allowlist
 	now       int64 // the latest event time seen, unix nanoseconds
 	events    uint64
@@ -82,28 +85,32 @@ type Engine struct {
 
 type scenarioState struct {
 	s         *Scenario
-	buckets   *lru[bucket]
+	buckets   *table
 	offenders *lru[offence]
 	stats     ScenarioStats
 }
 
-// bucket is the state of one key of one scenario.
+// bucket is the state of one key of one scenario: 56 bytes while it has
+// seen one event and one distinct value, which is what most keys ever
+// see.
 type bucket struct {
-	level     float64
-	first     int64 // time of the first event counted, unix nanoseconds
-	last      int64 // time of the last event counted: the level is as of then
-	blackhole int64 // silent until then
-	events    int64
-	firstID   string
-	x         *bucketExtra // the rest, allocated for the second event or a distinct value
+	first   int64 // time of the first event counted, unix nanoseconds
+	last    int64 // time of the last event counted: the level is as of then
+	h0      uint64
+	level   float32
+	events  uint32
+	firstID string
+	x       *bucketExtra // the rest, allocated when needed
 }
 
 type bucketExtra struct {
-	head     []string // ids of events 2..evidenceHead
-	tail     [evidenceTail]string
-	tailN    int // ids written into tail (the ring's next slot is tailN % evidenceTail)
-	distinct distinctSet
-	members  *memberSet
+	// ids holds the ids of events 2..evidenceHead, then a ring of the
+	// last evidenceTail; ringN counts the ring's writes.
+	ids       []string
+	ringN     int
+	distinct  *distinctSet // from the second distinct value; the first's hash is in h0
+	members   *memberSet
+	blackhole int64 // silent until then
 }
 
 type memberSet struct {
@@ -220,11 +227,27 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("detect: Config.Scenarios: %q given twice", s.Name)
 		}
 		seen[s.Name] = true
-		st := &scenarioState{s: s, buckets: newLRU[bucket](cfg.MaxKeys), stats: ScenarioStats{Name: s.Name}}
+		st := &scenarioState{s: s, buckets: newTable(cfg.MaxKeys), stats: ScenarioStats{Name: s.Name}}
 		if s.Response != nil && s.Response.Escalation != nil {
 			st.offenders = newLRU[offence](cfg.MaxKeys)
 		}
 		e.scenarios = append(e.scenarios, st)
+	}
+	e.byKind = map[string][]*scenarioState{}
+	for _, st := range e.scenarios {
+		for _, k := range st.s.kinds {
+			e.byKind[k] = nil
+		}
+		if st.s.kinds == nil {
+			e.anyKind = append(e.anyKind, st)
+		}
+	}
+	for k := range e.byKind {
+		for _, st := range e.scenarios {
+			if st.s.kinds == nil || slices.Contains(st.s.kinds, k) {
+				e.byKind[k] = append(e.byKind[k], st)
+			}
+		}
 	}
 	e.env.Evt, e.cenv.Evt = &e.ev, &e.ev
 	return e, nil
@@ -276,8 +299,14 @@ func (e *Engine) process(in Event, alerts []Alert) []Alert {
 		e.allowed++
 		return alerts
 	}
-	for _, st := range e.scenarios {
+	run, ok := e.byKind[ev.Kind]
+	if !ok {
+		run = e.anyKind
+	}
+	for _, st := range run {
 		alerts = e.run(st, ev, t, alerts)
+	}
+	for _, st := range e.scenarios {
 		st.sweep(e.now, 2)
 	}
 	return alerts
@@ -327,20 +356,19 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 		return alerts
 	}
 	key = boundKey(key)
-	n, created := st.buckets.get(key)
-	b := &n.v
+	b, created := st.buckets.get(key)
 	if created {
 		b.first, b.last = t, t
 	}
-	if b.blackhole != 0 {
-		if t < b.blackhole {
+	if b.x != nil && b.x.blackhole != 0 {
+		if t < b.x.blackhole {
 			st.stats.Suppressed++
-			if s.Members != nil && b.x != nil && b.x.members != nil {
+			if s.Members != nil && b.x.members != nil {
 				return e.campaignMember(st, key, b, ev, t, alerts)
 			}
 			return alerts
 		}
-		b.blackhole = 0
+		b.x.blackhole, b.x.members = 0, nil
 		b.reset(t)
 	}
 	if s.Type != Trigger {
@@ -353,7 +381,7 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 	case Conditional:
 		// Whole events leak out, as in CrowdSec: a bucket that held 5
 		// a moment ago still holds 5, not 4.99.
-		e.cenv.Count = math.Ceil(b.level - 1e-9)
+		e.cenv.Count = math.Ceil(float64(b.level) - 1e-6)
 		fire, err := e.runBool(s.condition, &e.cenv)
 		if err != nil {
 			st.stats.Errors++
@@ -387,7 +415,7 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 		if v == "" {
 			return alerts
 		}
-		amount = b.extra().distinct.add(hash64(v))
+		amount = b.addDistinct(hash64(v))
 	case s.weight != nil:
 		w, err := e.vm.Run(s.weight, &e.env)
 		if err != nil {
@@ -405,7 +433,7 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 			b.extra().memberAdd(v, s.Members.Max)
 		}
 	}
-	if s.Type == Leaky && b.level > float64(s.Capacity) {
+	if s.Type == Leaky && float64(b.level) > float64(s.Capacity) {
 		return e.overflow(st, key, b, ev, t, alerts)
 	}
 	return alerts
@@ -432,16 +460,52 @@ func (b *bucket) leak(t int64, leakspeed time.Duration) {
 	if t <= b.last || b.events == 0 {
 		return
 	}
-	b.level -= float64(t-b.last) / float64(leakspeed)
-	if b.level <= 0 {
+	level := float64(b.level) - float64(t-b.last)/float64(leakspeed)
+	if level <= 0 {
 		b.reset(t)
+		return
 	}
+	b.level = float32(level)
 }
 
-// reset empties the bucket, keeping its key (and blackhole).
+// reset empties the bucket, keeping its key, its blackhole and the
+// members of a campaign under way.
 func (b *bucket) reset(t int64) {
-	bh := b.blackhole
-	*b = bucket{first: t, last: t, blackhole: bh}
+	var keep *bucketExtra
+	if b.x != nil && b.x.blackhole != 0 {
+		keep = &bucketExtra{blackhole: b.x.blackhole, members: b.x.members}
+	}
+	*b = bucket{first: t, last: t, x: keep}
+}
+
+// addDistinct counts the value of hash h and returns how much the count
+// grew.
+func (b *bucket) addDistinct(h uint64) float64 {
+	if h == 0 {
+		h = 1 // 0 marks an empty h0
+	}
+	if b.h0 == 0 {
+		b.h0 = h
+		return 1
+	}
+	x := b.extra()
+	if x.distinct == nil {
+		if h == b.h0 {
+			return 0
+		}
+		x.distinct = &distinctSet{exact: []uint64{b.h0}}
+	}
+	return x.distinct.add(h)
+}
+
+func (b *bucket) distinctCount() float64 {
+	switch {
+	case b.x != nil && b.x.distinct != nil:
+		return b.x.distinct.count()
+	case b.h0 != 0:
+		return 1
+	}
+	return 0
 }
 
 func (b *bucket) pour(ev *Event, t int64, amount float64) {
@@ -449,15 +513,15 @@ func (b *bucket) pour(ev *Event, t int64, amount float64) {
 		b.first, b.firstID = t, ev.ID
 	} else {
 		x := b.extra()
-		if len(x.head) < evidenceHead-1 {
-			x.head = append(x.head, ev.ID)
+		if len(x.ids) < evidenceHead-1+evidenceTail {
+			x.ids = append(x.ids, ev.ID)
 		} else {
-			x.tail[x.tailN%evidenceTail] = ev.ID
-			x.tailN++
+			x.ids[evidenceHead-1+x.ringN%evidenceTail] = ev.ID
+			x.ringN++
 		}
 	}
-	b.events += int64(ev.Count)
-	b.level += amount
+	b.events = uint32(min(uint64(b.events)+uint64(ev.Count), math.MaxUint32))
+	b.level = float32(float64(b.level) + amount)
 	b.last = max(b.last, t)
 }
 
@@ -466,10 +530,15 @@ func (b *bucket) evidence() []string {
 	if b.x == nil {
 		return ids
 	}
-	ids = append(ids, b.x.head...)
-	n := min(b.x.tailN, evidenceTail)
-	for i := b.x.tailN - n; i < b.x.tailN; i++ {
-		ids = append(ids, b.x.tail[i%evidenceTail])
+	head := min(len(b.x.ids), evidenceHead-1)
+	ids = append(ids, b.x.ids[:head]...)
+	ring := b.x.ids[head:]
+	start := b.x.ringN % evidenceTail
+	if len(ring) < evidenceTail {
+		start = 0
+	}
+	for i := range ring {
+		ids = append(ids, ring[(start+i)%len(ring)])
 	}
 	return ids
 }
@@ -495,10 +564,10 @@ func (x *bucketExtra) memberAdd(v string, limit int) int {
 // starts the key's blackhole.
 func (e *Engine) overflow(st *scenarioState, key string, b *bucket, ev *Event, t int64, alerts []Alert) []Alert {
 	s := st.s
-	a := Alert{Scenario: s.Name, Key: key, Count: b.events, First: time.Unix(0, b.first).UTC(),
+	a := Alert{Scenario: s.Name, Key: key, Count: int64(b.events), First: time.Unix(0, b.first).UTC(),
 		Last: time.Unix(0, b.last).UTC(), Evidence: b.evidence()}
-	if b.x != nil && s.distinct != nil {
-		a.Distinct = int64(math.Round(b.x.distinct.count()))
+	if s.distinct != nil {
+		a.Distinct = int64(math.Round(b.distinctCount()))
 	}
 	var members *memberSet
 	if b.x != nil {
@@ -542,10 +611,9 @@ func (e *Engine) overflow(st *scenarioState, key string, b *bucket, ev *Event, t
 	st.stats.Alerts++
 	b.reset(t)
 	if blackhole > 0 {
-		b.blackhole = t + int64(blackhole)
-		if members != nil {
-			b.extra().members = members // the campaign goes on while the key is silent
-		}
+		x := b.extra()
+		x.blackhole = t + int64(blackhole)
+		x.members = members // a campaign goes on while its key is silent
 	}
 	return append(alerts, a)
 }
@@ -606,19 +674,19 @@ func (e *Engine) decide(st *scenarioState, value string, t int64) (Decision, boo
 // limit for live ones.
 func (st *scenarioState) sweep(now int64, n int) {
 	for ; n > 0; n-- {
-		nd := st.buckets.tail
-		if nd == nil {
+		i := st.buckets.tail
+		if i < 0 {
 			return
 		}
-		b := &nd.v
-		if b.blackhole != 0 && now < b.blackhole {
+		b := &st.buckets.slot(i).b
+		if b.x != nil && b.x.blackhole != 0 && now < b.x.blackhole {
 			return
 		}
 		if st.s.Type != Trigger && b.events > 0 &&
-			b.level-float64(now-b.last)/float64(st.s.Leakspeed) > 0 {
+			float64(b.level)-float64(now-b.last)/float64(st.s.Leakspeed) > 0 {
 			return
 		}
-		st.buckets.remove(nd)
+		st.buckets.remove(i)
 		st.stats.Expired++
 	}
 }

@@ -463,3 +463,21 @@ func TestActionsAndScopesAreTheDecisionAPIs(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterKinds(t *testing.T) {
+	for src, want := range map[string][]string{
+		`evt.kind == "a"`:                           {"a"},
+		`"a" == evt.kind && evt.status > 3`:         {"a"},
+		`evt.kind in ["a", "b"] && evt.kind != "a"`: {"a", "b"},
+		`evt.kind in ["a", "b"] && evt.kind == "b"`: {"b"},
+		`evt.kind == "a" || evt.kind == "c"`:        {"a", "c"},
+		`evt.kind == "a" || evt.status == 404`:      nil,
+		`evt.status == 404`:                         nil,
+		`!(evt.kind == "a")`:                        nil,
+	} {
+		got, ok := filterKinds(src)
+		if ok != (want != nil) || !slices.Equal(got, want) {
+			t.Errorf("%s: kinds %v (%v), want %v", src, got, ok, want)
+		}
+	}
+}

@@ -83,7 +83,8 @@ type Scenario struct {
 	filter, groupby, distinct, weight, cancelOn, condition, value *vm.Program
 	exceptions                                                    []exception
 	blackholeIsTTL                                                bool
-	source                                                        string // the YAML document, to tell a changed scenario on reload
+	kinds                                                         []string // nil: any
+	source                                                        string   // the YAML document, to tell a changed scenario on reload
 }
 
 // Response is the decision an alert asks for.
@@ -486,6 +487,13 @@ func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
 	}
 	if s.filter == nil {
 		return nil, fs.err("filter", errors.New("required"))
+	}
+	filterSrc, _ := fs.str("filter")
+	if kinds, ok := filterKinds(filterSrc); ok {
+		s.kinds = kinds
+		if s.kinds == nil {
+			s.kinds = []string{} // matches no kind
+		}
 	}
 	if s.groupby, err = fs.program("groupby", ev, reflect.String); err != nil {
 		return nil, err
