@@ -114,9 +114,10 @@ type bucketExtra struct {
 }
 
 type memberSet struct {
-	order  []string // first seen first
-	counts map[string]int
-	done   map[string]bool
+	order   []string // first seen first
+	counts  map[string]int
+	done    map[string]bool
+	trusted map[string]bool // cleared by members.clear_on: never decided in this campaign
 }
 
 type offence struct {
@@ -364,6 +365,9 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 		if t < b.x.blackhole {
 			st.stats.Suppressed++
 			if s.Members != nil && b.x.members != nil {
+				if e.clearsMember(st, b) {
+					return alerts
+				}
 				return e.campaignMember(st, key, b, ev, t, alerts)
 			}
 			return alerts
@@ -373,6 +377,9 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 	}
 	if s.Type != Trigger {
 		b.leak(t, s.Leakspeed)
+	}
+	if s.membersClear != nil && e.clearsMember(st, b) {
+		return alerts
 	}
 	switch s.Type {
 	case Trigger:
@@ -549,6 +556,9 @@ func (x *bucketExtra) memberAdd(v string, limit int) int {
 		m = &memberSet{counts: map[string]int{}}
 		x.members = m
 	}
+	if m.trusted[v] {
+		return 0
+	}
 	c, ok := m.counts[v]
 	if !ok && len(m.order) >= limit {
 		return 0
@@ -616,6 +626,42 @@ func (e *Engine) overflow(st *scenarioState, key string, b *bucket, ev *Event, t
 		x.members = members // a campaign goes on while its key is silent
 	}
 	return append(alerts, a)
+}
+
+// clearsMember says whether the event clears its member (members.clear_on),
+// and if so trusts the member for the rest of the campaign. Trust is only
+// kept while the bucket counts something or a campaign is under way, at
+// most 16 times members.max values.
+func (e *Engine) clearsMember(st *scenarioState, b *bucket) bool {
+	s := st.s
+	if s.membersClear == nil {
+		return false
+	}
+	clear, err := e.runBool(s.membersClear, &e.env)
+	if err != nil || !clear {
+		return false
+	}
+	inCampaign := b.x != nil && b.x.blackhole != 0
+	if b.events == 0 && !inCampaign {
+		return true
+	}
+	v, err := e.runString(s.value)
+	if err != nil || v == "" {
+		return true
+	}
+	x := b.extra()
+	if x.members == nil {
+		x.members = &memberSet{counts: map[string]int{}}
+	}
+	m := x.members
+	delete(m.counts, v)
+	if m.trusted == nil {
+		m.trusted = map[string]bool{}
+	}
+	if len(m.trusted) < 16*s.Members.Max {
+		m.trusted[v] = true
+	}
+	return true
 }
 
 // campaignMember counts ev for its member while a campaign's key is in

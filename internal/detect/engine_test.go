@@ -481,3 +481,28 @@ func TestFilterKinds(t *testing.T) {
 		}
 	}
 }
+
+func TestCampaignMembersClearedAreNotDecided(t *testing.T) {
+	e := mustEngine(t, Config{Scenarios: mustParse(t, `
+name: dist
+type: leaky
+filter: evt.kind in ["fail", "ok"]
+groupby: evt.service
+distinct: 'evt.kind == "fail" ? evt.actor.ip : ""'
+capacity: 3
+leakspeed: 1h
+members: {min: 2, clear_on: evt.kind == "ok"}
+response: {scope: ip, action: block-sensitive, ttl: 1h}
+`)})
+	ev := func(kind, ip string) Event { e := at(0, kind, ip); e.Service = "shop"; return e }
+	// The office fails, logs in, fails again; a bot fails twice.
+	alerts := processAll(e, ev("fail", "office"), ev("ok", "office"), ev("fail", "office"),
+		ev("fail", "bot"), ev("fail", "bot"), ev("fail", "c"), ev("fail", "d"))
+	if len(alerts) != 1 || len(alerts[0].Decisions) != 1 || alerts[0].Decisions[0].Value != "bot" {
+		t.Fatalf("campaign alert %+v, want only the bot decided", alerts)
+	}
+	// During the campaign, the office fails twice more: still trusted.
+	if alerts = processAll(e, ev("fail", "office"), ev("fail", "office"), ev("fail", "e"), ev("ok", "e"), ev("fail", "e")); len(alerts) != 0 {
+		t.Fatalf("during the campaign: %+v, want the office and e (who logged in) left alone", alerts)
+	}
+}

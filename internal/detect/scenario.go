@@ -84,7 +84,8 @@ type Scenario struct {
 	exceptions                                                    []exception
 	blackholeIsTTL                                                bool
 	kinds                                                         []string // nil: any
-	source                                                        string   // the YAML document, to tell a changed scenario on reload
+	membersClear                                                  *vm.Program
+	source                                                        string // the YAML document, to tell a changed scenario on reload
 }
 
 // Response is the decision an alert asks for.
@@ -113,7 +114,9 @@ type Escalation struct {
 // than its key: the key is the target (a login surface), the members are
 // the decision values (addresses) of the events poured into it. When the
 // bucket overflows, every member with at least Min events gets a decision;
-// until the bucket drains, a new member gets one when it reaches Min.
+// while the campaign lasts (the blackhole), a new member gets one when it
+// reaches Min. An event that matches members.clear_on (for example a
+// login success) clears its member: it is not decided in this campaign.
 type Members struct {
 	Min int
 	Max int // members tracked per bucket
@@ -558,7 +561,7 @@ func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
 		if s.Response == nil {
 			return nil, fs.err("members", errors.New("needs a response: members are the values it decides on"))
 		}
-		if s.Members, err = compileMembers(file, n); err != nil {
+		if s.Members, s.membersClear, err = compileMembers(file, n); err != nil {
 			return nil, err
 		}
 	}
@@ -665,27 +668,31 @@ func compileResponse(file string, n *yaml.Node) (*Response, *vm.Program, error) 
 	return r, value, nil
 }
 
-func compileMembers(file string, n *yaml.Node) (*Members, error) {
-	fs, err := newFieldSet(file, "members.", n, "min", "max")
+func compileMembers(file string, n *yaml.Node) (*Members, *vm.Program, error) {
+	fs, err := newFieldSet(file, "members.", n, "min", "max", "clear_on")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	clear, err := fs.program("clear_on", eventEnv{}, reflect.Bool)
+	if err != nil {
+		return nil, nil, err
 	}
 	m := &Members{Min: 1, Max: 4096}
 	if fs.has("min") {
 		if m.Min, err = fs.integer("min"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if m.Min < 1 {
-			return nil, fs.err("min", errors.New("at least 1"))
+			return nil, nil, fs.err("min", errors.New("at least 1"))
 		}
 	}
 	if fs.has("max") {
 		if m.Max, err = fs.integer("max"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if m.Max < 1 || m.Max > 1<<16 {
-			return nil, fs.err("max", errors.New("from 1 to 65536"))
+			return nil, nil, fs.err("max", errors.New("from 1 to 65536"))
 		}
 	}
-	return m, nil
+	return m, clear, nil
 }
