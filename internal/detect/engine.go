@@ -73,6 +73,7 @@ type Engine struct {
 	byKind    map[string][]*scenarioState // the scenarios an event of a kind may match, in order
 	anyKind   []*scenarioState            // those for a kind no filter names
 	allow     *allowlist
+	maxKeys   int
 	now       int64 // the latest event time seen, unix nanoseconds
 	events    uint64
 	allowed   uint64
@@ -218,23 +219,54 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{allow: allow}
+	e := &Engine{allow: allow, maxKeys: cfg.MaxKeys}
+	if err := e.setScenarios(cfg.Scenarios); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Reload replaces the engine's scenarios, as when their files change. A
+// scenario whose YAML is unchanged keeps its buckets and counters; a
+// changed one starts empty but keeps the actors it escalates on; a
+// removed one is forgotten. On error nothing changes.
+func (e *Engine) Reload(scenarios []*Scenario) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.setScenarios(scenarios)
+}
+
+func (e *Engine) setScenarios(scenarios []*Scenario) error {
+	old := map[string]*scenarioState{}
+	for _, st := range e.scenarios {
+		old[st.s.Name] = st
+	}
+	var states []*scenarioState
 	seen := map[string]bool{}
-	for i, s := range cfg.Scenarios {
+	for i, s := range scenarios {
 		if s == nil || s.filter == nil {
-			return nil, fmt.Errorf("detect: Config.Scenarios[%d]: not a compiled scenario (use Parse)", i)
+			return fmt.Errorf("detect: scenario %d: not a compiled scenario (use Parse)", i)
 		}
 		if seen[s.Name] {
-			return nil, fmt.Errorf("detect: Config.Scenarios: %q given twice", s.Name)
+			return fmt.Errorf("detect: scenario %q given twice", s.Name)
 		}
 		seen[s.Name] = true
-		st := &scenarioState{s: s, buckets: newTable(cfg.MaxKeys), stats: ScenarioStats{Name: s.Name}}
-		if s.Response != nil && s.Response.Escalation != nil {
-			st.offenders = newLRU[offence](cfg.MaxKeys)
+		if o := old[s.Name]; o != nil && o.s.source == s.source {
+			states = append(states, o)
+			continue
 		}
-		e.scenarios = append(e.scenarios, st)
+		st := &scenarioState{s: s, buckets: newTable(e.maxKeys), stats: ScenarioStats{Name: s.Name}}
+		if s.Response != nil && s.Response.Escalation != nil {
+			st.offenders = newLRU[offence](e.maxKeys)
+			if o := old[s.Name]; o != nil && o.offenders != nil {
+				st.offenders = o.offenders
+			}
+		}
+		states = append(states, st)
 	}
+	e.scenarios = states
 	e.byKind = map[string][]*scenarioState{}
+	e.anyKind = nil
 	for _, st := range e.scenarios {
 		for _, k := range st.s.kinds {
 			e.byKind[k] = nil
@@ -251,7 +283,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	e.env.Evt, e.cenv.Evt = &e.ev, &e.ev
-	return e, nil
+	return nil
 }
 
 // Stats returns the counters so far.

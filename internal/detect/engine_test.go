@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -504,5 +505,32 @@ response: {scope: ip, action: block-sensitive, ttl: 1h}
 	// During the campaign, the office fails twice more: still trusted.
 	if alerts = processAll(e, ev("fail", "office"), ev("fail", "office"), ev("fail", "e"), ev("ok", "e"), ev("fail", "e")); len(alerts) != 0 {
 		t.Fatalf("during the campaign: %+v, want the office and e (who logged in) left alone", alerts)
+	}
+}
+
+func TestReloadKeepsTheStateOfUnchangedScenarios(t *testing.T) {
+	a := mustParse(t, leaky3)
+	e := mustEngine(t, Config{Scenarios: a})
+	processAll(e, at(0, "x", "a"), at(time.Second, "x", "a"))
+
+	// The same YAML, parsed again: the bucket holding two events stays.
+	if err := e.Reload(mustParse(t, leaky3)); err != nil {
+		t.Fatal(err)
+	}
+	if alerts := e.Process(at(2*time.Second, "x", "a")); len(alerts) != 1 {
+		t.Fatalf("after reloading an unchanged scenario: %d alerts, want its bucket kept and overflowing", len(alerts))
+	}
+
+	// A changed capacity starts empty.
+	processAll(e, at(2*time.Minute, "x", "b"), at(2*time.Minute+time.Second, "x", "b"))
+	changed := strings.Replace(leaky3, "capacity: 2", "capacity: 1", 1)
+	if err := e.Reload(mustParse(t, changed)); err != nil {
+		t.Fatal(err)
+	}
+	if alerts := e.Process(at(2*time.Minute+2*time.Second, "x", "b")); len(alerts) != 0 {
+		t.Fatalf("after changing the scenario: %+v, want an empty bucket", alerts)
+	}
+	if err := e.Reload(append(mustParse(t, changed), mustParse(t, changed)...)); err == nil {
+		t.Error("Reload accepted a scenario twice")
 	}
 }

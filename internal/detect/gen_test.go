@@ -276,6 +276,38 @@ var generated = map[string]func() []Event{
 		}
 		return tr.events("probe")
 	},
+	"scraping": func() []Event {
+		tr := newTraffic(12)
+		// 50 pages a second for 35 seconds, and some images.
+		for i := range 1750 {
+			tr.add(time.Duration(i)*20*time.Millisecond, request("203.0.113.66", "", "GET /products/{id}", fmt.Sprintf("/products/%d", i), 200))
+			if i%10 == 0 {
+				tr.add(time.Duration(i)*20*time.Millisecond, request("203.0.113.66", "", "", fmt.Sprintf("/img/%d.jpg", i), 200))
+			}
+		}
+		// A gateway summary: 300 requests of one address in one event, then
+		// a quiet browser.
+		summary := request("198.51.100.99", "", "GET /products/{id}", "/products/1", 200)
+		summary.Count = 300
+		tr.add(time.Minute, summary)
+		for i := range 100 {
+			tr.add(time.Duration(i)*2*time.Second, request("198.51.100.10", "", "GET /products/{id}", fmt.Sprintf("/products/%d", i), 200))
+		}
+		return tr.events("scrape")
+	},
+	"admin-route-abuse": func() []Event {
+		tr := newTraffic(13)
+		admin := func(user, expected string, status int) Event {
+			ev := request("198.51.100.10", user, "POST /admin/refunds", "/admin/refunds", status)
+			ev.Attrs = map[string]string{"sensitive": "true", "expected": expected}
+			return ev
+		}
+		tr.add(0, admin("u-ops", "true", 200))            // expected there
+		tr.add(time.Second, admin("u-eve", "false", 403)) // refused: the policy did its job
+		tr.add(2*time.Second, admin("u-eve", "false", 200))
+		tr.add(3*time.Second, admin("u-eve", "false", 200)) // the same key, silent
+		return tr.events("admin")
+	},
 	"bola": func() []Event {
 		tr := newTraffic(11)
 		for i := range 20 {

@@ -66,6 +66,16 @@ var campaigns = []campaign{
 			tr.add(s+time.Duration(i)*time.Second, request("45.38.1.1", "", "", fmt.Sprintf("/probe/%d", i), 404))
 		}
 	}},
+	{"scraping", 12 * time.Hour, "scraping", ScopeIP, "45.40.1.1", func(tr *traffic, s time.Duration) {
+		for i := range 4000 {
+			tr.add(s+time.Duration(i)*40*time.Millisecond, request("45.40.1.1", "", "GET /products/{id}", fmt.Sprintf("/products/%d", i), 200))
+		}
+	}},
+	{"admin-route abuse", 13 * time.Hour, "admin-route-abuse", ScopeUser, "u-eve", func(tr *traffic, s time.Duration) {
+		ev := request("45.41.1.1", "u-eve", "POST /admin/refunds", "/admin/refunds", 200)
+		ev.Attrs = map[string]string{"sensitive": "true", "expected": "false"}
+		tr.add(s, ev)
+	}},
 	{"bola", 11 * time.Hour, "bola", ScopeUser, "u-mallory", func(tr *traffic, s time.Duration) {
 		for i := range 20 {
 			tr.add(s+time.Duration(i)*4*time.Second, objectAccess("45.39.1.1", "u-mallory", "order", fmt.Sprintf("o-%04d-0", i), fmt.Sprintf("u%04d", i)))
