@@ -534,3 +534,26 @@ func TestReloadKeepsTheStateOfUnchangedScenarios(t *testing.T) {
 		t.Error("Reload accepted a scenario twice")
 	}
 }
+
+func TestProcessFromSeveralGoroutines(t *testing.T) {
+	e := mustEngine(t, Config{Scenarios: Builtin()})
+	evs := generated["credential-stuffing-distributed"]()
+	done := make(chan int)
+	for g := range 4 {
+		go func() {
+			n := 0
+			for i := g; i < len(evs); i += 4 {
+				n += len(e.Process(evs[i]))
+				_ = e.Stats()
+			}
+			done <- n
+		}()
+	}
+	alerts := 0
+	for range 4 {
+		alerts += <-done
+	}
+	if st := e.Stats(); st.Events != uint64(len(evs)) || alerts == 0 {
+		t.Errorf("%d events counted of %d, %d alerts", st.Events, len(evs), alerts)
+	}
+}
