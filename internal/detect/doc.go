@@ -44,7 +44,8 @@
 // Other fields: weight (leaky: how much an event fills, default its
 // Count), condition (conditional: the event for which it holds raises the
 // alert, with count the events already in the bucket), members (decide
-// against each actor of a campaign whose key is its target), and
+// against each actor of a campaign whose key is its target; min, max,
+// clear_on), and
 // response.value (the decision's value, by default the scope's field of
 // the actor), response.rate_limit, response.escalation.factor and
 // .memory.

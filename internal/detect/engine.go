@@ -301,7 +301,8 @@ func (e *Engine) Stats() Stats {
 
 // Process runs one event through every scenario and returns the alerts
 // it raised, in scenario order. Events should come in time order; one
-// older than a bucket's last event is counted without leaking it.
+// older than a bucket's last event is counted without leaking it, and one
+// without a time takes the latest time seen.
 func (e *Engine) Process(ev Event) []Alert {
 	e.mu.Lock()
 	defer e.mu.Unlock()

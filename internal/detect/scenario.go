@@ -130,6 +130,8 @@ type LoadError struct {
 	Err   error
 }
 
+// Error says file:line: field: what is wrong, the form editors and CI
+// logs link to.
 func (e *LoadError) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -145,6 +147,7 @@ func (e *LoadError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the underlying error, for errors.Is and errors.As.
 func (e *LoadError) Unwrap() error { return e.Err }
 
 // Parse compiles the scenarios of one YAML file (several documents may be
