@@ -154,7 +154,7 @@ func benignDay(tr *traffic, users int, span time.Duration) {
 var generated = map[string]func() []Event{
 	"benign": func() []Event {
 		tr := newTraffic(1)
-		benignDay(tr, 150, time.Hour)
+		benignDay(tr, 40, time.Hour)
 		return tr.events("benign")
 	},
 	"injection-escalation": func() []Event {
