@@ -43,8 +43,10 @@ func Check(ctx context.Context, agent *rampart.Agent, base, name string) error {
 	return report(ctx, agent, "", name, &t, f)
 }
 
-// minInput mirrors the SDK's rule for request inputs: one character cannot
-// both climb and name something, so alone it can only make a path fail.
+// minInput is the length below which an input is not considered. This is
+// the guard's own rule, not one the SDK applies to every input: one
+// character cannot both climb and name something, so alone it can only make
+// a path fail.
 const minInput = 2
 
 // maxOccurrences bounds the occurrences of one input form examined in one

@@ -93,9 +93,10 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 	}
 }
 
-// minInput mirrors the SDK's rule: a one-byte input cannot both open and use
-// a string or comment, nor hold an escape sequence, so alone it can only
-// make a statement fail.
+// minInput is the length below which an input is not considered. This is
+// the guard's own rule, not one the SDK applies to every input: a one-byte
+// input cannot both open and use a string or comment, nor hold an escape
+// sequence, so alone it can only make a statement fail.
 const minInput = 2
 
 // onlyQuotesAndSpace reports whether input holds nothing but quote characters
