@@ -105,9 +105,9 @@ func BenchmarkCommand(b *testing.B) {
 			b.Run("cmd="+c.name+"/case="+kase+"/guard=on", func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					cmd, err := g.Command(ctx, argv[0], argv[1:]...)
-					if (cmd == nil) != wantBlocked || (err != nil) != wantBlocked {
-						b.Fatal(cmd, err)
+					cmd := g.CommandContext(ctx, argv[0], argv[1:]...)
+					if (cmd.Err != nil) != wantBlocked {
+						b.Fatal(cmd.Err)
 					}
 				}
 			})
@@ -144,11 +144,7 @@ func BenchmarkStart(b *testing.B) {
 	})
 	b.Run("guard=on", func(b *testing.B) {
 		for b.Loop() {
-			cmd, err := g.Command(ctx, "/bin/true")
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := cmd.Run(); err != nil {
+			if err := g.CommandContext(ctx, "/bin/true").Run(); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -6,9 +6,10 @@ import (
 	"unicode/utf8"
 )
 
-// minInput mirrors the SDK's rule: one-byte inputs are not considered. A
-// single character occurs in almost every command line, and on its own it
-// can add at most one operator with nothing to run after it.
+// minInput is the length below which an input is not considered. This is
+// the guard's own rule, not one the SDK applies to every input: a single
+// character occurs in almost every command line, and on its own it can add
+// at most one operator with nothing to run after it.
 const minInput = 2
 
 // maxOccurrences bounds how many occurrences of one input in one script are

@@ -19,6 +19,9 @@ import (
 // canary file. It tries 400 inputs from a fixed seed; set
 // EXECGUARD_PROBE=5m to search longer with a random seed.
 func TestDifferential(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs hundreds of shells to compare the guard with a real one; the full suite (without -short) runs it")
+	}
 	tries, seed := 400, int64(1)
 	var deadline time.Time
 	if d, err := time.ParseDuration(os.Getenv("EXECGUARD_PROBE")); err == nil {

@@ -1,18 +1,24 @@
 // Package execguard blocks command injection at the exec call, with no false
 // positives on input that stays one argument.
 //
-// Build commands through the guard instead of os/exec:
+// Build commands through the guard instead of os/exec; the call has
+// exec.CommandContext's shape, so switching is a mechanical edit:
 //
 //	guard, err := execguard.New(agent)
-//	cmd, err := guard.Command(ctx, "sh", "-c", "convert "+name+" out.png") // instead of exec.CommandContext
+//	...
+//	cmd := guard.CommandContext(ctx, "sh", "-c", "convert "+name+" out.png") // was exec.CommandContext
+//	out, err := cmd.Output()
 //	if errors.Is(err, rampart.ErrBlocked) { ... }
 //
-// [Guard.Command] returns exec.CommandContext's Cmd when the command line is
-// safe; [Guard.Check] checks a command line built some other way. In block
-// mode an injection returns an error wrapping rampart.ErrBlocked and no Cmd;
-// in monitor mode the Cmd is returned and the event is only reported. The
-// untrusted inputs come from the context (see rampart.Inputs): the request
-// that rampart's middleware is serving, or what a queue worker marked with
+// [Guard.CommandContext] returns exec.CommandContext's Cmd. When the command
+// line would let an untrusted input inject, the event is reported and, in
+// block mode, the Cmd's Err field holds an error wrapping
+// rampart.ErrBlocked: Start, Run, Output and CombinedOutput return it and
+// nothing runs, as they return a program that exec.LookPath did not find.
+// In monitor mode the command runs and the event is only reported.
+// [Guard.Check] checks a command line built some other way. The untrusted
+// inputs come from the context (see rampart.Inputs): the request that
+// rampart's middleware is serving, or what a queue worker marked with
 // rampart.WithUntrusted.
 //
 // # Shell scripts
@@ -48,8 +54,8 @@
 // The arguments after the script ($0, $1, ...) are data too, which makes
 // the second line the safe way to pass input to a script:
 //
-//	guard.Command(ctx, "sh", "-c", `printf %s 'it'\''s fine'`)
-//	guard.Command(ctx, "sh", "-c", `convert "$1" out.png`, "sh", name)
+//	guard.CommandContext(ctx, "sh", "-c", `printf %s 'it'\''s fine'`)
+//	guard.CommandContext(ctx, "sh", "-c", `convert "$1" out.png`, "sh", name)
 //
 // Even there, the guard follows $1 (and $@, $*) into the script: it is an
 // injection when the script runs it as code (eval "$1", sh -c "ls $1"),
@@ -73,8 +79,8 @@
 //
 // # Program names
 //
-// An input that is the whole program name — the name passed to Command, the
-// command word of a script, the command that env, sudo, nice, timeout,
+// An input that is the whole program name — the name passed to
+// CommandContext, the command word of a script, the command that env, sudo, nice, timeout,
 // nohup, setsid, stdbuf, chroot or busybox run — is an injection, and so is
 // an input with a slash in a program name (it can walk to another program).
 // An input that is only part of a name ("convert-" + format) is allowed.

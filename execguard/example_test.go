@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"strings"
 
 	"github.com/rampartsec/rampart"
@@ -14,50 +15,65 @@ import (
 // A queue worker marks its job's file name as untrusted. Correctly quoted,
 // or passed as $1, the name is one word of the script and the command runs;
 // concatenated between quotes it does not escape, the same name adds a
-// command, and the guard refuses it before anything starts.
-func ExampleGuard_Command() {
-	agent, _ := rampart.New(rampart.Config{Service: "thumbnails", Logger: slog.New(slog.DiscardHandler)})
+// command, and the guard refuses it: Output returns the refusal, as it
+// returns a program that is not found, and nothing starts.
+func ExampleGuard_CommandContext() {
+	agent, err := rampart.New(rampart.Config{Service: "thumbnails", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer agent.Close(context.Background())
-	guard, _ := execguard.New(agent)
+	guard, err := execguard.New(agent)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	name := "x'; touch pwned; '"
 	ctx := rampart.WithUntrusted(context.Background(), "job", name)
+	run := func(how string, cmd *exec.Cmd) {
+		out, err := cmd.Output()
+		var blocked *rampart.BlockedError
+		switch {
+		case errors.As(err, &blocked):
+			fmt.Printf("%s: refused: %s\n", how, blocked.Event.Reason)
+		case err != nil:
+			fmt.Printf("%s: %v\n", how, err)
+		default:
+			fmt.Printf("%s: %s", how, out)
+		}
+	}
 
 	quoted := "'" + strings.ReplaceAll(name, "'", `'\''`) + "'"
-	cmd, err := guard.Command(ctx, "sh", "-c", "printf '%s\\n' "+quoted)
-	if err == nil {
-		out, _ := cmd.Output()
-		fmt.Printf("quoted: %s", out)
-	}
-
-	cmd, err = guard.Command(ctx, "sh", "-c", `printf '%s\n' "$1"`, "sh", name)
-	if err == nil {
-		out, _ := cmd.Output()
-		fmt.Printf("as $1: %s", out)
-	}
-
-	_, err = guard.Command(ctx, "sh", "-c", "printf '%s\\n' '"+name+"'")
-	var blocked *rampart.BlockedError
-	if errors.As(err, &blocked) {
-		fmt.Println("concatenated:", blocked.Event.Reason)
-	}
+	run("quoted", guard.CommandContext(ctx, "sh", "-c", "printf '%s\\n' "+quoted))
+	run("as $1", guard.CommandContext(ctx, "sh", "-c", `printf '%s\n' "$1"`, "sh", name))
+	run("concatenated", guard.CommandContext(ctx, "sh", "-c", "printf '%s\\n' '"+name+"'"))
 	// Output:
 	// quoted: x'; touch pwned; '
 	// as $1: x'; touch pwned; '
-	// concatenated: input closes a single-quoted string and adds a command separator ';'
+	// concatenated: refused: input closes a single-quoted string and adds a command separator ';'
 }
 
 // An argument that starts with a dash from the input is an option; after
 // "--" it is an operand.
 func ExampleGuard_Check() {
-	agent, _ := rampart.New(rampart.Config{Service: "repos", Logger: slog.New(slog.DiscardHandler)})
+	agent, err := rampart.New(rampart.Config{Service: "repos", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer agent.Close(context.Background())
-	guard, _ := execguard.New(agent)
+	guard, err := execguard.New(agent)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	path := "--output=/etc/cron.d/job"
 	ctx := rampart.WithUntrusted(context.Background(), "query", path)
 
-	err := guard.Check(ctx, "git", "log", "--oneline", path)
+	err = guard.Check(ctx, "git", "log", "--oneline", path)
 	fmt.Println("as an argument:", errors.Is(err, rampart.ErrBlocked))
 
 	err = guard.Check(ctx, "git", "log", "--oneline", "--", path)

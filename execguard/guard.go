@@ -23,11 +23,42 @@ func New(agent *rampart.Agent) (*Guard, error) {
 	return &Guard{agent: agent}, nil
 }
 
+// CommandContext is exec.CommandContext for a command line that may carry
+// untrusted input: it returns exec.CommandContext(ctx, name, arg...) and,
+// when an untrusted input of ctx would inject into the command line (see
+// [Guard.Check]), reports the event. In block mode the returned Cmd's Err
+// field holds the error wrapping rampart.ErrBlocked, so Start, Run, Output
+// and CombinedOutput return it and nothing runs, as they return a program
+// that exec.LookPath did not find; in monitor mode the Cmd runs. Switching
+// from os/exec is therefore a mechanical edit, and the error is handled
+// where the Cmd runs, as it already is.
+//
+// The check covers name and arg as passed: fields of the Cmd changed
+// afterwards (Args, Path) are not checked, and clearing Err runs a command
+// the guard refused. A nil ctx does not panic as it does in os/exec: the
+// Cmd's Err says so.
+func (g *Guard) CommandContext(ctx context.Context, name string, arg ...string) *exec.Cmd {
+	if ctx == nil {
+		cmd := exec.Command(name, arg...)
+		cmd.Err = errors.New("execguard: CommandContext: nil context")
+		return cmd
+	}
+	cmd := exec.CommandContext(ctx, name, arg...)
+	if err := g.Check(ctx, name, arg...); err != nil {
+		cmd.Err = err
+	}
+	return cmd
+}
+
 // Command returns exec.CommandContext(ctx, name, args...) when the command
 // line may run (see [Guard.Check]). When an untrusted input of ctx would
 // inject into it, Command reports the event and, in block mode, returns a
 // nil Cmd and an error wrapping rampart.ErrBlocked; in monitor mode it
 // returns the Cmd and nil.
+//
+// Deprecated: use [Guard.CommandContext], which has exec.CommandContext's
+// shape and reports a refusal through the Cmd's Err field. Command will be
+// removed in the next release.
 func (g *Guard) Command(ctx context.Context, name string, args ...string) (*exec.Cmd, error) {
 	if ctx == nil {
 		return nil, errors.New("execguard: Command: nil context")
@@ -43,9 +74,9 @@ func (g *Guard) Command(ctx context.Context, name string, args ...string) (*exec
 // dash of an option, or in a shell script (sh -c, bash -lc, eval, ssh's
 // remote command) where it is not wholly inside one word. Otherwise it
 // reports the event and, in block mode, returns an error wrapping
-// rampart.ErrBlocked. Use it for commands that are not built with
-// [Guard.Command] (an exec.Cmd assembled by hand, a library that takes
-// argv).
+// rampart.ErrBlocked. [Guard.CommandContext] calls it; call it directly
+// for commands that are not built that way (an exec.Cmd assembled by hand,
+// a library that takes argv).
 //
 // When no input occurs in the command line, Check costs one substring
 // search per input and word, and nothing is allocated; only a script that

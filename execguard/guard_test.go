@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -194,7 +196,7 @@ func TestCheckReasons(t *testing.T) {
 			if ev.Reason != tc.reason {
 				t.Errorf("reason %q, want %q (detail %s)", ev.Reason, tc.reason, ev.Detail)
 			}
-			if ev.Kind != "command_injection" || ev.Sink != "os/exec" || ev.Input.Value != tc.input || ev.Input.Source != "query" {
+			if ev.Kind != rampart.KindCommandInjection || ev.Sink != "os/exec" || ev.Input.Value != tc.input || ev.Input.Source != "query" {
 				t.Errorf("event %+v", ev)
 			}
 			if !strings.Contains(ev.Detail, "⟦") {
@@ -264,23 +266,104 @@ func TestNoInputNoCheck(t *testing.T) {
 	}
 }
 
-func TestMonitorModeReturnsTheCommand(t *testing.T) {
+func TestMonitorModeRunsTheCommand(t *testing.T) {
 	g, sink := newGuard(t, rampart.ModeMonitor)
-	ctx := rampart.WithUntrusted(context.Background(), "query", "x; id")
-	cmd, err := g.Command(ctx, "sh", "-c", "printf %s x; id")
-	if err != nil || cmd == nil {
-		t.Fatalf("Command in monitor mode: %v, %v", cmd, err)
+	ctx := rampart.WithUntrusted(context.Background(), "query", "x; printf y")
+	cmd := g.CommandContext(ctx, "sh", "-c", "printf %s x; printf y")
+	if cmd.Err != nil {
+		t.Fatalf("CommandContext in monitor mode: Err = %v", cmd.Err)
 	}
-	if ev := sink.next(t); ev.Action != rampart.ActionMonitored || ev.Kind != "command_injection" {
+	if out, err := cmd.Output(); err != nil || string(out) != "xy" {
+		t.Fatalf("Output in monitor mode: %q, %v, want \"xy\"", out, err)
+	}
+	if ev := sink.next(t); ev.Action != rampart.ActionMonitored || ev.Kind != rampart.KindCommandInjection {
 		t.Errorf("event %+v", ev)
 	}
 }
 
-func TestCommandRequiresAContext(t *testing.T) {
+// A refused command reports the refusal through Cmd.Err, the way
+// exec.CommandContext reports a program that LookPath did not find: every
+// method that would start the process returns it, and nothing runs.
+func TestRefusedCommandDoesNotRun(t *testing.T) {
+	g, sink := newGuard(t, rampart.ModeBlock)
+	for name, run := range map[string]func(*exec.Cmd) error{
+		"Run":            (*exec.Cmd).Run,
+		"Start":          (*exec.Cmd).Start,
+		"Output":         func(c *exec.Cmd) error { _, err := c.Output(); return err },
+		"CombinedOutput": func(c *exec.Cmd) error { _, err := c.CombinedOutput(); return err },
+	} {
+		t.Run(name, func(t *testing.T) {
+			canary := filepath.Join(t.TempDir(), "canary")
+			in := "x; touch " + canary
+			cmd := g.CommandContext(rampart.WithUntrusted(context.Background(), "query", in), "sh", "-c", "printf %s "+in)
+			if !errors.Is(cmd.Err, rampart.ErrBlocked) {
+				t.Fatalf("Cmd.Err = %v, want ErrBlocked", cmd.Err)
+			}
+			if err := run(cmd); !errors.Is(err, rampart.ErrBlocked) {
+				t.Fatalf("%s: %v, want ErrBlocked", name, err)
+			}
+			if cmd.Process != nil {
+				t.Errorf("%s started process %d", name, cmd.Process.Pid)
+			}
+			if ok, _ := exists(canary); ok {
+				t.Errorf("the injected command ran: %s exists", canary)
+			}
+			if ev := sink.next(t); ev.Action != rampart.ActionBlocked || ev.Input.Value != in {
+				t.Errorf("event %+v", ev)
+			}
+		})
+	}
+}
+
+func TestAllowedCommandRuns(t *testing.T) {
+	g, sink := newGuard(t, rampart.ModeBlock)
+	name := "x'; touch pwned; '"
+	ctx := rampart.WithUntrusted(context.Background(), "job", name)
+	dir := t.TempDir()
+	cmd := g.CommandContext(ctx, "sh", "-c", `printf %s "$1"`, "sh", name)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil || string(out) != name {
+		t.Fatalf("Output: %q, %v, want %q", out, err, name)
+	}
+	if ok, _ := exists(filepath.Join(dir, "pwned")); ok {
+		t.Error("the input ran as a command")
+	}
+	select {
+	case ev := <-sink.ch:
+		t.Errorf("an allowed command reported %+v", ev)
+	default:
+	}
+}
+
+func TestCommandContextWithoutAContext(t *testing.T) {
 	g, _ := newGuard(t, rampart.ModeBlock)
+	canary := filepath.Join(t.TempDir(), "canary")
 	//lint:ignore SA1012 the nil context is what is tested
-	if _, err := g.Command(nil, "true"); err == nil {
-		t.Fatal("Command(nil, ...) succeeded")
+	cmd := g.CommandContext(nil, "touch", canary)
+	if err := cmd.Run(); err == nil || errors.Is(err, rampart.ErrBlocked) {
+		t.Fatalf("Run of CommandContext(nil, ...): %v, want an error that is not ErrBlocked", err)
+	}
+	if ok, _ := exists(canary); ok {
+		t.Error("the command ran without a context")
+	}
+}
+
+// Command is deprecated but keeps its behaviour for one release: no Cmd
+// and the error when refused, the Cmd in monitor mode.
+func TestDeprecatedCommand(t *testing.T) {
+	ctx := rampart.WithUntrusted(context.Background(), "query", "x; id")
+	block, _ := newGuard(t, rampart.ModeBlock)
+	if cmd, err := block.Command(ctx, "sh", "-c", "printf %s x; id"); cmd != nil || !errors.Is(err, rampart.ErrBlocked) {
+		t.Errorf("Command in block mode: %v, %v, want no Cmd and ErrBlocked", cmd, err)
+	}
+	monitor, _ := newGuard(t, rampart.ModeMonitor)
+	if cmd, err := monitor.Command(ctx, "sh", "-c", "printf %s x; id"); cmd == nil || err != nil {
+		t.Errorf("Command in monitor mode: %v, %v, want the Cmd", cmd, err)
+	}
+	//lint:ignore SA1012 the nil context is what is tested
+	if _, err := block.Command(nil, "true"); err == nil {
+		t.Error("Command(nil, ...) succeeded")
 	}
 }
 
@@ -300,10 +383,11 @@ func TestQueueWorker(t *testing.T) {
 		{"--checkpoint-action=exec=touch " + canary, true},
 	} {
 		ctx := rampart.WithUntrusted(context.Background(), "job", job.payload)
-		cmd, err := g.Command(ctx, "sh", "-c", "printf %s "+job.payload+" >/dev/null")
+		cmd := g.CommandContext(ctx, "sh", "-c", "printf %s "+job.payload+" >/dev/null")
+		out, err := cmd.CombinedOutput()
 		if job.blocked {
-			if !errors.Is(err, rampart.ErrBlocked) || cmd != nil {
-				t.Errorf("job %q: %v, %v, want ErrBlocked", job.payload, cmd, err)
+			if !errors.Is(err, rampart.ErrBlocked) {
+				t.Errorf("job %q: %v, want ErrBlocked", job.payload, err)
 				continue
 			}
 			if ev := sink.next(t); ev.Input.Source != "job" || ev.Input.Value != job.payload {
@@ -312,10 +396,6 @@ func TestQueueWorker(t *testing.T) {
 			continue
 		}
 		if err != nil {
-			t.Errorf("job %q: %v", job.payload, err)
-			continue
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Errorf("job %q: %v %s", job.payload, err, out)
 		}
 	}
@@ -335,12 +415,7 @@ func TestHTTPRequest(t *testing.T) {
 	g, _ := execguard.New(agent)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /echo", func(w http.ResponseWriter, r *http.Request) {
-		cmd, err := g.Command(r.Context(), "sh", "-c", "printf %s "+r.URL.Query().Get("text"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		out, err := cmd.Output()
+		out, err := g.CommandContext(r.Context(), "sh", "-c", "printf %s "+r.URL.Query().Get("text")).Output()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

@@ -21,7 +21,8 @@ import (
 //	            usual download handler; it is benign
 //
 // Each iteration opens and closes the file. BenchmarkCheck measures the
-// check alone, without the open. Results are in BENCHMARKS.md, with the
+// check alone, without the open: Guard.Check, and the deprecated
+// package-level Check. Results are in BENCHMARKS.md, with the
 // commands that reproduce them.
 
 // benchInputs are 19 values of the kind one request carries (headers, query
@@ -39,7 +40,7 @@ type benchEnv struct {
 	base  string
 	name  string // benchDir/benchFile
 	agent *rampart.Agent
-	dir   *fsguard.Dir
+	guard *fsguard.Guard
 	root  *os.Root
 	ctx   map[string]context.Context // by case
 }
@@ -59,7 +60,7 @@ func newBenchEnv(b *testing.B) benchEnv {
 	b.Cleanup(func() { root.Close() })
 	bg := context.Background()
 	return benchEnv{
-		base: base, name: name, agent: agent, dir: d, root: root,
+		base: base, name: name, agent: agent, guard: d, root: root,
 		ctx: map[string]context.Context{
 			"none":  rampart.WithUntrusted(bg, "query", append(benchInputs[:len(benchInputs):len(benchInputs)], benchQuiet)...),
 			"input": rampart.WithUntrusted(bg, "query", append(benchInputs[:len(benchInputs):len(benchInputs)], benchFile)...),
@@ -75,12 +76,12 @@ func BenchmarkOpen(b *testing.B) {
 	}{
 		{"os.Open", func(context.Context) (*os.File, error) { return os.Open(filepath.Join(env.base, env.name)) }},
 		{"os.Root.Open", func(context.Context) (*os.File, error) { return env.root.Open(env.name) }},
-		{"Dir.Open", func(ctx context.Context) (*os.File, error) { return env.dir.Open(ctx, env.name) }},
-		{"Check+os.Open", func(ctx context.Context) (*os.File, error) {
-			if err := fsguard.Check(ctx, env.agent, env.base, env.name); err != nil {
+		{"Guard.Open", func(ctx context.Context) (*os.File, error) { return env.guard.Open(ctx, env.name) }},
+		{"Guard.Check+os.Open", func(ctx context.Context) (*os.File, error) {
+			if err := env.guard.Check(ctx, env.name); err != nil {
 				return nil, err
 			}
-			return os.Open(filepath.Join(env.base, env.name))
+			return os.Open(filepath.Join(env.guard.Name(), env.name))
 		}},
 	}
 	for _, c := range []string{"none", "input"} {
@@ -104,6 +105,8 @@ func BenchmarkCheck(b *testing.B) {
 	env := newBenchEnv(b)
 	for _, c := range []string{"none", "input"} {
 		ctx := env.ctx[c]
+		// The deprecated package-level function, which resolves the base on
+		// every call.
 		b.Run("case="+c+"/impl=Check", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -112,10 +115,10 @@ func BenchmarkCheck(b *testing.B) {
 				}
 			}
 		})
-		b.Run("case="+c+"/impl=Dir.Check", func(b *testing.B) {
+		b.Run("case="+c+"/impl=Guard.Check", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := env.dir.Check(ctx, env.name); err != nil {
+				if err := env.guard.Check(ctx, env.name); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -17,42 +17,49 @@ import (
 // leave base (see the package documentation). Otherwise it reports the event
 // to agent and, in block mode, returns an error wrapping rampart.ErrBlocked.
 //
-// Check is for code that keeps its own calls, such as
+// Deprecated: use [New] once, then [Guard.Check] on every call: the agent
+// and the directory are bound once, as for the other guards, and the
+// directory's path is resolved once instead of on every call. Code that
+// keeps os.Open(filepath.Join(base, name)) becomes
 //
-//	if err := fsguard.Check(ctx, agent, base, name); err != nil {
+//	files, err := fsguard.New(agent, base) // at start-up
+//	...
+//	if err := files.Check(ctx, name); err != nil {
 //		return err
 //	}
-//	f, err := os.Open(filepath.Join(base, name))
+//	f, err := os.Open(filepath.Join(files.Name(), name))
 //
-// Pass base and name apart, not the joined path: filepath.Join cleans away
-// the ".." segments that made the attack, and with them the input. Checking
-// then using a path leaves a window in which a symbolic link can be swapped
-// in; a [Dir] has none, because os.Root resolves the name as it opens it.
-//
-// When no input occurs in name, Check costs one substring search per input.
-// When one does, it also looks up the input's path components (os.Lstat).
+// Check will be removed in the next release.
 func Check(ctx context.Context, agent *rampart.Agent, base, name string) error {
 	if agent == nil {
 		return errors.New("fsguard: Check: agent is nil")
 	}
 	t := target{given: base}
-	f, ok := inspect(ctx, name, &t, true, true)
+	return check(ctx, agent, &t, name)
+}
+
+// check is Guard.Check and the package-level Check: t holds what is known of
+// the directory, and is filled in as the name needs it.
+func check(ctx context.Context, agent *rampart.Agent, t *target, name string) error {
+	f, ok := inspect(ctx, name, t, true, true)
 	if !ok {
 		return rampart.CheckInputsComplete(ctx, "os")
 	}
-	return report(ctx, agent, "", name, &t, f)
+	return report(ctx, agent, "", name, t, f)
 }
 
-// minInput mirrors the SDK's rule for request inputs: one character cannot
-// both climb and name something, so alone it can only make a path fail.
+// minInput is the length below which an input is not considered. This is
+// the guard's own rule, not one the SDK applies to every input: one
+// character cannot both climb and name something, so alone it can only make
+// a path fail.
 const minInput = 2
 
 // maxOccurrences bounds the occurrences of one input form examined in one
 // name.
 const maxOccurrences = 8
 
-// target is the directory a name is relative to. A Dir computes it once; the
-// package-level Check computes its parts only when a name needs them.
+// target is the directory a name is relative to. A Guard computes it once;
+// the package-level Check computes its parts only when a name needs them.
 type target struct {
 	given string // as the caller wrote it
 	base  string // absolute and clean; "" until needed

@@ -3,17 +3,22 @@
 //
 // The structural fix for path traversal is os.Root (Go 1.24 and later):
 // every operation through it stays beneath one directory, whatever the name
-// says, symbolic links included. Use it. A [Dir] performs its operations
-// through an os.Root, so it cannot be led outside its directory, in monitor
-// mode either. What fsguard adds is recognising the attack: the event names
-// the input, the route, the actor and the line of code, and in block mode
-// the call returns an error wrapping rampart.ErrBlocked so that the
-// middleware answers 403. For code that keeps os.Open(filepath.Join(base,
-// name)), [Check] does the same before the call.
+// says, symbolic links included. Use it. A [Guard] is bound to one directory,
+// as an os.Root is, and performs its operations through an os.Root, so it
+// cannot be led outside its directory, in monitor mode either. What fsguard
+// adds is recognising the attack: the event names the input, the route, the
+// actor and the line of code, and in block mode the call returns an error
+// wrapping rampart.ErrBlocked so that the middleware answers 403.
 //
-//	files, err := fsguard.New(agent, "/srv/uploads")
+//	files, err := fsguard.New(agent, "/srv/uploads") // once, at start-up
 //	...
-//	data, err := files.ReadFile(r.Context(), r.PathValue("name"))
+//	data, err := files.ReadFile(r.Context(), r.PathValue("name")) // was os.ReadFile, or root.ReadFile
+//
+// The Guard's methods mirror os.Root's (Open, Create, OpenFile, ReadFile,
+// WriteFile, Stat, Remove, ReadDir) with a context first. [Guard.Check] is
+// the check alone, for names handed to other APIs and for code that keeps
+// os.Open(filepath.Join(base, name)): call files.Check(ctx, name), then
+// os.Open(filepath.Join(files.Name(), name)).
 //
 // # What is blocked
 //
@@ -45,7 +50,8 @@
 // "v1..v2"), spaces, unicode, emoji, nested directories, links that stay
 // inside, and ".." that stays inside the base ("docs/../readme.txt"). The
 // base is the boundary the application declared, the same one os.Root
-// enforces; give a part of the tree that must stay out of reach its own Dir.
+// enforces; give a part of the tree that must stay out of reach its own
+// Guard.
 // A backslash is an ordinary file name character where it is not a
 // separator, so `..\..\x` is a file name on Linux and an attack on Windows.
 //
@@ -68,12 +74,12 @@
 // input), strings.ToLower). What path cleaning leaves of an input is also
 // checked for links. An absolute name is attributed only to an input that is
 // the same path, up to case. Other transformations (base64, a database round
-// trip) are not followed: a Dir still refuses the escape through os.Root,
+// trip) are not followed: a Guard still refuses the escape through os.Root,
 // but nothing is reported. Inputs shorter than two bytes are ignored.
 //
 // # Cost
 //
-// A Dir operation whose name has no NUL byte, no leading separator or volume
+// A Guard operation whose name has no NUL byte, no leading separator or volume
 // name and no two dots in a row costs a scan of the name on top of
 // os.Root's work: inputs are looked at only when the name has one of these,
 // or when the operation fails (then for links, since os.Root does not say

@@ -266,7 +266,7 @@ func here() int {
 }
 
 // guarded performs op through d, recording the line of the guarded call.
-func guarded(ctx context.Context, d *fsguard.Dir, op, name string) outcome {
+func guarded(ctx context.Context, d *fsguard.Guard, op, name string) outcome {
 	o := outcome{ran: true}
 	switch op {
 	case "read":
@@ -309,9 +309,21 @@ func guarded(ctx context.Context, d *fsguard.Dir, op, name string) outcome {
 	return o
 }
 
-// checkedThenVulnerable is unprotected code with fsguard.Check in front of
-// it.
-func checkedThenVulnerable(ctx context.Context, agent *rampart.Agent, base, op, name string, cString bool) outcome {
+// checkedThenVulnerable is unprotected code with Guard.Check in front of
+// it, joining the name to the guard's directory itself.
+func checkedThenVulnerable(ctx context.Context, g *fsguard.Guard, op, name string, cString bool) outcome {
+	line := here() + 1
+	if err := g.Check(ctx, name); err != nil {
+		return outcome{err: err, line: line}
+	}
+	o := vulnerable(g.Name(), op, name, cString)
+	o.line = line
+	return o
+}
+
+// deprecatedCheckThenVulnerable is the same code with the deprecated
+// package-level fsguard.Check, which must keep blocking what it blocked.
+func deprecatedCheckThenVulnerable(ctx context.Context, agent *rampart.Agent, base, op, name string, cString bool) outcome {
 	line := here() + 1
 	if err := fsguard.Check(ctx, agent, base, name); err != nil {
 		return outcome{err: err, line: line}
@@ -364,8 +376,8 @@ func mapsEqual(a, b map[string]string) bool {
 }
 
 // The exploits of testdata/exploits.txt reach outside the base in the usual
-// vulnerable code, and are blocked both by a Dir and by Check in front of
-// that code: nothing outside is read, created, changed or removed, and the
+// vulnerable code, and are blocked both by a Guard's operations and by
+// Guard.Check (or the deprecated fsguard.Check) in front of that code: nothing outside is read, created, changed or removed, and the
 // event names the line of the guarded call.
 func TestEveryExploitWorksUnguardedAndIsBlockedWhenGuarded(t *testing.T) {
 	agent := newAgent(t, rampart.ModeBlock)
@@ -397,13 +409,20 @@ func TestEveryExploitWorksUnguardedAndIsBlockedWhenGuarded(t *testing.T) {
 			defer d.Close()
 			before = l.snapshot(t)
 			on := guarded(ctx, d, ex.op, name)
-			assertBlocked(t, "Dir", on, input)
+			assertBlocked(t, "Guard", on, input)
 			assertUntouched(t, l, before, on)
 
-			on = checkedThenVulnerable(ctx, agent, l.base, ex.op, name, cString)
-			assertBlocked(t, "Check", on, input)
+			on = checkedThenVulnerable(ctx, d, ex.op, name, cString)
+			assertBlocked(t, "Guard.Check", on, input)
 			if on.ran {
-				t.Error("Check let the vulnerable operation run")
+				t.Error("Guard.Check let the vulnerable operation run")
+			}
+			assertUntouched(t, l, before, on)
+
+			on = deprecatedCheckThenVulnerable(ctx, agent, l.base, ex.op, name, cString)
+			assertBlocked(t, "fsguard.Check", on, input)
+			if on.ran {
+				t.Error("fsguard.Check let the vulnerable operation run")
 			}
 			assertUntouched(t, l, before, on)
 		})
@@ -446,7 +465,8 @@ func assertUntouched(t *testing.T, l layout, before map[string]string, o outcome
 }
 
 // The benign inputs of testdata/benign.txt read the file they name, through
-// a Dir and through Check in front of unprotected code, and none is blocked.
+// a Guard and through Guard.Check (or the deprecated fsguard.Check) in front
+// of unprotected code, and none is blocked.
 func TestNoBenignInputIsBlockedAndEachReadsItsFile(t *testing.T) {
 	agent := newAgent(t, rampart.ModeBlock)
 	l := newLayout(t)
@@ -476,12 +496,15 @@ func TestNoBenignInputIsBlockedAndEachReadsItsFile(t *testing.T) {
 	for _, c := range cases {
 		ctx := rampart.WithUntrusted(context.Background(), "job", c.input)
 		want := filepath.Clean(c.name)
-		for _, via := range []string{"Dir", "Check"} {
+		for _, via := range []string{"Guard", "Guard.Check", "fsguard.Check"} {
 			var o outcome
-			if via == "Dir" {
+			switch via {
+			case "Guard":
 				o = guarded(ctx, d, "read", c.name)
-			} else {
-				o = checkedThenVulnerable(ctx, agent, l.base, "read", c.name, false)
+			case "Guard.Check":
+				o = checkedThenVulnerable(ctx, d, "read", c.name, false)
+			default:
+				o = deprecatedCheckThenVulnerable(ctx, agent, l.base, "read", c.name, false)
 			}
 			if errors.Is(o.err, rampart.ErrBlocked) {
 				blocked++
@@ -529,10 +552,10 @@ func TestAQueueWorkerIsProtectedThroughWithUntrusted(t *testing.T) {
 	}
 }
 
-// In monitor mode the event is reported and the call goes on, but a Dir
+// In monitor mode the event is reported and the call goes on, but a Guard
 // still cannot leave its directory: os.Root refuses, and the caller gets
 // os.Root's error.
-func TestMonitorModeReportsAndADirStillCannotEscape(t *testing.T) {
+func TestMonitorModeReportsAndAGuardStillCannotEscape(t *testing.T) {
 	events := make(chan rampart.Event, 16)
 	agent, err := rampart.New(rampart.Config{Service: "files", Mode: rampart.ModeMonitor, Sinks: []rampart.Sink{chanSink(events)}, Logger: slog.New(slog.DiscardHandler)})
 	must(t, err)
@@ -546,7 +569,7 @@ func TestMonitorModeReportsAndADirStillCannotEscape(t *testing.T) {
 		if err == nil || errors.Is(err, rampart.ErrBlocked) || len(b) != 0 {
 			t.Errorf("%q: read %q, %v; want os.Root's refusal", name, b, err)
 		}
-		if err := fsguard.Check(ctx, agent, l.base, name); err != nil {
+		if err := d.Check(ctx, name); err != nil {
 			t.Errorf("%q: Check in monitor mode returned %v", name, err)
 		}
 	}
@@ -590,11 +613,11 @@ func TestTheApplicationsOwnPartOfTheNameIsNotHeldAgainstTheInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		ctx := rampart.WithUntrusted(context.Background(), "job", tt.input)
-		if err := fsguard.Check(ctx, agent, l.base, tt.name); err != nil {
+		if err := d.Check(ctx, tt.name); err != nil {
 			t.Errorf("Check(%q) with input %q: %v", tt.name, tt.input, err)
 		}
 		if _, err := d.ReadFile(ctx, tt.name); errors.Is(err, rampart.ErrBlocked) {
-			t.Errorf("Dir.ReadFile(%q) with input %q: %v", tt.name, tt.input, err)
+			t.Errorf("ReadFile(%q) with input %q: %v", tt.name, tt.input, err)
 		}
 	}
 	// Scary inputs that do not reach the name block nothing.
@@ -621,18 +644,18 @@ func TestAnInputClimbingOutThroughTheApplicationsLinkIsBlocked(t *testing.T) {
 		t.Fatalf("unguarded concatenation read %q, %v: not an exploit", data, err)
 	}
 	ctx := rampart.WithUntrusted(context.Background(), "job", input)
-	if err := fsguard.Check(ctx, agent, l.base, name); !errors.Is(err, rampart.ErrBlocked) {
+	d, err := fsguard.New(agent, l.base)
+	must(t, err)
+	defer d.Close()
+	if err := d.Check(ctx, name); !errors.Is(err, rampart.ErrBlocked) {
 		t.Errorf("Check: %v, want ErrBlocked", err)
 	} else {
 		var be *rampart.BlockedError
 		errors.As(err, &be)
 		t.Logf("%s | %s", be.Event.Reason, be.Event.Detail)
 	}
-	d, err := fsguard.New(agent, l.base)
-	must(t, err)
-	defer d.Close()
 	if b, err := d.ReadFile(ctx, name); !errors.Is(err, rampart.ErrBlocked) || len(b) != 0 {
-		t.Errorf("Dir.ReadFile: %q, %v; want ErrBlocked", b, err)
+		t.Errorf("ReadFile: %q, %v; want ErrBlocked", b, err)
 	}
 }
 

@@ -1,8 +1,10 @@
 package fsguard_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -22,13 +24,13 @@ import (
 
 // fileServer is a service that serves files by name from three routes, as
 // vulnerable services do: the name from a path wildcard, the same decoded
-// once more, and a query parameter. With guarded set it reads through a Dir;
+// once more, and a query parameter. With guarded set it reads through a Guard;
 // otherwise with os.ReadFile(filepath.Join(base, name)), absolute names
 // taken as they are.
 type fileServer struct {
 	base    string
-	dir     *fsguard.Dir // nil: unguarded
-	guarded atomic.Int64 // line of the guarded call
+	dir     *fsguard.Guard // nil: unguarded
+	guarded atomic.Int64   // line of the guarded call
 }
 
 func (s *fileServer) read(w http.ResponseWriter, r *http.Request, name string) {
@@ -170,4 +172,50 @@ func get(t *testing.T, target string) (int, string, http.Header) {
 	b, err := io.ReadAll(resp.Body)
 	must(t, err)
 	return resp.StatusCode, string(b), resp.Header
+}
+
+// A request whose inputs could not all be recorded fails closed in
+// Guard.Check, as in every guard's check: what was not recorded may be in
+// the name. The same name is allowed for a complete request.
+func TestCheckFailsClosedOnAnIncompleteRequest(t *testing.T) {
+	events := make(chan rampart.Event, 16)
+	agent, err := rampart.New(rampart.Config{Service: "files", MaxInputs: 10, Sinks: []rampart.Sink{chanSink(events)}, Logger: slog.New(slog.DiscardHandler)})
+	must(t, err)
+	defer agent.Close(context.Background())
+	l := newLayout(t)
+	g, err := fsguard.New(agent, l.base)
+	must(t, err)
+	defer g.Close()
+
+	checks := map[string]func(r *http.Request) error{
+		"Guard.Check":   func(r *http.Request) error { return g.Check(r.Context(), "public/readme.txt") },
+		"fsguard.Check": func(r *http.Request) error { return fsguard.Check(r.Context(), agent, l.base, "public/readme.txt") },
+	}
+	for name, check := range checks {
+		t.Run(name, func(t *testing.T) {
+			var many strings.Builder
+			for i := range 11 {
+				fmt.Fprintf(&many, "p%d=v%d&", i, i)
+			}
+			for _, tc := range []struct {
+				query   string
+				blocked bool
+			}{{"a=1", false}, {many.String(), true}} {
+				errs := make(chan error, 1)
+				h := agent.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { errs <- check(r) }))
+				h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/files?"+tc.query, nil))
+				err := <-errs
+				if errors.Is(err, rampart.ErrBlocked) != tc.blocked {
+					t.Fatalf("%d query pairs: %v, want blocked %v", strings.Count(tc.query, "="), err, tc.blocked)
+				}
+				if !tc.blocked {
+					continue
+				}
+				var be *rampart.BlockedError
+				if !errors.As(err, &be) || be.Event.Kind != rampart.KindInputsTruncated || be.Event.Sink != "os" {
+					t.Errorf("event %+v, want %s at os", be.Event, rampart.KindInputsTruncated)
+				}
+			}
+		})
+	}
 }

@@ -5,35 +5,32 @@ import (
 	"strings"
 )
 
-// Injection describes how an input changes a statement.
-type Injection struct {
+// injection describes how an input changes a statement.
+type injection struct {
 	Start, End int    // the input's occurrence in the statement
 	Reason     string // e.g. "closes a string literal and adds 6 tokens"
 }
 
-// Detect reports whether input, occurring in stmt, is an injection: whether
+// detect reports whether input, occurring in stmt, is an injection: whether
 // any occurrence of it is not wholly inside one token, or changes value
-// inside the string it is in. toks must be Tokenize(d, stmt). An occurrence
-// inside the content of one string, quoted identifier or comment is data
-// when the database reads it as it is (or as the input, correctly escaped);
-// an occurrence that is one whole word, number, parameter or operator, or a
-// signed number where an operand starts, possibly with white space around
-// it, cannot add syntax either (see the package documentation for what this
-// leaves out). Anything else — an occurrence that reaches a quote or comment
-// delimiter, that spans two tokens, or whose bytes the database reads as
-// escape sequences — lets the input decide the structure or the data of the
-// statement, and is an injection.
-func Detect(stmt, input string, toks []Token) (Injection, bool) {
-	return detect(stmt, input, input, toks)
-}
-
-// detect is Detect for form, the way the input value occurs in stmt: value
-// itself, or value as an application transforms it before concatenating it
-// (escaped, trimmed, decoded). Inside a literal, form is data where the
-// database reads value or form.
-func detect(stmt, form, value string, toks []Token) (Injection, bool) {
+// inside the string it is in. toks must be tokenize(d, stmt, ...). An
+// occurrence inside the content of one string, quoted identifier or comment
+// is data when the database reads it as it is (or as the input, correctly
+// escaped); an occurrence that is one whole word, number, parameter or
+// operator, or a signed number where an operand starts, possibly with white
+// space around it, cannot add syntax either (see the package documentation
+// for what this leaves out). Anything else — an occurrence that reaches a
+// quote or comment delimiter, that spans two tokens, or whose bytes the
+// database reads as escape sequences — lets the input decide the structure
+// or the data of the statement, and is an injection.
+//
+// form is the way the input value occurs in stmt: value itself, or value as
+// an application transforms it before concatenating it (escaped, trimmed,
+// decoded). Inside a literal, form is data where the database reads value
+// or form.
+func detect(stmt, form, value string, toks []token) (injection, bool) {
 	if len(form) < minInput {
-		return Injection{}, false
+		return injection{}, false
 	}
 	// An input of quotes and white space only is judged only inside
 	// literals: elsewhere its occurrences coincide with the delimiters that
@@ -47,13 +44,13 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 	for off := 0; ; {
 		i := strings.Index(stmt[off:], form)
 		if i < 0 {
-			return Injection{}, false
+			return injection{}, false
 		}
 		start := off + i
 		end := start + len(form)
 		reason, in, within := classify(stmt, toks, start, end)
 		if reason != "" && (in >= 0 || !quotesOnly) {
-			return Injection{Start: start, End: end, Reason: reason}, true
+			return injection{Start: start, End: end, Reason: reason}, true
 		}
 		if reason != "" || within == 0 {
 			off = start + 1
@@ -67,7 +64,7 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 					// Inside other text: an escape of that text, not the
 					// input's (O'Brien escaped holds two quotes).
 				} else if reason := lit.judge(s, s+len(form), form, value); reason != "" {
-					return Injection{Start: s, End: s + len(form), Reason: reason}, true
+					return injection{Start: s, End: s + len(form), Reason: reason}, true
 				}
 				// The next occurrence worth judging reaches the next escape
 				// sequence of the literal (those before it are read as they
@@ -93,9 +90,10 @@ func detect(stmt, form, value string, toks []Token) (Injection, bool) {
 	}
 }
 
-// minInput mirrors the SDK's rule: a one-byte input cannot both open and use
-// a string or comment, nor hold an escape sequence, so alone it can only
-// make a statement fail.
+// minInput is the length below which an input is not considered. This is
+// the guard's own rule, not one the SDK applies to every input: a one-byte
+// input cannot both open and use a string or comment, nor hold an escape
+// sequence, so alone it can only make a statement fail.
 const minInput = 2
 
 // onlyQuotesAndSpace reports whether input holds nothing but quote characters
@@ -142,7 +140,7 @@ func onlyEscapes(input string) bool {
 // the index of the string, quoted identifier or comment whose content holds
 // it wholly (-1 when none does); and the end of the content of the token
 // that safely holds it (0 when none does).
-func classify(stmt string, toks []Token, start, end int) (reason string, in, within int) {
+func classify(stmt string, toks []token, start, end int) (reason string, in, within int) {
 	// First token that ends after start.
 	lo, hi := 0, len(toks)
 	for lo < hi {
@@ -165,7 +163,7 @@ func classify(stmt string, toks []Token, start, end int) (reason string, in, wit
 	case 1:
 		t := toks[first]
 		switch t.Kind {
-		case String, QuotedIdent, Comment:
+		case tokString, tokQuotedIdent, tokComment:
 			if t.Inner <= start && end <= t.InnerEnd && !t.Unterminated {
 				return "", first, t.InnerEnd
 			}
@@ -185,7 +183,7 @@ func classify(stmt string, toks []Token, start, end int) (reason string, in, wit
 	}
 	// Several tokens: the input decides where tokens begin and end.
 	opens := ""
-	if t := toks[first]; t.Start < start && (t.Kind == String || t.Kind == QuotedIdent || t.Kind == Comment) {
+	if t := toks[first]; t.Start < start && (t.Kind == tokString || t.Kind == tokQuotedIdent || t.Kind == tokComment) {
 		opens = fmt.Sprintf("closes a %s and ", t.Kind)
 	}
 	added := n
@@ -196,7 +194,7 @@ func classify(stmt string, toks []Token, start, end int) (reason string, in, wit
 		added--
 	}
 	for _, t := range toks[first:last] {
-		if t.Kind == Comment && t.Start >= start {
+		if t.Kind == tokComment && t.Start >= start {
 			return opens + "adds " + tokens(added) + " including a comment", -1, 0
 		}
 	}
@@ -220,24 +218,24 @@ func tokens(n int) string {
 // or a closing parenthesis it subtracts ("a -1", "5-1"), which is structure.
 // "--1" never gets here: it is a comment in PostgreSQL and SQLite, and two
 // operators in MySQL.
-func signedNumber(stmt string, toks []Token, first, start, end int) bool {
+func signedNumber(stmt string, toks []token, first, start, end int) bool {
 	sign, num := toks[first], toks[first+1]
-	if sign.Kind != Operator || sign.End-sign.Start != 1 || sign.Start < start ||
+	if sign.Kind != tokOperator || sign.End-sign.Start != 1 || sign.Start < start ||
 		stmt[sign.Start] != '-' && stmt[sign.Start] != '+' ||
-		num.Kind != Number || num.Start != sign.End {
+		num.Kind != tokNumber || num.Start != sign.End {
 		return false
 	}
 	for k := first - 1; k >= 0; k-- {
 		t := toks[k]
 		switch t.Kind {
-		case Comment:
+		case tokComment:
 			continue
-		case Operator:
+		case tokOperator:
 			return true
-		case Punct:
+		case tokPunct:
 			c := stmt[t.Start]
 			return t.End-t.Start == 1 && (c == '(' || c == ',')
-		case Word, Keyword:
+		case tokWord, tokKeyword:
 			return startsOperand(stmt[t.Start:t.End])
 		}
 		return false // a number, string, identifier or parameter: "-" subtracts

@@ -14,8 +14,8 @@ type detectCase struct {
 	want     bool
 }
 
-func detectIn(d Dialect, stmt, input string) (Injection, bool) {
-	return Detect(stmt, input, Tokenize(d, stmt, nil))
+func detectIn(d Dialect, stmt, input string) (injection, bool) {
+	return detect(stmt, input, input, tokenize(d, stmt, nil, true))
 }
 
 func runDetectCases(t *testing.T, cases []detectCase) {
@@ -29,7 +29,7 @@ func runDetectCases(t *testing.T, cases []detectCase) {
 			t.Run(d.String()+"/"+c.name, func(t *testing.T) {
 				inj, got := detectIn(d, c.stmt, c.input)
 				if got != c.want {
-					t.Fatalf("Detect(%v, %q, %q) = %v (%+v), want %v", d, c.stmt, c.input, got, inj, c.want)
+					t.Fatalf("detect(%v, %q, %q) = %v (%+v), want %v", d, c.stmt, c.input, got, inj, c.want)
 				}
 				if got && c.stmt[inj.Start:inj.End] != c.input {
 					t.Errorf("reported occurrence [%d,%d) = %q, want the input %q", inj.Start, inj.End, c.stmt[inj.Start:inj.End], c.input)
@@ -250,7 +250,7 @@ func TestDetectReportsTheUnsafeOccurrence(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			inj, ok := detectIn(c.d, c.stmt, c.input)
 			if !ok {
-				t.Fatalf("Detect(%v, %q, %q) found no injection", c.d, c.stmt, c.input)
+				t.Fatalf("detect(%v, %q, %q) found no injection", c.d, c.stmt, c.input)
 			}
 			if inj.Start != c.start || inj.End != c.start+len(c.input) {
 				t.Errorf("occurrence [%d,%d), want [%d,%d)", inj.Start, inj.End, c.start, c.start+len(c.input))
@@ -295,7 +295,7 @@ func TestInputsOfQuotesOnlyAreNeverInjections(t *testing.T) {
 			for _, q := range escapedQueries(d, in) {
 				t.Run(d.String()+"/"+in, func(t *testing.T) {
 					if _, ok := detectIn(d, q.stmt(), in); ok {
-						t.Errorf("Detect(%q, %q) reported an injection", q.stmt(), in)
+						t.Errorf("detect(%q, %q) reported an injection", q.stmt(), in)
 					}
 				})
 			}
@@ -303,7 +303,7 @@ func TestInputsOfQuotesOnlyAreNeverInjections(t *testing.T) {
 		// A payload made of more than quotes still is one.
 		stmt := "SELECT 1 FROM t WHERE a = '' OR ''='' AND b = 2"
 		if _, ok := detectIn(d, stmt, "' OR ''='"); !ok {
-			t.Errorf("%v: Detect(%q) missed the tautology", d, stmt)
+			t.Errorf("%v: detect(%q) missed the tautology", d, stmt)
 		}
 	}
 }
@@ -311,16 +311,16 @@ func TestInputsOfQuotesOnlyAreNeverInjections(t *testing.T) {
 func TestARepeatedInputInALongLiteralCostsLinearTime(t *testing.T) {
 	input := strings.Repeat("a", 32<<10)
 	stmt := "SELECT 1 WHERE x = '" + strings.Repeat("a", 1<<20) + "' AND y = 'aaaa" + "' OR 1=1 --'"
-	toks := Tokenize(MySQL, stmt, nil)
+	toks := tokenize(MySQL, stmt, nil, true)
 	start := time.Now()
-	_, ok := Detect(stmt, input, toks)
+	_, ok := detect(stmt, input, input, toks)
 	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("Detect took %v over a 1 MiB literal", d)
+		t.Errorf("detect took %v over a 1 MiB literal", d)
 	}
 	if ok {
 		t.Error("an input inside the literal was reported")
 	}
-	if _, ok := Detect(stmt, "aaaa' OR 1=1 --", toks); !ok {
+	if _, ok := detect(stmt, "aaaa' OR 1=1 --", "aaaa' OR 1=1 --", toks); !ok {
 		t.Error("the injection after the long literal was missed")
 	}
 }

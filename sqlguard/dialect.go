@@ -60,7 +60,7 @@ func (d Dialect) stringEscapes() escStyle {
 	return escDouble
 }
 
-// keywords are words reported as Keyword. Only reporting depends on them: the
+// keywords are words lexed as tokKeyword. Only reporting depends on them: the
 // injection rule looks at token boundaries, not at which words they are.
 var keywords = func() map[string]struct{} {
 	m := map[string]struct{}{}

@@ -15,10 +15,10 @@
 //
 // For each untrusted input of the context (see rampart.Inputs) that occurs in
 // the statement, each occurrence is placed among the statement's tokens, lexed
-// with the rules of the dialect ([Tokenize]). The input is an injection when
-// an occurrence is not wholly inside one token: when it reaches the quote or
-// comment delimiters of a literal (it ends or opens a string), or spans two or
-// more tokens (it adds keywords, operators, a comment). An input wholly inside
+// with the rules of the dialect. The input is an injection when an occurrence
+// is not wholly inside one token: when it reaches the quote or comment
+// delimiters of a literal (it ends or opens a string), or spans two or more
+// tokens (it adds keywords, operators, a comment). An input wholly inside
 // the content of one string literal, quoted identifier or comment is data,
 // whatever it contains, provided the database reads it as it is (next
 // section): a correctly escaped O'Brien, or "'; DROP TABLE t; --" passed as a

@@ -15,16 +15,28 @@ import (
 // then refuses the statement that the payload would rewrite, and runs the
 // one where it stays inside a string literal.
 func ExampleGuard_Open() {
-	agent, _ := rampart.New(rampart.Config{Service: "worker", Logger: slog.New(slog.DiscardHandler)})
+	agent, err := rampart.New(rampart.Config{Service: "worker", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer agent.Close(context.Background())
-	guard, _ := sqlguard.New(agent, sqlguard.SQLite)
-	db, _ := guard.Open(&sqlite.Driver{}, ":memory:")
+	guard, err := sqlguard.New(agent, sqlguard.SQLite)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	db, err := guard.Open(&sqlite.Driver{}, ":memory:")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer db.Close()
 
 	payload := "x' OR '1'='1"
 	ctx := rampart.WithUntrusted(context.Background(), "job", payload)
 
-	_, err := db.ExecContext(ctx, "SELECT 1 WHERE 'a' = '"+payload+"'")
+	_, err = db.ExecContext(ctx, "SELECT 1 WHERE 'a' = '"+payload+"'")
 	fmt.Println("concatenated:", errors.Is(err, rampart.ErrBlocked))
 
 	var n int

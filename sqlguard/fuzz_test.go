@@ -24,16 +24,16 @@ func FuzzTokenize(f *testing.F) {
 	})
 }
 
-func checkTokens(t *testing.T, d Dialect, stmt string) []Token {
+func checkTokens(t *testing.T, d Dialect, stmt string) []token {
 	t.Helper()
-	toks := Tokenize(d, stmt, nil)
+	toks := tokenize(d, stmt, nil, true)
 	if len(toks) > len(stmt) {
 		t.Fatalf("%v: %d tokens for %d bytes", d, len(toks), len(stmt))
 	}
 	prev := 0
 	for i, tok := range toks {
 		where := func() string { return fmt.Sprintf("%v: token %d %+v of %q", d, i, tok, stmt) }
-		if tok.Kind < Word || tok.Kind > Comment {
+		if tok.Kind < tokWord || tok.Kind > tokComment {
 			t.Fatalf("%s: no such kind", where())
 		}
 		if tok.Start < prev || tok.Start >= tok.End || tok.End > len(stmt) {
@@ -48,14 +48,14 @@ func checkTokens(t *testing.T, d Dialect, stmt string) []Token {
 			}
 		}
 		switch tok.Kind {
-		case String, QuotedIdent, Comment:
+		case tokString, tokQuotedIdent, tokComment:
 			if tok.Unterminated && tok.End != len(stmt) {
 				t.Fatalf("%s: unterminated but ends before the statement", where())
 			}
 			if !tok.Unterminated {
 				// A literal or comment means the same on its own: the
 				// lexer carries no state into it.
-				alone := Tokenize(d, stmt[tok.Start:tok.End], nil)
+				alone := tokenize(d, stmt[tok.Start:tok.End], nil, true)
 				if len(alone) != 1 || alone[0].Kind != tok.Kind || alone[0].Unterminated ||
 					alone[0].Inner != tok.Inner-tok.Start || alone[0].InnerEnd != tok.InnerEnd-tok.Start {
 					t.Fatalf("%s: lexed on its own it is %+v", where(), alone)
@@ -74,14 +74,14 @@ func checkTokens(t *testing.T, d Dialect, stmt string) []Token {
 		}
 	}
 	// Reusing a slice gives the same tokens.
-	reused := Tokenize(d, stmt, make([]Token, 3, 8))
+	reused := tokenize(d, stmt, make([]token, 3, 8), true)
 	if fmt.Sprint(reused) != fmt.Sprint(toks) {
-		t.Fatalf("%v: Tokenize with a reused slice differs", d)
+		t.Fatalf("%v: tokenize with a reused slice differs", d)
 	}
 	return toks
 }
 
-// FuzzDetect checks Detect on any statement and input, then the promise of
+// FuzzDetect checks detect on any statement and input, then the promise of
 // no false positive: an input quoted the way the dialect requires, between a
 // fixed prefix and suffix, is never reported for an occurrence inside its
 // literal.
@@ -108,23 +108,23 @@ func checkRaw(t *testing.T, d Dialect, input string) {
 		return
 	}
 	stmt := fuzzPrefix + "'" + input + "'" + fuzzSuffix
-	toks := Tokenize(d, stmt, nil)
+	toks := tokenize(d, stmt, nil, true)
 	start := len(fuzzPrefix)
-	var lit *Token
+	var lit *token
 	for i := range toks {
 		if toks[i].Start == start {
 			lit = &toks[i]
 		}
 	}
-	if lit == nil || lit.Kind != String || lit.Unterminated || lit.End != start+len(input)+2 {
+	if lit == nil || lit.Kind != tokString || lit.Unterminated || lit.End != start+len(input)+2 {
 		return // the input does not stay in the string: another rule's business
 	}
 	read := readString(d, input)
 	if read == input {
 		return
 	}
-	if _, ok := Detect(stmt, input, toks); !ok {
-		t.Fatalf("%v: Detect(%q, %q) found nothing, but the database reads the string as %q", d, stmt, input, read)
+	if _, ok := detect(stmt, input, input, toks); !ok {
+		t.Fatalf("%v: detect(%q, %q) found nothing, but the database reads the string as %q", d, stmt, input, read)
 	}
 }
 
@@ -171,18 +171,18 @@ func readString(d Dialect, content string) string {
 
 func checkDetect(t *testing.T, d Dialect, stmt, input string) {
 	t.Helper()
-	inj, ok := Detect(stmt, input, Tokenize(d, stmt, nil))
+	inj, ok := detect(stmt, input, input, tokenize(d, stmt, nil, true))
 	if !ok {
 		return
 	}
 	if len(input) < minInput {
-		t.Fatalf("%v: Detect(%q, %q) reported an input shorter than %d bytes", d, stmt, input, minInput)
+		t.Fatalf("%v: detect(%q, %q) reported an input shorter than %d bytes", d, stmt, input, minInput)
 	}
 	if inj.Start < 0 || inj.End > len(stmt) || inj.End-inj.Start != len(input) || stmt[inj.Start:inj.End] != input {
-		t.Fatalf("%v: Detect(%q, %q) = %+v: not an occurrence of the input", d, stmt, input, inj)
+		t.Fatalf("%v: detect(%q, %q) = %+v: not an occurrence of the input", d, stmt, input, inj)
 	}
 	if inj.Reason == "" {
-		t.Fatalf("%v: Detect(%q, %q) = %+v: no reason", d, stmt, input, inj)
+		t.Fatalf("%v: detect(%q, %q) = %+v: no reason", d, stmt, input, inj)
 	}
 }
 
@@ -196,7 +196,7 @@ const (
 // comment when it holds nothing that ends the comment.
 type escapedLiteral struct {
 	quoting         string // what kind of literal, for messages
-	kind            Kind
+	kind            tokenKind
 	esc             escStyle // how the database decodes it
 	prefix          string
 	literal         string // the quoted input; it may end with white space
@@ -209,7 +209,7 @@ func (q escapedLiteral) stmt() string      { return q.prefix + q.literal + fuzzS
 func (q escapedLiteral) contentStart() int { return len(q.prefix) + q.in }
 func (q escapedLiteral) contentEnd() int   { return len(q.prefix) + q.inEnd }
 
-func quotedLiteral(quoting string, k Kind, prefix, open, body, closing string) escapedLiteral {
+func quotedLiteral(quoting string, k tokenKind, prefix, open, body, closing string) escapedLiteral {
 	n := len(open) + len(body) + len(closing)
 	return escapedLiteral{quoting: quoting, kind: k, prefix: prefix, literal: open + body + closing, tokLen: n,
 		inner: len(open), innerEnd: len(open) + len(body), in: len(open), inEnd: len(open) + len(body)}
@@ -221,7 +221,7 @@ func (q escapedLiteral) decodedBy(es escStyle) escapedLiteral {
 	return q
 }
 
-func (t Token) withoutEsc() Token {
+func (t token) withoutEsc() token {
 	t.esc = escNone
 	return t
 }
@@ -234,25 +234,25 @@ func escapedQueries(d Dialect, in string) []escapedLiteral {
 	switch d {
 	case Postgres:
 		qs = append(qs,
-			quotedLiteral("string", String, fuzzPrefix, "'", double(in, "'"), "'").decodedBy(escDouble),
-			quotedLiteral("E string", String, fuzzPrefix, "E'", double(backslashes(in), "'"), "'").decodedBy(escPostgresE),
-			quotedLiteral("quoted identifier", QuotedIdent, "SELECT ", `"`, double(in, `"`), `"`).decodedBy(escDouble))
+			quotedLiteral("string", tokString, fuzzPrefix, "'", double(in, "'"), "'").decodedBy(escDouble),
+			quotedLiteral("E string", tokString, fuzzPrefix, "E'", double(backslashes(in), "'"), "'").decodedBy(escPostgresE),
+			quotedLiteral("quoted identifier", tokQuotedIdent, "SELECT ", `"`, double(in, `"`), `"`).decodedBy(escDouble))
 		// A dollar tag quotes anything that does not hold the tag.
 		if strings.Index(in+"$q$", "$q$") == len(in) {
-			qs = append(qs, quotedLiteral("dollar string", String, fuzzPrefix, "$q$", in, "$q$"))
+			qs = append(qs, quotedLiteral("dollar string", tokString, fuzzPrefix, "$q$", in, "$q$"))
 		}
 	case MySQL:
 		qs = append(qs,
-			quotedLiteral("string", String, fuzzPrefix, "'", double(backslashes(in), "'"), "'").decodedBy(escMySQL),
-			quotedLiteral("double-quoted string", String, fuzzPrefix, `"`, double(backslashes(in), `"`), `"`).decodedBy(escMySQL),
-			quotedLiteral("backtick identifier", QuotedIdent, "SELECT ", "`", double(in, "`"), "`").decodedBy(escDouble))
+			quotedLiteral("string", tokString, fuzzPrefix, "'", double(backslashes(in), "'"), "'").decodedBy(escMySQL),
+			quotedLiteral("double-quoted string", tokString, fuzzPrefix, `"`, double(backslashes(in), `"`), `"`).decodedBy(escMySQL),
+			quotedLiteral("backtick identifier", tokQuotedIdent, "SELECT ", "`", double(in, "`"), "`").decodedBy(escDouble))
 	case SQLite:
 		qs = append(qs,
-			quotedLiteral("string", String, fuzzPrefix, "'", double(in, "'"), "'").decodedBy(escDouble),
-			quotedLiteral("quoted identifier", QuotedIdent, "SELECT ", `"`, double(in, `"`), `"`).decodedBy(escDouble),
-			quotedLiteral("backtick identifier", QuotedIdent, "SELECT ", "`", double(in, "`"), "`").decodedBy(escDouble))
+			quotedLiteral("string", tokString, fuzzPrefix, "'", double(in, "'"), "'").decodedBy(escDouble),
+			quotedLiteral("quoted identifier", tokQuotedIdent, "SELECT ", `"`, double(in, `"`), `"`).decodedBy(escDouble),
+			quotedLiteral("backtick identifier", tokQuotedIdent, "SELECT ", "`", double(in, "`"), "`").decodedBy(escDouble))
 		if !strings.Contains(in, "]") {
-			qs = append(qs, quotedLiteral("bracket identifier", QuotedIdent, "SELECT ", "[", in, "]"))
+			qs = append(qs, quotedLiteral("bracket identifier", tokQuotedIdent, "SELECT ", "[", in, "]"))
 		}
 	}
 	// Comments cannot escape; an application may put in a comment only what
@@ -260,14 +260,14 @@ func escapedQueries(d Dialect, in string) []escapedLiteral {
 	block := !strings.Contains(in, "*/") && !(d == Postgres && strings.Contains(in, "/*")) &&
 		!(d == SQLite && strings.Contains(in, "\x00"))
 	if block {
-		q := quotedLiteral("block comment", Comment, "SELECT 1 ", "/* ", in, " */")
+		q := quotedLiteral("block comment", tokComment, "SELECT 1 ", "/* ", in, " */")
 		q.inner, q.innerEnd = 2, len(q.literal)-2
 		qs = append(qs, q)
 	}
 	line := !strings.Contains(in, "\n") && !(d == Postgres && strings.Contains(in, "\r")) &&
 		!(d != Postgres && strings.Contains(in, "\x00"))
 	if line {
-		q := quotedLiteral("line comment", Comment, "SELECT 1 ", "-- ", in, "\n")
+		q := quotedLiteral("line comment", tokComment, "SELECT 1 ", "-- ", in, "\n")
 		q.tokLen, q.inner, q.innerEnd = len(q.literal)-1, 2, len(q.literal)-1
 		if d == MySQL {
 			q.inner = 3 // MySQL's delimiter is "-- " with its space
@@ -286,14 +286,14 @@ func escapedQueries(d Dialect, in string) []escapedLiteral {
 func checkEscaped(t *testing.T, d Dialect, input string, q escapedLiteral) {
 	t.Helper()
 	stmt := q.stmt()
-	toks := Tokenize(d, stmt, nil)
-	before := Tokenize(d, q.prefix, nil)
-	after := Tokenize(d, fuzzSuffix, nil)
+	toks := tokenize(d, stmt, nil, true)
+	before := tokenize(d, q.prefix, nil, true)
+	after := tokenize(d, fuzzSuffix, nil, true)
 	if len(toks) != len(before)+1+len(after) {
 		t.Fatalf("%v %s: %q lexes as %d tokens, want %d+1+%d", d, q.quoting, stmt, len(toks), len(before), len(after))
 	}
 	start := len(q.prefix)
-	want := Token{Kind: q.kind, Start: start, End: start + q.tokLen, Inner: start + q.inner, InnerEnd: start + q.innerEnd}
+	want := token{Kind: q.kind, Start: start, End: start + q.tokLen, Inner: start + q.inner, InnerEnd: start + q.innerEnd}
 	if got := toks[len(before)]; got.esc != q.esc || got.withoutEsc() != want {
 		t.Fatalf("%v %s: the literal of %q lexes as %+v, want %+v", d, q.quoting, stmt, got, want)
 	}
@@ -311,16 +311,16 @@ func checkEscaped(t *testing.T, d Dialect, input string, q escapedLiteral) {
 		}
 	}
 
-	inj, ok := Detect(stmt, input, toks)
+	inj, ok := detect(stmt, input, input, toks)
 	if ok && insideRange(inj, q.contentStart(), q.contentEnd()) {
-		t.Fatalf("%v %s: Detect(%q, %q) = %+v: an occurrence inside the literal is reported", d, q.quoting, stmt, input, inj)
+		t.Fatalf("%v %s: detect(%q, %q) = %+v: an occurrence inside the literal is reported", d, q.quoting, stmt, input, inj)
 	}
 	if ok && onlyInside(stmt, input, q.contentStart(), q.contentEnd()) {
-		t.Fatalf("%v %s: Detect(%q, %q) = %+v though every occurrence is inside the literal", d, q.quoting, stmt, input, inj)
+		t.Fatalf("%v %s: detect(%q, %q) = %+v though every occurrence is inside the literal", d, q.quoting, stmt, input, inj)
 	}
 }
 
-func insideRange(inj Injection, start, end int) bool { return start <= inj.Start && inj.End <= end }
+func insideRange(inj injection, start, end int) bool { return start <= inj.Start && inj.End <= end }
 
 // onlyInside reports whether every occurrence of input in stmt is inside
 // [start,end).

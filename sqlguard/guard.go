@@ -17,7 +17,7 @@ type Guard struct {
 	agent   *rampart.Agent
 	dialect Dialect
 	sink    string
-	toks    sync.Pool // *[]Token, reused across statements
+	toks    sync.Pool // *[]token, reused across statements
 	indexes indexCache
 }
 
@@ -36,16 +36,20 @@ func New(agent *rampart.Agent, d Dialect) (*Guard, error) {
 // Dialect returns the guard's dialect.
 func (g *Guard) Dialect() Dialect { return g.dialect }
 
-// Check returns nil when stmt may run: no untrusted input of ctx occurs in it
-// outside a single literal. Otherwise it reports the event and, in block
-// mode, returns an error wrapping rampart.ErrBlocked. The wrapped database
-// calls it for every statement; call it directly for database APIs that do
-// not go through database/sql.
+// Check returns nil when stmt may run: no untrusted input of ctx occurs in
+// it except inside one literal, read by the database as the input, or as one
+// token that cannot add syntax (the package documentation gives the rule),
+// and the request's inputs were all recorded (see
+// rampart.CheckInputsComplete). Otherwise it reports the event and, in block
+// mode, returns an error wrapping rampart.ErrBlocked. The database returned
+// by [Guard.Open] or [Guard.OpenDB] calls it for every statement; call it
+// directly for database APIs that do not go through database/sql (a
+// driver's native interface such as pgx.Conn).
 //
 // When no input occurs in stmt, Check costs one substring search per input.
 func (g *Guard) Check(ctx context.Context, stmt string) error {
-	var toks []Token
-	var pooled *[]Token
+	var toks []token
+	var pooled *[]token
 	defer func() {
 		if pooled != nil {
 			*pooled = toks[:0]
@@ -63,10 +67,10 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 			continue
 		}
 		if toks == nil {
-			if p, ok := g.toks.Get().(*[]Token); ok {
+			if p, ok := g.toks.Get().(*[]token); ok {
 				pooled = p
 			} else {
-				pooled = new([]Token)
+				pooled = new([]token)
 			}
 			toks = tokenize(g.dialect, stmt, *pooled, false)
 		}

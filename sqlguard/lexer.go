@@ -1,36 +1,36 @@
 package sqlguard
 
-// Kind classifies a token.
-type Kind uint8
+// tokenKind classifies a token.
+type tokenKind uint8
 
 const (
-	Word        Kind = iota + 1 // identifier or keyword, unquoted
-	Keyword                     // a Word that is a reserved word of the dialect
-	QuotedIdent                 // "x", `x`, [x]
-	String                      // '...', E'...', $tag$...$tag$, X'..', N'..'
-	Number                      // 42, 1.5e3, 0x1F
-	Param                       // $1, ?, ?2, :name, @name
-	Operator                    // = <> || :: -> ...
-	Punct                       // ( ) , ; . and the delimiters of MySQL executable comments
-	Comment                     // -- ..., # ..., /* ... */
+	tokWord        tokenKind = iota + 1 // identifier or keyword, unquoted
+	tokKeyword                          // a tokWord that is a reserved word of the dialect
+	tokQuotedIdent                      // "x", `x`, [x]
+	tokString                           // '...', E'...', $tag$...$tag$, X'..', N'..'
+	tokNumber                           // 42, 1.5e3, 0x1F
+	tokParam                            // $1, ?, ?2, :name, @name
+	tokOperator                         // = <> || :: -> ...
+	tokPunct                            // ( ) , ; . and the delimiters of MySQL executable comments
+	tokComment                          // -- ..., # ..., /* ... */
 )
 
 var kindNames = [...]string{"", "word", "keyword", "quoted identifier", "string", "number", "parameter", "operator", "punctuation", "comment"}
 
-func (k Kind) String() string {
+func (k tokenKind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
 	}
 	return "unknown"
 }
 
-// Token is one lexeme of a statement. Start and End delimit it in the
+// token is one lexeme of a statement. Start and End delimit it in the
 // statement; for strings, quoted identifiers and comments, Inner and InnerEnd
 // delimit the content between the delimiters (for other kinds they equal
 // Start and End). Unterminated is set when a quote or comment is not closed
 // before the end of the statement.
-type Token struct {
-	Kind         Kind
+type token struct {
+	Kind         tokenKind
 	Start, End   int
 	Inner        int
 	InnerEnd     int
@@ -41,18 +41,14 @@ type Token struct {
 	esc escStyle
 }
 
-// Tokenize splits a statement into tokens, dropping white space. It never
-// fails: bytes it does not know become one-byte Punct tokens, and an
+// tokenize splits a statement into tokens, dropping white space. It never
+// fails: bytes it does not know become one-byte tokPunct tokens, and an
 // unterminated quote or comment runs to the end of the statement, as the
 // database would read it. Appending to dst lets a caller reuse its slice.
-func Tokenize(d Dialect, stmt string, dst []Token) []Token {
-	return tokenize(d, stmt, dst, true)
-}
-
-// tokenize is Tokenize with keyword classification optional: the injection
-// rule looks only at token boundaries, so the guard skips the lookup that
-// would otherwise cost a quarter of the lexing time.
-func tokenize(d Dialect, stmt string, dst []Token, keywords bool) []Token {
+// keywords tells tokKeyword from tokWord: the injection rule looks only at
+// token boundaries, so the guard skips the lookup that would otherwise cost
+// a quarter of the lexing time, and the tests ask for it.
+func tokenize(d Dialect, stmt string, dst []token, keywords bool) []token {
 	l := lexer{d: d, s: stmt, toks: dst[:0], keywords: keywords}
 	l.run()
 	return l.toks
@@ -62,27 +58,27 @@ type lexer struct {
 	d    Dialect
 	s    string
 	i    int
-	toks []Token
+	toks []token
 
-	keywords bool // tell Keyword from Word
+	keywords bool // tell tokKeyword from tokWord
 
 	// execComment is set inside a MySQL /*! ... */ comment, whose content the
 	// server executes and which we therefore lex as code.
 	execComment bool
 }
 
-func (l *lexer) emit(k Kind, start, end int) {
-	l.toks = append(l.toks, Token{Kind: k, Start: start, End: end, Inner: start, InnerEnd: end})
+func (l *lexer) emit(k tokenKind, start, end int) {
+	l.toks = append(l.toks, token{Kind: k, Start: start, End: end, Inner: start, InnerEnd: end})
 }
 
-func (l *lexer) emitQuoted(k Kind, start, inner, innerEnd, end int, unterminated bool) {
-	l.toks = append(l.toks, Token{Kind: k, Start: start, End: end, Inner: inner, InnerEnd: innerEnd, Unterminated: unterminated})
+func (l *lexer) emitQuoted(k tokenKind, start, inner, innerEnd, end int, unterminated bool) {
+	l.toks = append(l.toks, token{Kind: k, Start: start, End: end, Inner: inner, InnerEnd: innerEnd, Unterminated: unterminated})
 }
 
 // emitLiteral emits a string or quoted identifier whose content the database
 // decodes with the escapes es.
-func (l *lexer) emitLiteral(k Kind, start, inner, innerEnd, end int, unterminated bool, es escStyle) {
-	l.toks = append(l.toks, Token{Kind: k, Start: start, End: end, Inner: inner, InnerEnd: innerEnd, Unterminated: unterminated, esc: es})
+func (l *lexer) emitLiteral(k tokenKind, start, inner, innerEnd, end int, unterminated bool, es escStyle) {
+	l.toks = append(l.toks, token{Kind: k, Start: start, End: end, Inner: inner, InnerEnd: innerEnd, Unterminated: unterminated, esc: es})
 }
 
 func isSpace(c byte) bool {
@@ -108,15 +104,15 @@ func (l *lexer) run() {
 		case isSpace(c):
 			l.i++
 		case c == '\'':
-			l.quoted(String, start, start+1, '\'', l.d.stringEscapes())
+			l.quoted(tokString, start, start+1, '\'', l.d.stringEscapes())
 		case c == '"':
 			if l.d == MySQL {
-				l.quoted(String, start, start+1, '"', escMySQL)
+				l.quoted(tokString, start, start+1, '"', escMySQL)
 			} else {
-				l.quoted(QuotedIdent, start, start+1, '"', escDouble)
+				l.quoted(tokQuotedIdent, start, start+1, '"', escDouble)
 			}
 		case c == '`' && l.d != Postgres:
-			l.quoted(QuotedIdent, start, start+1, '`', escDouble)
+			l.quoted(tokQuotedIdent, start, start+1, '`', escDouble)
 		case c == '[' && l.d == SQLite:
 			l.bracketIdent(start)
 		case c == '-' && l.at(start+1, '-') && l.lineCommentDash(start):
@@ -134,7 +130,7 @@ func (l *lexer) run() {
 		case c == '*' && l.execComment && l.at(start+1, '/'):
 			l.execComment = false
 			l.i += 2
-			l.emit(Punct, start, l.i)
+			l.emit(tokPunct, start, l.i)
 		case isDigit(c) || c == '.' && start+1 < len(s) && isDigit(s[start+1]):
 			l.number(start)
 		case isIdentStart(c):
@@ -150,19 +146,19 @@ func (l *lexer) run() {
 					l.i++
 				}
 			}
-			l.emit(Param, start, l.i)
+			l.emit(tokParam, start, l.i)
 		case c == ':' && l.d == SQLite && start+1 < len(s) && isIdentStart(s[start+1]):
 			l.namedParam(start)
 		case c == '@' && (l.d == SQLite || l.d == MySQL):
 			l.namedParam(start)
 		case c == '(' || c == ')' || c == ',' || c == ';' || c == '[' || c == ']' || c == '{' || c == '}' || c == '.':
 			l.i++
-			l.emit(Punct, start, l.i)
+			l.emit(tokPunct, start, l.i)
 		case isOperatorChar(c):
 			l.operator(start)
 		default:
 			l.i++
-			l.emit(Punct, start, l.i)
+			l.emit(tokPunct, start, l.i)
 		}
 	}
 }
@@ -190,7 +186,7 @@ func (l *lexer) lineComment(start, inner int) {
 		j++
 	}
 	l.i = j
-	l.emitQuoted(Comment, start, inner, j, j, false)
+	l.emitQuoted(tokComment, start, inner, j, j, false)
 }
 
 func (l *lexer) blockComment(start int) {
@@ -209,7 +205,7 @@ func (l *lexer) blockComment(start int) {
 			}
 			l.execComment = true
 			l.i = j
-			l.emit(Punct, start, j)
+			l.emit(tokPunct, start, j)
 			return
 		}
 	}
@@ -221,7 +217,7 @@ func (l *lexer) blockComment(start int) {
 			j += 2
 			if depth == 0 {
 				l.i = j
-				l.emitQuoted(Comment, start, start+2, j-2, j, false)
+				l.emitQuoted(tokComment, start, start+2, j-2, j, false)
 				return
 			}
 			continue
@@ -234,7 +230,7 @@ func (l *lexer) blockComment(start int) {
 		if s[j] == 0 && l.d == SQLite {
 			// SQLite ends the comment, and the statement, at a NUL.
 			l.i = j
-			l.emitQuoted(Comment, start, start+2, j, j, false)
+			l.emitQuoted(tokComment, start, start+2, j, j, false)
 			return
 		}
 		j++
@@ -242,13 +238,13 @@ func (l *lexer) blockComment(start int) {
 	l.i = len(s)
 	// SQLite accepts a block comment that runs to the end; PostgreSQL and
 	// MySQL reject the statement. Either way the rest is not code.
-	l.emitQuoted(Comment, start, start+2, len(s), len(s), l.d != SQLite)
+	l.emitQuoted(tokComment, start, start+2, len(s), len(s), l.d != SQLite)
 }
 
 // quoted lexes a quoted string or identifier whose content starts at inner.
 // A doubled quote is an escaped quote in every dialect; backslash escapes
 // apply to MySQL strings and PostgreSQL E'...' strings.
-func (l *lexer) quoted(k Kind, start, inner int, q byte, es escStyle) {
+func (l *lexer) quoted(k tokenKind, start, inner int, q byte, es escStyle) {
 	s := l.s
 	backslash := es == escMySQL || es == escPostgresE
 	j := inner
@@ -281,11 +277,11 @@ func (l *lexer) bracketIdent(start int) {
 	}
 	if j < len(s) {
 		l.i = j + 1
-		l.emitQuoted(QuotedIdent, start, start+1, j, j+1, false)
+		l.emitQuoted(tokQuotedIdent, start, start+1, j, j+1, false)
 		return
 	}
 	l.i = len(s)
-	l.emitQuoted(QuotedIdent, start, start+1, len(s), len(s), true)
+	l.emitQuoted(tokQuotedIdent, start, start+1, len(s), len(s), true)
 }
 
 // word lexes an identifier or keyword, or a string with a prefix (E'..',
@@ -296,18 +292,18 @@ func (l *lexer) word(start int) {
 	if start+1 < len(s) && s[start+1] == '\'' {
 		switch {
 		case c == 'e' && l.d == Postgres:
-			l.quoted(String, start, start+2, '\'', escPostgresE)
+			l.quoted(tokString, start, start+2, '\'', escPostgresE)
 			return
 		case c == 'x' || c == 'n' || c == 'b':
-			l.quoted(String, start, start+2, '\'', l.d.stringEscapes())
+			l.quoted(tokString, start, start+2, '\'', l.d.stringEscapes())
 			return
 		}
 	}
 	if c == 'u' && l.d == Postgres && start+2 < len(s) && s[start+1] == '&' && (s[start+2] == '\'' || s[start+2] == '"') {
 		if s[start+2] == '\'' {
-			l.quoted(String, start, start+3, '\'', escUnicode)
+			l.quoted(tokString, start, start+3, '\'', escUnicode)
 		} else {
-			l.quoted(QuotedIdent, start, start+3, '"', escUnicode)
+			l.quoted(tokQuotedIdent, start, start+3, '"', escUnicode)
 		}
 		return
 	}
@@ -316,9 +312,9 @@ func (l *lexer) word(start int) {
 		j++
 	}
 	l.i = j
-	k := Word
+	k := tokWord
 	if l.keywords && isKeyword(s[start:j]) {
-		k = Keyword
+		k = tokKeyword
 	}
 	l.emit(k, start, j)
 }
@@ -365,11 +361,11 @@ func (l *lexer) number(start int) {
 			j++
 		}
 		l.i = j
-		l.emit(Word, start, j)
+		l.emit(tokWord, start, j)
 		return
 	}
 	l.i = j
-	l.emit(Number, start, j)
+	l.emit(tokNumber, start, j)
 }
 
 func isHex(c byte) bool { return isDigit(c) || 'a' <= c|0x20 && c|0x20 <= 'f' }
@@ -383,7 +379,7 @@ func (l *lexer) dollar(start int) {
 			j++
 		}
 		l.i = j
-		l.emit(Param, start, j)
+		l.emit(tokParam, start, j)
 		return
 	}
 	for j < len(s) && isIdentStart(s[j]) || j > start+1 && j < len(s) && isDigit(s[j]) {
@@ -391,7 +387,7 @@ func (l *lexer) dollar(start int) {
 	}
 	if j >= len(s) || s[j] != '$' {
 		l.i = start + 1
-		l.emit(Operator, start, start+1)
+		l.emit(tokOperator, start, start+1)
 		return
 	}
 	tag := s[start : j+1]
@@ -399,12 +395,12 @@ func (l *lexer) dollar(start int) {
 	for k := inner; k+len(tag) <= len(s); k++ {
 		if s[k] == '$' && s[k:k+len(tag)] == tag {
 			l.i = k + len(tag)
-			l.emitQuoted(String, start, inner, k, l.i, false)
+			l.emitQuoted(tokString, start, inner, k, l.i, false)
 			return
 		}
 	}
 	l.i = len(s)
-	l.emitQuoted(String, start, inner, len(s), len(s), true)
+	l.emitQuoted(tokString, start, inner, len(s), len(s), true)
 }
 
 // namedParam lexes :name, @name, $name (SQLite) and @var, @@var (MySQL).
@@ -419,15 +415,15 @@ func (l *lexer) namedParam(start int) {
 	}
 	if j == start+1 {
 		l.i = j
-		l.emit(Operator, start, j)
+		l.emit(tokOperator, start, j)
 		return
 	}
 	l.i = j
 	if l.d == MySQL {
-		l.emit(Word, start, j) // a user or system variable
+		l.emit(tokWord, start, j) // a user or system variable
 		return
 	}
-	l.emit(Param, start, j)
+	l.emit(tokParam, start, j)
 }
 
 func isOperatorChar(c byte) bool {
@@ -476,5 +472,5 @@ func (l *lexer) operator(start int) {
 		}
 	}
 	l.i = j
-	l.emit(Operator, start, j)
+	l.emit(tokOperator, start, j)
 }

@@ -10,7 +10,7 @@ import (
 // lexed is a token as the tests write it: its kind, its exact text, and
 // whether it runs unterminated to the end of the statement.
 type lexed struct {
-	kind         Kind
+	kind         tokenKind
 	text         string
 	unterminated bool
 }
@@ -22,12 +22,12 @@ func (l lexed) String() string {
 	return fmt.Sprintf("%v %q", l.kind, l.text)
 }
 
-func tk(k Kind, text string) lexed     { return lexed{kind: k, text: text} }
-func unterm(k Kind, text string) lexed { return lexed{kind: k, text: text, unterminated: true} }
+func tk(k tokenKind, text string) lexed     { return lexed{kind: k, text: text} }
+func unterm(k tokenKind, text string) lexed { return lexed{kind: k, text: text, unterminated: true} }
 
 func lexText(d Dialect, stmt string) []lexed {
 	var out []lexed
-	for _, t := range Tokenize(d, stmt, nil) {
+	for _, t := range tokenize(d, stmt, nil, true) {
 		out = append(out, lexed{t.Kind, stmt[t.Start:t.End], t.Unterminated})
 	}
 	return out
@@ -48,7 +48,7 @@ func runLexCases(t *testing.T, dialects []Dialect, cases []lexCase) {
 			t.Run(d.String()+"/"+c.name, func(t *testing.T) {
 				got := lexText(d, c.stmt)
 				if fmt.Sprint(got) != fmt.Sprint(c.want) {
-					t.Errorf("Tokenize(%v, %q):\n got %v\nwant %v", d, c.stmt, got, c.want)
+					t.Errorf("tokenize(%v, %q):\n got %v\nwant %v", d, c.stmt, got, c.want)
 				}
 			})
 		}
@@ -58,182 +58,182 @@ func runLexCases(t *testing.T, dialects []Dialect, cases []lexCase) {
 func TestLexerInEveryDialect(t *testing.T) {
 	runLexCases(t, everyDialect, []lexCase{
 		{"a doubled quote stays inside the string", `SELECT 'it''s', 'x'`,
-			[]lexed{tk(Keyword, "SELECT"), tk(String, `'it''s'`), tk(Punct, ","), tk(String, "'x'")}},
-		{"an empty string is one token", `''`, []lexed{tk(String, "''")}},
-		{"a string of doubled quotes only is one token", `''''''`, []lexed{tk(String, "''''''")}},
+			[]lexed{tk(tokKeyword, "SELECT"), tk(tokString, `'it''s'`), tk(tokPunct, ","), tk(tokString, "'x'")}},
+		{"an empty string is one token", `''`, []lexed{tk(tokString, "''")}},
+		{"a string of doubled quotes only is one token", `''''''`, []lexed{tk(tokString, "''''''")}},
 		{"numbers take points, exponents and hex digits", `1 1.5 .5 1e10 1E+5 2.5e-3 0x1F 0`,
-			[]lexed{tk(Number, "1"), tk(Number, "1.5"), tk(Number, ".5"), tk(Number, "1e10"), tk(Number, "1E+5"),
-				tk(Number, "2.5e-3"), tk(Number, "0x1F"), tk(Number, "0")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokNumber, "1.5"), tk(tokNumber, ".5"), tk(tokNumber, "1e10"), tk(tokNumber, "1E+5"),
+				tk(tokNumber, "2.5e-3"), tk(tokNumber, "0x1F"), tk(tokNumber, "0")}},
 		{"a minus sign is an operator before the number", `a = -1`,
-			[]lexed{tk(Word, "a"), tk(Operator, "="), tk(Operator, "-"), tk(Number, "1")}},
+			[]lexed{tk(tokWord, "a"), tk(tokOperator, "="), tk(tokOperator, "-"), tk(tokNumber, "1")}},
 		{"comparison and concatenation operators are whole", `a<>b AND c>=d OR e||f`,
-			[]lexed{tk(Word, "a"), tk(Operator, "<>"), tk(Word, "b"), tk(Keyword, "AND"), tk(Word, "c"), tk(Operator, ">="),
-				tk(Word, "d"), tk(Keyword, "OR"), tk(Word, "e"), tk(Operator, "||"), tk(Word, "f")}},
+			[]lexed{tk(tokWord, "a"), tk(tokOperator, "<>"), tk(tokWord, "b"), tk(tokKeyword, "AND"), tk(tokWord, "c"), tk(tokOperator, ">="),
+				tk(tokWord, "d"), tk(tokKeyword, "OR"), tk(tokWord, "e"), tk(tokOperator, "||"), tk(tokWord, "f")}},
 		{"punctuation is one byte per token", `f(a, b);`,
-			[]lexed{tk(Word, "f"), tk(Punct, "("), tk(Word, "a"), tk(Punct, ","), tk(Word, "b"), tk(Punct, ")"), tk(Punct, ";")}},
-		{"a qualified name is three tokens", `t.col`, []lexed{tk(Word, "t"), tk(Punct, "."), tk(Word, "col")}},
+			[]lexed{tk(tokWord, "f"), tk(tokPunct, "("), tk(tokWord, "a"), tk(tokPunct, ","), tk(tokWord, "b"), tk(tokPunct, ")"), tk(tokPunct, ";")}},
+		{"a qualified name is three tokens", `t.col`, []lexed{tk(tokWord, "t"), tk(tokPunct, "."), tk(tokWord, "col")}},
 		{"keywords are recognised in any case", `select From wHeRe`,
-			[]lexed{tk(Keyword, "select"), tk(Keyword, "From"), tk(Keyword, "wHeRe")}},
-		{"non-ASCII letters make identifiers", `café_ñ`, []lexed{tk(Word, "café_ñ")}},
+			[]lexed{tk(tokKeyword, "select"), tk(tokKeyword, "From"), tk(tokKeyword, "wHeRe")}},
+		{"non-ASCII letters make identifiers", `café_ñ`, []lexed{tk(tokWord, "café_ñ")}},
 		{"a line comment runs to the newline", "1 -- note\n2",
-			[]lexed{tk(Number, "1"), tk(Comment, "-- note"), tk(Number, "2")}},
-		{"a line comment may end the statement", "1 -- ", []lexed{tk(Number, "1"), tk(Comment, "-- ")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokComment, "-- note"), tk(tokNumber, "2")}},
+		{"a line comment may end the statement", "1 -- ", []lexed{tk(tokNumber, "1"), tk(tokComment, "-- ")}},
 		{"a block comment is one token", "1 /* a\n b */ 2",
-			[]lexed{tk(Number, "1"), tk(Comment, "/* a\n b */"), tk(Number, "2")}},
-		{"an empty block comment is one token", "/**/x", []lexed{tk(Comment, "/**/"), tk(Word, "x")}},
-		{"a question mark is a parameter", `a = ?`, []lexed{tk(Word, "a"), tk(Operator, "="), tk(Param, "?")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokComment, "/* a\n b */"), tk(tokNumber, "2")}},
+		{"an empty block comment is one token", "/**/x", []lexed{tk(tokComment, "/**/"), tk(tokWord, "x")}},
+		{"a question mark is a parameter", `a = ?`, []lexed{tk(tokWord, "a"), tk(tokOperator, "="), tk(tokParam, "?")}},
 		{"an unterminated string runs to the end", `SELECT 'abc`,
-			[]lexed{tk(Keyword, "SELECT"), unterm(String, "'abc")}},
-		{"a lone quote is an unterminated string", `'`, []lexed{unterm(String, "'")}},
-		{"white space of every kind separates tokens", "a\t\n\r\f\vb", []lexed{tk(Word, "a"), tk(Word, "b")}},
+			[]lexed{tk(tokKeyword, "SELECT"), unterm(tokString, "'abc")}},
+		{"a lone quote is an unterminated string", `'`, []lexed{unterm(tokString, "'")}},
+		{"white space of every kind separates tokens", "a\t\n\r\f\vb", []lexed{tk(tokWord, "a"), tk(tokWord, "b")}},
 		{"an empty statement has no tokens", "", nil},
-		{"unknown bytes are punctuation", "\x00\x01", []lexed{tk(Punct, "\x00"), tk(Punct, "\x01")}},
+		{"unknown bytes are punctuation", "\x00\x01", []lexed{tk(tokPunct, "\x00"), tk(tokPunct, "\x01")}},
 	})
 }
 
 func TestLexerPostgres(t *testing.T) {
 	runLexCases(t, []Dialect{Postgres}, []lexCase{
 		{"a backslash is literal in a standard string", `SELECT 'a\' , 1`,
-			[]lexed{tk(Keyword, "SELECT"), tk(String, `'a\'`), tk(Punct, ","), tk(Number, "1")}},
-		{"a backslash before a doubled quote is literal", `'a\'' x'`, []lexed{tk(String, `'a\'' x'`)}},
-		{"an E string takes backslash escapes", `E'it\'s' x`, []lexed{tk(String, `E'it\'s'`), tk(Word, "x")}},
-		{"a lower-case e string takes backslash escapes", `e'a\\' x`, []lexed{tk(String, `e'a\\'`), tk(Word, "x")}},
-		{"an E string takes doubled quotes too", `E'a''b'`, []lexed{tk(String, `E'a''b'`)}},
-		{"an E string ending in an escaped quote is unterminated", `E'a\'`, []lexed{unterm(String, `E'a\'`)}},
+			[]lexed{tk(tokKeyword, "SELECT"), tk(tokString, `'a\'`), tk(tokPunct, ","), tk(tokNumber, "1")}},
+		{"a backslash before a doubled quote is literal", `'a\'' x'`, []lexed{tk(tokString, `'a\'' x'`)}},
+		{"an E string takes backslash escapes", `E'it\'s' x`, []lexed{tk(tokString, `E'it\'s'`), tk(tokWord, "x")}},
+		{"a lower-case e string takes backslash escapes", `e'a\\' x`, []lexed{tk(tokString, `e'a\\'`), tk(tokWord, "x")}},
+		{"an E string takes doubled quotes too", `E'a''b'`, []lexed{tk(tokString, `E'a''b'`)}},
+		{"an E string ending in an escaped quote is unterminated", `E'a\'`, []lexed{unterm(tokString, `E'a\'`)}},
 		{"N, B and X strings are strings", `N'a' B'01' X'1F'`,
-			[]lexed{tk(String, "N'a'"), tk(String, "B'01'"), tk(String, "X'1F'")}},
-		{"a Unicode string is a standard string", `U&'d\0061t\' x`, []lexed{tk(String, `U&'d\0061t\'`), tk(Word, "x")}},
-		{"a Unicode identifier is a quoted identifier", `U&"a b"`, []lexed{tk(QuotedIdent, `U&"a b"`)}},
+			[]lexed{tk(tokString, "N'a'"), tk(tokString, "B'01'"), tk(tokString, "X'1F'")}},
+		{"a Unicode string is a standard string", `U&'d\0061t\' x`, []lexed{tk(tokString, `U&'d\0061t\'`), tk(tokWord, "x")}},
+		{"a Unicode identifier is a quoted identifier", `U&"a b"`, []lexed{tk(tokQuotedIdent, `U&"a b"`)}},
 		{"an empty dollar tag quotes a string", `SELECT $$it's a \ string$$, 1`,
-			[]lexed{tk(Keyword, "SELECT"), tk(String, `$$it's a \ string$$`), tk(Punct, ","), tk(Number, "1")}},
+			[]lexed{tk(tokKeyword, "SELECT"), tk(tokString, `$$it's a \ string$$`), tk(tokPunct, ","), tk(tokNumber, "1")}},
 		{"a named dollar tag quotes a string holding other tags", `$fn$ select $$x$$; $f$ $fn$ x`,
-			[]lexed{tk(String, `$fn$ select $$x$$; $f$ $fn$`), tk(Word, "x")}},
-		{"a dollar tag may hold digits after its first letter", `$a1$x$a1$`, []lexed{tk(String, "$a1$x$a1$")}},
+			[]lexed{tk(tokString, `$fn$ select $$x$$; $f$ $fn$`), tk(tokWord, "x")}},
+		{"a dollar tag may hold digits after its first letter", `$a1$x$a1$`, []lexed{tk(tokString, "$a1$x$a1$")}},
 		{"a numbered parameter is not a dollar tag", `$1 = $12`,
-			[]lexed{tk(Param, "$1"), tk(Operator, "="), tk(Param, "$12")}},
+			[]lexed{tk(tokParam, "$1"), tk(tokOperator, "="), tk(tokParam, "$12")}},
 		{"a parameter before a dollar string is still a parameter", `$1$$x$$`,
-			[]lexed{tk(Param, "$1"), tk(String, "$$x$$")}},
+			[]lexed{tk(tokParam, "$1"), tk(tokString, "$$x$$")}},
 		{"a dollar without a tag is an operator", `$a b`,
-			[]lexed{tk(Operator, "$"), tk(Word, "a"), tk(Word, "b")}},
-		{"an unclosed dollar string is unterminated", `$q$ abc $Q$`, []lexed{unterm(String, "$q$ abc $Q$")}},
+			[]lexed{tk(tokOperator, "$"), tk(tokWord, "a"), tk(tokWord, "b")}},
+		{"an unclosed dollar string is unterminated", `$q$ abc $Q$`, []lexed{unterm(tokString, "$q$ abc $Q$")}},
 		{"a dollar inside an identifier is part of it", `a$b$ $$c$$`,
-			[]lexed{tk(Word, "a$b$"), tk(String, "$$c$$")}},
+			[]lexed{tk(tokWord, "a$b$"), tk(tokString, "$$c$$")}},
 		{"a double-quoted identifier takes doubled quotes", `"a""b" x`,
-			[]lexed{tk(QuotedIdent, `"a""b"`), tk(Word, "x")}},
+			[]lexed{tk(tokQuotedIdent, `"a""b"`), tk(tokWord, "x")}},
 		{"a backslash does not escape in a quoted identifier", `"a\" x`,
-			[]lexed{tk(QuotedIdent, `"a\"`), tk(Word, "x")}},
-		{"an unterminated identifier runs to the end", `"abc`, []lexed{unterm(QuotedIdent, `"abc`)}},
-		{"a backtick is an operator", "`a`", []lexed{tk(Operator, "`"), tk(Word, "a"), tk(Operator, "`")}},
+			[]lexed{tk(tokQuotedIdent, `"a\"`), tk(tokWord, "x")}},
+		{"an unterminated identifier runs to the end", `"abc`, []lexed{unterm(tokQuotedIdent, `"abc`)}},
+		{"a backtick is an operator", "`a`", []lexed{tk(tokOperator, "`"), tk(tokWord, "a"), tk(tokOperator, "`")}},
 		{"a bracket is punctuation", `a[1]`,
-			[]lexed{tk(Word, "a"), tk(Punct, "["), tk(Number, "1"), tk(Punct, "]")}},
-		{"two dashes always open a comment", `1--1`, []lexed{tk(Number, "1"), tk(Comment, "--1")}},
+			[]lexed{tk(tokWord, "a"), tk(tokPunct, "["), tk(tokNumber, "1"), tk(tokPunct, "]")}},
+		{"two dashes always open a comment", `1--1`, []lexed{tk(tokNumber, "1"), tk(tokComment, "--1")}},
 		{"a carriage return ends a line comment", "1 -- a\rDROP",
-			[]lexed{tk(Number, "1"), tk(Comment, "-- a"), tk(Keyword, "DROP")}},
-		{"a hash is an operator", `a # b`, []lexed{tk(Word, "a"), tk(Operator, "#"), tk(Word, "b")}},
-		{"block comments nest", `/* a /* b */ c */ x`, []lexed{tk(Comment, "/* a /* b */ c */"), tk(Word, "x")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokComment, "-- a"), tk(tokKeyword, "DROP")}},
+		{"a hash is an operator", `a # b`, []lexed{tk(tokWord, "a"), tk(tokOperator, "#"), tk(tokWord, "b")}},
+		{"block comments nest", `/* a /* b */ c */ x`, []lexed{tk(tokComment, "/* a /* b */ c */"), tk(tokWord, "x")}},
 		{"a slash-star after a slash-star opens a nested comment", `/*/*/ x */ */ y`,
-			[]lexed{tk(Comment, "/*/*/ x */ */"), tk(Word, "y")}},
-		{"an unclosed nested comment is unterminated", `/* a /* b */ c`, []lexed{unterm(Comment, "/* a /* b */ c")}},
+			[]lexed{tk(tokComment, "/*/*/ x */ */"), tk(tokWord, "y")}},
+		{"an unclosed nested comment is unterminated", `/* a /* b */ c`, []lexed{unterm(tokComment, "/* a /* b */ c")}},
 		{"a bang after slash-star is an ordinary comment", `/*! DROP */ x`,
-			[]lexed{tk(Comment, "/*! DROP */"), tk(Word, "x")}},
-		{"a cast is an operator", `a::int`, []lexed{tk(Word, "a"), tk(Operator, "::"), tk(Word, "int")}},
+			[]lexed{tk(tokComment, "/*! DROP */"), tk(tokWord, "x")}},
+		{"a cast is an operator", `a::int`, []lexed{tk(tokWord, "a"), tk(tokOperator, "::"), tk(tokWord, "int")}},
 		{"JSON operators stop before a comment", `a->>'k'--c`,
-			[]lexed{tk(Word, "a"), tk(Operator, "->>"), tk(String, "'k'"), tk(Comment, "--c")}},
+			[]lexed{tk(tokWord, "a"), tk(tokOperator, "->>"), tk(tokString, "'k'"), tk(tokComment, "--c")}},
 		{"an operator stops before a block comment", `a+/*c*/b`,
-			[]lexed{tk(Word, "a"), tk(Operator, "+"), tk(Comment, "/*c*/"), tk(Word, "b")}},
-		{"an at sign is an operator", `@x`, []lexed{tk(Operator, "@"), tk(Word, "x")}},
-		{"a digit run ending in letters is a number then a word", `1abc`, []lexed{tk(Number, "1"), tk(Word, "abc")}},
+			[]lexed{tk(tokWord, "a"), tk(tokOperator, "+"), tk(tokComment, "/*c*/"), tk(tokWord, "b")}},
+		{"an at sign is an operator", `@x`, []lexed{tk(tokOperator, "@"), tk(tokWord, "x")}},
+		{"a digit run ending in letters is a number then a word", `1abc`, []lexed{tk(tokNumber, "1"), tk(tokWord, "abc")}},
 	})
 }
 
 func TestLexerMySQL(t *testing.T) {
 	runLexCases(t, []Dialect{MySQL}, []lexCase{
 		{"a backslash escapes a single quote", `SELECT 'it\'s', 1`,
-			[]lexed{tk(Keyword, "SELECT"), tk(String, `'it\'s'`), tk(Punct, ","), tk(Number, "1")}},
-		{"a backslash escapes a double quote", `"a\"b" x`, []lexed{tk(String, `"a\"b"`), tk(Word, "x")}},
-		{"double quotes make a string", `"x" "a""b"`, []lexed{tk(String, `"x"`), tk(String, `"a""b"`)}},
-		{"an escaped backslash ends before the quote", `'a\\' x`, []lexed{tk(String, `'a\\'`), tk(Word, "x")}},
-		{"a string ending in an escaped quote is unterminated", `'a\' OR 1=1`, []lexed{unterm(String, `'a\' OR 1=1`)}},
-		{"a backslash at the very end is unterminated", `'a\`, []lexed{unterm(String, `'a\`)}},
+			[]lexed{tk(tokKeyword, "SELECT"), tk(tokString, `'it\'s'`), tk(tokPunct, ","), tk(tokNumber, "1")}},
+		{"a backslash escapes a double quote", `"a\"b" x`, []lexed{tk(tokString, `"a\"b"`), tk(tokWord, "x")}},
+		{"double quotes make a string", `"x" "a""b"`, []lexed{tk(tokString, `"x"`), tk(tokString, `"a""b"`)}},
+		{"an escaped backslash ends before the quote", `'a\\' x`, []lexed{tk(tokString, `'a\\'`), tk(tokWord, "x")}},
+		{"a string ending in an escaped quote is unterminated", `'a\' OR 1=1`, []lexed{unterm(tokString, `'a\' OR 1=1`)}},
+		{"a backslash at the very end is unterminated", `'a\`, []lexed{unterm(tokString, `'a\`)}},
 		{"hex, bit and national strings are strings", `x'4F' b'01' N'é'`,
-			[]lexed{tk(String, "x'4F'"), tk(String, "b'01'"), tk(String, "N'é'")}},
+			[]lexed{tk(tokString, "x'4F'"), tk(tokString, "b'01'"), tk(tokString, "N'é'")}},
 		{"a charset introducer is a word before the string", `_utf8mb4'a'`,
-			[]lexed{tk(Word, "_utf8mb4"), tk(String, "'a'")}},
+			[]lexed{tk(tokWord, "_utf8mb4"), tk(tokString, "'a'")}},
 		{"a backtick identifier takes doubled backticks", "`a``b` x",
-			[]lexed{tk(QuotedIdent, "`a``b`"), tk(Word, "x")}},
+			[]lexed{tk(tokQuotedIdent, "`a``b`"), tk(tokWord, "x")}},
 		{"a backslash does not escape in a backtick identifier", "`a\\` x",
-			[]lexed{tk(QuotedIdent, "`a\\`"), tk(Word, "x")}},
-		{"a hash opens a line comment", "1 # c\n2", []lexed{tk(Number, "1"), tk(Comment, "# c"), tk(Number, "2")}},
-		{"a hash ends an operator", "1=#c", []lexed{tk(Number, "1"), tk(Operator, "="), tk(Comment, "#c")}},
+			[]lexed{tk(tokQuotedIdent, "`a\\`"), tk(tokWord, "x")}},
+		{"a hash opens a line comment", "1 # c\n2", []lexed{tk(tokNumber, "1"), tk(tokComment, "# c"), tk(tokNumber, "2")}},
+		{"a hash ends an operator", "1=#c", []lexed{tk(tokNumber, "1"), tk(tokOperator, "="), tk(tokComment, "#c")}},
 		{"two dashes without a space are two minus signs", `1--1`,
-			[]lexed{tk(Number, "1"), tk(Operator, "-"), tk(Operator, "-"), tk(Number, "1")}},
-		{"two dashes and a space open a comment", `1-- 1`, []lexed{tk(Number, "1"), tk(Comment, "-- 1")}},
-		{"two dashes and a tab open a comment", "1--\t1", []lexed{tk(Number, "1"), tk(Comment, "--\t1")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokOperator, "-"), tk(tokOperator, "-"), tk(tokNumber, "1")}},
+		{"two dashes and a space open a comment", `1-- 1`, []lexed{tk(tokNumber, "1"), tk(tokComment, "-- 1")}},
+		{"two dashes and a tab open a comment", "1--\t1", []lexed{tk(tokNumber, "1"), tk(tokComment, "--\t1")}},
 		{"two dashes and a control character open a comment", "1--\x01x\n2",
-			[]lexed{tk(Number, "1"), tk(Comment, "--\x01x"), tk(Number, "2")}},
-		{"two dashes and DEL open a comment", "1--\x7fx", []lexed{tk(Number, "1"), tk(Comment, "--\x7fx")}},
-		{"two dashes at the end open a comment", `1--`, []lexed{tk(Number, "1"), tk(Comment, "--")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokComment, "--\x01x"), tk(tokNumber, "2")}},
+		{"two dashes and DEL open a comment", "1--\x7fx", []lexed{tk(tokNumber, "1"), tk(tokComment, "--\x7fx")}},
+		{"two dashes at the end open a comment", `1--`, []lexed{tk(tokNumber, "1"), tk(tokComment, "--")}},
 		{"three dashes and a space are a minus and a comment", `1--- x`,
-			[]lexed{tk(Number, "1"), tk(Operator, "-"), tk(Comment, "-- x")}},
-		{"a carriage return does not end a line comment", "1 -- a\rDROP", []lexed{tk(Number, "1"), tk(Comment, "-- a\rDROP")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokOperator, "-"), tk(tokComment, "-- x")}},
+		{"a carriage return does not end a line comment", "1 -- a\rDROP", []lexed{tk(tokNumber, "1"), tk(tokComment, "-- a\rDROP")}},
 		{"a NUL ends a line comment", "1 # a\x00DROP",
-			[]lexed{tk(Number, "1"), tk(Comment, "# a"), tk(Punct, "\x00"), tk(Keyword, "DROP")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokComment, "# a"), tk(tokPunct, "\x00"), tk(tokKeyword, "DROP")}},
 		{"block comments do not nest", `/* a /* b */ c */`,
-			[]lexed{tk(Comment, "/* a /* b */"), tk(Word, "c"), tk(Operator, "*/")}},
+			[]lexed{tk(tokComment, "/* a /* b */"), tk(tokWord, "c"), tk(tokOperator, "*/")}},
 		{"an executable comment is code", `SELECT /*! DISTINCT */ a`,
-			[]lexed{tk(Keyword, "SELECT"), tk(Punct, "/*!"), tk(Keyword, "DISTINCT"), tk(Punct, "*/"), tk(Word, "a")}},
+			[]lexed{tk(tokKeyword, "SELECT"), tk(tokPunct, "/*!"), tk(tokKeyword, "DISTINCT"), tk(tokPunct, "*/"), tk(tokWord, "a")}},
 		{"a versioned executable comment is code", `1 /*!50000 UNION SELECT 2*/`,
-			[]lexed{tk(Number, "1"), tk(Punct, "/*!50000"), tk(Keyword, "UNION"), tk(Keyword, "SELECT"), tk(Number, "2"), tk(Punct, "*/")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokPunct, "/*!50000"), tk(tokKeyword, "UNION"), tk(tokKeyword, "SELECT"), tk(tokNumber, "2"), tk(tokPunct, "*/")}},
 		{"a MariaDB executable comment is code", `/*M!100100 x */`,
-			[]lexed{tk(Punct, "/*M!100100"), tk(Word, "x"), tk(Punct, "*/")}},
+			[]lexed{tk(tokPunct, "/*M!100100"), tk(tokWord, "x"), tk(tokPunct, "*/")}},
 		{"a string in an executable comment may hold the closer", `/*! '*/' */`,
-			[]lexed{tk(Punct, "/*!"), tk(String, "'*/'"), tk(Punct, "*/")}},
+			[]lexed{tk(tokPunct, "/*!"), tk(tokString, "'*/'"), tk(tokPunct, "*/")}},
 		{"an operator stops before the closer of an executable comment", `/*!1=*/`,
-			[]lexed{tk(Punct, "/*!1"), tk(Operator, "="), tk(Punct, "*/")}},
+			[]lexed{tk(tokPunct, "/*!1"), tk(tokOperator, "="), tk(tokPunct, "*/")}},
 		{"an ordinary comment inside an executable comment is a comment", `/*! a /* b */ c */`,
-			[]lexed{tk(Punct, "/*!"), tk(Word, "a"), tk(Comment, "/* b */"), tk(Word, "c"), tk(Punct, "*/")}},
-		{"an unclosed executable comment is code to the end", `/*! x`, []lexed{tk(Punct, "/*!"), tk(Word, "x")}},
+			[]lexed{tk(tokPunct, "/*!"), tk(tokWord, "a"), tk(tokComment, "/* b */"), tk(tokWord, "c"), tk(tokPunct, "*/")}},
+		{"an unclosed executable comment is code to the end", `/*! x`, []lexed{tk(tokPunct, "/*!"), tk(tokWord, "x")}},
 		{"an optimizer hint is a comment", `SELECT /*+ BKA(t) */ 1`,
-			[]lexed{tk(Keyword, "SELECT"), tk(Comment, "/*+ BKA(t) */"), tk(Number, "1")}},
-		{"an unterminated block comment is unterminated", `1 /* x`, []lexed{tk(Number, "1"), unterm(Comment, "/* x")}},
+			[]lexed{tk(tokKeyword, "SELECT"), tk(tokComment, "/*+ BKA(t) */"), tk(tokNumber, "1")}},
+		{"an unterminated block comment is unterminated", `1 /* x`, []lexed{tk(tokNumber, "1"), unterm(tokComment, "/* x")}},
 		{"user and system variables are words", `@a := @@global.max_connections`,
-			[]lexed{tk(Word, "@a"), tk(Operator, ":="), tk(Word, "@@global"), tk(Punct, "."), tk(Word, "max_connections")}},
-		{"a variable name may hold a dollar", `@a$b`, []lexed{tk(Word, "@a$b")}},
+			[]lexed{tk(tokWord, "@a"), tk(tokOperator, ":="), tk(tokWord, "@@global"), tk(tokPunct, "."), tk(tokWord, "max_connections")}},
+		{"a variable name may hold a dollar", `@a$b`, []lexed{tk(tokWord, "@a$b")}},
 		{"an identifier may start with digits", `1abc 0x1Fg 1e`,
-			[]lexed{tk(Word, "1abc"), tk(Word, "0x1Fg"), tk(Word, "1e")}},
+			[]lexed{tk(tokWord, "1abc"), tk(tokWord, "0x1Fg"), tk(tokWord, "1e")}},
 		{"a number with a point or an exponent ends there", `1.5abc .5e1x 1e5x`,
-			[]lexed{tk(Number, "1.5"), tk(Word, "abc"), tk(Number, ".5e1"), tk(Word, "x"), tk(Number, "1e5"), tk(Word, "x")}},
-		{"a dollar is part of an identifier", `a$b`, []lexed{tk(Word, "a$b")}},
+			[]lexed{tk(tokNumber, "1.5"), tk(tokWord, "abc"), tk(tokNumber, ".5e1"), tk(tokWord, "x"), tk(tokNumber, "1e5"), tk(tokWord, "x")}},
+		{"a dollar is part of an identifier", `a$b`, []lexed{tk(tokWord, "a$b")}},
 		{"a JSON path operator is an operator", `c->>'$.a'`,
-			[]lexed{tk(Word, "c"), tk(Operator, "->>"), tk(String, "'$.a'")}},
+			[]lexed{tk(tokWord, "c"), tk(tokOperator, "->>"), tk(tokString, "'$.a'")}},
 	})
 }
 
 func TestLexerSQLite(t *testing.T) {
 	runLexCases(t, []Dialect{SQLite}, []lexCase{
 		{"a backslash is literal in a string", `SELECT 'a\' , 1`,
-			[]lexed{tk(Keyword, "SELECT"), tk(String, `'a\'`), tk(Punct, ","), tk(Number, "1")}},
-		{"double quotes make an identifier", `"a""b" x`, []lexed{tk(QuotedIdent, `"a""b"`), tk(Word, "x")}},
-		{"backticks make an identifier", "`a``b` x", []lexed{tk(QuotedIdent, "`a``b`"), tk(Word, "x")}},
-		{"brackets make an identifier", `[a b] x`, []lexed{tk(QuotedIdent, "[a b]"), tk(Word, "x")}},
-		{"brackets do not double", `[a]]b]`, []lexed{tk(QuotedIdent, "[a]"), tk(Punct, "]"), tk(Word, "b"), tk(Punct, "]")}},
-		{"an unclosed bracket is unterminated", `[a b`, []lexed{unterm(QuotedIdent, "[a b")}},
-		{"a blob is a string", `x'1F'`, []lexed{tk(String, "x'1F'")}},
+			[]lexed{tk(tokKeyword, "SELECT"), tk(tokString, `'a\'`), tk(tokPunct, ","), tk(tokNumber, "1")}},
+		{"double quotes make an identifier", `"a""b" x`, []lexed{tk(tokQuotedIdent, `"a""b"`), tk(tokWord, "x")}},
+		{"backticks make an identifier", "`a``b` x", []lexed{tk(tokQuotedIdent, "`a``b`"), tk(tokWord, "x")}},
+		{"brackets make an identifier", `[a b] x`, []lexed{tk(tokQuotedIdent, "[a b]"), tk(tokWord, "x")}},
+		{"brackets do not double", `[a]]b]`, []lexed{tk(tokQuotedIdent, "[a]"), tk(tokPunct, "]"), tk(tokWord, "b"), tk(tokPunct, "]")}},
+		{"an unclosed bracket is unterminated", `[a b`, []lexed{unterm(tokQuotedIdent, "[a b")}},
+		{"a blob is a string", `x'1F'`, []lexed{tk(tokString, "x'1F'")}},
 		{"every parameter form is a parameter", `? ?2 :name @name $name`,
-			[]lexed{tk(Param, "?"), tk(Param, "?2"), tk(Param, ":name"), tk(Param, "@name"), tk(Param, "$name")}},
-		{"a dollar is part of an identifier", `a$b`, []lexed{tk(Word, "a$b")}},
-		{"a parameter name may hold a dollar", `$a$b`, []lexed{tk(Param, "$a$b")}},
-		{"a lone colon is an operator", `a : b`, []lexed{tk(Word, "a"), tk(Operator, ":"), tk(Word, "b")}},
-		{"a hash is not a comment", `a # b`, []lexed{tk(Word, "a"), tk(Operator, "#"), tk(Word, "b")}},
-		{"two dashes always open a comment", `1--1`, []lexed{tk(Number, "1"), tk(Comment, "--1")}},
-		{"block comments do not nest", `/* a /* b */ c`, []lexed{tk(Comment, "/* a /* b */"), tk(Word, "c")}},
-		{"an unclosed block comment is accepted to the end", `1 /* x`, []lexed{tk(Number, "1"), tk(Comment, "/* x")}},
+			[]lexed{tk(tokParam, "?"), tk(tokParam, "?2"), tk(tokParam, ":name"), tk(tokParam, "@name"), tk(tokParam, "$name")}},
+		{"a dollar is part of an identifier", `a$b`, []lexed{tk(tokWord, "a$b")}},
+		{"a parameter name may hold a dollar", `$a$b`, []lexed{tk(tokParam, "$a$b")}},
+		{"a lone colon is an operator", `a : b`, []lexed{tk(tokWord, "a"), tk(tokOperator, ":"), tk(tokWord, "b")}},
+		{"a hash is not a comment", `a # b`, []lexed{tk(tokWord, "a"), tk(tokOperator, "#"), tk(tokWord, "b")}},
+		{"two dashes always open a comment", `1--1`, []lexed{tk(tokNumber, "1"), tk(tokComment, "--1")}},
+		{"block comments do not nest", `/* a /* b */ c`, []lexed{tk(tokComment, "/* a /* b */"), tk(tokWord, "c")}},
+		{"an unclosed block comment is accepted to the end", `1 /* x`, []lexed{tk(tokNumber, "1"), tk(tokComment, "/* x")}},
 		{"a NUL ends a line comment", "1 -- a\x00DROP",
-			[]lexed{tk(Number, "1"), tk(Comment, "-- a"), tk(Punct, "\x00"), tk(Keyword, "DROP")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokComment, "-- a"), tk(tokPunct, "\x00"), tk(tokKeyword, "DROP")}},
 		{"a NUL ends a block comment", "1 /* a\x00 */ DROP",
-			[]lexed{tk(Number, "1"), tk(Comment, "/* a"), tk(Punct, "\x00"), tk(Operator, "*/"), tk(Keyword, "DROP")}},
+			[]lexed{tk(tokNumber, "1"), tk(tokComment, "/* a"), tk(tokPunct, "\x00"), tk(tokOperator, "*/"), tk(tokKeyword, "DROP")}},
 		{"a bang after slash-star is an ordinary comment", `/*! DROP */ x`,
-			[]lexed{tk(Comment, "/*! DROP */"), tk(Word, "x")}},
+			[]lexed{tk(tokComment, "/*! DROP */"), tk(tokWord, "x")}},
 	})
 }
 
@@ -263,9 +263,9 @@ func TestTokenContent(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			toks := Tokenize(c.d, c.stmt, nil)
+			toks := tokenize(c.d, c.stmt, nil, true)
 			if len(toks) != 1 {
-				t.Fatalf("Tokenize(%v, %q) = %d tokens, want 1", c.d, c.stmt, len(toks))
+				t.Fatalf("tokenize(%v, %q) = %d tokens, want 1", c.d, c.stmt, len(toks))
 			}
 			if got := c.stmt[toks[0].Inner:toks[0].InnerEnd]; got != c.inner {
 				t.Errorf("content of %q = %q, want %q", c.stmt, got, c.inner)
@@ -275,24 +275,24 @@ func TestTokenContent(t *testing.T) {
 }
 
 func TestTokenizeReusesTheSlice(t *testing.T) {
-	buf := make([]Token, 0, 16)
-	toks := Tokenize(SQLite, "SELECT 1", buf)
+	buf := make([]token, 0, 16)
+	toks := tokenize(SQLite, "SELECT 1", buf, true)
 	if &toks[0] != &buf[:1][0] {
-		t.Error("Tokenize did not reuse the slice it was given")
+		t.Error("tokenize did not reuse the slice it was given")
 	}
-	toks = Tokenize(SQLite, "x", toks)
+	toks = tokenize(SQLite, "x", toks, true)
 	if len(toks) != 1 {
-		t.Errorf("Tokenize kept %d tokens of the previous statement", len(toks)-1)
+		t.Errorf("tokenize kept %d tokens of the previous statement", len(toks)-1)
 	}
 }
 
 func TestKindNames(t *testing.T) {
-	for k := Word; k <= Comment; k++ {
+	for k := tokWord; k <= tokComment; k++ {
 		if s := k.String(); s == "" || s == "unknown" {
-			t.Errorf("Kind(%d) has no name", k)
+			t.Errorf("tokenKind(%d) has no name", k)
 		}
 	}
-	if s := Kind(200).String(); s != "unknown" {
+	if s := tokenKind(200).String(); s != "unknown" {
 		t.Errorf("Kind(200) = %q, want unknown", s)
 	}
 }
@@ -323,12 +323,12 @@ func TestTokenizeTakesLinearTime(t *testing.T) {
 	// runs each, so that a busy machine or the race detector slows both: a
 	// quadratic lexer takes thousands of times longer on these inputs.
 	ordinary := strings.Repeat("SELECT a, b FROM t WHERE c = 'x' AND d > 1; ", size/44)
-	fastest := func(d Dialect, stmt string) (time.Duration, []Token) {
+	fastest := func(d Dialect, stmt string) (time.Duration, []token) {
 		best := time.Duration(1<<63 - 1)
-		var toks []Token
+		var toks []token
 		for range 3 {
 			start := time.Now()
-			toks = Tokenize(d, stmt, toks[:0])
+			toks = tokenize(d, stmt, toks[:0], true)
 			best = min(best, time.Since(start))
 		}
 		return best, toks
@@ -339,7 +339,7 @@ func TestTokenizeTakesLinearTime(t *testing.T) {
 				base, _ := fastest(d, ordinary)
 				took, toks := fastest(d, stmt)
 				if limit := 50*base + 50*time.Millisecond; took > limit {
-					t.Errorf("Tokenize of %d bytes took %v, ordinary SQL of that size %v", len(stmt), took, base)
+					t.Errorf("tokenize of %d bytes took %v, ordinary SQL of that size %v", len(stmt), took, base)
 				}
 				if len(toks) > len(stmt) {
 					t.Errorf("%d tokens for %d bytes", len(toks), len(stmt))

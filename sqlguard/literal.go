@@ -145,7 +145,7 @@ func decodeUnit(dst []byte, s string, j, next int, es escStyle, q byte) []byte {
 type literal struct {
 	stmt       string
 	tok        int // index of the token
-	kind       Kind
+	kind       tokenKind
 	start, end int // its content
 	es         escStyle
 	q          byte
@@ -164,7 +164,7 @@ type literal struct {
 // hasEscapes reports whether the content of t may hold an escape sequence:
 // a quote or, where backslashes escape, a backslash. Without one, every input
 // inside it is read as it is.
-func hasEscapes(stmt string, t Token) bool {
+func hasEscapes(stmt string, t token) bool {
 	content := stmt[t.Inner:t.InnerEnd]
 	if strings.IndexByte(content, stmt[t.Inner-1]) >= 0 {
 		return true
@@ -172,7 +172,7 @@ func hasEscapes(stmt string, t Token) bool {
 	return t.esc != escDouble && strings.IndexByte(content, '\\') >= 0
 }
 
-func newLiteral(stmt string, idx int, t Token) literal {
+func newLiteral(stmt string, idx int, t token) literal {
 	return literal{stmt: stmt, tok: idx, kind: t.Kind, start: t.Inner, end: t.InnerEnd, es: t.esc, q: stmt[t.Inner-1], pos: t.Inner}
 }
 
