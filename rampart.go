@@ -65,12 +65,15 @@ type Config struct {
 	// event shows [Redacted] in its place (see the package documentation).
 	SecretNames []string
 
-	// Identity is the service's SPIFFE identity (identity.Join, or
-	// identity.FromWorkloadAPI). Setting it makes the service a member of
-	// the zero-trust mesh: Handler admits only callers with an SVID of the
-	// trust domain that the policy allows on the route, verifies the actor
-	// token, and enforces the control plane's decisions; ServerTLSConfig
-	// and Client become available. Its SVID must name Service.
+	// Identity is the service's SPIFFE identity: identity.Join's
+	// *identity.CASource, or with SPIRE the *workload.Source of package
+	// github.com/rampartsec/rampart/identity/workload (a package of its
+	// own, so that only services that use it link gRPC). Setting it makes
+	// the service a member of the zero-trust mesh: Handler admits only
+	// callers with an SVID of the trust domain that the policy allows on
+	// the route, verifies the actor token, and enforces the control
+	// plane's decisions; ServerTLSConfig and Client become available. Its
+	// SVID must name Service.
 	Identity identity.Source
 	// ControlPlane is the control plane's URL ("https://host:port"), from
 	// which the policy, the decisions and the actor-token keys come, kept
