@@ -19,7 +19,6 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rampartsec/rampart/actor"
@@ -28,11 +27,6 @@ import (
 	"github.com/rampartsec/rampart/internal/decision"
 	"github.com/rampartsec/rampart/internal/policy"
 )
-
-// traceContext is the W3C traceparent/tracestate propagator: Rampart's
-// traces join the application's own OpenTelemetry traces. Baggage is never
-// read: any client can write it.
-var traceContext = propagation.TraceContext{}
 
 // zeroTrust is the agent's mesh membership: identity, policy, decisions and
 // the actor-token keys, kept current by the control plane's watch.
@@ -374,7 +368,7 @@ func (p propagator) RoundTrip(req *http.Request) (*http.Response, error) {
 	if hasToken {
 		r2.Header.Set(actor.Header, token)
 	}
-	traceContext.Inject(ctx, propagation.HeaderCarrier(r2.Header))
+	injectTrace(ctx, r2.Header)
 	return p.rt.RoundTrip(r2)
 }
 
@@ -428,8 +422,8 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 			fmt.Sprintf("%s may not call %s %s", id, r.Method, truncate(r.URL.EscapedPath(), 256)))
 		return nil, false
 	}
-	ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	if sc, ok := extractTrace(r.Header); ok {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 		req.traceID = sc.TraceID().String()
 	}
 	token := r.Header.Get(actor.Header)
