@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -38,10 +37,13 @@ type Config struct {
 	// Mode is ModeBlock (the default) or ModeMonitor.
 	Mode Mode
 	// Sinks receive events in batches, from one goroutine, in order. Nil
-	// means one JSON log line per event through Logger.
+	// means one log record per event through Logger (NewSlogSink).
 	Sinks []Sink
 	// Logger receives the agent's own messages (dropped events, sink
-	// errors) and, without Sinks, the events. Nil means JSON on stderr.
+	// errors, the control plane's watch) and, without Sinks, the events.
+	// Nil means slog.Default() as it is when New is called, so that the
+	// application's handler applies (see Logging in the package
+	// documentation).
 	Logger *slog.Logger
 	// QueueSize bounds the events waiting for the sinks. When it is full,
 	// new events are dropped and counted (Stats.Dropped) rather than
@@ -164,10 +166,10 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		cfg.Logger = slog.Default()
 	}
 	if len(cfg.Sinks) == 0 {
-		cfg.Sinks = []Sink{LogSink(cfg.Logger)}
+		cfg.Sinks = []Sink{NewSlogSink(cfg.Logger)}
 	}
 	for i, s := range cfg.Sinks {
 		if s == nil {
@@ -300,13 +302,30 @@ func (a *Agent) deliver() {
 	}
 }
 
-// LogSink returns a Sink that writes one log record per event, with the event
-// as structured attributes (one JSON line with a JSON handler).
-func LogSink(l *slog.Logger) Sink { return logSink{l} }
+// SlogSink is a Sink that writes one log record per event, at level Warn,
+// with the event as structured attributes (one JSON line with a JSON
+// handler). It is the agent's sink when Config.Sinks is empty.
+type SlogSink struct{ l *slog.Logger }
 
-type logSink struct{ l *slog.Logger }
+var _ Sink = (*SlogSink)(nil)
 
-func (s logSink) WriteEvents(ctx context.Context, events []Event) error {
+// NewSlogSink returns a Sink that logs events through l; nil means
+// slog.Default().
+func NewSlogSink(l *slog.Logger) *SlogSink {
+	if l == nil {
+		l = slog.Default()
+	}
+	return &SlogSink{l}
+}
+
+// LogSink returns NewSlogSink(l) as a Sink.
+//
+// Deprecated: use NewSlogSink, which returns the concrete type. LogSink
+// will be removed in the next release.
+func LogSink(l *slog.Logger) Sink { return NewSlogSink(l) }
+
+// WriteEvents logs each event; it never fails.
+func (s *SlogSink) WriteEvents(ctx context.Context, events []Event) error {
 	for _, ev := range events {
 		s.l.LogAttrs(ctx, slog.LevelWarn, "rampart security event", slog.Any("event", ev))
 	}

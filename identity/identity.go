@@ -15,6 +15,12 @@
 // private key never leaves the process. While the control plane is down the
 // service keeps its current SVID and serves until it expires, logging as
 // expiry nears.
+//
+// # Logging
+//
+// Renewal failures and expiry warnings go to JoinConfig.Logger; nil means
+// [slog.Default], as everywhere in Rampart, so that an expired SVID is
+// never silent. Rampart never configures global logging.
 package identity
 
 import (

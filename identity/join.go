@@ -38,8 +38,9 @@ type JoinConfig struct {
 	Service string
 	// Token is the single-use join token an admin created for Service.
 	Token string
-	// Logger receives renewal failures and expiry warnings; nil discards
-	// them.
+	// Logger receives renewal failures and expiry warnings (an expired
+	// SVID is an error: peers then refuse the service). Nil means
+	// slog.Default(), so that the application's handler applies.
 	Logger *slog.Logger
 	// RetryInterval is the pause after a failed renewal; 0 means 5 s,
 	// doubled up to a minute while failures last.
@@ -96,7 +97,7 @@ func Join(ctx context.Context, cfg JoinConfig) (*CASource, error) {
 	}
 	s := &CASource{cfg: cfg, roots: roots, log: cfg.Logger, done: make(chan struct{})}
 	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+		s.log = slog.Default()
 	}
 	req := struct {
 		Token   string `json:"token"`
