@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -175,6 +176,9 @@ func New(cfg Config) (*Agent, error) {
 		if s == nil {
 			return nil, fmt.Errorf("rampart: Config.Sinks[%d] is nil", i)
 		}
+		if isNilPointer(s) {
+			return nil, fmt.Errorf("rampart: Config.Sinks[%d] is a nil %T (check the error its constructor returned)", i, s)
+		}
 	}
 	headers := []string{"User-Agent", "Referer"}
 	for _, h := range cfg.Headers {
@@ -195,6 +199,11 @@ func New(cfg Config) (*Agent, error) {
 		delivered: make(chan struct{}),
 	}
 	if cfg.Identity != nil {
+		if isNilPointer(cfg.Identity) {
+			// identity.Join's error was dropped: a nil *CASource in a
+			// non-nil interface would panic at the first use.
+			return nil, fmt.Errorf("rampart: Config.Identity is a nil %T: the identity source failed to start (check the error identity.Join or workload.NewSource returned)", cfg.Identity)
+		}
 		zt, err := newZeroTrust(a, cfg)
 		if err != nil {
 			return nil, err
@@ -203,6 +212,16 @@ func New(cfg Config) (*Agent, error) {
 	}
 	go a.deliver()
 	return a, nil
+}
+
+// isNilPointer reports whether v holds a nil pointer (or another nil
+// reference), which a plain v != nil does not see.
+func isNilPointer(v any) bool {
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface, reflect.UnsafePointer:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // Service returns the configured service name.

@@ -71,6 +71,9 @@ func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rampart: Config.Identity: %w", err)
 	}
+	if svid == nil || len(svid.Certificates) == 0 {
+		return nil, fmt.Errorf("rampart: Config.Identity (%T) has no SVID", cfg.Identity)
+	}
 	if name, ok := identity.ServiceName(svid.ID); !ok || name != cfg.Service {
 		return nil, fmt.Errorf("rampart: Config.Identity is %s, not service %q", svid.ID, cfg.Service)
 	}
