@@ -448,7 +448,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if !z.exposed.Load() { // a store on every request would bounce the cache line between cores
 			z.exposed.Store(true)
 		}
-		ctx = actor.WithToken(actor.NewContext(ctx, act), token)
+		ctx = actor.NewTokenContext(actor.NewContext(ctx, act), token)
 		sub := decision.Subject{IP: act.IP, User: act.User, Session: act.Session}
 		sensitive := func() bool { return authz.Sensitive(r.Method, path) }
 		if d, refused := z.decisions.Load().Refusal(sub, r.Method, sensitive, time.Now()); refused {
