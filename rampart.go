@@ -242,8 +242,15 @@ func (a *Agent) Stats() Stats {
 }
 
 // Close stops accepting events and waits until the queued ones are delivered
-// or ctx is done. Guards keep working after Close; their events are dropped
-// and counted.
+// or ctx is done. If ctx ends first, Close returns its error and delivery
+// goes on in the background until the queue is empty (each sink call gets
+// a 10-second context); calling Close again waits for it. Guards keep
+// working after Close; their events are dropped and counted.
+//
+// With Config.Identity, Close first stops following the control plane
+// (the watch and the heartbeats) and waits until both have returned; the
+// Handler then goes on with the last policy, decisions and actor-token keys
+// it had. Close does not close Config.Identity, which the caller owns.
 func (a *Agent) Close(ctx context.Context) error {
 	if a.zt != nil {
 		a.zt.close()

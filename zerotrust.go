@@ -96,12 +96,16 @@ func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
 	z.cancel = cancel
 	go func() {
 		defer close(z.done)
-		go z.heartbeats(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { z.heartbeats(ctx) })
 		z.sync.Run(ctx)
+		wg.Wait()
 	}()
 	return z, nil
 }
 
+// close stops the watch and the heartbeats and waits until both have
+// returned.
 func (z *zeroTrust) close() {
 	z.cancel()
 	<-z.done

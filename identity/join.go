@@ -30,8 +30,9 @@ import (
 type JoinConfig struct {
 	// ControlPlane is the control plane's base URL, "https://host:port".
 	ControlPlane string
-	// ControlPlaneBundle is the trust bundle (PEM) that verifies the
-	// control plane's certificate: the data directory's ca/bundle.pem.
+	// ControlPlaneBundle is the PEM certificate that verifies the control
+	// plane's TLS certificate: the CA certificate ca/ca.crt of the control
+	// plane's data directory (the file RAMPART_CA names for the CLI).
 	ControlPlaneBundle []byte
 	// Service is the service's name; its SPIFFE ID will be
 	// spiffe://<trust domain>/svc/<Service>.
