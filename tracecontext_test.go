@@ -97,3 +97,27 @@ func TestOnlyTheDefinedFlagsAreWritten(t *testing.T) {
 		t.Fatalf("traceparent %q, OpenTelemetry %q, want %q", got, theirs.Get(traceparentHeader), want)
 	}
 }
+
+// BenchmarkTraceContext reads the trace context of an incoming request and
+// writes it on an outbound one, as a hop does, beside OpenTelemetry's
+// propagator doing the same.
+func BenchmarkTraceContext(b *testing.B) {
+	in := http.Header{}
+	in.Set(traceparentHeader, traceContextCases[1].traceparent)
+	in.Set(tracestateHeader, traceContextCases[1].tracestate)
+	b.Run("rampart", func(b *testing.B) {
+		for b.Loop() {
+			sc, _ := extractTrace(in)
+			out := http.Header{}
+			injectTrace(trace.ContextWithRemoteSpanContext(context.Background(), sc), out)
+		}
+	})
+	b.Run("opentelemetry", func(b *testing.B) {
+		tc := propagation.TraceContext{}
+		for b.Loop() {
+			ctx := tc.Extract(context.Background(), propagation.HeaderCarrier(in))
+			out := http.Header{}
+			tc.Inject(ctx, propagation.HeaderCarrier(out))
+		}
+	})
+}
