@@ -16,11 +16,11 @@
 // # Logging
 //
 // Every Rampart package that logs takes a *slog.Logger in its
-// configuration ([Config].Logger; identity.JoinConfig.Logger;
+// configuration ([Config.Logger]; identity.JoinConfig.Logger;
 // workload.Config.Logger in package identity/workload), and nil means
 // [slog.Default]: the application decides where Rampart's messages go, and
 // in what format, with slog.SetDefault or by passing a logger. Rampart
-// never configures global logging. Without [Config].Sinks the agent logs
+// never configures global logging. Without [Config.Sinks] the agent logs
 // each event through the same logger ([NewSlogSink]), at level Warn; a
 // service that ships its events elsewhere ([NewControlSink]) still hears
 // from the agent itself there (dropped events, a failing sink, the control
