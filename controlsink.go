@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// ControlPlaneConfig configures the Sink that ships events to a Rampart
-// control plane.
+// ControlPlaneConfig configures NewControlSink, the Sink that ships events
+// to a Rampart control plane.
 type ControlPlaneConfig struct {
 	// URL is the control plane's base URL, e.g. https://rampart-cp:8443.
 	URL string
@@ -28,15 +28,26 @@ type ControlPlaneConfig struct {
 // maxSinkBatch keeps each POST well under the control plane's body limit.
 const maxSinkBatch = 100
 
-// ControlPlaneSink returns a Sink that posts events to the control plane's
+// ControlSink is a Sink that posts events to a Rampart control plane's
 // /v1/events. Each event naming an actor is sent with the actor token the
 // service received ([Event.ActorToken]), so that the control plane can
 // store the actor as verified; without it, the actor is stored as claimed
-// by the service and never drives an automatic decision. A batch that fails for a reason worth retrying (network error,
-// 429, 5xx) is sent again with the same event ids until the delivery's
-// context ends; the control plane stores each id once, so a retry never
-// duplicates. Other refusals (400, 401, 403) are returned at once.
-func ControlPlaneSink(cfg ControlPlaneConfig) (Sink, error) {
+// by the service and never drives an automatic decision. A batch that
+// fails for a reason worth retrying (network error, 429, 5xx) is sent
+// again with the same event ids until the delivery's context ends; the
+// control plane stores each id once, so a retry never duplicates. Other
+// refusals (400, 401, 403) are returned at once.
+type ControlSink struct {
+	endpoint string
+	client   *http.Client
+	token    string
+}
+
+var _ Sink = (*ControlSink)(nil)
+
+// NewControlSink validates cfg and returns the Sink that ships events to
+// the control plane at cfg.URL.
+func NewControlSink(cfg ControlPlaneConfig) (*ControlSink, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("rampart: ControlPlaneConfig.URL %q is not an http(s) URL", cfg.URL)
@@ -44,13 +55,19 @@ func ControlPlaneSink(cfg ControlPlaneConfig) (Sink, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &controlSink{endpoint: strings.TrimSuffix(u.String(), "/") + "/v1/events", client: cfg.Client, token: cfg.Token}, nil
+	return &ControlSink{endpoint: strings.TrimSuffix(u.String(), "/") + "/v1/events", client: cfg.Client, token: cfg.Token}, nil
 }
 
-type controlSink struct {
-	endpoint string
-	client   *http.Client
-	token    string
+// ControlPlaneSink returns NewControlSink(cfg) as a Sink.
+//
+// Deprecated: use NewControlSink, which returns the concrete type.
+// ControlPlaneSink will be removed in the next release.
+func ControlPlaneSink(cfg ControlPlaneConfig) (Sink, error) {
+	s, err := NewControlSink(cfg)
+	if err != nil {
+		return nil, err // not a non-nil Sink holding a nil *ControlSink
+	}
+	return s, nil
 }
 
 // storedEvent is the control plane's event envelope: the fields it indexes
@@ -74,7 +91,10 @@ type storedEvent struct {
 	Data json.RawMessage `json:"data"`
 }
 
-func (s *controlSink) WriteEvents(ctx context.Context, events []Event) error {
+// WriteEvents posts events in batches of at most 100, retrying each as
+// the type's documentation says, and returns the first error that is not
+// worth retrying or that outlived ctx.
+func (s *ControlSink) WriteEvents(ctx context.Context, events []Event) error {
 	for len(events) > 0 {
 		n := min(len(events), maxSinkBatch)
 		if err := s.post(ctx, events[:n]); err != nil {
@@ -85,7 +105,7 @@ func (s *controlSink) WriteEvents(ctx context.Context, events []Event) error {
 	return nil
 }
 
-func (s *controlSink) post(ctx context.Context, events []Event) error {
+func (s *ControlSink) post(ctx context.Context, events []Event) error {
 	batch := struct {
 		Events []storedEvent `json:"events"`
 	}{Events: make([]storedEvent, len(events))}
@@ -118,7 +138,7 @@ func (s *controlSink) post(ctx context.Context, events []Event) error {
 }
 
 // send posts one batch and says whether a failure is worth retrying.
-func (s *controlSink) send(ctx context.Context, body []byte) (retry bool, err error) {
+func (s *ControlSink) send(ctx context.Context, body []byte) (retry bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return false, fmt.Errorf("rampart: control plane: %w", err)

@@ -13,6 +13,20 @@
 // Code without an HTTP request (queue workers, consumers) marks its untrusted
 // input with [WithUntrusted] and gets the same protection.
 //
+// # Logging
+//
+// Every Rampart package that logs takes a *slog.Logger in its
+// configuration ([Config.Logger]; identity.JoinConfig.Logger;
+// workload.Config.Logger in package identity/workload), and nil means
+// [slog.Default]: the application decides where Rampart's messages go, and
+// in what format, with slog.SetDefault or by passing a logger. Rampart
+// never configures global logging. Without [Config.Sinks] the agent logs
+// each event through the same logger ([NewSlogSink]), at level Warn; a
+// service that ships its events elsewhere ([NewControlSink]) still hears
+// from the agent itself there (dropped events, a failing sink, the control
+// plane unreachable). The packages that do not log (actor, the guards)
+// return errors that say why, and the guards report through the agent.
+//
 // # Secrets in events
 //
 // An event shows the attacking input and the statement, URL, path or command

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -38,10 +38,13 @@ type Config struct {
 	// Mode is ModeBlock (the default) or ModeMonitor.
 	Mode Mode
 	// Sinks receive events in batches, from one goroutine, in order. Nil
-	// means one JSON log line per event through Logger.
+	// means one log record per event through Logger (NewSlogSink).
 	Sinks []Sink
 	// Logger receives the agent's own messages (dropped events, sink
-	// errors) and, without Sinks, the events. Nil means JSON on stderr.
+	// errors, the control plane's watch) and, without Sinks, the events.
+	// Nil means slog.Default() as it is when New is called, so that the
+	// application's handler applies (see Logging in the package
+	// documentation).
 	Logger *slog.Logger
 	// QueueSize bounds the events waiting for the sinks. When it is full,
 	// new events are dropped and counted (Stats.Dropped) rather than
@@ -65,12 +68,15 @@ type Config struct {
 	// event shows [Redacted] in its place (see the package documentation).
 	SecretNames []string
 
-	// Identity is the service's SPIFFE identity (identity.Join, or
-	// identity.FromWorkloadAPI). Setting it makes the service a member of
-	// the zero-trust mesh: Handler admits only callers with an SVID of the
-	// trust domain that the policy allows on the route, verifies the actor
-	// token, and enforces the control plane's decisions; ServerTLSConfig
-	// and Client become available. Its SVID must name Service.
+	// Identity is the service's SPIFFE identity: identity.Join's
+	// *identity.CASource, or with SPIRE the *workload.Source of package
+	// github.com/rampartsec/rampart/identity/workload (a package of its
+	// own, so that only services that use it link gRPC). Setting it makes
+	// the service a member of the zero-trust mesh: Handler admits only
+	// callers with an SVID of the trust domain that the policy allows on
+	// the route, verifies the actor token, and enforces the control
+	// plane's decisions; ServerTLSConfig and Client become available. Its
+	// SVID must name Service.
 	Identity identity.Source
 	// ControlPlane is the control plane's URL ("https://host:port"), from
 	// which the policy, the decisions and the actor-token keys come, kept
@@ -161,14 +167,17 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		cfg.Logger = slog.Default()
 	}
 	if len(cfg.Sinks) == 0 {
-		cfg.Sinks = []Sink{LogSink(cfg.Logger)}
+		cfg.Sinks = []Sink{NewSlogSink(cfg.Logger)}
 	}
 	for i, s := range cfg.Sinks {
 		if s == nil {
 			return nil, fmt.Errorf("rampart: Config.Sinks[%d] is nil", i)
+		}
+		if isNilPointer(s) {
+			return nil, fmt.Errorf("rampart: Config.Sinks[%d] is a nil %T (check the error its constructor returned)", i, s)
 		}
 	}
 	headers := []string{"User-Agent", "Referer"}
@@ -190,6 +199,11 @@ func New(cfg Config) (*Agent, error) {
 		delivered: make(chan struct{}),
 	}
 	if cfg.Identity != nil {
+		if isNilPointer(cfg.Identity) {
+			// identity.Join's error was dropped: a nil *CASource in a
+			// non-nil interface would panic at the first use.
+			return nil, fmt.Errorf("rampart: Config.Identity is a nil %T: the identity source failed to start (check the error identity.Join or workload.NewSource returned)", cfg.Identity)
+		}
 		zt, err := newZeroTrust(a, cfg)
 		if err != nil {
 			return nil, err
@@ -198,6 +212,16 @@ func New(cfg Config) (*Agent, error) {
 	}
 	go a.deliver()
 	return a, nil
+}
+
+// isNilPointer reports whether v holds a nil pointer (or another nil
+// reference), which a plain v != nil does not see.
+func isNilPointer(v any) bool {
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface, reflect.UnsafePointer:
+		return rv.IsNil()
+	}
+	return false
 }
 
 // Service returns the configured service name.
@@ -218,8 +242,15 @@ func (a *Agent) Stats() Stats {
 }
 
 // Close stops accepting events and waits until the queued ones are delivered
-// or ctx is done. Guards keep working after Close; their events are dropped
-// and counted.
+// or ctx is done. If ctx ends first, Close returns its error and delivery
+// goes on in the background until the queue is empty (each sink call gets
+// a 10-second context); calling Close again waits for it. Guards keep
+// working after Close; their events are dropped and counted.
+//
+// With Config.Identity, Close first stops following the control plane
+// (the watch and the heartbeats) and waits until both have returned; the
+// Handler then goes on with the last policy, decisions and actor-token keys
+// it had. Close does not close Config.Identity, which the caller owns.
 func (a *Agent) Close(ctx context.Context) error {
 	if a.zt != nil {
 		a.zt.close()
@@ -297,13 +328,30 @@ func (a *Agent) deliver() {
 	}
 }
 
-// LogSink returns a Sink that writes one log record per event, with the event
-// as structured attributes (one JSON line with a JSON handler).
-func LogSink(l *slog.Logger) Sink { return logSink{l} }
+// SlogSink is a Sink that writes one log record per event, at level Warn,
+// with the event as structured attributes (one JSON line with a JSON
+// handler). It is the agent's sink when Config.Sinks is empty.
+type SlogSink struct{ l *slog.Logger }
 
-type logSink struct{ l *slog.Logger }
+var _ Sink = (*SlogSink)(nil)
 
-func (s logSink) WriteEvents(ctx context.Context, events []Event) error {
+// NewSlogSink returns a Sink that logs events through l; nil means
+// slog.Default().
+func NewSlogSink(l *slog.Logger) *SlogSink {
+	if l == nil {
+		l = slog.Default()
+	}
+	return &SlogSink{l}
+}
+
+// LogSink returns NewSlogSink(l) as a Sink.
+//
+// Deprecated: use NewSlogSink, which returns the concrete type. LogSink
+// will be removed in the next release.
+func LogSink(l *slog.Logger) Sink { return NewSlogSink(l) }
+
+// WriteEvents logs each event; it never fails.
+func (s *SlogSink) WriteEvents(ctx context.Context, events []Event) error {
 	for _, ev := range events {
 		s.l.LogAttrs(ctx, slog.LevelWarn, "rampart security event", slog.Any("event", ev))
 	}

@@ -19,7 +19,6 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/rampartsec/rampart/actor"
@@ -28,11 +27,6 @@ import (
 	"github.com/rampartsec/rampart/internal/decision"
 	"github.com/rampartsec/rampart/internal/policy"
 )
-
-// traceContext is the W3C traceparent/tracestate propagator: Rampart's
-// traces join the application's own OpenTelemetry traces. Baggage is never
-// read: any client can write it.
-var traceContext = propagation.TraceContext{}
 
 // zeroTrust is the agent's mesh membership: identity, policy, decisions and
 // the actor-token keys, kept current by the control plane's watch.
@@ -77,6 +71,9 @@ func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rampart: Config.Identity: %w", err)
 	}
+	if svid == nil || len(svid.Certificates) == 0 {
+		return nil, fmt.Errorf("rampart: Config.Identity (%T) has no SVID", cfg.Identity)
+	}
 	if name, ok := identity.ServiceName(svid.ID); !ok || name != cfg.Service {
 		return nil, fmt.Errorf("rampart: Config.Identity is %s, not service %q", svid.ID, cfg.Service)
 	}
@@ -99,12 +96,16 @@ func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
 	z.cancel = cancel
 	go func() {
 		defer close(z.done)
-		go z.heartbeats(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { z.heartbeats(ctx) })
 		z.sync.Run(ctx)
+		wg.Wait()
 	}()
 	return z, nil
 }
 
+// close stops the watch and the heartbeats and waits until both have
+// returned.
 func (z *zeroTrust) close() {
 	z.cancel()
 	<-z.done
@@ -374,7 +375,7 @@ func (p propagator) RoundTrip(req *http.Request) (*http.Response, error) {
 	if hasToken {
 		r2.Header.Set(actor.Header, token)
 	}
-	traceContext.Inject(ctx, propagation.HeaderCarrier(r2.Header))
+	injectTrace(ctx, r2.Header)
 	return p.rt.RoundTrip(r2)
 }
 
@@ -428,8 +429,8 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 			fmt.Sprintf("%s may not call %s %s", id, r.Method, truncate(r.URL.EscapedPath(), 256)))
 		return nil, false
 	}
-	ctx = traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	if sc, ok := extractTrace(r.Header); ok {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 		req.traceID = sc.TraceID().String()
 	}
 	token := r.Header.Get(actor.Header)
@@ -451,7 +452,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if !z.exposed.Load() { // a store on every request would bounce the cache line between cores
 			z.exposed.Store(true)
 		}
-		ctx = actor.WithToken(actor.NewContext(ctx, act), token)
+		ctx = actor.NewTokenContext(actor.NewContext(ctx, act), token)
 		sub := decision.Subject{IP: act.IP, User: act.User, Session: act.Session}
 		sensitive := func() bool { return authz.Sensitive(r.Method, path) }
 		if d, refused := z.decisions.Load().Refusal(sub, r.Method, sensitive, time.Now()); refused {

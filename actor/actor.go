@@ -62,6 +62,12 @@
 // user and session. Otherwise the actor is stored as claimed by the
 // service and never drives an automatic decision (see package
 // internal/control).
+//
+// # Logging
+//
+// Package actor logs nothing: Verify's errors (ErrExpired, ErrAudience,
+// ...) say why a token was refused, and the caller logs them through its
+// own *slog.Logger (see Logging in package rampart).
 package actor
 
 import (
@@ -135,7 +141,12 @@ var (
 
 type contextKey struct{}
 
-// NewContext returns a copy of ctx that carries a.
+// The context helpers follow the standard library's convention (as in
+// net/http/httptrace and runtime/pprof): NewXContext puts a value in a
+// context, XFromContext takes it out.
+
+// NewContext returns a copy of ctx that carries a, for the handlers of a
+// request whose actor token was verified.
 func NewContext(ctx context.Context, a Actor) context.Context {
 	return context.WithValue(ctx, contextKey{}, &a)
 }
@@ -153,14 +164,22 @@ func FromContext(ctx context.Context) (Actor, bool) {
 // forward it unchanged.
 type tokenContextKey struct{}
 
-// WithToken returns a copy of ctx that carries the verified token of the
-// request's actor, for outbound calls to forward unchanged.
-func WithToken(ctx context.Context, token string) context.Context {
+// NewTokenContext returns a copy of ctx that carries the verified token of
+// the request's actor, for outbound calls to forward unchanged.
+func NewTokenContext(ctx context.Context, token string) context.Context {
 	return context.WithValue(ctx, tokenContextKey{}, token)
 }
 
-// TokenFromContext returns the token put in ctx by WithToken.
+// TokenFromContext returns the token put in ctx by NewTokenContext.
 func TokenFromContext(ctx context.Context) (string, bool) {
 	t, ok := ctx.Value(tokenContextKey{}).(string)
 	return t, ok && t != ""
+}
+
+// WithToken returns NewTokenContext(ctx, token).
+//
+// Deprecated: use NewTokenContext, named like NewContext. WithToken will
+// be removed in the next release.
+func WithToken(ctx context.Context, token string) context.Context {
+	return NewTokenContext(ctx, token)
 }

@@ -325,8 +325,17 @@ func TestContext(t *testing.T) {
 	if _, ok := FromContext(t.Context()); ok {
 		t.Fatal("actor in an empty context")
 	}
-	if tok, ok := TokenFromContext(WithToken(t.Context(), "t")); !ok || tok != "t" {
+	if tok, ok := TokenFromContext(NewTokenContext(t.Context(), "t")); !ok || tok != "t" {
 		t.Fatal("token lost")
+	}
+	if _, ok := TokenFromContext(NewTokenContext(t.Context(), "")); ok {
+		t.Fatal("an empty token counts as a token")
+	}
+	if _, ok := TokenFromContext(t.Context()); ok {
+		t.Fatal("token in an empty context")
+	}
+	if tok, ok := TokenFromContext(WithToken(t.Context(), "old")); !ok || tok != "old" {
+		t.Fatal("the deprecated WithToken lost the token")
 	}
 }
 

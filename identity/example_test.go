@@ -29,16 +29,3 @@ func ExampleJoin() {
 	srv := &http.Server{Addr: ":8443", TLSConfig: identity.ServerTLSConfig(src)}
 	log.Fatal(srv.ListenAndServeTLS("", ""))
 }
-
-// With SPIRE, the identity comes from the Workload API instead; the rest is
-// the same.
-func ExampleFromWorkloadAPI() {
-	src, err := identity.FromWorkloadAPI(context.Background(), "unix:///run/spire/agent.sock")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer src.Close()
-	payments, _ := identity.ServiceID(src.TrustDomain(), "payments")
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: identity.ClientTLSConfig(src, payments)}}
-	_ = client // calls only the service whose SVID is spiffe://<td>/svc/payments
-}

@@ -1,18 +1,29 @@
 // Package identity gives a service its SPIFFE identity — an X.509-SVID and
 // the trust bundle that verifies its peers — from Rampart's control plane
-// (Join) or from a SPIFFE Workload API such as SPIRE's (FromWorkloadAPI).
-// Both return a Source, and everything after that (TLS configurations,
-// authorization) is the same code.
+// (Join), and the TLS configurations that use it. A [Source] may also come
+// from a SPIFFE Workload API such as SPIRE's: package
+// github.com/rampartsec/rampart/identity/workload gives one. Either way,
+// everything after that (TLS configurations, authorization) is the same
+// code.
+//
+// The Workload API source is a package of its own because it speaks gRPC:
+// this package, and so the rampart SDK and its guards, link neither gRPC
+// nor protocol buffers.
 //
 // With Join, the service generates its key, sends a CSR with a single-use
 // join token, and renews at half-life over mTLS with its current SVID. The
 // private key never leaves the process. While the control plane is down the
 // service keeps its current SVID and serves until it expires, logging as
 // expiry nears.
+//
+// # Logging
+//
+// Renewal failures and expiry warnings go to JoinConfig.Logger; nil means
+// [slog.Default], as everywhere in Rampart, so that an expired SVID is
+// never silent. Rampart never configures global logging.
 package identity
 
 import (
-	"context"
 	"crypto/tls"
 	"time"
 
@@ -20,7 +31,6 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/spiffetls/tlsconfig"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
-	"github.com/spiffe/go-spiffe/v2/workloadapi"
 )
 
 // Source is a service's identity: its current X.509-SVID and the trust
@@ -76,34 +86,6 @@ func ServiceName(id spiffeid.ID) (string, bool) {
 		}
 	}
 	return name, true
-}
-
-// workloadSource adapts a Workload API source.
-type workloadSource struct {
-	*workloadapi.X509Source
-	td spiffeid.TrustDomain
-}
-
-func (w workloadSource) TrustDomain() spiffeid.TrustDomain { return w.td }
-
-// FromWorkloadAPI returns a Source fed by the SPIFFE Workload API at addr
-// (such as "unix:///run/spire/agent.sock"; "" means the SPIFFE_ENDPOINT_SOCKET
-// environment variable). It waits for the first SVID until ctx ends.
-func FromWorkloadAPI(ctx context.Context, addr string) (Source, error) {
-	var opts []workloadapi.X509SourceOption
-	if addr != "" {
-		opts = append(opts, workloadapi.WithClientOptions(workloadapi.WithAddr(addr)))
-	}
-	src, err := workloadapi.NewX509Source(ctx, opts...)
-	if err != nil {
-		return nil, err
-	}
-	svid, err := src.GetX509SVID()
-	if err != nil {
-		src.Close()
-		return nil, err
-	}
-	return workloadSource{X509Source: src, td: svid.ID.TrustDomain()}, nil
 }
 
 // remaining is the fraction of a certificate's lifetime since from left at now.

@@ -30,16 +30,18 @@ import (
 type JoinConfig struct {
 	// ControlPlane is the control plane's base URL, "https://host:port".
 	ControlPlane string
-	// ControlPlaneBundle is the trust bundle (PEM) that verifies the
-	// control plane's certificate: the data directory's ca/bundle.pem.
+	// ControlPlaneBundle is the PEM certificate that verifies the control
+	// plane's TLS certificate: the CA certificate ca/ca.crt of the control
+	// plane's data directory (the file RAMPART_CA names for the CLI).
 	ControlPlaneBundle []byte
 	// Service is the service's name; its SPIFFE ID will be
 	// spiffe://<trust domain>/svc/<Service>.
 	Service string
 	// Token is the single-use join token an admin created for Service.
 	Token string
-	// Logger receives renewal failures and expiry warnings; nil discards
-	// them.
+	// Logger receives renewal failures and expiry warnings (an expired
+	// SVID is an error: peers then refuse the service). Nil means
+	// slog.Default(), so that the application's handler applies.
 	Logger *slog.Logger
 	// RetryInterval is the pause after a failed renewal; 0 means 5 s,
 	// doubled up to a minute while failures last.
@@ -96,7 +98,7 @@ func Join(ctx context.Context, cfg JoinConfig) (*CASource, error) {
 	}
 	s := &CASource{cfg: cfg, roots: roots, log: cfg.Logger, done: make(chan struct{})}
 	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+		s.log = slog.Default()
 	}
 	req := struct {
 		Token   string `json:"token"`

@@ -340,7 +340,7 @@ func (d *demo) startShop(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sink, err := rampart.ControlPlaneSink(rampart.ControlPlaneConfig{URL: d.control.URL(), Client: src.ControlPlaneClient()})
+	sink, err := rampart.NewControlSink(rampart.ControlPlaneConfig{URL: d.control.URL(), Client: src.ControlPlaneClient()})
 	if err != nil {
 		return err
 	}

@@ -261,7 +261,7 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		}
 		return len(b.cfg.PathPrefix) - len(a.cfg.PathPrefix)
 	})
-	if g.sink, err = rampart.ControlPlaneSink(rampart.ControlPlaneConfig{URL: cfg.ControlPlane.URL, Client: hc}); err != nil {
+	if g.sink, err = rampart.NewControlSink(rampart.ControlPlaneConfig{URL: cfg.ControlPlane.URL, Client: hc}); err != nil {
 		g.closeAuth()
 		return nil, err
 	}
