@@ -15,7 +15,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
@@ -23,6 +22,7 @@ import (
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/execguard"
 	"github.com/rampartsec/rampart/fsguard"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/sqlguard"
 	"github.com/rampartsec/rampart/ssrfguard"
 )
@@ -243,50 +243,17 @@ func send(t *testing.T, srv *httptest.Server, at attack) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// blockedEvent waits for the event of a blocked call and returns it.
-func blockedEvent(t *testing.T, events chan rampart.Event) rampart.Event {
+// expectBlocked sends at and asserts a 403 and a blocked event of kind.
+func expectBlocked(t *testing.T, srv *httptest.Server, events *ramparttest.Recorder, at attack, kind rampart.Kind) {
 	t.Helper()
-	select {
-	case ev := <-events:
-		return ev
-	case <-time.After(30 * time.Second):
-		t.Fatal("no event reported")
-	}
-	return rampart.Event{}
-}
-
-func drain(events chan rampart.Event) {
-	for {
-		select {
-		case <-events:
-		default:
-			return
-		}
-	}
-}
-
-// expectBlocked sends at and asserts a 403 and an event of one of kinds,
-// blocked.
-func expectBlocked(t *testing.T, srv *httptest.Server, events chan rampart.Event, at attack, kinds ...string) {
-	t.Helper()
-	drain(events)
+	events.Reset()
 	code, body := send(t, srv, at)
 	if code != http.StatusForbidden {
 		t.Fatalf("%s: status %d body %q: the injection ran, want 403", at.name, code, body)
 	}
-	ev := blockedEvent(t, events)
-	if ev.Action != rampart.ActionBlocked || !contains(kinds, string(ev.Kind)) {
-		t.Fatalf("%s: event %s/%s (%s), want blocked %v", at.name, ev.Kind, ev.Action, ev.Reason, kinds)
+	if d := (ramparttest.Want{Kind: kind, Action: rampart.ActionBlocked}).Diff(events.Next(t)); d != "" {
+		t.Fatalf("%s: %s", at.name, d)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func TestBodiesAreCapturedByContentNotByLabel(t *testing.T) {
@@ -296,7 +263,7 @@ func TestBodiesAreCapturedByContentNotByLabel(t *testing.T) {
 }
 
 func testBodiesAreCapturedByContent(t *testing.T, database string) {
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(vulnerableAppOn(t, a, database))
 	defer srv.Close()
 
@@ -341,7 +308,7 @@ func TestInputsPastTheCapsFailClosed(t *testing.T) {
 }
 
 func testInputsPastTheCapsFailClosed(t *testing.T, database string) {
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(vulnerableAppOn(t, a, database))
 	defer srv.Close()
 
@@ -430,7 +397,7 @@ func testInputsPastTheCapsFailClosed(t *testing.T, database string) {
 }
 
 func TestIncompleteInputsAreReportedInMonitorMode(t *testing.T) {
-	a, events := newAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
+	a, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
 	srv := httptest.NewServer(vulnerableApp(t, a))
 	defer srv.Close()
 	padding := []byte(`{"pad":"` + strings.Repeat("A", 1<<20) + `","name":"` + injection + `"}`)
@@ -438,9 +405,9 @@ func TestIncompleteInputsAreReportedInMonitorMode(t *testing.T) {
 	if code != http.StatusOK || got != "3" {
 		t.Fatalf("status %d body %q, want the call to go through in monitor mode", code, got)
 	}
-	ev := blockedEvent(t, events)
-	if ev.Kind != "inputs_truncated" || ev.Action != rampart.ActionMonitored || ev.Sink != "database/sql (sqlite)" {
-		t.Fatalf("event %+v, want a monitored inputs_truncated event", ev)
+	want := ramparttest.Want{Kind: rampart.KindInputsTruncated, Action: rampart.ActionMonitored, Sink: "database/sql (sqlite)"}
+	if d := want.Diff(events.Next(t)); d != "" {
+		t.Fatal(d)
 	}
 	if s := a.Stats(); s.InputsTruncated != 1 {
 		t.Errorf("Stats.InputsTruncated = %d, want 1", s.InputsTruncated)
@@ -454,7 +421,7 @@ func TestMoreInputsThatCodeReads(t *testing.T) {
 }
 
 func testMoreInputsThatCodeReads(t *testing.T, database string) {
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(vulnerableAppOn(t, a, database))
 	defer srv.Close()
 	filter, _ := json.Marshal(map[string]string{"filter": string(jsonName(injection))})
@@ -497,7 +464,7 @@ func must[T any](v T, err error) T {
 // query, a command, a file name, an outbound request. Each is refused with
 // an inputs_truncated event, and each is allowed for a complete request.
 func TestEveryGuardFailsClosedOnAnIncompleteRequest(t *testing.T) {
-	a, events := newAgent(t, rampart.Config{MaxInputs: 100})
+	a, events := ramparttest.NewAgent(t, rampart.Config{MaxInputs: 100})
 	sg, err := sqlguard.New(a, sqlguard.SQLite)
 	if err != nil {
 		t.Fatal(err)
@@ -518,7 +485,11 @@ func TestEveryGuardFailsClosedOnAnIncompleteRequest(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer upstream.Close()
 	client := ssrf.Client(upstream.Client())
-	dir := t.TempDir()
+	fg, err := fsguard.New(a, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fg.Close()
 
 	calls := map[string]func(*http.Request) error{
 		"database/sql": func(r *http.Request) error {
@@ -529,7 +500,7 @@ func TestEveryGuardFailsClosedOnAnIncompleteRequest(t *testing.T) {
 			return eg.Check(r.Context(), "date", "+%s")
 		},
 		"os": func(r *http.Request) error {
-			return fsguard.Check(r.Context(), a, dir, "report.txt")
+			return fg.Check(r.Context(), "report.txt")
 		},
 		"net/http": func(r *http.Request) error {
 			req, _ := http.NewRequestWithContext(r.Context(), "GET", upstream.URL, nil)
@@ -551,7 +522,7 @@ func TestEveryGuardFailsClosedOnAnIncompleteRequest(t *testing.T) {
 			for i := range 101 {
 				fmt.Fprintf(&many, "p%d=v%d&", i, i)
 			}
-			drain(events)
+			events.Reset()
 			for _, tc := range []struct {
 				target  string
 				blocked bool
@@ -568,7 +539,7 @@ func TestEveryGuardFailsClosedOnAnIncompleteRequest(t *testing.T) {
 				if rec.Code != http.StatusForbidden {
 					t.Errorf("status %d, want 403", rec.Code)
 				}
-				ev := blockedEvent(t, events)
+				ev := events.Next(t)
 				if ev.Kind != rampart.KindInputsTruncated || ev.Sink == "" || !strings.Contains(ev.Sink, sink) {
 					t.Errorf("event %s from %q, want inputs_truncated from %s", ev.Kind, ev.Sink, sink)
 				}
@@ -578,7 +549,7 @@ func TestEveryGuardFailsClosedOnAnIncompleteRequest(t *testing.T) {
 }
 
 func TestEveryHeaderIsAnInputWhateverConfigHeadersLists(t *testing.T) {
-	a, _ := newAgent(t, rampart.Config{Headers: []string{"x-one", "X-Two", "X-Three", "X-Four"}})
+	a, _ := ramparttest.NewAgent(t, rampart.Config{Headers: []string{"x-one", "X-Two", "X-Three", "X-Four"}})
 	req := httptest.NewRequest("GET", "/x", nil)
 	req.Header = http.Header{"X-Tenant": {"acme' --"}}
 	ins, _, _ := serve(t, a, "GET /x", req)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -58,7 +59,7 @@ func ExampleAgent_Client() {
 // when none exploits it, returns CheckInputsComplete: a request whose
 // inputs could not all be recorded then fails closed in block mode.
 func ExampleCheckInputsComplete() {
-	agent, err := rampart.New(rampart.Config{Service: "mail", Sinks: []rampart.Sink{discard{}}, MaxInputs: 4})
+	agent, err := rampart.New(rampart.Config{Service: "mail", MaxInputs: 4, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -85,7 +86,3 @@ func ExampleCheckInputsComplete() {
 	// sent
 	// blocked: inputs_truncated
 }
-
-type discard struct{}
-
-func (discard) WriteEvents(context.Context, []rampart.Event) error { return nil }

@@ -19,26 +19,6 @@ import (
 	"github.com/rampartsec/rampart/ramparttest"
 )
 
-// newAgent is the agent of capture_test.go and review_capture_test.go,
-// whose helpers (expectBlocked, drain, blockedEvent) receive events from a
-// channel; the other tests use ramparttest.NewAgent.
-func newAgent(t *testing.T, cfg rampart.Config) (*rampart.Agent, chan rampart.Event) {
-	t.Helper()
-	ch := make(chan rampart.Event, 100)
-	cfg.Sinks = append(cfg.Sinks, chanSink(ch))
-	a, _ := ramparttest.NewAgent(t, cfg)
-	return a, ch
-}
-
-type chanSink chan rampart.Event
-
-func (s chanSink) WriteEvents(_ context.Context, evs []rampart.Event) error {
-	for _, e := range evs {
-		s <- e
-	}
-	return nil
-}
-
 func collect(ctx context.Context) []rampart.Input {
 	var out []rampart.Input
 	for in := range rampart.Inputs(ctx) {

@@ -19,6 +19,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/sqlguard"
 )
 
@@ -29,7 +30,7 @@ import (
 func TestMultipartFieldWithEmptyFileNameIsAnInput(t *testing.T) {
 	// net/http stores a part whose filename parameter is empty as a value,
 	// which r.FormValue returns: its content is a field, not a file.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(vulnerableApp(t, a))
 	defer srv.Close()
 	const boundary = "b0undary"
@@ -51,7 +52,7 @@ func TestAValueSeenDeepIsStillDecodedWhereCodeDecodesIt(t *testing.T) {
 	// what it decodes to where the handler decodes it: here base64 of the
 	// payload sits three base64 layers deep in one parameter, then plain in
 	// the one the handler decodes.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(vulnerableApp(t, a))
 	defer srv.Close()
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
@@ -110,7 +111,7 @@ func TestQuerySemicolonsAllowedInsideTheMiddleware(t *testing.T) {
 	// http.AllowQuerySemicolons rewrites ';' to '&' for the handler it
 	// wraps: inside the middleware, a=1;name=<payload> is one pair to a
 	// parser that splits on '&' only, and name=<payload> to the handler.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	app := countApp(t, a, http.AllowQuerySemicolons, func(r *http.Request) string { return r.URL.Query().Get("name") })
 	srv := httptest.NewServer(app)
 	defer srv.Close()
@@ -126,7 +127,7 @@ func TestTraceAndActorHeadersNothingVerifiedAreInputs(t *testing.T) {
 	// code that logs them into SQL reads attacker text.
 	for _, h := range []string{"Tracestate", "Traceparent", "Rampart-Actor"} {
 		t.Run(h, func(t *testing.T) {
-			a, events := newAgent(t, rampart.Config{})
+			a, events := ramparttest.NewAgent(t, rampart.Config{})
 			srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h },
 				func(r *http.Request) string { return r.Header.Get(h) }))
 			defer srv.Close()
@@ -168,7 +169,7 @@ func gzipped(t *testing.T, b []byte) []byte {
 func TestCompressedBodiesAreReadDecompressed(t *testing.T) {
 	// A decompression middleware inside the middleware hands the handler
 	// what the captured bytes, compressed, do not show.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	jsonName := func(r *http.Request) string {
 		var v struct{ Name string }
 		json.NewDecoder(r.Body).Decode(&v)
@@ -217,7 +218,7 @@ func TestCompressedBodiesAreReadDecompressed(t *testing.T) {
 func TestCookiesNetHTTPDropsAreInputs(t *testing.T) {
 	// net/http drops a cookie whose value holds a double quote or a
 	// backslash; code that splits the Cookie header itself reads it.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
 		for _, pair := range strings.Split(r.Header.Get("Cookie"), ";") {
 			if k, v, _ := strings.Cut(strings.TrimSpace(pair), "="); k == "name" {
@@ -237,7 +238,7 @@ func TestCookiesNetHTTPDropsAreInputs(t *testing.T) {
 func TestABodyThatStartsLikeJSONIsReadAsAFormToo(t *testing.T) {
 	// url.ParseQuery reads any text: a body that opens with { is still a
 	// form to code that parses it as one.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(vulnerableApp(t, a))
 	defer srv.Close()
 	for _, body := range []string{
@@ -254,7 +255,7 @@ func TestAQueryRewrittenInsideTheMiddlewareIsReadAsSent(t *testing.T) {
 	// A middleware that takes a parameter out of the query (to keep it out
 	// of logs) and hands it on in the context: the guard parses inputs
 	// later, from the rewritten query.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	takeName := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			q := r.URL.Query()
@@ -275,7 +276,7 @@ func TestAQueryRewrittenInsideTheMiddlewareIsReadAsSent(t *testing.T) {
 func TestBase64WithLineBreaksIsDecoded(t *testing.T) {
 	// encoding/base64 skips \r and \n wherever they are (MIME wraps lines
 	// at 76 characters): a line break in the value must not hide it.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(vulnerableApp(t, a))
 	defer srv.Close()
 	enc := base64.StdEncoding.EncodeToString([]byte(injection))
@@ -287,7 +288,7 @@ func TestBase64WithLineBreaksIsDecoded(t *testing.T) {
 func TestBase64WithPlusReadAsSpaceIsDecoded(t *testing.T) {
 	// Base64 sent unescaped in a query loses its '+' to query decoding;
 	// handlers put it back (strings.ReplaceAll(v, " ", "+")) and decode.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
 		b, _ := base64.StdEncoding.DecodeString(strings.ReplaceAll(r.URL.Query().Get("q"), " ", "+"))
 		return string(b)
@@ -304,7 +305,7 @@ func TestBase64WithPlusReadAsSpaceIsDecoded(t *testing.T) {
 func TestTrailersAreInputs(t *testing.T) {
 	// A chunked body may end with trailers, which net/http hands the
 	// handler in r.Trailer once the body is read.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
 		io.Copy(io.Discard, r.Body)
 		return r.Trailer.Get("X-Name")
@@ -316,7 +317,7 @@ func TestTrailersAreInputs(t *testing.T) {
 	}
 	req.ContentLength = -1
 	req.Trailer = http.Header{"X-Name": {injection}}
-	drain(events)
+	events.Reset()
 	resp, err := srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +327,7 @@ func TestTrailersAreInputs(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("status %d body %q: the injection in a trailer ran, want 403", resp.StatusCode, b)
 	}
-	if ev := blockedEvent(t, events); ev.Kind != "sql_injection" || ev.Input.Source != rampart.SourceHeader || ev.Input.Name != "X-Name" {
+	if ev := events.Next(t); ev.Kind != "sql_injection" || ev.Input.Source != rampart.SourceHeader || ev.Input.Name != "X-Name" {
 		t.Fatalf("event %s on %+v, want sql_injection on the X-Name trailer", ev.Kind, ev.Input)
 	}
 }
@@ -334,7 +335,7 @@ func TestTrailersAreInputs(t *testing.T) {
 func TestAJSONStringInsideAValueIsDecoded(t *testing.T) {
 	// A value that is itself a JSON string ("x\u0027 ..."), as double
 	// encoded payloads are, unmarshalled by the handler into a string.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
 		var s string
 		json.Unmarshal([]byte(r.URL.Query().Get("q")), &s)
@@ -350,7 +351,7 @@ func TestAJSONStringInsideAValueIsDecoded(t *testing.T) {
 func TestJSONAfterAByteOrderMarkIsJSON(t *testing.T) {
 	// Files saved on Windows start with a UTF-8 byte order mark, which
 	// handlers that accept them strip before decoding.
-	a, events := newAgent(t, rampart.Config{})
+	a, events := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewServer(countApp(t, a, func(h http.Handler) http.Handler { return h }, func(r *http.Request) string {
 		b, _ := io.ReadAll(r.Body)
 		var v struct{ Name string }

@@ -1,13 +1,11 @@
 package fsguard_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net/url"
 	"os"
 	"path"
@@ -20,6 +18,8 @@ import (
 
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/fsguard"
+	"github.com/rampartsec/rampart/internal/corpus"
+	"github.com/rampartsec/rampart/ramparttest"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -108,55 +108,36 @@ func (l layout) snapshot(t testing.TB) map[string]string {
 	return out
 }
 
-// corpusLine is one line of testdata/exploits.txt or benign.txt.
-type corpusLine struct {
+// entry is an entry of testdata/exploits.txt or benign.txt: fields
+// separated by spaces, {outside} in the input standing for layout.outside.
+type entry struct {
 	line      int
 	op        string // exploits only
 	transform string
 	input     string
 }
 
-func (c corpusLine) String() string {
-	s := fmt.Sprintf("line %d %s %q", c.line, c.transform, c.input)
-	if c.op != "" {
-		s = c.op + " " + s
+func (e entry) String() string {
+	s := fmt.Sprintf("line %d %s %q", e.line, e.transform, e.input)
+	if e.op != "" {
+		s = e.op + " " + s
 	}
 	return s
 }
 
-func readCorpus(t testing.TB, file string, fields int, outside string) []corpusLine {
+// readCorpus returns the entries of testdata/file: op (when fields is 3),
+// transform and input.
+func readCorpus(t testing.TB, file string, fields int, outside string) []entry {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", file))
-	must(t, err)
-	defer f.Close()
-	var out []corpusLine
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		text := sc.Text()
-		if strings.TrimSpace(text) == "" || strings.HasPrefix(text, "#") {
-			continue
+	var out []entry
+	for _, l := range corpus.Lines(t, filepath.Join("testdata", file)) {
+		f := l.Fields(t, ' ', fields)
+		e := entry{line: l.Number, transform: f[fields-2], input: strings.ReplaceAll(f[fields-1], "{outside}", outside)}
+		if fields == 3 {
+			e.op = f[0]
 		}
-		c := corpusLine{line: n}
-		rest := text
-		for i := 0; i < fields-1; i++ {
-			var word string
-			word, rest, _ = strings.Cut(strings.TrimLeft(rest, " \t"), " ")
-			if i == 0 && fields == 3 {
-				c.op = word
-			} else {
-				c.transform = word
-			}
-		}
-		rest = strings.TrimLeft(rest, " \t")
-		if strings.HasPrefix(rest, `"`) {
-			if rest, err = strconv.Unquote(rest); err != nil {
-				t.Fatalf("%s:%d: %v", file, n, err)
-			}
-		}
-		c.input = strings.ReplaceAll(rest, "{outside}", outside)
-		out = append(out, c)
+		out = append(out, e)
 	}
-	must(t, sc.Err())
 	return out
 }
 
@@ -333,18 +314,6 @@ func deprecatedCheckThenVulnerable(ctx context.Context, agent *rampart.Agent, ba
 	return o
 }
 
-func newAgent(t testing.TB, mode rampart.Mode) *rampart.Agent {
-	t.Helper()
-	a, err := rampart.New(rampart.Config{Service: "files", Mode: mode, Sinks: []rampart.Sink{discard{}}, Logger: slog.New(slog.DiscardHandler)})
-	must(t, err)
-	t.Cleanup(func() { a.Close(context.Background()) })
-	return a
-}
-
-type discard struct{}
-
-func (discard) WriteEvents(context.Context, []rampart.Event) error { return nil }
-
 // escaped reports whether the unprotected operation really reached outside
 // the base: it read a secret, listed or examined what is outside, or changed
 // the tree outside.
@@ -380,7 +349,7 @@ func mapsEqual(a, b map[string]string) bool {
 // Guard.Check (or the deprecated fsguard.Check) in front of that code: nothing outside is read, created, changed or removed, and the
 // event names the line of the guarded call.
 func TestEveryExploitWorksUnguardedAndIsBlockedWhenGuarded(t *testing.T) {
-	agent := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	probe := newLayout(t)
 	exploits := readCorpus(t, "exploits.txt", 3, probe.outside)
 	if len(exploits) < 30 {
@@ -468,7 +437,7 @@ func assertUntouched(t *testing.T, l layout, before map[string]string, o outcome
 // a Guard and through Guard.Check (or the deprecated fsguard.Check) in front
 // of unprotected code, and none is blocked.
 func TestNoBenignInputIsBlockedAndEachReadsItsFile(t *testing.T) {
-	agent := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	l := newLayout(t)
 	d, err := fsguard.New(agent, l.base)
 	must(t, err)
@@ -478,7 +447,7 @@ func TestNoBenignInputIsBlockedAndEachReadsItsFile(t *testing.T) {
 		t.Fatalf("%d benign inputs in testdata/benign.txt, want at least 100", len(benign))
 	}
 	type tc struct {
-		corpusLine
+		entry
 		name string
 	}
 	var cases []tc
@@ -510,11 +479,11 @@ func TestNoBenignInputIsBlockedAndEachReadsItsFile(t *testing.T) {
 				blocked++
 				var be *rampart.BlockedError
 				errors.As(o.err, &be)
-				t.Errorf("%s: %v blocked: %s | %s", via, c.corpusLine, be.Event.Reason, be.Event.Detail)
+				t.Errorf("%s: %v blocked: %s | %s", via, c.entry, be.Event.Reason, be.Event.Detail)
 				continue
 			}
 			if o.err != nil || o.data != want {
-				t.Errorf("%s: %v read %q, %v; want the file holding %q", via, c.corpusLine, o.data, o.err, want)
+				t.Errorf("%s: %v read %q, %v; want the file holding %q", via, c.entry, o.data, o.err, want)
 			}
 		}
 	}
@@ -524,7 +493,7 @@ func TestNoBenignInputIsBlockedAndEachReadsItsFile(t *testing.T) {
 // A queue worker has no request: it marks its job's payload as untrusted
 // and gets the same protection.
 func TestAQueueWorkerIsProtectedThroughWithUntrusted(t *testing.T) {
-	agent := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	l := newLayout(t)
 	d, err := fsguard.New(agent, l.base)
 	must(t, err)
@@ -556,9 +525,7 @@ func TestAQueueWorkerIsProtectedThroughWithUntrusted(t *testing.T) {
 // still cannot leave its directory: os.Root refuses, and the caller gets
 // os.Root's error.
 func TestMonitorModeReportsAndAGuardStillCannotEscape(t *testing.T) {
-	events := make(chan rampart.Event, 16)
-	agent, err := rampart.New(rampart.Config{Service: "files", Mode: rampart.ModeMonitor, Sinks: []rampart.Sink{chanSink(events)}, Logger: slog.New(slog.DiscardHandler)})
-	must(t, err)
+	agent, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
 	l := newLayout(t)
 	d, err := fsguard.New(agent, l.base)
 	must(t, err)
@@ -574,32 +541,21 @@ func TestMonitorModeReportsAndAGuardStillCannotEscape(t *testing.T) {
 		}
 	}
 	must(t, agent.Close(context.Background()))
-	close(events)
-	n := 0
-	for ev := range events {
-		n++
+	evs := events.Events()
+	for _, ev := range evs {
 		if ev.Action != rampart.ActionMonitored {
 			t.Errorf("event action %q", ev.Action)
 		}
 	}
-	if n != 4 {
-		t.Errorf("%d events, want one per call (4)", n)
+	if len(evs) != 4 {
+		t.Errorf("%d events, want one per call (4)", len(evs))
 	}
-}
-
-type chanSink chan rampart.Event
-
-func (c chanSink) WriteEvents(_ context.Context, evs []rampart.Event) error {
-	for _, ev := range evs {
-		c <- ev
-	}
-	return nil
 }
 
 // What the application itself writes is its choice: its own "..", absolute
 // names and links are os.Root's business, not an attack by the input.
 func TestTheApplicationsOwnPartOfTheNameIsNotHeldAgainstTheInput(t *testing.T) {
-	agent := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	l := newLayout(t)
 	d, err := fsguard.New(agent, l.base)
 	must(t, err)
@@ -632,7 +588,7 @@ func TestTheApplicationsOwnPartOfTheNameIsNotHeldAgainstTheInput(t *testing.T) {
 // stays inside the base by its text can climb out through a link in the
 // application's part of the name.
 func TestAnInputClimbingOutThroughTheApplicationsLinkIsBlocked(t *testing.T) {
-	agent := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	l := newLayout(t)
 	must(t, os.MkdirAll(filepath.Join(l.base, "a", "b"), 0o755))
 	must(t, os.Symlink(filepath.FromSlash("../.."), filepath.Join(l.base, "a", "b", "top"))) // the base itself
@@ -660,7 +616,7 @@ func TestAnInputClimbingOutThroughTheApplicationsLinkIsBlocked(t *testing.T) {
 }
 
 func TestNewValidatesTheBase(t *testing.T) {
-	agent := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file.txt")
 	must(t, os.WriteFile(file, nil, 0o644))
@@ -689,7 +645,7 @@ func TestNewValidatesTheBase(t *testing.T) {
 
 // Every operation of a Dir works on benign names that come from input.
 func TestDirOperationsOnBenignNames(t *testing.T) {
-	agent := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	l := newLayout(t)
 	d, err := fsguard.New(agent, l.base)
 	must(t, err)

@@ -26,7 +26,7 @@ import (
 // testdata/fuzz/FuzzCheck.
 func FuzzCheck(f *testing.F) {
 	l := newLayout(f)
-	agent := newAgent(f, rampart.ModeBlock)
+	agent := discardingAgent(f)
 	d, err := fsguard.New(agent, l.base)
 	must(f, err)
 	f.Cleanup(func() { d.Close() })

@@ -1,12 +1,10 @@
 package fsguard_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,10 +14,10 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/fsguard"
+	"github.com/rampartsec/rampart/ramparttest"
 )
 
 // fileServer is a service that serves files by name from three routes, as
@@ -80,10 +78,7 @@ func (s *fileServer) mux() *http.ServeMux {
 // the route, the input and the line of the guarded call.
 func TestExploitsOverHTTP(t *testing.T) {
 	l := newLayout(t)
-	events := make(chan rampart.Event, 64)
-	agent, err := rampart.New(rampart.Config{Service: "files", Sinks: []rampart.Sink{chanSink(events)}, Logger: slog.New(slog.DiscardHandler)})
-	must(t, err)
-	defer agent.Close(t.Context())
+	agent, events := ramparttest.NewAgent(t, rampart.Config{})
 	d, err := fsguard.New(agent, l.base)
 	must(t, err)
 	defer d.Close()
@@ -125,24 +120,22 @@ func TestExploitsOverHTTP(t *testing.T) {
 				Error     string `json:"error"`
 				RequestID string `json:"request_id"`
 			}
-			if err := json.Unmarshal([]byte(body), &answer); err != nil || answer.RequestID == "" {
-				t.Errorf("403 body %q: %v", body, err)
+			if err := json.Unmarshal([]byte(body), &answer); err != nil || answer.RequestID == "" || answer.RequestID != hdr.Get("X-Request-Id") {
+				t.Errorf("403 body %q, X-Request-Id %q: %v", body, hdr.Get("X-Request-Id"), err)
 			}
-			select {
-			case ev := <-events:
-				if ev.Kind != "path_traversal" || ev.Route != ex.route || ev.Input.Source != ex.source || ev.RequestID != hdr.Get("X-Request-Id") {
-					t.Errorf("event %+v does not describe the request", ev)
-				}
-				if want := "http_test.go:" + strconv.FormatInt(guarded.guarded.Load(), 10); !strings.HasSuffix(ev.Location, want) {
-					t.Errorf("event location %q, want …%s", ev.Location, want)
-				}
-				t.Logf("%s %s=%q: %s | %s", ev.Route, ev.Input.Source, ev.Input.Value, ev.Reason, ev.Detail)
-			case <-time.After(5 * time.Second):
-				t.Fatal("no event delivered")
+			want := ramparttest.Want{
+				Kind: rampart.KindPathTraversal, Route: ex.route, Input: rampart.Input{Source: ex.source}, RequestID: answer.RequestID,
+				Location: "http_test.go:" + strconv.FormatInt(guarded.guarded.Load(), 10),
 			}
+			ev := events.Next(t)
+			if diff := want.Diff(ev); diff != "" {
+				t.Errorf("the event does not describe the request: %s", diff)
+			}
+			t.Logf("%s %s=%q: %s | %s", ev.Route, ev.Input.Source, ev.Input.Value, ev.Reason, ev.Detail)
 		})
 	}
 
+	reported := agent.Stats().Events
 	for _, target := range []string{
 		"/files/public/readme.txt",
 		"/files/alias/readme.txt",
@@ -155,10 +148,8 @@ func TestExploitsOverHTTP(t *testing.T) {
 			t.Errorf("guarded %s: %d %q, want the readme", target, status, body)
 		}
 	}
-	select {
-	case ev := <-events:
-		t.Errorf("benign requests produced an event: %+v", ev)
-	default:
+	if n := agent.Stats().Events - reported; n != 0 {
+		t.Errorf("benign requests reported %d events", n)
 	}
 }
 
@@ -178,10 +169,7 @@ func get(t *testing.T, target string) (int, string, http.Header) {
 // Guard.Check, as in every guard's check: what was not recorded may be in
 // the name. The same name is allowed for a complete request.
 func TestCheckFailsClosedOnAnIncompleteRequest(t *testing.T) {
-	events := make(chan rampart.Event, 16)
-	agent, err := rampart.New(rampart.Config{Service: "files", MaxInputs: 10, Sinks: []rampart.Sink{chanSink(events)}, Logger: slog.New(slog.DiscardHandler)})
-	must(t, err)
-	defer agent.Close(context.Background())
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{MaxInputs: 10})
 	l := newLayout(t)
 	g, err := fsguard.New(agent, l.base)
 	must(t, err)

@@ -145,7 +145,7 @@ func TestDiff(t *testing.T) {
 	ev := rampart.Event{
 		Kind: rampart.KindSQLInjection, Action: rampart.ActionBlocked,
 		Input: rampart.Input{Source: rampart.SourceQuery, Name: "q", Value: "x' OR 1=1--"},
-		Sink:  "database/sql", Route: "GET /search", Reason: "r", Location: "/home/ci/shop/search.go:42",
+		Sink:  "database/sql", Route: "GET /search", RequestID: "req-1", Reason: "r", Location: "/home/ci/shop/search.go:42",
 	}
 	for _, tc := range []struct {
 		name string
@@ -156,7 +156,7 @@ func TestDiff(t *testing.T) {
 		{"every field set and equal matches", ramparttest.Want{
 			Kind: rampart.KindSQLInjection, Action: rampart.ActionBlocked,
 			Input: rampart.Input{Source: rampart.SourceQuery, Name: "q", Value: "x' OR 1=1--"},
-			Sink:  "database/sql", Route: "GET /search", Reason: "r", Location: "shop/search.go:42",
+			Sink:  "database/sql", Route: "GET /search", RequestID: "req-1", Reason: "r", Location: "shop/search.go:42",
 		}, nil},
 		{"the whole location matches", ramparttest.Want{Location: "/home/ci/shop/search.go:42"}, nil},
 		{"each differing field is a line", ramparttest.Want{Kind: rampart.KindSSRF, Input: rampart.Input{Source: rampart.SourceQuery, Name: "id"}}, []string{
@@ -166,11 +166,15 @@ func TestDiff(t *testing.T) {
 		{"a location ends at a path separator", ramparttest.Want{Location: "arch.go:42"}, []string{
 			`	location: got "/home/ci/shop/search.go:42", want …/arch.go:42`,
 		}},
-		{"action, value, sink, route and reason", ramparttest.Want{Action: rampart.ActionMonitored, Input: rampart.Input{Value: "1"}, Sink: "os/exec", Route: "GET /", Reason: "other"}, []string{
+		{"a whole location that differs is shown whole", ramparttest.Want{Location: "/home/ci/shop/search.go:43"}, []string{
+			`	location: got "/home/ci/shop/search.go:42", want "/home/ci/shop/search.go:43"`,
+		}},
+		{"action, value, sink, route, request id and reason", ramparttest.Want{Action: rampart.ActionMonitored, Input: rampart.Input{Value: "1"}, Sink: "os/exec", Route: "GET /", RequestID: "req-2", Reason: "other"}, []string{
 			`	action: got "blocked", want "monitored"`,
 			`	input value: got "x' OR 1=1--", want "1"`,
 			`	sink: got "database/sql", want "os/exec"`,
 			`	route: got "GET /search", want "GET /"`,
+			`	request id: got "req-1", want "req-2"`,
 			`	reason: got "r", want "other"`,
 		}},
 	} {
@@ -182,7 +186,7 @@ func TestDiff(t *testing.T) {
 				}
 				return
 			}
-			want := `event sql_injection blocked, input query "q" = "x' OR 1=1--", sink "database/sql", route "GET /search", reason "r", at "/home/ci/shop/search.go:42"` +
+			want := `event sql_injection blocked, input query "q" = "x' OR 1=1--", sink "database/sql", route "GET /search", request "req-1", reason "r", at "/home/ci/shop/search.go:42"` +
 				"\n" + strings.Join(tc.diff, "\n")
 			if d != want || tc.want.Match(ev) {
 				t.Errorf("Diff =\n%s\nwant\n%s", d, want)

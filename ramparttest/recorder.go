@@ -148,7 +148,7 @@ func describe(ev rampart.Event) string {
 		fmt.Fprintf(&b, " = %q", in.Value)
 	}
 	for _, f := range []struct{ name, value string }{
-		{"sink", ev.Sink}, {"route", ev.Route}, {"path", ev.Path}, {"reason", ev.Reason}, {"at", ev.Location},
+		{"sink", ev.Sink}, {"route", ev.Route}, {"path", ev.Path}, {"request", ev.RequestID}, {"reason", ev.Reason}, {"at", ev.Location},
 	} {
 		if f.value != "" {
 			fmt.Fprintf(&b, ", %s %q", f.name, f.value)

@@ -12,14 +12,12 @@ package sqlguard_test
 //	go test ./sqlguard/ -run Integration -count=1
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +32,8 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/internal/corpus"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/sqlguard"
 )
 
@@ -437,81 +437,6 @@ func sinkLocations(t *testing.T) map[string]string {
 	return locs
 }
 
-// Events.
-
-// eventSink hands the agent's events to the test through a channel.
-type eventSink chan rampart.Event
-
-func (s eventSink) WriteEvents(ctx context.Context, evs []rampart.Event) error {
-	for _, ev := range evs {
-		select {
-		case s <- ev:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
-}
-
-// events collects what an eventSink delivered, by request id. It is used by
-// one test goroutine.
-type events struct {
-	ch        eventSink
-	byRequest map[string][]rampart.Event
-}
-
-func newAgent(t *testing.T, mode rampart.Mode) (*rampart.Agent, *events) {
-	t.Helper()
-	ev := &events{ch: make(eventSink, 4096), byRequest: map[string][]rampart.Event{}}
-	a, err := rampart.New(rampart.Config{
-		Service: "sqlguard-integration",
-		Mode:    mode,
-		Sinks:   []rampart.Sink{ev.ch},
-		Logger:  slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Close(ctx)
-	})
-	return a, ev
-}
-
-func (e *events) take(ev rampart.Event) {
-	e.byRequest[ev.RequestID] = append(e.byRequest[ev.RequestID], ev)
-}
-
-// await returns the first event of request id, waiting for its delivery.
-func (e *events) await(t *testing.T, id string) (rampart.Event, bool) {
-	t.Helper()
-	timeout := time.After(5 * time.Second)
-	for len(e.byRequest[id]) == 0 {
-		select {
-		case ev := <-e.ch:
-			e.take(ev)
-		case <-timeout:
-			return rampart.Event{}, false
-		}
-	}
-	return e.byRequest[id][0], true
-}
-
-// drain takes every event delivered so far; call it after Agent.Close to
-// see them all.
-func (e *events) drain() {
-	for {
-		select {
-		case ev := <-e.ch:
-			e.take(ev)
-		default:
-			return
-		}
-	}
-}
-
 // HTTP client.
 
 type client struct {
@@ -615,7 +540,7 @@ func checkBlocked(t *testing.T, r reply) {
 
 // checkEvent verifies the error the handler's database call returned and the
 // event reported for request r.
-func checkEvent(t *testing.T, s *shop, ev *events, r reply, action rampart.Action, value, location string) {
+func checkEvent(t *testing.T, s *shop, events *ramparttest.Recorder, r reply, action rampart.Action, value, location string) {
 	t.Helper()
 	if action == rampart.ActionBlocked {
 		err := s.err(r.id)
@@ -633,23 +558,16 @@ func checkEvent(t *testing.T, s *shop, ev *events, r reply, action rampart.Actio
 			t.Errorf("BlockedError location %q, want %q", be.Event.Location, location)
 		}
 	}
-	e, ok := ev.await(t, r.id)
-	if !ok {
-		t.Errorf("no event for request %s", r.id)
-		return
-	}
-	if e.Kind != "sql_injection" || e.Action != action {
-		t.Errorf("event kind %q action %q, want sql_injection %q", e.Kind, e.Action, action)
-	}
-	if e.Location != location {
-		t.Errorf("event location %q, want %q (the vulnerable call)", e.Location, location)
-	}
-	want := value
+	e := events.Wait(t, ramparttest.Want{RequestID: r.id}.Match)
+	want := ramparttest.Want{Kind: rampart.KindSQLInjection, Action: action, Location: location} // the vulnerable call
 	if e.Input.Name == "password" {
-		want = rampart.Redacted // a secret's value never leaves the process
+		value = rampart.Redacted // a secret's value never leaves the process
 	}
-	if len(want) <= rampart.MaxEventInput && e.Input.Value != want {
-		t.Errorf("event input %q, want %q", e.Input.Value, want)
+	if len(value) <= rampart.MaxEventInput {
+		want.Input.Value = value
+	}
+	if d := want.Diff(e); d != "" {
+		t.Error(d)
 	}
 	if e.Sink == "" || !strings.Contains(e.Detail, "⟦") {
 		t.Errorf("event sink %q detail %q: want the statement with the input marked", e.Sink, e.Detail)
@@ -738,79 +656,37 @@ const (
 	sleepSlack   = 10 * time.Millisecond
 )
 
-type corpusLine struct {
-	line   int
-	fields []string
-}
-
-// readCorpus reads a testdata file: one entry a line, fields separated by
-// tabs, the last one being the rest of the line; # starts a comment line; a
-// last field starting with a double quote is Go-quoted.
-func readCorpus(t *testing.T, path string, nfields int) []corpusLine {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []corpusLine
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		fields := strings.SplitN(line, "\t", nfields)
-		if len(fields) != nfields {
-			t.Fatalf("%s:%d: want %d tab-separated fields: %q", path, n, nfields, line)
-		}
-		last := &fields[nfields-1]
-		if strings.HasPrefix(*last, `"`) {
-			if *last, err = strconv.Unquote(*last); err != nil {
-				t.Fatalf("%s:%d: bad Go-quoted field: %v", path, n, err)
-			}
-		}
-		out = append(out, corpusLine{line: n, fields: fields})
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
+// exploit is an entry of testdata/exploits_<dialect>.txt: context, oracle
+// and payload separated by tabs.
 type exploit struct {
-	name            string // file:line context oracle
+	corpus.Line
 	context, oracle string
-	payload         string // as written, with the fixture's table names
+	payload         string // as written: {users} and the like stand for the fixture's tables
 }
 
-func readExploits(t *testing.T, fx *fixture) []exploit {
-	t.Helper()
-	path := "testdata/exploits_" + fx.b.name + ".txt"
-	fx.calibrateWork(t)
+// readExploits returns the exploits written for d, each with a known
+// context and oracle, no two the same.
+func readExploits(tb testing.TB, d sqlguard.Dialect) []exploit {
+	tb.Helper()
 	var out []exploit
 	seen := map[string]int{}
-	for _, l := range readCorpus(t, path, 3) {
-		ctx, oracle, payload := l.fields[0], l.fields[1], l.fields[2]
-		if _, ok := vulnContexts[ctx]; !ok {
-			t.Fatalf("%s:%d: unknown context %q", path, l.line, ctx)
+	for _, l := range corpus.Lines(tb, "testdata/exploits_"+d.String()+".txt") {
+		f := l.Fields(tb, '\t', 3)
+		x := exploit{Line: l, context: f[0], oracle: f[1], payload: f[2]}
+		if _, ok := vulnContexts[x.context]; !ok {
+			tb.Fatalf("%s: unknown context %q", l.Pos(), x.context)
 		}
-		if _, ok := oracles[oracle]; !ok {
-			t.Fatalf("%s:%d: unknown oracle %q", path, l.line, oracle)
+		if _, ok := oracles[x.oracle]; !ok {
+			tb.Fatalf("%s: unknown oracle %q", l.Pos(), x.oracle)
 		}
-		if oracle == "true" && !strings.Contains(payload, "s3cr3t") {
-			t.Fatalf("%s:%d: a %q payload must test the secret's prefix s3cr3t", path, l.line, oracle)
+		if x.oracle == "true" && !strings.Contains(x.payload, "s3cr3t") {
+			tb.Fatalf("%s: a %q payload must test the secret's prefix s3cr3t", l.Pos(), x.oracle)
 		}
-		if prev, dup := seen[ctx+"\t"+payload]; dup {
-			t.Fatalf("%s:%d: same payload and context as line %d", path, l.line, prev)
+		if prev, dup := seen[x.context+"\t"+x.payload]; dup {
+			tb.Fatalf("%s: same payload and context as line %d", l.Pos(), prev)
 		}
-		seen[ctx+"\t"+payload] = l.line
-		out = append(out, exploit{
-			name:    fmt.Sprintf("%s:%d/%s/%s", fx.b.name, l.line, ctx, oracle),
-			context: ctx, oracle: oracle,
-			payload: fx.expand(payload),
-		})
+		seen[x.context+"\t"+x.payload] = l.Number
+		out = append(out, x)
 	}
 	return out
 }
@@ -822,11 +698,12 @@ func TestIntegrationExploits(t *testing.T) {
 	locs := sinkLocations(t)
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		fx := newFixture(t, b)
-		exploits := readExploits(t, fx)
+		fx.calibrateWork(t)
+		exploits := readExploits(t, b.dialect)
 		if len(exploits) < minExploits {
 			t.Fatalf("%d exploits for %s, want at least %d", len(exploits), b.name, minExploits)
 		}
-		agent, ev := newAgent(t, rampart.ModeBlock)
+		agent, events := ramparttest.NewAgent(t, rampart.Config{})
 		g, err := sqlguard.New(agent, b.dialect)
 		if err != nil {
 			t.Fatal(err)
@@ -856,12 +733,14 @@ func TestIntegrationExploits(t *testing.T) {
 
 		worked, blocked := 0, 0
 		for _, x := range exploits {
+			name := fmt.Sprintf("%s:%d/%s/%s", b.name, x.Number, x.context, x.oracle)
+			x.payload = fx.expand(x.payload)
 			vc := vulnContexts[x.context]
 			rq, value, err := vc.build(x.payload)
 			if err != nil {
-				t.Fatalf("%s: %v", x.name, err)
+				t.Fatalf("%s: %v", name, err)
 			}
-			t.Run(x.name, func(t *testing.T) {
+			t.Run(name, func(t *testing.T) {
 				t.Run("works_without_the_guard", func(t *testing.T) {
 					fx.exec(t, "DELETE FROM "+fx.canary)
 					r := off.do(t, rq)
@@ -873,7 +752,7 @@ func TestIntegrationExploits(t *testing.T) {
 					fx.exec(t, "DELETE FROM "+fx.canary)
 					r := on.do(t, rq)
 					checkBlocked(t, r)
-					checkEvent(t, guarded, ev, r, rampart.ActionBlocked, value, locs[vc.sink])
+					checkEvent(t, guarded, events, r, rampart.ActionBlocked, value, locs[vc.sink])
 					if strings.Contains(r.body, fx.secret) {
 						t.Errorf("the secret leaked: %q", r.body)
 					}
@@ -965,16 +844,17 @@ func proveExploit(t *testing.T, c *client, fx *fixture, x exploit, r reply) bool
 
 const minBenign = 200
 
-func readBenign(t *testing.T) []string {
-	t.Helper()
+// readBenign returns the entries of testdata/benign.txt, no two the same.
+func readBenign(tb testing.TB) []string {
+	tb.Helper()
 	var out []string
 	seen := map[string]int{}
-	for _, l := range readCorpus(t, "testdata/benign.txt", 1) {
-		in := l.fields[0]
+	for _, l := range corpus.Lines(tb, "testdata/benign.txt") {
+		in := l.Fields(tb, '\t', 1)[0]
 		if prev, dup := seen[in]; dup {
-			t.Fatalf("testdata/benign.txt:%d: duplicate of line %d", l.line, prev)
+			tb.Fatalf("%s: duplicate of line %d", l.Pos(), prev)
 		}
-		seen[in] = l.line
+		seen[in] = l.Number
 		out = append(out, in)
 	}
 	return out
@@ -987,7 +867,7 @@ func TestIntegrationBenign(t *testing.T) {
 	}
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		fx := newFixture(t, b)
-		agent, ev := newAgent(t, rampart.ModeBlock)
+		agent, events := ramparttest.NewAgent(t, rampart.Config{})
 		g, err := sqlguard.New(agent, b.dialect)
 		if err != nil {
 			t.Fatal(err)
@@ -1044,12 +924,9 @@ func TestIntegrationBenign(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		agent.Close(ctx)
-		ev.drain()
 		if n := agent.Stats().Events; n != 0 {
-			for _, evs := range ev.byRequest {
-				for _, e := range evs {
-					t.Errorf("false positive: input %q in %s (%s)", e.Input.Value, e.Detail, e.Reason)
-				}
+			for _, e := range events.Events() {
+				t.Errorf("false positive: input %q in %s (%s)", e.Input.Value, e.Detail, e.Reason)
 			}
 			t.Fatalf("%d events for benign inputs, want 0", n)
 		}
@@ -1090,7 +967,7 @@ func TestIntegrationQueryPaths(t *testing.T) {
 	locs := sinkLocations(t)
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		fx := newFixture(t, b)
-		agent, ev := newAgent(t, rampart.ModeBlock)
+		agent, events := ramparttest.NewAgent(t, rampart.Config{})
 		g, err := sqlguard.New(agent, b.dialect)
 		if err != nil {
 			t.Fatal(err)
@@ -1118,7 +995,7 @@ func TestIntegrationQueryPaths(t *testing.T) {
 				before := visits()
 				r = c.do(t, get("/paths/"+path+"?name="+url.QueryEscape(pathExploit)))
 				checkBlocked(t, r)
-				checkEvent(t, s, ev, r, rampart.ActionBlocked, pathExploit, loc)
+				checkEvent(t, s, events, r, rampart.ActionBlocked, pathExploit, loc)
 				if q, reached := rec.reached(pathExploit); reached {
 					t.Errorf("the statement reached the driver: %q", q)
 				}
@@ -1137,7 +1014,7 @@ func TestIntegrationMonitor(t *testing.T) {
 	locs := sinkLocations(t)
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		fx := newFixture(t, b)
-		agent, ev := newAgent(t, rampart.ModeMonitor)
+		agent, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
 		g, err := sqlguard.New(agent, b.dialect)
 		if err != nil {
 			t.Fatal(err)
@@ -1163,19 +1040,23 @@ func TestIntegrationMonitor(t *testing.T) {
 		if err := agent.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-		ev.drain()
+		byRequest := map[string][]rampart.Event{}
+		for _, e := range events.Events() {
+			byRequest[e.RequestID] = append(byRequest[e.RequestID], e)
+		}
 		for id, path := range sent {
-			evs := ev.byRequest[id]
+			evs := byRequest[id]
 			if len(evs) != 1 {
 				t.Errorf("%s: %d events, want exactly 1", path, len(evs))
 				continue
 			}
-			e := evs[0]
-			if e.Action != rampart.ActionMonitored || e.Kind != "sql_injection" {
-				t.Errorf("%s: event action %q kind %q, want monitored sql_injection", path, e.Action, e.Kind)
+			loc, ok := locs[path]
+			if !ok {
+				t.Fatalf("no sink marker for %s", path)
 			}
-			if e.Location != locs[path] {
-				t.Errorf("%s: event location %q, want %q", path, e.Location, locs[path])
+			want := ramparttest.Want{Kind: rampart.KindSQLInjection, Action: rampart.ActionMonitored, Location: loc}
+			if d := want.Diff(evs[0]); d != "" {
+				t.Errorf("%s: %s", path, d)
 			}
 		}
 		if n := agent.Stats().Events; n != uint64(len(sent)) {

@@ -1,14 +1,11 @@
 package sqlguard_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,104 +20,6 @@ import (
 // what a WAF does: it looks at each input alone, without the query. The guard
 // looks at the query the input ended up in: a correctly escaped one for the
 // benign corpus, a concatenated, vulnerable one for the exploits.
-
-// benchExploit is one line of testdata/exploits_<dialect>.txt.
-type benchExploit struct {
-	Context string // where the application concatenates the payload
-	Oracle  string // how the corpus's author confirmed that it exploits
-	Payload string
-	Line    int
-}
-
-// corpusValue decodes a corpus field: a Go-quoted string when it starts with
-// a double quote, the text itself otherwise.
-func corpusValue(s string) (string, error) {
-	if strings.HasPrefix(s, `"`) {
-		return strconv.Unquote(s)
-	}
-	return s, nil
-}
-
-// corpusLines yields the non-blank, non-comment lines of a corpus file with
-// their numbers, or reports that the file does not exist.
-func corpusLines(tb testing.TB, name string) (lines []string, numbers []int, ok bool) {
-	tb.Helper()
-	f, err := os.Open(filepath.Join("testdata", name))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, false
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSuffix(sc.Text(), "\r")
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		lines = append(lines, line)
-		numbers = append(numbers, n)
-	}
-	if err := sc.Err(); err != nil {
-		tb.Fatalf("%s: %v", name, err)
-	}
-	return lines, numbers, true
-}
-
-// fallbackBenign stands in for testdata/benign.txt while it does not exist.
-var fallbackBenign = []string{
-	"O'Brien", "Robert'); DROP TABLE Students;--", "1=1", "select", "union square",
-	"it's -- fine", "/* not a comment */", "Tom & Jerry", "100% cotton", "C:\\Users\\me",
-	`say "hello"`, "rock 'n' roll", "OR", "x' OR '1'='1", "1; DELETE FROM users",
-}
-
-// fallbackExploits stands in for testdata/exploits_<dialect>.txt.
-var fallbackExploits = []benchExploit{
-	{Context: "str", Oracle: "fallback", Payload: "x' OR '1'='1"},
-	{Context: "str", Oracle: "fallback", Payload: "' UNION SELECT name, email FROM users --"},
-	{Context: "str", Oracle: "fallback", Payload: "'; DROP TABLE users; --"},
-	{Context: "num", Oracle: "fallback", Payload: "1 OR 1=1"},
-	{Context: "num", Oracle: "fallback", Payload: "0 UNION SELECT 1, name FROM users"},
-}
-
-func loadBenign(tb testing.TB) (inputs []string, source string) {
-	tb.Helper()
-	lines, numbers, ok := corpusLines(tb, "benign.txt")
-	if !ok {
-		return fallbackBenign, "inline fallback (testdata/benign.txt missing)"
-	}
-	for i, line := range lines {
-		v, err := corpusValue(line)
-		if err != nil {
-			tb.Fatalf("benign.txt:%d: %v", numbers[i], err)
-		}
-		inputs = append(inputs, v)
-	}
-	return inputs, "testdata/benign.txt"
-}
-
-func loadExploits(tb testing.TB, d sqlguard.Dialect) (exploits []benchExploit, source string) {
-	tb.Helper()
-	name := "exploits_" + d.String() + ".txt"
-	lines, numbers, ok := corpusLines(tb, name)
-	if !ok {
-		return fallbackExploits, "inline fallback (testdata/" + name + " missing)"
-	}
-	for i, line := range lines {
-		fields := strings.SplitN(line, "\t", 3)
-		if len(fields) != 3 {
-			tb.Fatalf("%s:%d: want context<TAB>oracle<TAB>payload", name, numbers[i])
-		}
-		p, err := corpusValue(fields[2])
-		if err != nil {
-			tb.Fatalf("%s:%d: %v", name, numbers[i], err)
-		}
-		exploits = append(exploits, benchExploit{Context: fields[0], Oracle: fields[1], Payload: p, Line: numbers[i]})
-	}
-	return exploits, "testdata/" + name
-}
 
 var benchDialects = []sqlguard.Dialect{sqlguard.Postgres, sqlguard.MySQL, sqlguard.SQLite}
 
@@ -141,9 +40,9 @@ func escapedQuery(d sqlguard.Dialect, input string) string {
 // its request: the payload after transport decoding (what both the
 // application and a WAF see) and the other parameters. It reports false
 // for a context it does not know.
-func vulnerableQuery(e benchExploit) (query string, inputs []string, ok bool) {
-	p := strings.NewReplacer("{users}", "users", "{secrets}", "secrets", "{canary}", "canary", "{hits}", "hits", "{blob}", "300000", "{loop}", "300000").Replace(e.Payload)
-	switch e.Context {
+func vulnerableQuery(e exploit) (query string, inputs []string, ok bool) {
+	p := strings.NewReplacer("{users}", "users", "{secrets}", "secrets", "{canary}", "canary", "{hits}", "hits", "{blob}", "300000", "{loop}", "300000").Replace(e.payload)
+	switch e.context {
 	case "str-raw":
 		v, err := url.ParseQuery("name=" + p)
 		if err != nil {
@@ -155,7 +54,7 @@ func vulnerableQuery(e benchExploit) (query string, inputs []string, ok bool) {
 			return "", nil, false
 		}
 	}
-	switch e.Context {
+	switch e.context {
 	case "str", "str-raw", "json":
 		return "SELECT name, email FROM users WHERE name = '" + p + "'", []string{p}, true
 	case "num":
@@ -194,8 +93,8 @@ type comparisonRow struct {
 }
 
 func TestLibinjectionComparison(t *testing.T) {
-	benign, benignSource := loadBenign(t)
-	t.Logf("benign corpus: %s, %d inputs", benignSource, len(benign))
+	benign := readBenign(t)
+	t.Logf("benign corpus: testdata/benign.txt, %d inputs", len(benign))
 	var rows []comparisonRow
 
 	libFP := 0
@@ -226,15 +125,15 @@ func TestLibinjectionComparison(t *testing.T) {
 	}
 
 	for _, d := range benchDialects {
-		exploits, source := loadExploits(t, d)
-		t.Logf("%s exploits: %s, %d payloads", d, source, len(exploits))
+		exploits := readExploits(t, d)
+		t.Logf("%s exploits: testdata/exploits_%s.txt, %d payloads", d, d, len(exploits))
 		g := newBenchGuard(t, d)
 		row := comparisonRow{corpus: "exploits", dialect: d.String()}
 		var libMisses, rampartMisses []string
 		for _, e := range exploits {
 			q, inputs, ok := vulnerableQuery(e)
 			if !ok {
-				t.Errorf("exploits_%s.txt:%d: unknown context %q or undecodable payload %q", d, e.Line, e.Context, e.Payload)
+				t.Errorf("%s: unknown context %q or undecodable payload %q", e.Pos(), e.context, e.payload)
 				continue
 			}
 			row.n++
@@ -249,13 +148,13 @@ func TestLibinjectionComparison(t *testing.T) {
 			if detected {
 				row.libinjection++
 			} else {
-				libMisses = append(libMisses, fmt.Sprintf("%s %q", e.Context, inputs[0]))
+				libMisses = append(libMisses, fmt.Sprintf("%s %q", e.context, inputs[0]))
 			}
 			err := g.Check(rampart.WithUntrusted(context.Background(), rampart.SourceQuery, inputs...), q)
 			if errors.Is(err, rampart.ErrBlocked) {
 				row.rampart++
 			} else {
-				rampartMisses = append(rampartMisses, fmt.Sprintf("line %d: %s %q in %q", e.Line, e.Context, inputs[0], q))
+				rampartMisses = append(rampartMisses, fmt.Sprintf("line %d: %s %q in %q", e.Number, e.context, inputs[0], q))
 			}
 		}
 		if len(libMisses) > 0 {
@@ -291,7 +190,7 @@ func TestLibinjectionComparison(t *testing.T) {
 //
 // Compare with: benchstat -col /engine
 func BenchmarkCorpus(b *testing.B) {
-	benign, _ := loadBenign(b)
+	benign := readBenign(b)
 	type item struct {
 		g     *sqlguard.Guard
 		ctx   context.Context
@@ -308,7 +207,7 @@ func BenchmarkCorpus(b *testing.B) {
 		corpora["benign"] = append(corpora["benign"], item{gs[d], rampart.WithUntrusted(context.Background(), rampart.SourceQuery, v), v, escapedQuery(d, v)})
 	}
 	for _, d := range benchDialects {
-		exploits, _ := loadExploits(b, d)
+		exploits := readExploits(b, d)
 		for _, e := range exploits {
 			q, inputs, ok := vulnerableQuery(e)
 			if !ok {

@@ -14,7 +14,6 @@ package sqlguard_test
 //	go test ./sqlguard/ -run IntegrationValues -count=1
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"testing"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/sqlguard"
 )
 
@@ -123,7 +123,7 @@ func TestIntegrationValuesThatChangeInsideAStringAreBlocked(t *testing.T) {
 	sinks := valueSinks(t)
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		fx := newFixture(t, b)
-		agent, ev := newAgent(t, rampart.ModeBlock)
+		agent, events := ramparttest.NewAgent(t, rampart.Config{})
 		g, err := sqlguard.New(agent, b.dialect)
 		if err != nil {
 			t.Fatal(err)
@@ -172,10 +172,7 @@ func TestIntegrationValuesThatChangeInsideAStringAreBlocked(t *testing.T) {
 					if !errors.As(err, &be) {
 						t.Fatalf("the database call returned %v, want a *rampart.BlockedError", err)
 					}
-					e, ok := ev.await(t, r.id)
-					if !ok {
-						t.Fatal("no event")
-					}
+					e := events.Wait(t, ramparttest.Want{RequestID: r.id}.Match)
 					if e.Kind != "sql_injection" || e.Input.Value != in || !strings.Contains(e.Reason, "inside a string") {
 						t.Errorf("event kind %q input %q reason %q", e.Kind, e.Input.Value, e.Reason)
 					}
@@ -185,6 +182,7 @@ func TestIntegrationValuesThatChangeInsideAStringAreBlocked(t *testing.T) {
 
 					// Escaped by the application, it is stored exactly.
 					escaped := "/escaped" + strings.TrimPrefix(route, "/raw")
+					reported := agent.Stats().Events
 					r = on.do(t, postForm(escaped, form))
 					if r.status != http.StatusOK {
 						t.Fatalf("escaped: status %d %q", r.status, r.body)
@@ -192,16 +190,12 @@ func TestIntegrationValuesThatChangeInsideAStringAreBlocked(t *testing.T) {
 					if got := stored(t, r.body); got != in {
 						t.Errorf("escaped: stored %q, want %q", got, in)
 					}
-					if _, ok := ev.byRequest[r.id]; ok {
+					if agent.Stats().Events != reported {
 						t.Errorf("escaped: an event for request %s", r.id)
 					}
 				})
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5e9)
-		defer cancel()
-		agent.Close(ctx)
-		ev.drain()
 		want := 0
 		for _, inputs := range selfChanging(b) {
 			want += len(inputs)
@@ -217,7 +211,7 @@ func TestIntegrationValuesSignedNumbersAreData(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b *backend) {
 		fx := newFixture(t, b)
 		fx.exec(t, "INSERT INTO "+fx.users+" VALUES (-1, 'minus', 'minus@example.com', 'x', 0), (-3, 'minus3', 'm3@example.com', 'x', 5)")
-		agent, ev := newAgent(t, rampart.ModeBlock)
+		agent, events := ramparttest.NewAgent(t, rampart.Config{})
 		g, err := sqlguard.New(agent, b.dialect)
 		if err != nil {
 			t.Fatal(err)
@@ -272,8 +266,8 @@ func TestIntegrationValuesSignedNumbersAreData(t *testing.T) {
 				}
 				r = on.do(t, get(path))
 				checkBlocked(t, r)
-				e, ok := ev.await(t, r.id)
-				if !ok || e.Input.Value != p || !strings.HasPrefix(e.Reason, "input adds") {
+				e := events.Wait(t, ramparttest.Want{RequestID: r.id}.Match)
+				if e.Input.Value != p || !strings.HasPrefix(e.Reason, "input adds") {
 					t.Errorf("event %+v", e)
 				}
 				if strings.HasPrefix(path, "/by-id") && !strings.Contains(strings.Join(sinks["value-number"], " "), e.Location) {
