@@ -40,10 +40,17 @@ func ExampleAgent_Client() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	users, _ := agent.Client("users")
+	users, err := agent.Client("users")
+	if err != nil {
+		log.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {
-		req, _ := http.NewRequestWithContext(r.Context(), "GET", "https://users.internal:8443/users/me", nil)
+		req, err := http.NewRequestWithContext(r.Context(), "GET", "https://users.internal:8443/users/me", nil)
+		if err != nil {
+			http.Error(w, "bad request", http.StatusInternalServerError)
+			return
+		}
 		resp, err := users.Do(req) // carries the caller's actor token and traceparent
 		if err != nil {
 			http.Error(w, "users unavailable", http.StatusBadGateway)
