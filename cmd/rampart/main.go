@@ -1,5 +1,20 @@
-// Command rampart is Rampart's one binary: the demo now, the control plane,
-// gateway and administration commands as they land.
+// Command rampart is Rampart's one binary. Its subcommands:
+//
+//   - demo runs the control plane, the gateway and a sample service in one
+//     process, attacks them and shows the events.
+//   - init creates a control-plane data directory (its CA, the CA key
+//     sealed under a key-encryption key kept elsewhere, the admin token);
+//     server serves the control-plane API over TLS from one.
+//   - gateway runs the edge gateway that a gateway.yaml describes.
+//   - token, decisions, policy, events and services administer a running
+//     control plane over its API: join tokens, the decisions that refuse
+//     or slow an actor, the authorization policy, the security events, and
+//     the service inventory and its revocations. They print tables, or
+//     JSON with -o json.
+//   - version and help print the version and the usage.
+//
+// "rampart help" lists every flag. The binary parses flags and prints;
+// what it runs lives in the packages it calls.
 package main
 
 import (

@@ -154,7 +154,7 @@ func readFile(path string, private bool) ([]byte, error) {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
 	if perm := fi.Mode().Perm(); private && perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %#o, want 0600: a private key must be readable by its owner only (run chmod 600 %s)", path, perm, path)
+		return nil, fmt.Errorf("%s has mode %#o, want 0600: a key must be readable by its owner only (run chmod 600 %s)", path, perm, path)
 	}
 	if fi.Size() > maxFileSize {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxFileSize)

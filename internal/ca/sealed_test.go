@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,13 +141,53 @@ func TestKEKFiles(t *testing.T) {
 	if err != nil || !bytes.Equal(got, kek) {
 		t.Fatalf("ReadKEKFile = %x, %v", got, err)
 	}
-	os.Chmod(path, 0o644)
-	if _, err := ca.ReadKEKFile(path); err == nil || !strings.Contains(err.Error(), "0600") {
-		t.Errorf("ReadKEKFile of a file others can read: %v", err)
-	}
 	for _, bad := range []string{"", "c2hvcnQ=", strings.Repeat("A", 43), "not base64!"} {
 		if _, err := ca.ParseKEK(bad); err == nil {
 			t.Errorf("ParseKEK(%q) accepted it", bad)
 		}
+	}
+}
+
+// TestReadKEKFileRefusesAFileItMustNotTrust covers the errors of the one
+// reader of key-encryption key files, which the control plane uses for the
+// actor-token keys' KEK too: it tells a missing file (fs.ErrNotExist, on
+// which the control plane makes one) from one it must not use.
+func TestReadKEKFileRefusesAFileItMustNotTrust(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string, perm os.FileMode) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), perm); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, perm); err != nil { // WriteFile's mode is subject to the umask
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := ca.EncodeKEK(ca.NewKEK()) + "\n"
+	for _, c := range []struct {
+		name, path, want string
+	}{
+		{"a missing file", filepath.Join(dir, "missing.kek"), "no such file"},
+		{"a file others can read", write("open.kek", good, 0o644), "has mode 0644, want 0600"},
+		{"a file its group can read", write("group.kek", good, 0o640), "has mode 0640, want 0600"},
+		{"a key of 16 bytes", write("short.kek", base64.StdEncoding.EncodeToString(make([]byte, 16)), 0o600), "32 random bytes"},
+		{"a key of 33 bytes", write("long.kek", base64.StdEncoding.EncodeToString(make([]byte, 33)), 0o600), "32 random bytes"},
+		{"text that is not base64", write("text.kek", "not a key at all\n", 0o600), "32 random bytes"},
+		{"an empty file", write("empty.kek", "", 0o600), "32 random bytes"},
+		{"a directory", dir, "not a regular file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			kek, err := ca.ReadKEKFile(c.path)
+			if err == nil {
+				t.Fatalf("read %x", kek)
+			}
+			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.path) {
+				t.Errorf("error %q does not say %q about %s", err, c.want, c.path)
+			}
+			if missing := errors.Is(err, fs.ErrNotExist); missing != (c.name == "a missing file") {
+				t.Errorf("errors.Is(err, fs.ErrNotExist) = %v", missing)
+			}
+		})
 	}
 }

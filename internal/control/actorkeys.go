@@ -7,15 +7,12 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -47,7 +44,7 @@ const (
 )
 
 const (
-	kekSize       = 32 // AES-256
+	kekSize       = ca.KEKSize // AES-256, as the CA key's; the KEK file is read and written by package ca
 	sealedFormat  = 1
 	kekIDSize     = 8
 	sealedHeader  = 1 + kekIDSize
@@ -449,51 +446,6 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-// readKEK reads a KEK file, refusing one that group or others can read.
-func readKEK(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("%s has mode %#o, want 0600: a key must be readable by its owner only (run chmod 600 %s)", path, perm, path)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, 1024))
-	if err != nil {
-		return nil, err
-	}
-	kek, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(data)))
-	if err != nil || len(kek) != kekSize {
-		return nil, fmt.Errorf("%s does not hold a %d-byte key in base64", path, kekSize)
-	}
-	return kek, nil
-}
-
-// newKEK creates a KEK file (mode 0600) with a new random key, and returns
-// the key. It fails if the file exists.
-func newKEK(path string) ([]byte, error) {
-	kek := make([]byte, kekSize)
-	rand.Read(kek)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	_, err = f.WriteString(base64.StdEncoding.EncodeToString(kek) + "\n")
-	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
-		os.Remove(path)
-		return nil, err
-	}
-	return kek, nil
 }
 
 // keySet returns the actor-token key set to serve, fresh from the store if

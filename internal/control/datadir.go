@@ -129,8 +129,8 @@ func InitWith(ctx context.Context, dir string, trustDomain string, opts InitOpti
 	if err != nil {
 		return "", fmt.Errorf("control: init: %w", err)
 	}
-	kek, err := newKEK(filepath.Join(dir, CADir, KEKFile))
-	if err != nil {
+	kek := ca.NewKEK()
+	if err := ca.WriteKEKFile(filepath.Join(dir, CADir, KEKFile), kek); err != nil {
 		return "", fmt.Errorf("control: init: %w", err)
 	}
 	s, err := sqlite.Open(ctx, sqlite.Config{Dir: dir})
@@ -288,13 +288,14 @@ func openActorKeys(ctx context.Context, s store.Store, c *ca.CA, cfg OpenConfig)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("control: open data: %w", err)
 	}
-	kek, err := readKEK(kekPath)
+	kek, err := ca.ReadKEKFile(kekPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && stored:
 		return nil, fmt.Errorf("control: open data: %s is missing, and the store holds actor-token keys sealed under a key-encryption key: "+
 			"copy %s from the data directory of a replica over the same store", kekPath, KEKFile)
 	case errors.Is(err, fs.ErrNotExist):
-		if kek, err = newKEK(kekPath); err != nil {
+		kek = ca.NewKEK()
+		if err := ca.WriteKEKFile(kekPath, kek); err != nil {
 			return nil, fmt.Errorf("control: open data: %w", err)
 		}
 		logger.Warn("control: created the key-encryption key of the actor-token keys; give every replica's data directory this same file",

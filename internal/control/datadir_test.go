@@ -51,3 +51,57 @@ func TestAFailedInitLeavesNothingBehind(t *testing.T) {
 		t.Errorf("OpenData of an empty directory: %v, want advice to run rampart init", err)
 	}
 }
+
+// TestOpenDataRefusesAnActorKeysKEKItMustNotTrust: the key-encryption key
+// of the actor-token keys is read by package ca's reader of KEK files, so
+// a file others can read, or one that holds no key, stops the server with
+// the file named; a missing one, while the store holds keys sealed under
+// it, says where to copy it from.
+func TestOpenDataRefusesAnActorKeysKEKItMustNotTrust(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := control.Init(t.Context(), dir, "example.org"); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, control.CADir, control.KEKFile)
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		spoil func() error
+		want  string
+	}{
+		{"readable by others", func() error { return os.Chmod(path, 0o644) }, "want 0600"},
+		{"not a key", func() error { return os.WriteFile(path, []byte("c2hvcnQ=\n"), 0o600) }, "32 random bytes"},
+		{"missing", func() error { return os.Remove(path) }, "copy " + control.KEKFile + " from the data directory of a replica"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			os.Remove(path)
+			if err := os.WriteFile(path, good, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.spoil(); err != nil {
+				t.Fatal(err)
+			}
+			data, err := control.OpenData(t.Context(), control.OpenConfig{Dir: dir})
+			if err == nil {
+				data.Store.Close()
+				t.Fatal("OpenData succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("error %q does not say %q about %s", err, c.want, path)
+			}
+		})
+	}
+	// Restored, it opens again.
+	os.Remove(path)
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data, err := control.OpenData(t.Context(), control.OpenConfig{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data.Store.Close()
+}

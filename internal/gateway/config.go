@@ -340,49 +340,33 @@ func pathAt(n *yaml.Node, match func(n *yaml.Node, isKey bool) bool, path string
 	return ""
 }
 
+// validate fills in the defaults, then checks the configuration section by
+// section, in the order of the document, and parses what the gateway uses
+// parsed (route upstreams and auth modes). The first error names its field.
 func (c *Config) validate() error {
-	if c.Listen.HTTP == "" && c.Listen.HTTPS == "" {
-		return errors.New("listen: set http, https or both")
-	}
-	seenAddr := map[string]string{}
-	for _, l := range []struct{ field, addr string }{
-		{"listen.http", c.Listen.HTTP}, {"listen.https", c.Listen.HTTPS}, {"listen.admin", c.Listen.Admin},
+	c.setDefaults()
+	for _, check := range []func() error{
+		c.Listen.validate,
+		c.ControlPlane.validate,
+		c.validateClientAddress,
+		c.Limits.validate,
+		c.WAF.validate,
+		c.validateDecisionRate,
+		c.ActorToken.validate,
+		c.validateRoutes,
 	} {
-		if l.addr == "" {
-			continue
+		if err := check(); err != nil {
+			return err
 		}
-		_, port, err := net.SplitHostPort(l.addr)
-		if err != nil {
-			return fmt.Errorf("%s: %q is not host:port", l.field, l.addr)
-		}
-		if other := seenAddr[l.addr]; other != "" && port != "0" {
-			return fmt.Errorf("%s: %q is %s already", l.field, l.addr, other)
-		}
-		seenAddr[l.addr] = l.field
 	}
-	if c.Listen.HTTPS != "" && (c.Listen.TLSCert == "" || c.Listen.TLSKey == "") {
-		return errors.New("listen.tls_cert, listen.tls_key: required with listen.https")
-	}
-	if c.ControlPlane.URL == "" {
-		return errors.New("control_plane.url: required")
-	}
-	if u, err := url.Parse(c.ControlPlane.URL); err != nil || u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("control_plane.url: %q is not an https:// URL", c.ControlPlane.URL)
-	}
-	if c.ControlPlane.Service == "" {
-		c.ControlPlane.Service = "gateway"
-	}
-	if err := ca.ValidateServiceName(c.ControlPlane.Service); err != nil {
-		return fmt.Errorf("control_plane.service: %w", err)
-	}
-	if _, err := clientip.New(clientip.Config{TrustedProxies: c.TrustedProxies}); err != nil {
-		return fmt.Errorf("trusted_proxies: %w", err)
-	}
-	ips, err := clientip.New(clientip.Config{Header: c.TrustedProxyHeader})
-	if err != nil {
-		return fmt.Errorf("trusted_proxy_header: %w", err)
-	}
-	c.TrustedProxyHeader = ips.Header()
+	return nil
+}
+
+// setDefaults fills in what the configuration leaves out. A field that
+// needs parsing to be filled in (trusted_proxy_header, a route's auth) is
+// filled in by its check instead.
+func (c *Config) setDefaults() {
+	setDefault(&c.ControlPlane.Service, "gateway")
 	l := &c.Limits
 	setDefault(&l.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&l.MaxBodyBytes, DefaultMaxBodyBytes)
@@ -391,136 +375,263 @@ func (c *Config) validate() error {
 	setDefault(&l.WriteTimeout, Duration(DefaultWriteTimeout))
 	setDefault(&l.IdleTimeout, Duration(DefaultIdleTimeout))
 	setDefault(&l.UpstreamTimeout, Duration(DefaultUpstreamTimeout))
+	setDefault(&c.WAF.Mode, "blocking")
+	setDefault(&c.RateLimitRate, DefaultDecisionRate)
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Name == "" {
+			r.Name = fmt.Sprintf("route-%d", i)
+		}
+		setDefault(&r.PathPrefix, "/")
+		if r.RateLimit != nil {
+			setDefault(&r.RateLimit.Per, "ip")
+		}
+	}
+}
+
+func (l *Listen) validate() error {
+	if l.HTTP == "" && l.HTTPS == "" {
+		return errors.New("listen: set http, https or both")
+	}
+	seenAddr := map[string]string{}
+	for _, a := range []struct{ field, addr string }{
+		{"listen.http", l.HTTP}, {"listen.https", l.HTTPS}, {"listen.admin", l.Admin},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		_, port, err := net.SplitHostPort(a.addr)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not host:port", a.field, a.addr)
+		}
+		if other := seenAddr[a.addr]; other != "" && port != "0" {
+			return fmt.Errorf("%s: %q is %s already", a.field, a.addr, other)
+		}
+		seenAddr[a.addr] = a.field
+	}
+	if l.HTTPS != "" && (l.TLSCert == "" || l.TLSKey == "") {
+		return errors.New("listen.tls_cert, listen.tls_key: required with listen.https")
+	}
+	return nil
+}
+
+func (cp *ControlPlane) validate() error {
+	if cp.URL == "" {
+		return errors.New("control_plane.url: required")
+	}
+	if u, err := url.Parse(cp.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("control_plane.url: %q is not an https:// URL", cp.URL)
+	}
+	if err := ca.ValidateServiceName(cp.Service); err != nil {
+		return fmt.Errorf("control_plane.service: %w", err)
+	}
+	return nil
+}
+
+// validateClientAddress checks trusted_proxies and trusted_proxy_header,
+// and writes the header as package clientip names it (X-Forwarded-For if
+// none is set).
+func (c *Config) validateClientAddress() error {
+	if _, err := clientip.New(clientip.Config{TrustedProxies: c.TrustedProxies}); err != nil {
+		return fmt.Errorf("trusted_proxies: %w", err)
+	}
+	ips, err := clientip.New(clientip.Config{Header: c.TrustedProxyHeader})
+	if err != nil {
+		return fmt.Errorf("trusted_proxy_header: %w", err)
+	}
+	c.TrustedProxyHeader = ips.Header()
+	return nil
+}
+
+func (l *Limits) validate() error {
 	if l.MaxHeaderBytes < 0 || l.MaxHeaderBytes > maxHeaderBytes {
 		return fmt.Errorf("limits.max_header_bytes: %d is not 1 to %d", l.MaxHeaderBytes, maxHeaderBytes)
 	}
 	if l.MaxBodyBytes < 0 {
 		return fmt.Errorf("limits.max_body_bytes: %d is negative", l.MaxBodyBytes)
 	}
-	switch c.WAF.Mode {
-	case "":
-		c.WAF.Mode = "blocking"
+	return nil
+}
+
+func (w *WAFConfig) validate() error {
+	switch w.Mode {
 	case "blocking", "detection", "off":
 	default:
-		return fmt.Errorf("waf.mode: %q is not blocking, detection or off", c.WAF.Mode)
+		return fmt.Errorf("waf.mode: %q is not blocking, detection or off", w.Mode)
 	}
-	if c.WAF.ParanoiaLevel < 0 || c.WAF.ParanoiaLevel > 4 {
-		return fmt.Errorf("waf.paranoia_level: %d is not 1 to 4", c.WAF.ParanoiaLevel)
+	if w.ParanoiaLevel < 0 || w.ParanoiaLevel > 4 {
+		return fmt.Errorf("waf.paranoia_level: %d is not 1 to 4", w.ParanoiaLevel)
 	}
-	if c.WAF.InboundThreshold < 0 || c.WAF.InboundThreshold > 1_000_000 {
-		return fmt.Errorf("waf.inbound_threshold: %d is not 1 to 1000000", c.WAF.InboundThreshold)
+	if w.InboundThreshold < 0 || w.InboundThreshold > 1_000_000 {
+		return fmt.Errorf("waf.inbound_threshold: %d is not 1 to 1000000", w.InboundThreshold)
 	}
-	if c.WAF.BodyLimit < 0 || c.WAF.BodyLimit > waf.MaxBodyLimit {
-		return fmt.Errorf("waf.body_limit: %d is not 1 to %d bytes", c.WAF.BodyLimit, waf.MaxBodyLimit)
+	if w.BodyLimit < 0 || w.BodyLimit > waf.MaxBodyLimit {
+		return fmt.Errorf("waf.body_limit: %d is not 1 to %d bytes", w.BodyLimit, waf.MaxBodyLimit)
 	}
-	setDefault(&c.RateLimitRate, DefaultDecisionRate)
+	return nil
+}
+
+func (c *Config) validateDecisionRate() error {
 	if c.RateLimitRate < 0 || c.RateLimitRate > maxDecisionRate {
 		return fmt.Errorf("decision_rate_limit: %d is not 1 to %d requests per minute", c.RateLimitRate, maxDecisionRate)
 	}
-	if lt := time.Duration(c.ActorToken.Lifetime); lt != 0 && (lt < 10*time.Second || lt > time.Hour) {
+	return nil
+}
+
+func (a *ActorTokenConf) validate() error {
+	if lt := time.Duration(a.Lifetime); lt != 0 && (lt < 10*time.Second || lt > time.Hour) {
 		return fmt.Errorf("actor_token.lifetime: %v is not between 10s and 1h", lt)
 	}
+	return nil
+}
+
+// validateRoutes checks each route, and what routes must not share: a host
+// and path prefix, and the WAF's limit on exclusions.
+func (c *Config) validateRoutes() error {
 	if len(c.Routes) == 0 {
 		return errors.New("routes: at least one route is required")
 	}
 	if len(c.Routes) > maxRoutes {
 		return fmt.Errorf("routes: %d, at most %d", len(c.Routes), maxRoutes)
 	}
+	authConfigured := len(c.Auth.Issuers) > 0 || len(c.Auth.APIKeys) > 0
 	seen := map[string]bool{}
 	exclusions := 0
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		field := fmt.Sprintf("routes[%d]", i)
-		if r.Name == "" {
-			r.Name = fmt.Sprintf("route-%d", i)
+		if err := r.validateMatch(field); err != nil {
+			return err
 		}
-		if r.PathPrefix == "" {
-			r.PathPrefix = "/"
-		}
-		if !strings.HasPrefix(r.PathPrefix, "/") {
-			return fmt.Errorf("%s.path_prefix: %q does not start with /", field, r.PathPrefix)
-		}
-		if strings.ContainsAny(r.Host, "/ \t") {
-			return fmt.Errorf("%s.host: %q is not a host name", field, r.Host)
-		}
-		// Requests are matched by their host without port, lower case,
-		// without a final dot: a route with a port would match nothing.
-		host := hostOnly(r.Host)
-		if host != strings.ToLower(strings.TrimSuffix(r.Host, ".")) {
-			return fmt.Errorf("%s.host: %q has a port; routes match the host name only", field, r.Host)
-		}
-		r.Host = host
 		key := r.Host + " " + r.PathPrefix
 		if seen[key] {
 			return fmt.Errorf("%s: host %q and path_prefix %q are taken by an earlier route", field, r.Host, r.PathPrefix)
 		}
 		seen[key] = true
-		u, err := url.Parse(r.Upstream)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil || !validPort(u.Port()) {
-			return fmt.Errorf("%s.upstream: %q is not an http(s)://host:port URL", field, r.Upstream)
+		if err := r.validateUpstream(field); err != nil {
+			return err
 		}
-		r.upstream = u
-		if r.Service != "" {
-			if err := ca.ValidateServiceName(r.Service); err != nil {
-				return fmt.Errorf("%s.service: %w", field, err)
-			}
-			if u.Scheme != "https" {
-				return fmt.Errorf("%s.upstream: a route to service %q is reached over mTLS: use https://", field, r.Service)
-			}
+		if err := r.validateAuth(field, authConfigured); err != nil {
+			return err
 		}
-		switch r.Auth {
-		case "":
-			// Credentials presented are checked and name the actor;
-			// anonymous requests pass.
-			r.authMode = authn.Off
-			if len(c.Auth.Issuers) > 0 || len(c.Auth.APIKeys) > 0 {
-				r.authMode = authn.Optional
-			}
-		case "off":
-			r.authMode = authn.Off
-		case "optional":
-			r.authMode = authn.Optional
-		case "required":
-			r.authMode = authn.Required
-		default:
-			return fmt.Errorf("%s.auth: %q is not required, optional or off", field, r.Auth)
-		}
-		if r.authMode != authn.Off && len(c.Auth.Issuers) == 0 && len(c.Auth.APIKeys) == 0 {
-			return fmt.Errorf("%s.auth: %s, but auth has no issuers and no api_keys", field, r.Auth)
-		}
-		if r.PartialBodyInspection && r.InspectBody != nil && !*r.InspectBody {
-			return fmt.Errorf("%s.partial_body_inspection: set, but inspect_body is false", field)
-		}
-		if rl := r.RateLimit; rl != nil {
-			if !(rl.Rate > 0) || rl.Burst <= 0 { // NaN is not > 0
-				return fmt.Errorf("%s.rate_limit: rate and burst must be positive", field)
-			}
-			if _, err := ratelimit.New(ratelimit.Config{Rate: rl.Rate, Burst: rl.Burst}); err != nil {
-				return fmt.Errorf("%s.rate_limit: %w", field, err)
-			}
-			switch rl.Per {
-			case "":
-				rl.Per = "ip"
-			case "ip", "user":
-			default:
-				return fmt.Errorf("%s.rate_limit.per: %q is not ip or user", field, rl.Per)
-			}
-		}
-		for j, ex := range r.WAFExclusions {
-			if !underPrefix(ex.PathPrefix, r.PathPrefix) {
-				return fmt.Errorf("%s.waf_exclusions[%d].path_prefix: %q is outside the route's prefix %q", field, j, ex.PathPrefix, r.PathPrefix)
-			}
-			if len(ex.RuleIDs) == 0 {
-				return fmt.Errorf("%s.waf_exclusions[%d].rule_ids: required", field, j)
-			}
-			for k, id := range ex.RuleIDs {
-				if id <= 0 {
-					return fmt.Errorf("%s.waf_exclusions[%d].rule_ids[%d]: %d is not a rule id", field, j, k, id)
-				}
-			}
+		if err := r.validateInspection(field); err != nil {
+			return err
 		}
 		if exclusions += len(r.WAFExclusions); exclusions > maxExclusions {
 			return fmt.Errorf("%s.waf_exclusions: more than %d in all routes", field, maxExclusions)
+		}
+	}
+	return nil
+}
+
+// validateMatch checks what selects the route's requests, path_prefix and
+// host, and writes the host as requests are matched against it.
+func (r *Route) validateMatch(field string) error {
+	if !strings.HasPrefix(r.PathPrefix, "/") {
+		return fmt.Errorf("%s.path_prefix: %q does not start with /", field, r.PathPrefix)
+	}
+	if strings.ContainsAny(r.Host, "/ \t") {
+		return fmt.Errorf("%s.host: %q is not a host name", field, r.Host)
+	}
+	// Requests are matched by their host without port, lower case,
+	// without a final dot: a route with a port would match nothing.
+	host := hostOnly(r.Host)
+	if host != strings.ToLower(strings.TrimSuffix(r.Host, ".")) {
+		return fmt.Errorf("%s.host: %q has a port; routes match the host name only", field, r.Host)
+	}
+	r.Host = host
+	return nil
+}
+
+// validateUpstream checks and parses upstream, and the service it must be
+// reached as over mTLS.
+func (r *Route) validateUpstream(field string) error {
+	u, err := url.Parse(r.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil || !validPort(u.Port()) {
+		return fmt.Errorf("%s.upstream: %q is not an http(s)://host:port URL", field, r.Upstream)
+	}
+	r.upstream = u
+	if r.Service == "" {
+		return nil
+	}
+	if err := ca.ValidateServiceName(r.Service); err != nil {
+		return fmt.Errorf("%s.service: %w", field, err)
+	}
+	if u.Scheme != "https" {
+		return fmt.Errorf("%s.upstream: a route to service %q is reached over mTLS: use https://", field, r.Service)
+	}
+	return nil
+}
+
+// validateAuth parses the route's auth mode. Left out, it is optional
+// when the gateway has credentials to check (those presented are checked
+// and name the actor; anonymous requests pass), else off.
+func (r *Route) validateAuth(field string, authConfigured bool) error {
+	switch r.Auth {
+	case "":
+		r.authMode = authn.Off
+		if authConfigured {
+			r.authMode = authn.Optional
+		}
+	case "off":
+		r.authMode = authn.Off
+	case "optional":
+		r.authMode = authn.Optional
+	case "required":
+		r.authMode = authn.Required
+	default:
+		return fmt.Errorf("%s.auth: %q is not required, optional or off", field, r.Auth)
+	}
+	if r.authMode != authn.Off && !authConfigured {
+		return fmt.Errorf("%s.auth: %s, but auth has no issuers and no api_keys", field, r.Auth)
+	}
+	return nil
+}
+
+// validateInspection checks what the route asks of the WAF and the rate
+// limiter.
+func (r *Route) validateInspection(field string) error {
+	if r.PartialBodyInspection && r.InspectBody != nil && !*r.InspectBody {
+		return fmt.Errorf("%s.partial_body_inspection: set, but inspect_body is false", field)
+	}
+	if rl := r.RateLimit; rl != nil {
+		if err := rl.validate(field + ".rate_limit"); err != nil {
+			return err
+		}
+	}
+	for j, ex := range r.WAFExclusions {
+		if err := ex.validate(fmt.Sprintf("%s.waf_exclusions[%d]", field, j), r.PathPrefix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (rl *RateLimitConf) validate(field string) error {
+	if !(rl.Rate > 0) || rl.Burst <= 0 { // NaN is not > 0
+		return fmt.Errorf("%s: rate and burst must be positive", field)
+	}
+	if _, err := ratelimit.New(ratelimit.Config{Rate: rl.Rate, Burst: rl.Burst}); err != nil {
+		return fmt.Errorf("%s: %w", field, err)
+	}
+	switch rl.Per {
+	case "ip", "user":
+		return nil
+	}
+	return fmt.Errorf("%s.per: %q is not ip or user", field, rl.Per)
+}
+
+// validate checks an exclusion of a route whose prefix is routePrefix.
+func (ex WAFExclusion) validate(field, routePrefix string) error {
+	if !underPrefix(ex.PathPrefix, routePrefix) {
+		return fmt.Errorf("%s.path_prefix: %q is outside the route's prefix %q", field, ex.PathPrefix, routePrefix)
+	}
+	if len(ex.RuleIDs) == 0 {
+		return fmt.Errorf("%s.rule_ids: required", field)
+	}
+	for k, id := range ex.RuleIDs {
+		if id <= 0 {
+			return fmt.Errorf("%s.rule_ids[%d]: %d is not a rule id", field, k, id)
 		}
 	}
 	return nil

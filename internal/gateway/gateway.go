@@ -191,13 +191,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if name, _ := identity.ServiceName(svid.ID); name != cfg.ControlPlane.Service {
 		return nil, fmt.Errorf("gateway: identity is %s, not service %q", svid.ID, cfg.ControlPlane.Service)
 	}
-	hc := opts.ControlPlaneClient
-	if hc == nil {
-		c, ok := opts.Identity.(interface{ ControlPlaneClient() *http.Client })
-		if !ok {
-			return nil, errors.New("gateway: Options.ControlPlaneClient is required with this identity source")
-		}
-		hc = c.ControlPlaneClient()
+	hc, err := controlPlaneClient(opts)
+	if err != nil {
+		return nil, err
 	}
 	cp, err := controlsync.NewClient(cfg.ControlPlane.URL, hc)
 	if err != nil {
@@ -218,30 +214,11 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	if cfg.WAF.Mode != "off" {
-		wc := waf.Config{ParanoiaLevel: cfg.WAF.ParanoiaLevel, InboundThreshold: cfg.WAF.InboundThreshold,
-			DetectionOnly: cfg.WAF.Mode == "detection", BodyLimit: cfg.WAF.BodyLimit}
-		for _, r := range cfg.Routes {
-			for _, ex := range r.WAFExclusions {
-				wc.Exclusions = append(wc.Exclusions, waf.Exclusion{PathPrefix: ex.PathPrefix, RuleIDs: ex.RuleIDs})
-			}
-		}
-		if g.waf, err = waf.New(wc); err != nil {
-			return nil, fmt.Errorf("gateway: waf: %w", err)
-		}
+	if g.waf, err = newWAF(cfg); err != nil {
+		return nil, err
 	}
-	if len(cfg.Auth.Issuers) > 0 || len(cfg.Auth.APIKeys) > 0 {
-		ac := authn.Config{APIKeyHeader: cfg.Auth.APIKeyHeader, HTTPClient: opts.AuthHTTPClient, Logger: g.log}
-		for _, is := range cfg.Auth.Issuers {
-			ac.Issuers = append(ac.Issuers, authn.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, JWKSURL: is.JWKSURL,
-				Algorithms: is.Algorithms, AllowInsecureHTTP: cfg.Auth.AllowInsecureHTTP})
-		}
-		for _, k := range cfg.Auth.APIKeys {
-			ac.APIKeys = append(ac.APIKeys, authn.APIKey{Name: k.Name, SHA256: k.SHA256})
-		}
-		if g.authn, err = authn.New(ctx, ac); err != nil {
-			return nil, fmt.Errorf("gateway: auth: %w", err)
-		}
+	if g.authn, err = newAuthenticator(ctx, cfg, opts.AuthHTTPClient, g.log); err != nil {
+		return nil, err
 	}
 	for i := range cfg.Routes {
 		rt, err := g.newRoute(&cfg.Routes[i])
@@ -265,7 +242,68 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		g.closeAuth()
 		return nil, err
 	}
-	g.sync = controlsync.New(controlsync.Config{Client: cp, Logger: g.log, Sources: []controlsync.Source{
+	g.start()
+	return g, nil
+}
+
+// controlPlaneClient is the client that reaches the control plane with the
+// gateway's SVID: Options.ControlPlaneClient, else the identity source's.
+func controlPlaneClient(opts Options) (*http.Client, error) {
+	if opts.ControlPlaneClient != nil {
+		return opts.ControlPlaneClient, nil
+	}
+	c, ok := opts.Identity.(interface{ ControlPlaneClient() *http.Client })
+	if !ok {
+		return nil, errors.New("gateway: Options.ControlPlaneClient is required with this identity source")
+	}
+	return c.ControlPlaneClient(), nil
+}
+
+// newWAF builds the firewall of cfg, with every route's exclusions; nil if
+// waf.mode is off.
+func newWAF(cfg *Config) (*waf.Firewall, error) {
+	if cfg.WAF.Mode == "off" {
+		return nil, nil
+	}
+	wc := waf.Config{ParanoiaLevel: cfg.WAF.ParanoiaLevel, InboundThreshold: cfg.WAF.InboundThreshold,
+		DetectionOnly: cfg.WAF.Mode == "detection", BodyLimit: cfg.WAF.BodyLimit}
+	for _, r := range cfg.Routes {
+		for _, ex := range r.WAFExclusions {
+			wc.Exclusions = append(wc.Exclusions, waf.Exclusion{PathPrefix: ex.PathPrefix, RuleIDs: ex.RuleIDs})
+		}
+	}
+	fw, err := waf.New(wc)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: waf: %w", err)
+	}
+	return fw, nil
+}
+
+// newAuthenticator builds the authenticator of cfg, which fetches the
+// issuers' keys with client; nil if auth has no issuers and no API keys.
+func newAuthenticator(ctx context.Context, cfg *Config, client *http.Client, log *slog.Logger) (*authn.Authenticator, error) {
+	if len(cfg.Auth.Issuers) == 0 && len(cfg.Auth.APIKeys) == 0 {
+		return nil, nil
+	}
+	ac := authn.Config{APIKeyHeader: cfg.Auth.APIKeyHeader, HTTPClient: client, Logger: log}
+	for _, is := range cfg.Auth.Issuers {
+		ac.Issuers = append(ac.Issuers, authn.IssuerConfig{Issuer: is.Issuer, Audience: is.Audience, JWKSURL: is.JWKSURL,
+			Algorithms: is.Algorithms, AllowInsecureHTTP: cfg.Auth.AllowInsecureHTTP})
+	}
+	for _, k := range cfg.Auth.APIKeys {
+		ac.APIKeys = append(ac.APIKeys, authn.APIKey{Name: k.Name, SHA256: k.SHA256})
+	}
+	a, err := authn.New(ctx, ac)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: auth: %w", err)
+	}
+	return a, nil
+}
+
+// start follows the control plane, delivers the events and refreshes the
+// signing key, until Close.
+func (g *Gateway) start() {
+	g.sync = controlsync.New(controlsync.Config{Client: g.cp, Logger: g.log, Sources: []controlsync.Source{
 		{Name: "actor key", Kinds: []string{"actor_keys"}, Load: g.loadKey},
 		{Name: "policy", Kinds: []string{"policy"}, Load: g.loadPolicy},
 		{Name: "decisions", Kinds: []string{"decision"}, Load: g.loadDecisions},
@@ -277,7 +315,6 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	go func() { defer g.done.Done(); g.sync.Run(rctx) }()
 	go func() { defer g.done.Done(); g.deliver() }()
 	go func() { defer g.done.Done(); g.keyTimer(rctx) }()
-	return g, nil
 }
 
 func (g *Gateway) closeAuth() {

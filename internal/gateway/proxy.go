@@ -317,37 +317,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	sw := &statusWriter{ResponseWriter: w, writeTimeout: time.Duration(g.cfg.Limits.WriteTimeout)}
 	defer func() { g.accessLog(r, x, sw, start) }()
 
-	ip, err := g.ips.ClientIP(r)
-	if errors.Is(err, clientip.ErrUnusableHeader) {
-		// A trusted proxy sent no usable address: refuse rather than take
-		// the proxy for the client (see the package documentation).
-		g.refuse(sw, x, http.StatusBadRequest, "no usable client address in "+g.ips.Header()+" from a trusted proxy")
-		return
-	}
-	if err != nil {
-		g.refuse(sw, x, http.StatusBadRequest, "no client address")
-		return
-	}
-	x.clientIP = ip
-	if !g.ready() {
-		g.refuse(sw, x, http.StatusServiceUnavailable, "gateway not ready: waiting for the control plane")
-		return
-	}
-	if !routable(r.URL) {
-		g.refuse(sw, x, http.StatusBadRequest, `path not canonical: "//", a "." or ".." segment, or an encoded slash`)
-		return
-	}
-	rt := g.match(r)
-	alt := readAlike(r.URL.Path)
-	if g.matchFold(hostOnly(r.Host), alt) != rt {
-		g.refuse(sw, x, http.StatusBadRequest, `path routed differently by servers that ignore case, drop ";" parameters, read "\" as "/" or drop trailing dots`)
-		return
-	}
+	// Each step answers a request it refuses, and says so.
+	rt, alt := g.routeFor(sw, r, x)
 	if rt == nil {
-		g.refuse(sw, x, http.StatusNotFound, "no route")
 		return
 	}
-	x.route = rt
 	limit := g.cfg.Limits.MaxBodyBytes
 	if r.ContentLength > limit {
 		g.refuse(sw, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", limit))
@@ -356,113 +330,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	// w, not sw: net/http then closes the connection after the 413
 	// instead of reading on what the client still sends.
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
-
-	// Who: the user behind the request, if the route asks.
-	var p authn.Principal
-	if g.authn != nil && rt.cfg.authMode != authn.Off {
-		p, err = g.authn.Authenticate(r, rt.cfg.authMode)
-		if err != nil {
-			g.event(x, r, rampart.Event{Kind: KindAuthFailed, Action: rampart.ActionBlocked, Reason: err.Error()})
-			sw.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
-			g.refuse(sw, x, http.StatusUnauthorized, "authentication required or refused")
-			return
-		}
-	}
-	x.user, x.session = p.Subject, g.sessionHash(r, p)
-
-	// Decisions from the control plane.
-	sub := decision.Subject{IP: ip, User: x.user, Session: x.session}
-	now := time.Now()
-	set := g.decisions.Load()
-	sensitive := func() bool {
-		m := g.authz.Load()
-		if m == nil || rt.cfg.Service == "" {
-			return false
-		}
-		// Sensitive as net/http reads the path, or as a servlet container
-		// or IIS does (see readAlike, and IIS ignores case), which is how
-		// the service may.
-		a := (*m)[rt.cfg.Service]
-		if a.Sensitive(r.Method, r.URL.Path) || alt != r.URL.Path && a.Sensitive(r.Method, alt) {
-			return true
-		}
-		lower := strings.ToLower(alt)
-		return lower != alt && a.Sensitive(r.Method, lower)
-	}
-	if d, refused := set.Refusal(sub, r.Method, sensitive, now); refused {
-		g.event(x, r, rampart.Event{Kind: KindDecision, Action: rampart.ActionBlocked, Decision: d.ID,
-			Reason: fmt.Sprintf("%s decision %s on %s %s (%s)", d.Action, d.ID, d.Scope, d.Value, d.Reason)})
-		g.refuse(sw, x, http.StatusForbidden, "request refused by a security decision")
+	if g.authenticate(sw, r, x) || g.enforceDecisions(sw, r, x, alt) || g.enforceRouteLimit(sw, r, x) ||
+		g.waf != nil && g.inspect(sw, r, x) {
 		return
-	}
-	if d, limited := set.RateLimit(sub, g.cfg.RateLimitRate, now); limited {
-		if ok, retry := g.decisionLimiter(d.RateLimit).Allow(d.ID + "|" + subjectKey(ip, x.user)); !ok {
-			g.rateLimited(sw, r, x, retry, "rate-limit decision "+d.ID)
-			return
-		}
-	}
-	if rt.limiter != nil {
-		key := rt.cfg.Name + "|" + ipKey(ip)
-		if rt.cfg.RateLimit.Per == "user" {
-			key = rt.cfg.Name + "|" + subjectKey(ip, x.user)
-		}
-		if ok, retry := rt.limiter.Allow(key); !ok {
-			g.rateLimited(sw, r, x, retry, "route "+rt.cfg.Name+" rate limit")
-			return
-		}
-	}
-
-	// What: the WAF.
-	if g.waf != nil {
-		// A body longer than the WAF reads is refused, unless the route
-		// allows partial inspection or the WAF only detects: before
-		// anything is read if its length says so, else once the WAF has
-		// read one byte more than it inspects.
-		body := waf.HeadersOnly
-		if rt.inspect {
-			body = rt.bodyMode
-		}
-		if body == waf.WholeBody && r.ContentLength > g.waf.BodyLimit() {
-			g.overInspectionLimit(sw, r, x)
-			return
-		}
-		v, err := g.waf.Inspect(r, ip.String(), body)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			g.refuse(sw, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
-			return
-		}
-		if err != nil {
-			g.log.Warn("rampart gateway: WAF error", "request_id", x.id, "err", err)
-			g.refuse(sw, x, http.StatusBadRequest, "request could not be inspected")
-			return
-		}
-		x.score = v.Score
-		if len(v.Matches) > 0 && (v.WouldBlock || v.Blocked) {
-			action := rampart.ActionMonitored
-			if v.Blocked {
-				action = rampart.ActionBlocked
-			}
-			ev := wafEvent(v, action)
-			if v.BodyOverLimit {
-				ev.Reason += fmt.Sprintf("; body partly inspected: its first %d bytes only", g.waf.BodyLimit())
-			}
-			g.event(x, r, ev)
-		} else if v.BodyOverLimit && g.overInspectionLimit(sw, r, x) {
-			return
-		}
-		if v.Blocked {
-			status := v.Status
-			if status < 400 {
-				status = http.StatusForbidden
-			}
-			g.refuse(sw, x, status, "request blocked by the web application firewall")
-			return
-		}
 	}
 
 	// The actor token the services will trust.
-	x.token, err = g.actorToken(rt, actor.Actor{IP: ip, User: x.user, Session: x.session})
+	var err error
+	x.token, err = g.actorToken(rt, actor.Actor{IP: x.clientIP, User: x.user, Session: x.session})
 	if err != nil {
 		g.log.Error("rampart gateway: cannot mint the actor token", "err", err)
 		g.refuse(sw, x, http.StatusServiceUnavailable, "gateway cannot vouch for the request")
@@ -470,6 +345,178 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	x.in = r
 	rt.proxy.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x)))
+}
+
+// routeFor finds the client's address and the request's route, and
+// returns the route with the path as servers that read paths differently
+// see it (readAlike). It refuses the request, and returns a nil route, if
+// either cannot be trusted, or the gateway is not ready.
+func (g *Gateway) routeFor(sw *statusWriter, r *http.Request, x *exchange) (rt *route, alt string) {
+	ip, err := g.ips.ClientIP(r)
+	if errors.Is(err, clientip.ErrUnusableHeader) {
+		// A trusted proxy sent no usable address: refuse rather than take
+		// the proxy for the client (see the package documentation).
+		g.refuse(sw, x, http.StatusBadRequest, "no usable client address in "+g.ips.Header()+" from a trusted proxy")
+		return nil, ""
+	}
+	if err != nil {
+		g.refuse(sw, x, http.StatusBadRequest, "no client address")
+		return nil, ""
+	}
+	x.clientIP = ip
+	if !g.ready() {
+		g.refuse(sw, x, http.StatusServiceUnavailable, "gateway not ready: waiting for the control plane")
+		return nil, ""
+	}
+	if !routable(r.URL) {
+		g.refuse(sw, x, http.StatusBadRequest, `path not canonical: "//", a "." or ".." segment, or an encoded slash`)
+		return nil, ""
+	}
+	rt = g.match(r)
+	alt = readAlike(r.URL.Path)
+	if g.matchFold(hostOnly(r.Host), alt) != rt {
+		g.refuse(sw, x, http.StatusBadRequest, `path routed differently by servers that ignore case, drop ";" parameters, read "\" as "/" or drop trailing dots`)
+		return nil, ""
+	}
+	if rt == nil {
+		g.refuse(sw, x, http.StatusNotFound, "no route")
+		return nil, ""
+	}
+	x.route = rt
+	return rt, alt
+}
+
+// authenticate finds the user behind the request, if its route asks, and
+// returns true if it refused the request.
+func (g *Gateway) authenticate(sw *statusWriter, r *http.Request, x *exchange) (refused bool) {
+	var p authn.Principal
+	if mode := x.route.cfg.authMode; g.authn != nil && mode != authn.Off {
+		var err error
+		p, err = g.authn.Authenticate(r, mode)
+		if err != nil {
+			g.event(x, r, rampart.Event{Kind: KindAuthFailed, Action: rampart.ActionBlocked, Reason: err.Error()})
+			sw.Header().Set("WWW-Authenticate", `Bearer realm="rampart"`)
+			g.refuse(sw, x, http.StatusUnauthorized, "authentication required or refused")
+			return true
+		}
+	}
+	x.user, x.session = p.Subject, g.sessionHash(r, p)
+	return false
+}
+
+// enforceDecisions applies the control plane's decisions about the actor
+// (alt is the path as routeFor returned it), and returns true if one
+// refused the request.
+func (g *Gateway) enforceDecisions(sw *statusWriter, r *http.Request, x *exchange, alt string) (refused bool) {
+	sub := decision.Subject{IP: x.clientIP, User: x.user, Session: x.session}
+	now := time.Now()
+	set := g.decisions.Load()
+	sensitive := func() bool { return g.sensitive(x.route, r, alt) }
+	if d, refused := set.Refusal(sub, r.Method, sensitive, now); refused {
+		g.event(x, r, rampart.Event{Kind: KindDecision, Action: rampart.ActionBlocked, Decision: d.ID,
+			Reason: fmt.Sprintf("%s decision %s on %s %s (%s)", d.Action, d.ID, d.Scope, d.Value, d.Reason)})
+		g.refuse(sw, x, http.StatusForbidden, "request refused by a security decision")
+		return true
+	}
+	if d, limited := set.RateLimit(sub, g.cfg.RateLimitRate, now); limited {
+		if ok, retry := g.decisionLimiter(d.RateLimit).Allow(d.ID + "|" + subjectKey(x.clientIP, x.user)); !ok {
+			g.rateLimited(sw, r, x, retry, "rate-limit decision "+d.ID)
+			return true
+		}
+	}
+	return false
+}
+
+// sensitive reports whether the policy of rt's service marks the request's
+// path sensitive: as net/http reads the path, or as a servlet container or
+// IIS does (alt, see readAlike, and IIS ignores case), which is how the
+// service may.
+func (g *Gateway) sensitive(rt *route, r *http.Request, alt string) bool {
+	m := g.authz.Load()
+	if m == nil || rt.cfg.Service == "" {
+		return false
+	}
+	a := (*m)[rt.cfg.Service]
+	if a.Sensitive(r.Method, r.URL.Path) || alt != r.URL.Path && a.Sensitive(r.Method, alt) {
+		return true
+	}
+	lower := strings.ToLower(alt)
+	return lower != alt && a.Sensitive(r.Method, lower)
+}
+
+// enforceRouteLimit applies the route's rate limit, and returns true if it
+// refused the request.
+func (g *Gateway) enforceRouteLimit(sw *statusWriter, r *http.Request, x *exchange) (refused bool) {
+	rt := x.route
+	if rt.limiter == nil {
+		return false
+	}
+	key := rt.cfg.Name + "|" + ipKey(x.clientIP)
+	if rt.cfg.RateLimit.Per == "user" {
+		key = rt.cfg.Name + "|" + subjectKey(x.clientIP, x.user)
+	}
+	if ok, retry := rt.limiter.Allow(key); !ok {
+		g.rateLimited(sw, r, x, retry, "route "+rt.cfg.Name+" rate limit")
+		return true
+	}
+	return false
+}
+
+// inspect runs the WAF over the request and reports what it matched, and
+// returns true if it refused the request.
+func (g *Gateway) inspect(sw *statusWriter, r *http.Request, x *exchange) (refused bool) {
+	// A body longer than the WAF reads is refused, unless the route
+	// allows partial inspection or the WAF only detects: before anything
+	// is read if its length says so, else once the WAF has read one byte
+	// more than it inspects.
+	body := waf.HeadersOnly
+	if x.route.inspect {
+		body = x.route.bodyMode
+	}
+	if body == waf.WholeBody && r.ContentLength > g.waf.BodyLimit() {
+		g.overInspectionLimit(sw, r, x)
+		return true
+	}
+	v, err := g.waf.Inspect(r, x.clientIP.String(), body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		g.refuse(sw, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", mbe.Limit))
+		return true
+	}
+	if err != nil {
+		g.log.Warn("rampart gateway: WAF error", "request_id", x.id, "err", err)
+		g.refuse(sw, x, http.StatusBadRequest, "request could not be inspected")
+		return true
+	}
+	x.score = v.Score
+	return g.applyVerdict(sw, r, x, v)
+}
+
+// applyVerdict reports what the WAF matched or could not inspect, and
+// returns true if it refused the request.
+func (g *Gateway) applyVerdict(sw *statusWriter, r *http.Request, x *exchange, v waf.Verdict) (refused bool) {
+	if len(v.Matches) > 0 && (v.WouldBlock || v.Blocked) {
+		action := rampart.ActionMonitored
+		if v.Blocked {
+			action = rampart.ActionBlocked
+		}
+		ev := wafEvent(v, action)
+		if v.BodyOverLimit {
+			ev.Reason += fmt.Sprintf("; body partly inspected: its first %d bytes only", g.waf.BodyLimit())
+		}
+		g.event(x, r, ev)
+	} else if v.BodyOverLimit && g.overInspectionLimit(sw, r, x) {
+		return true
+	}
+	if v.Blocked {
+		status := v.Status
+		if status < 400 {
+			status = http.StatusForbidden
+		}
+		g.refuse(sw, x, status, "request blocked by the web application firewall")
+		return true
+	}
+	return false
 }
 
 // maxRefusalDetail bounds what the gateway reads of an upstream's refusal

@@ -63,6 +63,9 @@ func errorJSON(t *testing.T, what string, resp *http.Response, want int) {
 }
 
 func TestStreamedResponsesReachTheClientChunkByChunk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("streamed responses (Server-Sent Events, bodies of unknown length) reach the client chunk by chunk and outlive write_timeout; about 8 s of paced chunks, run without -short")
+	}
 	p := newProxyEnv(t)
 	// write_timeout is shorter than the streams: a stream that keeps
 	// flushing must outlive it.
@@ -347,7 +350,7 @@ func TestClientCannotSendIdentityHeadersUpstream(t *testing.T) {
 
 func TestBadInputIsRefusedAndTheGatewayKeepsServing(t *testing.T) {
 	p := newProxyEnv(t)
-	gw := serveGateway(t, p.cp, fmt.Sprintf(`limits: {max_header_bytes: 4096, max_body_bytes: 1024, read_header_timeout: 1s, upstream_timeout: 500ms}
+	gw := serveGateway(t, p.cp, fmt.Sprintf(`limits: {max_header_bytes: 4096, max_body_bytes: 1024, read_header_timeout: 1s, upstream_timeout: 2s}
 routes:
 %s%s  - name: down
     path_prefix: /down/
@@ -534,13 +537,13 @@ routes:
 
 	t.Run("an upstream slower than upstream_timeout gets 504", func(t *testing.T) {
 		start := time.Now()
-		resp, err := client.Get(gw.url + "/slow?d=5s")
+		resp, err := (&http.Client{Timeout: time.Minute}).Get(gw.url + "/slow?d=40s")
 		if err != nil {
 			t.Fatal(err)
 		}
 		errorJSON(t, "slow upstream", resp, http.StatusGatewayTimeout)
-		if d := time.Since(start); d > 2*time.Second {
-			t.Errorf("504 after %v, want about 500 ms (upstream_timeout)", d)
+		if d := time.Since(start); d > 30*time.Second {
+			t.Errorf("504 after %v, want about 2 s (upstream_timeout), long before the upstream answers", d)
 		}
 	})
 }

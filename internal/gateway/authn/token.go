@@ -66,112 +66,30 @@ func checkShape(token string) error {
 func (a *Authenticator) verifyToken(ctx context.Context, token string) (Principal, error) {
 	sum := tokenSum(token)
 	now := a.now()
-
-	if e, ok := a.tokens.get(sum); ok {
-		switch {
-		case now.After(e.validUntil):
-			a.tokens.remove(sum)
-			return Principal{}, fmt.Errorf("%w: exp %s", ErrExpired, e.principal.Expires.UTC().Format(time.RFC3339))
-		case e.issuer.hasKey(e.thumbprint):
-			return e.principal, nil
-		}
-		// The key that signed the token has left the issuer's JWKS since
-		// (rotated out, or revoked): verify again, which refuses it.
-		a.tokens.remove(sum)
+	if p, found, err := a.cached(sum, now); found {
+		return p, err
 	}
-
 	// Only the shape of a token that is not in the cache needs checking:
 	// a cached token is byte for byte one that passed every check.
 	if err := checkShape(token); err != nil {
 		return Principal{}, err
 	}
-
-	if len(a.algorithms) == 0 {
-		return Principal{}, fmt.Errorf("%w: no issuers are configured", ErrIssuer)
-	}
-	tok, err := jwt.ParseSigned(token, a.algorithms)
+	tok, is, err := a.parse(token)
 	if err != nil {
-		var unexpected *jose.ErrUnexpectedSignatureAlgorithm
-		if errors.As(err, &unexpected) {
-			return Principal{}, fmt.Errorf("%w: alg %q", ErrAlgorithm, clip(string(unexpected.Got)))
-		}
-		return Principal{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return Principal{}, err
 	}
-	header := tok.Headers[0]
-	alg := jose.SignatureAlgorithm(header.Algorithm)
-
-	// The issuer decides the keys, so it is read before verification; only
-	// the exact string of a configured issuer selects anything.
-	var unverified struct {
-		Issuer string `json:"iss"`
+	keys, err := is.keysFor(ctx, tok.Headers[0], now, a.closed)
+	if err != nil {
+		return Principal{}, err
 	}
-	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
-		return Principal{}, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
-	}
-	is, ok := a.issuers[unverified.Issuer]
-	if !ok {
-		return Principal{}, fmt.Errorf("%w: iss %q", ErrIssuer, clip(unverified.Issuer))
-	}
-	if !is.accepts(alg) {
-		return Principal{}, fmt.Errorf("%w: alg %s for issuer %s", ErrAlgorithm, alg, is.cfg.Issuer)
-	}
-
-	keys, kidKnown := is.keys.Load().candidates(header.KeyID, alg)
-	var refreshErr error
-	if len(keys) == 0 && !kidKnown {
-		// Perhaps the issuer rotated its keys: look again after a refresh,
-		// which may be rate-limited, whatever it did.
-		refreshErr = is.refreshEarly(ctx, now, a.closed)
-		keys, kidKnown = is.keys.Load().candidates(header.KeyID, alg)
-	}
-	if len(keys) == 0 {
-		if kidKnown {
-			return Principal{}, fmt.Errorf("%w: alg %s does not fit key %q of %s", ErrAlgorithm, alg, clip(header.KeyID), is.cfg.Issuer)
-		}
-		if refreshErr != nil {
-			return Principal{}, fmt.Errorf("%w: kid %q not in the JWKS of %s (refresh: %w)", ErrUnknownKey, clip(header.KeyID), is.cfg.Issuer, refreshErr)
-		}
-		return Principal{}, fmt.Errorf("%w: kid %q not in the JWKS of %s, even after a refresh", ErrUnknownKey, clip(header.KeyID), is.cfg.Issuer)
-	}
-
 	a.verifications.Add(1)
-	var (
-		claims jwt.Claims
-		used   *verifyKey
-	)
-	for _, k := range keys {
-		if err = tok.Claims(k.key, &claims); err == nil {
-			used = k
-			break
-		}
+	claims, used, err := verifySignature(tok, keys, is)
+	if err != nil {
+		return Principal{}, err
 	}
-	if used == nil {
-		if errors.Is(err, jose.ErrCryptoFailure) {
-			return Principal{}, fmt.Errorf("%w: kid %q of %s", ErrSignature, clip(header.KeyID), is.cfg.Issuer)
-		}
-		return Principal{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if err := is.checkClaims(&claims, now); err != nil {
+		return Principal{}, err
 	}
-
-	skew := is.cfg.ClockSkew
-	switch {
-	case claims.Issuer != is.cfg.Issuer:
-		// Unreachable unless the two decodings of the payload disagree.
-		return Principal{}, fmt.Errorf("%w: iss %q", ErrIssuer, clip(claims.Issuer))
-	case claims.Subject == "":
-		return Principal{}, fmt.Errorf("%w: token has no sub claim", ErrMalformed)
-	case claims.Expiry == nil:
-		// A token without expiry would be valid, and cached, forever.
-		return Principal{}, fmt.Errorf("%w: token has no exp claim", ErrMalformed)
-	case !claims.Audience.Contains(is.cfg.Audience):
-		return Principal{}, fmt.Errorf("%w: aud %q, want %q", ErrAudience, clip(strings.Join(claims.Audience, ",")), is.cfg.Audience)
-	case now.After(claims.Expiry.Time().Add(skew)):
-		return Principal{}, fmt.Errorf("%w: exp %s", ErrExpired, claims.Expiry.Time().UTC().Format(time.RFC3339))
-	case claims.NotBefore != nil && now.Add(skew).Before(claims.NotBefore.Time()):
-		return Principal{}, fmt.Errorf("%w: nbf %s", ErrNotYetValid, claims.NotBefore.Time().UTC().Format(time.RFC3339))
-	case claims.IssuedAt != nil && now.Add(skew).Before(claims.IssuedAt.Time()):
-		return Principal{}, fmt.Errorf("%w: iat %s is in the future", ErrNotYetValid, claims.IssuedAt.Time().UTC().Format(time.RFC3339))
-	}
-
 	p := Principal{
 		Subject:        claims.Subject,
 		Issuer:         is.cfg.Issuer,
@@ -181,11 +99,133 @@ func (a *Authenticator) verifyToken(ctx context.Context, token string) (Principa
 	}
 	a.tokens.put(sum, cachedToken{
 		principal:  p,
-		validUntil: p.Expires.Add(skew),
+		validUntil: p.Expires.Add(is.cfg.ClockSkew),
 		issuer:     is,
 		thumbprint: used.thumbprint,
 	}, now)
 	return p, nil
+}
+
+// cached answers for a token verified before: its principal, or the error
+// if it has expired since (found is true for both). A token not in the
+// cache, or whose key has left its issuer's JWKS, is not found.
+func (a *Authenticator) cached(sum [sha256.Size]byte, now time.Time) (p Principal, found bool, err error) {
+	e, ok := a.tokens.get(sum)
+	if !ok {
+		return Principal{}, false, nil
+	}
+	switch {
+	case now.After(e.validUntil):
+		a.tokens.remove(sum)
+		return Principal{}, true, fmt.Errorf("%w: exp %s", ErrExpired, e.principal.Expires.UTC().Format(time.RFC3339))
+	case e.issuer.hasKey(e.thumbprint):
+		return e.principal, true, nil
+	}
+	// The key that signed the token has left the issuer's JWKS since
+	// (rotated out, or revoked): verify again, which refuses it.
+	a.tokens.remove(sum)
+	return Principal{}, false, nil
+}
+
+// parse parses a signed token, before verification, and returns it with
+// its issuer if that is configured and accepts the token's algorithm.
+func (a *Authenticator) parse(token string) (*jwt.JSONWebToken, *issuer, error) {
+	if len(a.algorithms) == 0 {
+		return nil, nil, fmt.Errorf("%w: no issuers are configured", ErrIssuer)
+	}
+	tok, err := jwt.ParseSigned(token, a.algorithms)
+	if err != nil {
+		var unexpected *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &unexpected) {
+			return nil, nil, fmt.Errorf("%w: alg %q", ErrAlgorithm, clip(string(unexpected.Got)))
+		}
+		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	// The issuer decides the keys, so it is read before verification; only
+	// the exact string of a configured issuer selects anything.
+	var unverified struct {
+		Issuer string `json:"iss"`
+	}
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
+	}
+	is, ok := a.issuers[unverified.Issuer]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: iss %q", ErrIssuer, clip(unverified.Issuer))
+	}
+	if alg := jose.SignatureAlgorithm(tok.Headers[0].Algorithm); !is.accepts(alg) {
+		return nil, nil, fmt.Errorf("%w: alg %s for issuer %s", ErrAlgorithm, alg, is.cfg.Issuer)
+	}
+	return tok, is, nil
+}
+
+// keysFor returns the keys of is that may have signed a token with header,
+// refreshing the JWKS first if its key ID is unknown (perhaps the issuer
+// rotated its keys); an error if there are none.
+func (is *issuer) keysFor(ctx context.Context, header jose.Header, now time.Time, closed <-chan struct{}) ([]*verifyKey, error) {
+	alg := jose.SignatureAlgorithm(header.Algorithm)
+	keys, kidKnown := is.keys.Load().candidates(header.KeyID, alg)
+	if len(keys) > 0 {
+		return keys, nil
+	}
+	var refreshErr error
+	if !kidKnown {
+		// The refresh may be rate-limited: look again whatever it did.
+		refreshErr = is.refreshEarly(ctx, now, closed)
+		keys, kidKnown = is.keys.Load().candidates(header.KeyID, alg)
+	}
+	switch {
+	case len(keys) > 0:
+		return keys, nil
+	case kidKnown:
+		return nil, fmt.Errorf("%w: alg %s does not fit key %q of %s", ErrAlgorithm, alg, clip(header.KeyID), is.cfg.Issuer)
+	case refreshErr != nil:
+		return nil, fmt.Errorf("%w: kid %q not in the JWKS of %s (refresh: %w)", ErrUnknownKey, clip(header.KeyID), is.cfg.Issuer, refreshErr)
+	}
+	return nil, fmt.Errorf("%w: kid %q not in the JWKS of %s, even after a refresh", ErrUnknownKey, clip(header.KeyID), is.cfg.Issuer)
+}
+
+// verifySignature returns the claims of tok and the key among keys that
+// signed it.
+func verifySignature(tok *jwt.JSONWebToken, keys []*verifyKey, is *issuer) (jwt.Claims, *verifyKey, error) {
+	var (
+		claims jwt.Claims
+		err    error
+	)
+	for _, k := range keys {
+		if err = tok.Claims(k.key, &claims); err == nil {
+			return claims, k, nil
+		}
+	}
+	if errors.Is(err, jose.ErrCryptoFailure) {
+		return claims, nil, fmt.Errorf("%w: kid %q of %s", ErrSignature, clip(tok.Headers[0].KeyID), is.cfg.Issuer)
+	}
+	return claims, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+}
+
+// checkClaims checks the verified claims of a token of is at now, within
+// the issuer's clock skew.
+func (is *issuer) checkClaims(claims *jwt.Claims, now time.Time) error {
+	skew := is.cfg.ClockSkew
+	switch {
+	case claims.Issuer != is.cfg.Issuer:
+		// Unreachable unless the two decodings of the payload disagree.
+		return fmt.Errorf("%w: iss %q", ErrIssuer, clip(claims.Issuer))
+	case claims.Subject == "":
+		return fmt.Errorf("%w: token has no sub claim", ErrMalformed)
+	case claims.Expiry == nil:
+		// A token without expiry would be valid, and cached, forever.
+		return fmt.Errorf("%w: token has no exp claim", ErrMalformed)
+	case !claims.Audience.Contains(is.cfg.Audience):
+		return fmt.Errorf("%w: aud %q, want %q", ErrAudience, clip(strings.Join(claims.Audience, ",")), is.cfg.Audience)
+	case now.After(claims.Expiry.Time().Add(skew)):
+		return fmt.Errorf("%w: exp %s", ErrExpired, claims.Expiry.Time().UTC().Format(time.RFC3339))
+	case claims.NotBefore != nil && now.Add(skew).Before(claims.NotBefore.Time()):
+		return fmt.Errorf("%w: nbf %s", ErrNotYetValid, claims.NotBefore.Time().UTC().Format(time.RFC3339))
+	case claims.IssuedAt != nil && now.Add(skew).Before(claims.IssuedAt.Time()):
+		return fmt.Errorf("%w: iat %s is in the future", ErrNotYetValid, claims.IssuedAt.Time().UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // tokenBuffers holds buffers for tokenSum: converting the token to a
