@@ -184,24 +184,28 @@ func TestTheDemoTellsTheStoryAndTheControlPlaneHoldsEachEvent(t *testing.T) {
 		"reached 0 times", "stored it: ssrf, blocked by shop", "examples/shop/worker.go:", `input     job = "http://billing.internal:`)
 	if m := regexp.MustCompile(`refused the attacker ([\d.]+) ms after`).FindStringSubmatch(s[3]); m == nil {
 		t.Errorf("step 3 gives no propagation time:\n%s", s[3])
-	} else if n, _ := strconv.ParseFloat(m[1], 64); n > 1000 {
-		t.Errorf("the block took %v ms to reach the edge", n)
+	} else if n, err := strconv.ParseFloat(m[1], 64); err != nil || n <= 0 {
+		t.Errorf("step 3 gives the propagation time %q", m[1]) // how fast is a figure of BENCHMARKS.md, not an assertion
 	}
 
 	// The printed CLI lines reach the control plane, which holds every
 	// event of the story under the attacker's IP.
 	cp := cliFrom(t, s[0])
-	byKind := map[string]storedEvent{}
+	// Keyed by kind and service: the shop may learn of the decision before
+	// the gateway and enforce it too, which is right, so each (kind,
+	// service) pair is looked for on its own.
+	type kindService struct{ kind, service string }
+	byKind := map[kindService]storedEvent{}
 	for _, e := range cp.events(t, "actor_ip="+demo.AttackerIP) {
-		byKind[e.Kind] = e
+		byKind[kindService{e.Kind, e.Service}] = e
 	}
-	for kind, service := range map[string]string{"waf": "gateway", "sql_injection": "shop", "decision_enforced": "gateway"} {
-		e, ok := byKind[kind]
-		if !ok || e.Service != service || e.Action != "blocked" || e.ActorUser != demo.AttackerUser {
-			t.Errorf("%s event from %s by %s (%s): got %+v", kind, service, demo.AttackerIP, demo.AttackerUser, e)
+	for _, want := range []kindService{{"waf", "gateway"}, {"sql_injection", "shop"}, {"decision_enforced", "gateway"}} {
+		e, ok := byKind[want]
+		if !ok || e.Action != "blocked" || e.ActorUser != demo.AttackerUser {
+			t.Errorf("%s event from %s by %s (%s): got %+v", want.kind, want.service, demo.AttackerIP, demo.AttackerUser, e)
 		}
 	}
-	sqli := byKind["sql_injection"].Data
+	sqli := byKind[kindService{"sql_injection", "shop"}].Data
 	if !strings.HasSuffix(strings.SplitN(sqli.Location, ":", 2)[0], "examples/shop/shop.go") || sqli.Input.Value != demo.BlindInjectionQuery {
 		t.Errorf("the SDK's event names %s and input %q", sqli.Location, sqli.Input.Value)
 	}
