@@ -143,7 +143,7 @@ type dialTarget struct {
 	host      string
 	port      uint16
 	taint     *taint
-	self      netip.AddrPort // valid only for a host from input, in a request served here
+	self      netip.AddrPort // valid only for a host from input, over TCP, in a request served here
 	hv        hostVerdict
 	violation *violation
 }
@@ -173,7 +173,11 @@ func (g *Guard) target(ctx context.Context, network, address string) (dialTarget
 	t := dialTarget{host: host, port: port}
 	if in, ok := inputForHost(ctx, host, port); ok {
 		t.taint = &taint{input: in}
-		t.self = localAddr(ctx)
+		if strings.HasPrefix(network, "tcp") {
+			// The service received the request on a TCP port; a UDP socket
+			// on the same port number is another service.
+			t.self = localAddr(ctx)
+		}
 	}
 	t.hv, t.violation = g.checkHost(host, port, t.taint, t.self)
 	return t, nil

@@ -534,6 +534,76 @@ func TestSelfCallsAreAllowedInsideARequestOnly(t *testing.T) {
 	}
 }
 
+// TestSelfIsTheTCPServiceNotAUDPSocketOnItsPort: the self rule opens the
+// address and port the request came in on, which is a TCP port; a UDP socket
+// on the same port number belongs to another service (a statsd or DNS
+// daemon), and a host from input may not reach it. The canary is a UDP
+// socket on the service's own address and port: after the service's dial,
+// the test sends it a datagram of its own, which must be the first it gets.
+func TestSelfIsTheTCPServiceNotAUDPSocketOnItsPort(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	results := make(chan dialResult, 1)
+	var self string
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /dial", func(rw http.ResponseWriter, r *http.Request) {
+		var res dialResult
+		res.checkLoc = nextLine()
+		res.checkErr = g.Check(r.Context(), "udp", self)
+		res.dialLoc = nextLine()
+		conn, err := g.DialContext(r.Context(), "udp", self)
+		res.dialErr = err
+		if err == nil {
+			res.dialed = true
+			conn.Write([]byte("forged"))
+			conn.Close()
+		}
+		results <- res
+	})
+	srv := httptest.NewServer(agent.Handler(mux))
+	t.Cleanup(srv.Close)
+	self = srv.Listener.Addr().String()
+	udp, err := net.ListenPacket("udp", self)
+	if err != nil {
+		t.Skipf("no UDP socket on the service's own port: %v", err)
+	}
+	t.Cleanup(func() { udp.Close() })
+
+	resp, err := http.Get(srv.URL + "/dial?url=" + url.QueryEscape("http://"+self+"/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	var res dialResult
+	select {
+	case res = <-results: // sent before the handler answered
+	default:
+		t.Fatalf("the service did not dial (status %d)", resp.StatusCode)
+	}
+	requireRefused(t, res.checkErr, res.checkLoc)
+	requireRefused(t, res.dialErr, res.dialLoc)
+
+	marker, err := net.Dial("udp", self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	if _, err := marker.Write([]byte("marker")); err != nil {
+		t.Fatal(err)
+	}
+	udp.SetReadDeadline(time.Now().Add(30 * time.Second)) // against a hang, not a measure
+	buf := make([]byte, 64)
+	n, _, err := udp.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(buf[:n]); got != "marker" {
+		t.Errorf("the UDP socket on the service's port got %q first, want the test's marker", got)
+	}
+}
+
 func TestCheckRejectsWhatNetDialWould(t *testing.T) {
 	agent, _ := newAgent(t, rampart.ModeBlock)
 	w := newWorld(t)

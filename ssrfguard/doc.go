@@ -129,7 +129,8 @@
 // host:port that net.Dial takes; a URL is the transport's business, which
 // also follows redirects and keeps connections dialed for hosts from input
 // apart. The service's own address (see below) counts for them as for the
-// transport.
+// transport, over TCP only: a UDP socket on the service's port number is
+// another service.
 //
 // # Redirects
 //
