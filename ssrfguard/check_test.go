@@ -604,6 +604,41 @@ func TestSelfIsTheTCPServiceNotAUDPSocketOnItsPort(t *testing.T) {
 	}
 }
 
+// TestPortZeroInTheInputDoesNotUntaintItsHost: an input that names a host
+// with a port different from the one dialed is taken for a URL the service
+// built itself (a Referer of localhost:3000 and a call to localhost:9090).
+// Port 0 is no service's port: a client that reads it as "no port" dials its
+// default, so 127.0.0.1:0 in the input still chose the host.
+func TestPortZeroInTheInputDoesNotUntaintItsHost(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := strconv.Itoa(w.canary.port)
+	for _, c := range []struct{ input, address string }{
+		{"127.0.0.1:0", "127.0.0.1:" + port},
+		{"http://127.0.0.1:0/", "127.0.0.1:" + port},
+		{"http://localhost:00/", "localhost:" + port},
+		{"redis://[::1]:0", "[::1]:" + port},
+		{"loop.attacker.test:0", "loop.attacker.test:" + port},
+	} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", c.input)
+		loc := nextLine()
+		err := g.Check(ctx, "tcp", c.address)
+		requireRefused(t, err, loc)
+		loc = nextLine()
+		conn, err := g.DialContext(ctx, "tcp", c.address)
+		if err == nil {
+			conn.Close()
+			t.Errorf("input %q: DialContext(%s) connected", c.input, c.address)
+			continue
+		}
+		requireRefused(t, err, loc)
+	}
+	if h := w.canary.hits.Load(); h != 0 {
+		t.Errorf("canary hits = %d, want 0", h)
+	}
+}
+
 func TestCheckRejectsWhatNetDialWould(t *testing.T) {
 	agent, _ := newAgent(t, rampart.ModeBlock)
 	w := newWorld(t)

@@ -36,7 +36,7 @@
 // api.internal attacker-chosen. When the input names the host with an
 // explicit port and the request goes to another port, the service built that
 // URL itself (a Referer of http://localhost:3000/ does not taint a call to
-// localhost:9090). An input that is exactly a single-label service name
+// localhost:9090); port 0, which names no service, counts as no port. An input that is exactly a single-label service name
 // ("redis", "api") does taint a request to that name: it cannot be told from
 // "http://" + input; name such services in Config.Allow if inputs may equal
 // them. The same goes for an input that is exactly "localhost", which Allow

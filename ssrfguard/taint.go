@@ -130,7 +130,8 @@ func parsePort(s string) (uint16, bool) {
 //
 // When the occurrence is followed by an explicit port, that port must be the
 // one requested: an input naming localhost:8080 (a Referer, typically) did not
-// choose a request to localhost:9090 that the service builds itself.
+// choose a request to localhost:9090 that the service builds itself. Port 0
+// names no service, and counts as no port.
 func hostInInput(v, host string, port uint16) bool {
 	host = strings.TrimSuffix(host, ".")
 	if host == "" || len(v) < len(host) {
@@ -200,9 +201,10 @@ func matchHost(v, host string, port uint16, fold bool) bool {
 			for k < len(rest) && isDigit(rest[k]) {
 				k++
 			}
-			// A port that is not one (above 65535) cannot name another
-			// service: the occurrence counts.
-			if p, ok := parsePort(rest[1:k]); ok && p != port {
+			// A port that is not one (above 65535, or 0, which clients
+			// read as "no port" and replace with their default) cannot
+			// name another service: the occurrence counts.
+			if p, ok := parsePort(rest[1:k]); ok && p != 0 && p != port {
 				continue
 			}
 		}
