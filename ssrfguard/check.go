@@ -120,6 +120,12 @@ func (g *Guard) DialContext(ctx context.Context, network, address string) (net.C
 	c := &dialCheck{g: g, st: st, host: t.host, port: t.port, hv: t.hv, tn: t.taint, self: t.self}
 	d := &net.Dialer{Resolver: g.resolver, ControlContext: c.control}
 	conn, err := d.DialContext(ctx, network, address)
+	if v, addr := st.found(); v != nil && !st.reported {
+		// Monitor mode: the control function let the connection attempt
+		// through and left what it found for this goroutine, the caller's,
+		// to report, whether the connection was then made or not.
+		_ = g.reportDial(ctx, network, &t, v, addr)
+	}
 	if err != nil {
 		var de *dialError
 		if errors.As(err, &de) {
@@ -128,11 +134,6 @@ func (g *Guard) DialContext(ctx context.Context, network, address string) (net.C
 			}
 		}
 		return nil, err
-	}
-	if v, addr := st.found(); v != nil && !st.reported {
-		// Monitor mode: the control function let the connection through
-		// and left what it found for this goroutine, the caller's, to report.
-		_ = g.reportDial(ctx, network, &t, v, addr)
 	}
 	return conn, nil
 }

@@ -504,6 +504,52 @@ func TestMonitorModeReportsChecksAndDials(t *testing.T) {
 	}
 }
 
+// closedPort returns a port of 127.0.0.1 on which nothing listens: a dial
+// to it fails (unless another process takes it meanwhile, in which case the
+// dial succeeds and is reported all the same).
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	return port
+}
+
+// TestMonitorModeReportsDialsThatFail: in monitor mode what would have been
+// refused is reported, whether or not the connection then succeeds. A dial
+// to an internal port where nothing listens is an attempt all the same (an
+// attacker mapping the internal network sees which ports answer), and it is
+// reported from the caller.
+func TestMonitorModeReportsDialsThatFail(t *testing.T) {
+	w := newWorld(t)
+	agent, sink := newAgent(t, rampart.ModeMonitor)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	address := "loop.attacker.test:" + closedPort(t) // decided at the dial
+	ctx := rampart.WithUntrusted(context.Background(), "job", address)
+	loc := nextLine()
+	conn, err := g.DialContext(ctx, "tcp", address)
+	if err == nil {
+		conn.Close()
+	} else if errors.Is(err, rampart.ErrBlocked) {
+		t.Fatalf("monitor mode: DialContext = %v, want the dial's own outcome", err)
+	}
+	if err := agent.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.events) != 1 {
+		t.Fatalf("%d events, want the attempt reported once (dial: %v)", len(sink.events), err)
+	}
+	ev := sink.events[0]
+	if ev.Action != rampart.ActionMonitored || ev.Kind != rampart.KindSSRF || ev.Location != loc || !strings.Contains(ev.Detail, "→ 127.0.0.1:") {
+		t.Errorf("event: action %s, kind %s, location %s, detail %q; want monitored ssrf at %s, to 127.0.0.1", ev.Action, ev.Kind, ev.Location, ev.Detail, loc)
+	}
+}
+
 func TestSelfCallsAreAllowedInsideARequestOnly(t *testing.T) {
 	w := newWorld(t)
 	agent, _ := newAgent(t, rampart.ModeBlock)
