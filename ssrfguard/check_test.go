@@ -384,6 +384,9 @@ func TestMetadataIsRefusedWithoutInput(t *testing.T) {
 			"169.254.169.254:80",
 			"[fd00:ec2::254]:80",
 			"100.100.100.200:80",
+			"169.254.170.2:80",  // AWS ECS task metadata and credentials
+			"169.254.170.23:80", // AWS EKS Pod Identity Agent
+			"[fd00:ec2::23]:80", // the same over IPv6
 			"[::ffff:169.254.169.254]:80",
 			"metadata.google.internal:80",
 			"meta.attacker.test:80", // a name that resolves to 169.254.169.254

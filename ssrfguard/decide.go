@@ -105,13 +105,17 @@ func classify(ip netip.Addr) string {
 }
 
 // Cloud metadata endpoints, denied even when no untrusted input is involved:
-// they hand out the credentials of the machine, and nothing in a service but
-// the cloud SDK (which has its own client) should call them.
+// they hand out the credentials of the machine (or of its container, or pod),
+// and nothing in a service but the cloud SDK (which has its own client) should
+// call them.
 var (
 	metadataAddrs = []netip.Addr{
 		netip.MustParseAddr("169.254.169.254"), // AWS, GCP, Azure, OpenStack, DigitalOcean...
 		netip.MustParseAddr("fd00:ec2::254"),   // AWS IMDS over IPv6
 		netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
+		netip.MustParseAddr("169.254.170.2"),   // AWS ECS: task metadata and the task role's credentials
+		netip.MustParseAddr("169.254.170.23"),  // AWS EKS Pod Identity Agent: the pod role's credentials
+		netip.MustParseAddr("fd00:ec2::23"),    // the same over IPv6
 	}
 	metadataHosts = []string{"metadata.google.internal"}
 )

@@ -49,9 +49,12 @@
 // Requests whose host did not come from input may reach any address — the
 // service's own calls to its database API or sidecar are its business —
 // except the cloud metadata endpoints (169.254.169.254, fd00:ec2::254,
-// 100.100.100.200, metadata.google.internal) and Config.Deny, which apply to
+// 100.100.100.200, metadata.google.internal), the endpoints that hand out the
+// credentials of a container or pod on AWS (ECS: 169.254.170.2; EKS Pod
+// Identity: 169.254.170.23, fd00:ec2::23) and Config.Deny, which apply to
 // every request. Config.Allow names hosts and networks that any request may
-// reach.
+// reach; it opens one of those endpoints only with an entry that names it
+// exactly (its address, or metadata.google.internal).
 //
 // # Spellings
 //
