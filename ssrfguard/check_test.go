@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -504,6 +505,81 @@ func TestMonitorModeReportsChecksAndDials(t *testing.T) {
 	}
 	if want := "tcp ⟦loop.attacker.test⟧:" + port + " → 127.0.0.1:" + port; sink.events[3].Detail != want {
 		t.Errorf("detail of the dial = %q, want %q", sink.events[3].Detail, want)
+	}
+}
+
+// TestThisMachinesOwnAddressesAreInternal: an address of one of this
+// machine's interfaces reaches the machine itself, whatever range it is in:
+// a service that listens on all interfaces answers on the public address of
+// a server or on the global IPv6 address of a cloud instance as on loopback,
+// with no firewall in between. A host from input may not reach it; the
+// service's own calls may. Each address is served by a listener of the test,
+// whose first connection must be the test's own, made after the refusals.
+func TestThisMachinesOwnAddressesAreInternal(t *testing.T) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skipf("interface addresses: %v", err)
+	}
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	tried := 0
+	for _, a := range addrs {
+		p, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, _ := netip.AddrFromSlice(p.IP)
+		ip = ip.Unmap()
+		if !ip.IsGlobalUnicast() {
+			continue // loopback and link-local: tested elsewhere
+		}
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, 0).String())
+		if err != nil {
+			t.Logf("%s: cannot listen: %v", ip, err)
+			continue
+		}
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				accepted <- c
+			}
+			close(accepted)
+		}()
+		address := ln.Addr().String()
+		ctx := rampart.WithUntrusted(context.Background(), "job", "http://"+address+"/")
+		loc := nextLine()
+		err = g.Check(ctx, "tcp", address)
+		requireRefused(t, err, loc)
+		loc = nextLine()
+		conn, err := g.DialContext(ctx, "tcp", address)
+		if err == nil {
+			conn.Close()
+			t.Errorf("DialContext(%s) from input connected to this machine", address)
+		} else {
+			requireRefused(t, err, loc)
+		}
+		// Without input, the service's own call goes through.
+		own, err := g.DialContext(context.Background(), "tcp", address)
+		if err != nil {
+			t.Fatalf("DialContext(%s) without input: %v", address, err)
+		}
+		c, ok := <-accepted
+		ln.Close()
+		if !ok {
+			t.Fatalf("%s: the listener accepted nothing", address)
+		}
+		if c.RemoteAddr().String() != own.LocalAddr().String() {
+			t.Errorf("%s: the first connection came from %s, not from the service's own call (%s)", address, c.RemoteAddr(), own.LocalAddr())
+		}
+		c.Close()
+		own.Close()
+		tried++
+		t.Logf("refused from input: %s", address)
+	}
+	if tried == 0 {
+		t.Skip("this machine has no global unicast address to listen on")
 	}
 }
 

@@ -26,7 +26,11 @@
 // (100.64.0.0/10), unspecified (0.0.0.0 and ::, which reach the host itself;
 // the rest of 0.0.0.0/8 only where an interface of the machine has an address
 // in it, as elsewhere the kernel connects such an address nowhere), multicast
-// or reserved, or an IPv6 form that embeds one of those IPv4 addresses
+// or reserved, an address of one of the machine's own interfaces (the public
+// address of a server, the global IPv6 address of a cloud instance: the
+// kernel delivers a connection to it as to loopback, past any firewall in
+// front of the machine; the guard reads the interfaces again every 30
+// seconds), or an IPv6 form that embeds one of those IPv4 addresses
 // (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 64:ff9b::/96).
 //
 // The host came from input when an input of the context contains the whole
@@ -44,7 +48,9 @@
 // calls a sidecar on localhost, should call the sidecar with a client of its
 // own. Likewise, a service that calls itself through its public name, when
 // that name resolves to a private address inside the network (split-horizon
-// DNS) and appears in the Referer, needs the name in Config.Allow.
+// DNS) or to an address of its own machine on another port (a reverse proxy
+// on the same machine) and appears in an input, needs the name in
+// Config.Allow.
 //
 // Requests whose host did not come from input may reach any address — the
 // service's own calls to its database API or sidecar are its business —
