@@ -583,6 +583,58 @@ func TestThisMachinesOwnAddressesAreInternal(t *testing.T) {
 	}
 }
 
+// TestAnAddressWrittenAnotherWayIsStillFromTheInput: a service that reads
+// the host of its input as an address and dials it as Go writes it
+// (netip.AddrPort.String, net.IP.String, Addr.Unmap) hands the guard another
+// spelling than the input's: [0:0:0:0:0:0:0:1] becomes [::1],
+// [::ffff:7f00:1] becomes [::ffff:127.0.0.1] or 127.0.0.1, a zone is
+// dropped. It is the same address, and still from the input. An input that
+// names another address, or text with colons that is no address, does not
+// taint the service's own call.
+func TestAnAddressWrittenAnotherWayIsStillFromTheInput(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := strconv.Itoa(w.canary.port)
+	for _, c := range []struct{ input, address string }{
+		{"http://[0:0:0:0:0:0:0:1]:" + port + "/", "[::1]:" + port},
+		{"[0000::0001]", "[::1]:" + port},
+		{"http://[::1%25lo]:" + port + "/", "[::1]:" + port},
+		{"fe80::1%lo ::1%lo", "[::1]:" + port},
+		{"http://[::ffff:7f00:1]:" + port + "/", "[::ffff:127.0.0.1]:" + port},
+		{"http://[::ffff:7f00:1]:" + port + "/", "127.0.0.1:" + port},
+		{"http://[::FFFF:7F00:2]/", "127.0.0.2:" + port},
+		{"127.0.0.1", "[::ffff:127.0.0.1]:" + port},
+		{"http://127.0.0.1:" + port + "/", "[::ffff:7f00:1]:" + port},
+	} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", c.input)
+		loc := nextLine()
+		err := g.Check(ctx, "tcp", c.address)
+		if !errors.Is(err, rampart.ErrBlocked) {
+			t.Errorf("input %q: Check(%s) = %v, want refused", c.input, c.address, err)
+			continue
+		}
+		requireRefused(t, err, loc)
+		loc = nextLine()
+		conn, err := g.DialContext(ctx, "tcp", c.address)
+		if err == nil {
+			conn.Close()
+			t.Errorf("input %q: DialContext(%s) connected", c.input, c.address)
+			continue
+		}
+		requireRefused(t, err, loc)
+	}
+	if h := w.canary.hits.Load(); h != 0 {
+		t.Errorf("canary hits = %d, want 0", h)
+	}
+	for _, input := range []string{"http://[::2]/", "std::vector<int>", "a::b::c", "[::1]:1", "0:0:0:0:0:0:0:1:1"} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", input)
+		if err := g.Check(ctx, "tcp", "[::1]:"+port); err != nil {
+			t.Errorf("input %q: Check([::1]:%s) = %v, want the service's own call let through", input, port, err)
+		}
+	}
+}
+
 // closedPort returns a port of 127.0.0.1 on which nothing listens: a dial
 // to it fails (unless another process takes it meanwhile, in which case the
 // dial succeeds and is reported all the same).

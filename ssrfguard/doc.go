@@ -36,7 +36,11 @@
 // The host came from input when an input of the context contains the whole
 // host as a token of its own: the input may be the host, host:port, a URL in
 // any form, or text with a URL in it, in any case, percent-encoded once or
-// twice. A word of the host is not enough: the input "api" does not make
+// twice; a host that is an IPv6 address (or an IPv4 one) may also be written
+// another way in the input ([0:0:0:0:0:0:0:1] for ::1, [::ffff:7f00:1] for
+// 127.0.0.1, with or without a zone), as a service that reads the input as an
+// address and dials it as Go writes it turns one into the other. A word of
+// the host is not enough: the input "api" does not make
 // api.internal attacker-chosen. When the input names the host with an
 // explicit port and the request goes to another port, the service built that
 // URL itself (a Referer of http://localhost:3000/ does not taint a call to
