@@ -77,10 +77,7 @@ func (g *Guard) Check(ctx context.Context, network, address string) error {
 // the address connected to, after resolution with Config.Resolver and for
 // every address that Happy Eyeballs tries, so DNS rebinding cannot get
 // through. It has net.Dialer.DialContext's shape, for wherever a dial
-// function is taken: a client's own dial, an http.Transport's DialContext
-// (though for HTTP the guarded Transport is better: it keeps connections
-// dialed for a host from input apart from the others, and it follows
-// redirects), or gRPC's:
+// function is taken: a client's own dial, or gRPC's:
 //
 //	conn, err := grpc.NewClient("passthrough:///"+target, grpc.WithContextDialer(
 //		func(ctx context.Context, addr string) (net.Conn, error) {
@@ -94,6 +91,18 @@ func (g *Guard) Check(ctx context.Context, network, address string) error {
 // the request that built the client. So a target from input is marked in
 // the dial function, as above; unmarked, the dial sees only the rules that
 // apply to every host (the metadata endpoints, Config.Deny).
+//
+// It is not for an http.Transport's DialContext. There it sees the host
+// after net/http is done with it: the host of a redirect (the attacker's
+// server answering 302 with http://127.0.0.1/), or a Unicode host that
+// net/http maps with IDNA (ⓛⓞⓒⓐⓛⓗⓞⓢⓣ becomes localhost), which no input
+// names, so that the dial passes as the service's own call. Hand the
+// *http.Transport, its custom DialContext included, to Guard.Transport,
+// which sees each request's URL and each redirect and still checks every
+// address dialed. Likewise, a client that resolves a name from input itself
+// and dials the address it found hands over an address that the guard
+// cannot tie to the input: give DialContext (or Check) the host as the
+// input named it, and let the dial resolve it.
 //
 // A refusal is reported with the location of the caller. In block mode no
 // connection is attempted to a refused address and the error wraps

@@ -134,7 +134,10 @@
 //
 // Guard.DialContext applies the same rules to any TCP or UDP dial, and
 // checks each address it connects to as the guarded *http.Transport does
-// (a net.Dialer's ControlContext), so DNS rebinding cannot get through.
+// (a net.Dialer's ControlContext), so DNS rebinding cannot get through. It
+// is not for an http.Transport's DialContext, where a redirect, or a
+// Unicode host that net/http maps to localhost, reaches the dial with a
+// host that no input names: give that Transport to Guard.Transport.
 // Guard.Check applies them without connecting, for a client whose dial
 // cannot be replaced: it resolves a name with Config.Resolver and checks
 // every address, and the client then resolves it again when it dials, which
