@@ -606,6 +606,8 @@ func TestAnAddressWrittenAnotherWayIsStillFromTheInput(t *testing.T) {
 		{"http://[::FFFF:7F00:2]/", "127.0.0.2:" + port},
 		{"127.0.0.1", "[::ffff:127.0.0.1]:" + port},
 		{"http://127.0.0.1:" + port + "/", "[::ffff:7f00:1]:" + port},
+		{"::1:" + port, "[::1]:" + port}, // split at the last colon
+		{"0::1:0", "[::1]:" + port},
 	} {
 		ctx := rampart.WithUntrusted(context.Background(), "job", c.input)
 		loc := nextLine()
@@ -627,7 +629,7 @@ func TestAnAddressWrittenAnotherWayIsStillFromTheInput(t *testing.T) {
 	if h := w.canary.hits.Load(); h != 0 {
 		t.Errorf("canary hits = %d, want 0", h)
 	}
-	for _, input := range []string{"http://[::2]/", "std::vector<int>", "a::b::c", "[::1]:1", "0:0:0:0:0:0:0:1:1"} {
+	for _, input := range []string{"http://[::2]/", "std::vector<int>", "a::b::c", "[::1]:1", "::1:1", "0:0:0:0:0:0:0:1:1"} {
 		ctx := rampart.WithUntrusted(context.Background(), "job", input)
 		if err := g.Check(ctx, "tcp", "[::1]:"+port); err != nil {
 			t.Errorf("input %q: Check([::1]:%s) = %v, want the service's own call let through", input, port, err)

@@ -107,7 +107,8 @@ func FuzzHostInInput(f *testing.F) {
 
 // namesAddr reports whether host is an IP address that v names in another
 // spelling: an IPv6 literal of the same value (zone aside, IPv4-mapped
-// unmapped), or the IPv4 address of an IPv4-mapped host.
+// unmapped, maybe followed by a port without brackets), or the IPv4 address
+// of an IPv4-mapped host.
 func namesAddr(v, host string) bool {
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
@@ -120,6 +121,11 @@ func namesAddr(v, host string) bool {
 		}
 		if a, err := netip.ParseAddr(strings.TrimSuffix(tok, ".")); err == nil && a.Unmap() == ip {
 			return true
+		}
+		if k := strings.LastIndexByte(tok, ':'); k >= 0 {
+			if a, err := netip.ParseAddr(tok[:k]); err == nil && a.Unmap() == ip {
+				return true // ::1:80, an address and a port without brackets
+			}
 		}
 	}
 	return ip.Is4() && strings.Contains(host, ":") && strings.Contains(v, ip.String())

@@ -240,14 +240,19 @@ func addrInInput(v, host string, ip netip.Addr, port uint16) bool {
 		if k := strings.IndexByte(tok, '%'); k >= 0 {
 			tok = tok[:k] // a zone, percent-encoded or not
 		}
-		a, err := netip.ParseAddr(strings.TrimSuffix(tok, "."))
-		if err != nil || a.Unmap() != ip {
+		if a, err := netip.ParseAddr(strings.TrimSuffix(tok, ".")); err == nil && a.Unmap() == ip {
+			if !otherPort(v[end:], true, port) {
+				return true
+			}
 			continue
 		}
-		if otherPort(v[end:], true, port) {
-			continue
+		// ::1:6379, an address and a port without the brackets, which a
+		// parser that splits at the last colon reads as [::1]:6379.
+		if k := strings.LastIndexByte(tok, ':'); k > 0 {
+			if a, err := netip.ParseAddr(tok[:k]); err == nil && a.Unmap() == ip && !otherPort(tok[k:], false, port) {
+				return true
+			}
 		}
-		return true
 	}
 	return false
 }
