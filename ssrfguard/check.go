@@ -34,9 +34,11 @@ const sinkNet = "net"
 // metadata endpoints apply to every host, from input or not. Names are
 // resolved with Config.Resolver, every address checked, and a name that does
 // not resolve is let through (the dial will fail, or it uses a resolver the
-// guard does not see). Hosts are read as Config.Resolver reads them (see
-// Spellings in the package documentation), so it should be the resolver the
-// client dials with. The check of a name not from input costs a DNS query,
+// guard does not see); Config.Resolver should be the resolver the client
+// dials with. As the guard cannot know that, a host that the C library reads
+// as an address (0x7f.1, 2130706433: see Spellings in the package
+// documentation) is judged as that address whatever Config.Resolver reads
+// it as. The check of a name not from input costs a DNS query,
 // as the metadata endpoints and Config.Deny apply to what it resolves to; a
 // host that is an address costs none.
 //
@@ -59,6 +61,9 @@ func (g *Guard) Check(ctx context.Context, network, address string) error {
 		return err
 	}
 	v := t.violation
+	if v == nil {
+		v = g.checkSpelled(&t)
+	}
 	if v == nil {
 		v = g.checkNames(ctx, network, &t)
 	}
@@ -191,6 +196,28 @@ func (g *Guard) target(ctx context.Context, network, address string) (dialTarget
 	}
 	t.hv, t.violation = g.checkHost(host, port, t.taint, t.self)
 	return t, nil
+}
+
+// checkSpelled judges a host that the C library reads as an address
+// (0x7f.1, 2130706433, 0177.0.0.1) where Config.Resolver does not: the
+// client that dials after Check resolves with a resolver the guard does not
+// see, commonly the C library's (see Spellings in the package
+// documentation). Where no resolver reads it so, the name has no answer and
+// the refusal costs nothing; a bare number that reads as an address of
+// 0.0.0.0/8 ("40184") is no internal address, and no event.
+func (g *Guard) checkSpelled(t *dialTarget) *violation {
+	if _, ok := g.hostIP(t.host); ok {
+		return nil // checkHost judged it already
+	}
+	ip, ok := parseIP(t.host, true)
+	if !ok || t.hv.allowed {
+		return nil
+	}
+	v := g.checkIP(ip, t.port, t.hv, t.taint, t.self)
+	if v != nil && t.taint != nil && v.category != "" {
+		v.reason = t.taint.describe() + " is " + quoteHost(t.host) + ", " + v.category + " " + ip.String()
+	}
+	return v
 }
 
 // checkNames resolves a host name with the guard's resolver and checks every

@@ -187,13 +187,16 @@ func TestCheckAndDialContextRefuseEveryExploit(t *testing.T) {
 		}
 		if e.class == "spelled" && !libc && !stillAddress(target) {
 			// Go's resolver sends 2130706433 and 0x7f.1 to DNS, which has
-			// no answer for them here: the dial reaches nothing, and Check
-			// has nothing to refuse.
+			// no answer for them here: DialContext, which dials with it,
+			// reaches nothing. Check does not know which resolver the
+			// client that dials after it uses: the C library (the default
+			// resolver on many systems, while Config.Resolver is Go's)
+			// connects to 127.0.0.1 for them, so Check refuses.
 			t.Run("spelled-as-a-name/"+input, func(t *testing.T) {
 				ctx := rampart.WithUntrusted(context.Background(), "job", input)
-				if err := g.Check(ctx, network, address); err != nil {
-					t.Errorf("Check = %v, want nil for a name without an answer", err)
-				}
+				loc := nextLine()
+				err := g.Check(ctx, network, address)
+				requireRefused(t, err, loc)
 				conn, err := g.DialContext(ctx, network, address)
 				if err == nil {
 					conn.Close()
@@ -253,6 +256,13 @@ func TestCheckLetsBenignAddressesThrough(t *testing.T) {
 	for _, l := range lines {
 		address, ok := rawAddress(t, l.target)
 		if !ok {
+			continue
+		}
+		if host, _, _ := net.SplitHostPort(address); ssrfguard.Spelled(host) {
+			// A number as host (3232235777), a name to Go's resolver,
+			// is an address to the C library: Check, which cannot know
+			// the client's resolver, judges it as one (see
+			// TestCheckReadsTheCLibrarysSpellingsWhateverTheResolver).
 			continue
 		}
 		t.Run(l.input+"→"+address, func(t *testing.T) {
@@ -633,6 +643,50 @@ func TestAnAddressWrittenAnotherWayIsStillFromTheInput(t *testing.T) {
 		ctx := rampart.WithUntrusted(context.Background(), "job", input)
 		if err := g.Check(ctx, "tcp", "[::1]:"+port); err != nil {
 			t.Errorf("input %q: Check([::1]:%s) = %v, want the service's own call let through", input, port, err)
+		}
+	}
+}
+
+// TestCheckReadsTheCLibrarysSpellingsWhateverTheResolver: Check vets an
+// address that a client dials afterwards with its own resolver, commonly the
+// C library's (the default on many systems, and whatever Config.Resolver
+// is), which connects to 127.0.0.1 for 0x7f.1 or 2130706433 (see
+// TestSpelledHostsReachTheCanaryThroughTheCResolver). So Check judges them
+// as addresses even with Go's resolver in Config.Resolver, as the transport
+// does for a resolver it does not see. DialContext dials with
+// Config.Resolver, which finds no such name: nothing to refuse. A bare
+// number that reads as an address of 0.0.0.0/8 leads nowhere, and is not
+// refused.
+func TestCheckReadsTheCLibrarysSpellingsWhateverTheResolver(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	if ssrfguard.ReadsSpellings(g) {
+		t.Skip("the test resolver reads the C library's spellings")
+	}
+	port := strconv.Itoa(w.canary.port)
+	for _, c := range []struct{ input, address, reason string }{
+		{"http://0x7f.1:" + port + "/", "0x7f.1:" + port, `host from job input is "0x7f.1", loopback 127.0.0.1`},
+		{"2130706433", "2130706433:" + port, `host from job input is "2130706433", loopback 127.0.0.1`},
+		{"3232235777", "3232235777:80", `host from job input is "3232235777", private 192.168.1.1`},
+		{"x", "0251.0376.0251.0376:80", "169.254.169.254 is a cloud metadata endpoint"},
+	} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", c.input)
+		loc := nextLine()
+		err := g.Check(ctx, "tcp", c.address)
+		if !errors.Is(err, rampart.ErrBlocked) {
+			t.Errorf("input %q: Check(%s) = %v, want refused", c.input, c.address, err)
+			continue
+		}
+		if be := requireRefused(t, err, loc); be.Event.Reason != c.reason {
+			t.Errorf("input %q: reason %q, want %q", c.input, be.Event.Reason, c.reason)
+		}
+	}
+	ctx := rampart.WithUntrusted(context.Background(), "job", "40184")
+	if err := g.Check(ctx, "tcp", "40184:80"); err != nil {
+		var be *rampart.BlockedError
+		if !errors.As(err, &be) || !strings.Contains(be.Event.Reason, "this network") {
+			t.Errorf("Check(40184:80) = %v, want nil: 0.0.156.248 leads nowhere (unless this machine has an address in 0.0.0.0/8)", err)
 		}
 	}
 }

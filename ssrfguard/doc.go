@@ -88,9 +88,9 @@
 // it resolves "127.1" with a resolver like Config.Resolver (same PreferGo)
 // that cannot send a DNS query, and reads the spellings as addresses if the
 // answer is 127.0.0.1. Where the host is resolved by something the guard
-// does not see — a proxy (Transport.Proxy), or the dial of a RoundTripper
-// other than *http.Transport — the spellings count, as such resolvers are
-// commonly the C library's. localhost, *.localhost and the localhost aliases
+// does not see — a proxy (Transport.Proxy), the dial of a RoundTripper
+// other than *http.Transport, the client that dials after Guard.Check — the
+// spellings count, as such resolvers are commonly the C library's. localhost, *.localhost and the localhost aliases
 // of /etc/hosts are judged without DNS too. Userinfo
 // (http://public@127.0.0.1/), brackets and zones, trailing dots, and Unicode
 // hosts that IDNA maps to ASCII (http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/, which net/http dials as
