@@ -691,6 +691,50 @@ func TestCheckReadsTheCLibrarysSpellingsWhateverTheResolver(t *testing.T) {
 	}
 }
 
+// TestAnAnswerWithOneInternalAddressIsRefusedByCheckAndNeverDialed: a name
+// from input whose DNS answer holds a public address and an internal one
+// (or whose A answer is public and AAAA answer loopback) is refused by
+// Check, as the client may dial any of them; DialContext, which checks each
+// address it connects to, never connects to the internal one. The dials are
+// over UDP, whose connect sends nothing to the public address.
+func TestAnAnswerWithOneInternalAddressIsRefusedByCheckAndNeverDialed(t *testing.T) {
+	dns := newDNSServer(t, func(name string, qtype uint16, seen int) []netip.Addr {
+		switch name {
+		case "mixed.attacker.test":
+			return []netip.Addr{publicV4, loopbackV4, netip.MustParseAddr("2001:db8::10"), loopbackV6}
+		case "v6loop-v4public.attacker.test":
+			return []netip.Addr{publicV4, loopbackV6}
+		}
+		return worldDNS(name, qtype, seen)
+	})
+	w := newWorld(t)
+	w.resolver = dns.Resolver()
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := strconv.Itoa(w.canary.port)
+	for _, host := range []string{"mixed.attacker.test", "v6loop-v4public.attacker.test"} {
+		address := host + ":" + port
+		ctx := rampart.WithUntrusted(context.Background(), "job", "http://"+address+"/")
+		loc := nextLine()
+		err := g.Check(ctx, "udp", address)
+		requireRefused(t, err, loc)
+		for range 3 {
+			conn, err := g.DialContext(ctx, "udp", address)
+			if err != nil {
+				if !errors.Is(err, rampart.ErrBlocked) {
+					t.Errorf("DialContext(%s) = %v", address, err)
+				}
+				continue
+			}
+			ra := conn.RemoteAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			conn.Close()
+			if ra != publicV4 && ra != netip.MustParseAddr("2001:db8::10") {
+				t.Errorf("DialContext(%s) connected to %s", address, ra)
+			}
+		}
+	}
+}
+
 // closedPort returns a port of 127.0.0.1 on which nothing listens: a dial
 // to it fails (unless another process takes it meanwhile, in which case the
 // dial succeeds and is reported all the same).
