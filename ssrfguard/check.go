@@ -34,9 +34,11 @@ const sinkNet = "net"
 // metadata endpoints apply to every host, from input or not. Names are
 // resolved with Config.Resolver, every address checked, and a name that does
 // not resolve is let through (the dial will fail, or it uses a resolver the
-// guard does not see). Hosts are read as Config.Resolver reads them (see
-// Spellings in the package documentation), so it should be the resolver the
-// client dials with. The check of a name not from input costs a DNS query,
+// guard does not see); Config.Resolver should be the resolver the client
+// dials with. As the guard cannot know that, a host that the C library reads
+// as an address (0x7f.1, 2130706433: see Spellings in the package
+// documentation) is judged as that address whatever Config.Resolver reads
+// it as. The check of a name not from input costs a DNS query,
 // as the metadata endpoints and Config.Deny apply to what it resolves to; a
 // host that is an address costs none.
 //
@@ -60,6 +62,9 @@ func (g *Guard) Check(ctx context.Context, network, address string) error {
 	}
 	v := t.violation
 	if v == nil {
+		v = g.checkSpelled(&t)
+	}
+	if v == nil {
 		v = g.checkNames(ctx, network, &t)
 	}
 	if v != nil {
@@ -77,10 +82,7 @@ func (g *Guard) Check(ctx context.Context, network, address string) error {
 // the address connected to, after resolution with Config.Resolver and for
 // every address that Happy Eyeballs tries, so DNS rebinding cannot get
 // through. It has net.Dialer.DialContext's shape, for wherever a dial
-// function is taken: a client's own dial, an http.Transport's DialContext
-// (though for HTTP the guarded Transport is better: it keeps connections
-// dialed for a host from input apart from the others, and it follows
-// redirects), or gRPC's:
+// function is taken: a client's own dial, or gRPC's:
 //
 //	conn, err := grpc.NewClient("passthrough:///"+target, grpc.WithContextDialer(
 //		func(ctx context.Context, addr string) (net.Conn, error) {
@@ -94,6 +96,18 @@ func (g *Guard) Check(ctx context.Context, network, address string) error {
 // the request that built the client. So a target from input is marked in
 // the dial function, as above; unmarked, the dial sees only the rules that
 // apply to every host (the metadata endpoints, Config.Deny).
+//
+// It is not for an http.Transport's DialContext. There it sees the host
+// after net/http is done with it: the host of a redirect (the attacker's
+// server answering 302 with http://127.0.0.1/), or a Unicode host that
+// net/http maps with IDNA (ⓛⓞⓒⓐⓛⓗⓞⓢⓣ becomes localhost), which no input
+// names, so that the dial passes as the service's own call. Hand the
+// *http.Transport, its custom DialContext included, to Guard.Transport,
+// which sees each request's URL and each redirect and still checks every
+// address dialed. Likewise, a client that resolves a name from input itself
+// and dials the address it found hands over an address that the guard
+// cannot tie to the input: give DialContext (or Check) the host as the
+// input named it, and let the dial resolve it.
 //
 // A refusal is reported with the location of the caller. In block mode no
 // connection is attempted to a refused address and the error wraps
@@ -120,6 +134,12 @@ func (g *Guard) DialContext(ctx context.Context, network, address string) (net.C
 	c := &dialCheck{g: g, st: st, host: t.host, port: t.port, hv: t.hv, tn: t.taint, self: t.self}
 	d := &net.Dialer{Resolver: g.resolver, ControlContext: c.control}
 	conn, err := d.DialContext(ctx, network, address)
+	if v, addr := st.found(); v != nil && !st.reported {
+		// Monitor mode: the control function let the connection attempt
+		// through and left what it found for this goroutine, the caller's,
+		// to report, whether the connection was then made or not.
+		_ = g.reportDial(ctx, network, &t, v, addr)
+	}
 	if err != nil {
 		var de *dialError
 		if errors.As(err, &de) {
@@ -128,11 +148,6 @@ func (g *Guard) DialContext(ctx context.Context, network, address string) (net.C
 			}
 		}
 		return nil, err
-	}
-	if v, addr := st.found(); v != nil && !st.reported {
-		// Monitor mode: the control function let the connection through
-		// and left what it found for this goroutine, the caller's, to report.
-		_ = g.reportDial(ctx, network, &t, v, addr)
 	}
 	return conn, nil
 }
@@ -143,7 +158,7 @@ type dialTarget struct {
 	host      string
 	port      uint16
 	taint     *taint
-	self      netip.AddrPort // valid only for a host from input, in a request served here
+	self      netip.AddrPort // valid only for a host from input, over TCP, in a request served here
 	hv        hostVerdict
 	violation *violation
 }
@@ -173,10 +188,36 @@ func (g *Guard) target(ctx context.Context, network, address string) (dialTarget
 	t := dialTarget{host: host, port: port}
 	if in, ok := inputForHost(ctx, host, port); ok {
 		t.taint = &taint{input: in}
-		t.self = localAddr(ctx)
+		if strings.HasPrefix(network, "tcp") {
+			// The service received the request on a TCP port; a UDP socket
+			// on the same port number is another service.
+			t.self = localAddr(ctx)
+		}
 	}
 	t.hv, t.violation = g.checkHost(host, port, t.taint, t.self)
 	return t, nil
+}
+
+// checkSpelled judges a host that the C library reads as an address
+// (0x7f.1, 2130706433, 0177.0.0.1) where Config.Resolver does not: the
+// client that dials after Check resolves with a resolver the guard does not
+// see, commonly the C library's (see Spellings in the package
+// documentation). Where no resolver reads it so, the name has no answer and
+// the refusal costs nothing; a bare number that reads as an address of
+// 0.0.0.0/8 ("40184") is no internal address, and no event.
+func (g *Guard) checkSpelled(t *dialTarget) *violation {
+	if _, ok := g.hostIP(t.host); ok {
+		return nil // checkHost judged it already
+	}
+	ip, ok := parseIP(t.host, true)
+	if !ok || t.hv.allowed {
+		return nil
+	}
+	v := g.checkIP(ip, t.port, t.hv, t.taint, t.self)
+	if v != nil && t.taint != nil && v.category != "" {
+		v.reason = t.taint.describe() + " is " + quoteHost(t.host) + ", " + v.category + " " + ip.String()
+	}
+	return v
 }
 
 // checkNames resolves a host name with the guard's resolver and checks every

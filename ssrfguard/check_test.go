@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -186,13 +187,16 @@ func TestCheckAndDialContextRefuseEveryExploit(t *testing.T) {
 		}
 		if e.class == "spelled" && !libc && !stillAddress(target) {
 			// Go's resolver sends 2130706433 and 0x7f.1 to DNS, which has
-			// no answer for them here: the dial reaches nothing, and Check
-			// has nothing to refuse.
+			// no answer for them here: DialContext, which dials with it,
+			// reaches nothing. Check does not know which resolver the
+			// client that dials after it uses: the C library (the default
+			// resolver on many systems, while Config.Resolver is Go's)
+			// connects to 127.0.0.1 for them, so Check refuses.
 			t.Run("spelled-as-a-name/"+input, func(t *testing.T) {
 				ctx := rampart.WithUntrusted(context.Background(), "job", input)
-				if err := g.Check(ctx, network, address); err != nil {
-					t.Errorf("Check = %v, want nil for a name without an answer", err)
-				}
+				loc := nextLine()
+				err := g.Check(ctx, network, address)
+				requireRefused(t, err, loc)
 				conn, err := g.DialContext(ctx, network, address)
 				if err == nil {
 					conn.Close()
@@ -252,6 +256,13 @@ func TestCheckLetsBenignAddressesThrough(t *testing.T) {
 	for _, l := range lines {
 		address, ok := rawAddress(t, l.target)
 		if !ok {
+			continue
+		}
+		if host, _, _ := net.SplitHostPort(address); ssrfguard.Spelled(host) {
+			// A number as host (3232235777), a name to Go's resolver,
+			// is an address to the C library: Check, which cannot know
+			// the client's resolver, judges it as one (see
+			// TestCheckReadsTheCLibrarysSpellingsWhateverTheResolver).
 			continue
 		}
 		t.Run(l.input+"→"+address, func(t *testing.T) {
@@ -384,6 +395,9 @@ func TestMetadataIsRefusedWithoutInput(t *testing.T) {
 			"169.254.169.254:80",
 			"[fd00:ec2::254]:80",
 			"100.100.100.200:80",
+			"169.254.170.2:80",  // AWS ECS task metadata and credentials
+			"169.254.170.23:80", // AWS EKS Pod Identity Agent
+			"[fd00:ec2::23]:80", // the same over IPv6
 			"[::ffff:169.254.169.254]:80",
 			"metadata.google.internal:80",
 			"meta.attacker.test:80", // a name that resolves to 169.254.169.254
@@ -504,6 +518,269 @@ func TestMonitorModeReportsChecksAndDials(t *testing.T) {
 	}
 }
 
+// TestThisMachinesOwnAddressesAreInternal: an address of one of this
+// machine's interfaces reaches the machine itself, whatever range it is in:
+// a service that listens on all interfaces answers on the public address of
+// a server or on the global IPv6 address of a cloud instance as on loopback,
+// with no firewall in between. A host from input may not reach it; the
+// service's own calls may. Each address is served by a listener of the test,
+// whose first connection must be the test's own, made after the refusals.
+func TestThisMachinesOwnAddressesAreInternal(t *testing.T) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Skipf("interface addresses: %v", err)
+	}
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	tried := 0
+	for _, a := range addrs {
+		p, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, _ := netip.AddrFromSlice(p.IP)
+		ip = ip.Unmap()
+		if !ip.IsGlobalUnicast() {
+			continue // loopback and link-local: tested elsewhere
+		}
+		ln, err := net.Listen("tcp", netip.AddrPortFrom(ip, 0).String())
+		if err != nil {
+			t.Logf("%s: cannot listen: %v", ip, err)
+			continue
+		}
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				accepted <- c
+			}
+			close(accepted)
+		}()
+		address := ln.Addr().String()
+		ctx := rampart.WithUntrusted(context.Background(), "job", "http://"+address+"/")
+		loc := nextLine()
+		err = g.Check(ctx, "tcp", address)
+		requireRefused(t, err, loc)
+		loc = nextLine()
+		conn, err := g.DialContext(ctx, "tcp", address)
+		if err == nil {
+			conn.Close()
+			t.Errorf("DialContext(%s) from input connected to this machine", address)
+		} else {
+			requireRefused(t, err, loc)
+		}
+		// Without input, the service's own call goes through.
+		own, err := g.DialContext(context.Background(), "tcp", address)
+		if err != nil {
+			t.Fatalf("DialContext(%s) without input: %v", address, err)
+		}
+		c, ok := <-accepted
+		ln.Close()
+		if !ok {
+			t.Fatalf("%s: the listener accepted nothing", address)
+		}
+		if c.RemoteAddr().String() != own.LocalAddr().String() {
+			t.Errorf("%s: the first connection came from %s, not from the service's own call (%s)", address, c.RemoteAddr(), own.LocalAddr())
+		}
+		c.Close()
+		own.Close()
+		tried++
+		t.Logf("refused from input: %s", address)
+	}
+	if tried == 0 {
+		t.Skip("this machine has no global unicast address to listen on")
+	}
+}
+
+// TestAnAddressWrittenAnotherWayIsStillFromTheInput: a service that reads
+// the host of its input as an address and dials it as Go writes it
+// (netip.AddrPort.String, net.IP.String, Addr.Unmap) hands the guard another
+// spelling than the input's: [0:0:0:0:0:0:0:1] becomes [::1],
+// [::ffff:7f00:1] becomes [::ffff:127.0.0.1] or 127.0.0.1, a zone is
+// dropped. It is the same address, and still from the input. An input that
+// names another address, or text with colons that is no address, does not
+// taint the service's own call.
+func TestAnAddressWrittenAnotherWayIsStillFromTheInput(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := strconv.Itoa(w.canary.port)
+	for _, c := range []struct{ input, address string }{
+		{"http://[0:0:0:0:0:0:0:1]:" + port + "/", "[::1]:" + port},
+		{"[0000::0001]", "[::1]:" + port},
+		{"http://[::1%25lo]:" + port + "/", "[::1]:" + port},
+		{"fe80::1%lo ::1%lo", "[::1]:" + port},
+		{"http://[::ffff:7f00:1]:" + port + "/", "[::ffff:127.0.0.1]:" + port},
+		{"http://[::ffff:7f00:1]:" + port + "/", "127.0.0.1:" + port},
+		{"http://[::FFFF:7F00:2]/", "127.0.0.2:" + port},
+		{"127.0.0.1", "[::ffff:127.0.0.1]:" + port},
+		{"http://127.0.0.1:" + port + "/", "[::ffff:7f00:1]:" + port},
+		{"::1:" + port, "[::1]:" + port}, // split at the last colon
+		{"0::1:0", "[::1]:" + port},
+	} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", c.input)
+		loc := nextLine()
+		err := g.Check(ctx, "tcp", c.address)
+		if !errors.Is(err, rampart.ErrBlocked) {
+			t.Errorf("input %q: Check(%s) = %v, want refused", c.input, c.address, err)
+			continue
+		}
+		requireRefused(t, err, loc)
+		loc = nextLine()
+		conn, err := g.DialContext(ctx, "tcp", c.address)
+		if err == nil {
+			conn.Close()
+			t.Errorf("input %q: DialContext(%s) connected", c.input, c.address)
+			continue
+		}
+		requireRefused(t, err, loc)
+	}
+	if h := w.canary.hits.Load(); h != 0 {
+		t.Errorf("canary hits = %d, want 0", h)
+	}
+	for _, input := range []string{"http://[::2]/", "std::vector<int>", "a::b::c", "[::1]:1", "::1:1", "0:0:0:0:0:0:0:1:1"} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", input)
+		if err := g.Check(ctx, "tcp", "[::1]:"+port); err != nil {
+			t.Errorf("input %q: Check([::1]:%s) = %v, want the service's own call let through", input, port, err)
+		}
+	}
+}
+
+// TestCheckReadsTheCLibrarysSpellingsWhateverTheResolver: Check vets an
+// address that a client dials afterwards with its own resolver, commonly the
+// C library's (the default on many systems, and whatever Config.Resolver
+// is), which connects to 127.0.0.1 for 0x7f.1 or 2130706433 (see
+// TestSpelledHostsReachTheCanaryThroughTheCResolver). So Check judges them
+// as addresses even with Go's resolver in Config.Resolver, as the transport
+// does for a resolver it does not see. DialContext dials with
+// Config.Resolver, which finds no such name: nothing to refuse. A bare
+// number that reads as an address of 0.0.0.0/8 leads nowhere, and is not
+// refused.
+func TestCheckReadsTheCLibrarysSpellingsWhateverTheResolver(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	if ssrfguard.ReadsSpellings(g) {
+		t.Skip("the test resolver reads the C library's spellings")
+	}
+	port := strconv.Itoa(w.canary.port)
+	for _, c := range []struct{ input, address, reason string }{
+		{"http://0x7f.1:" + port + "/", "0x7f.1:" + port, `host from job input is "0x7f.1", loopback 127.0.0.1`},
+		{"2130706433", "2130706433:" + port, `host from job input is "2130706433", loopback 127.0.0.1`},
+		{"3232235777", "3232235777:80", `host from job input is "3232235777", private 192.168.1.1`},
+		{"x", "0251.0376.0251.0376:80", "169.254.169.254 is a cloud metadata endpoint"},
+	} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", c.input)
+		loc := nextLine()
+		err := g.Check(ctx, "tcp", c.address)
+		if !errors.Is(err, rampart.ErrBlocked) {
+			t.Errorf("input %q: Check(%s) = %v, want refused", c.input, c.address, err)
+			continue
+		}
+		if be := requireRefused(t, err, loc); be.Event.Reason != c.reason {
+			t.Errorf("input %q: reason %q, want %q", c.input, be.Event.Reason, c.reason)
+		}
+	}
+	ctx := rampart.WithUntrusted(context.Background(), "job", "40184")
+	if err := g.Check(ctx, "tcp", "40184:80"); err != nil {
+		var be *rampart.BlockedError
+		if !errors.As(err, &be) || !strings.Contains(be.Event.Reason, "this network") {
+			t.Errorf("Check(40184:80) = %v, want nil: 0.0.156.248 leads nowhere (unless this machine has an address in 0.0.0.0/8)", err)
+		}
+	}
+}
+
+// TestAnAnswerWithOneInternalAddressIsRefusedByCheckAndNeverDialed: a name
+// from input whose DNS answer holds a public address and an internal one
+// (or whose A answer is public and AAAA answer loopback) is refused by
+// Check, as the client may dial any of them; DialContext, which checks each
+// address it connects to, never connects to the internal one. The dials are
+// over UDP, whose connect sends nothing to the public address.
+func TestAnAnswerWithOneInternalAddressIsRefusedByCheckAndNeverDialed(t *testing.T) {
+	dns := newDNSServer(t, func(name string, qtype uint16, seen int) []netip.Addr {
+		switch name {
+		case "mixed.attacker.test":
+			return []netip.Addr{publicV4, loopbackV4, netip.MustParseAddr("2001:db8::10"), loopbackV6}
+		case "v6loop-v4public.attacker.test":
+			return []netip.Addr{publicV4, loopbackV6}
+		}
+		return worldDNS(name, qtype, seen)
+	})
+	w := newWorld(t)
+	w.resolver = dns.Resolver()
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := strconv.Itoa(w.canary.port)
+	for _, host := range []string{"mixed.attacker.test", "v6loop-v4public.attacker.test"} {
+		address := host + ":" + port
+		ctx := rampart.WithUntrusted(context.Background(), "job", "http://"+address+"/")
+		loc := nextLine()
+		err := g.Check(ctx, "udp", address)
+		requireRefused(t, err, loc)
+		for range 3 {
+			conn, err := g.DialContext(ctx, "udp", address)
+			if err != nil {
+				if !errors.Is(err, rampart.ErrBlocked) {
+					t.Errorf("DialContext(%s) = %v", address, err)
+				}
+				continue
+			}
+			ra := conn.RemoteAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			conn.Close()
+			if ra != publicV4 && ra != netip.MustParseAddr("2001:db8::10") {
+				t.Errorf("DialContext(%s) connected to %s", address, ra)
+			}
+		}
+	}
+}
+
+// closedPort returns a port of 127.0.0.1 on which nothing listens: a dial
+// to it fails (unless another process takes it meanwhile, in which case the
+// dial succeeds and is reported all the same).
+func closedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	return port
+}
+
+// TestMonitorModeReportsDialsThatFail: in monitor mode what would have been
+// refused is reported, whether or not the connection then succeeds. A dial
+// to an internal port where nothing listens is an attempt all the same (an
+// attacker mapping the internal network sees which ports answer), and it is
+// reported from the caller.
+func TestMonitorModeReportsDialsThatFail(t *testing.T) {
+	w := newWorld(t)
+	agent, sink := newAgent(t, rampart.ModeMonitor)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	address := "loop.attacker.test:" + closedPort(t) // decided at the dial
+	ctx := rampart.WithUntrusted(context.Background(), "job", address)
+	loc := nextLine()
+	conn, err := g.DialContext(ctx, "tcp", address)
+	if err == nil {
+		conn.Close()
+	} else if errors.Is(err, rampart.ErrBlocked) {
+		t.Fatalf("monitor mode: DialContext = %v, want the dial's own outcome", err)
+	}
+	if err := agent.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.events) != 1 {
+		t.Fatalf("%d events, want the attempt reported once (dial: %v)", len(sink.events), err)
+	}
+	ev := sink.events[0]
+	if ev.Action != rampart.ActionMonitored || ev.Kind != rampart.KindSSRF || ev.Location != loc || !strings.Contains(ev.Detail, "→ 127.0.0.1:") {
+		t.Errorf("event: action %s, kind %s, location %s, detail %q; want monitored ssrf at %s, to 127.0.0.1", ev.Action, ev.Kind, ev.Location, ev.Detail, loc)
+	}
+}
+
 func TestSelfCallsAreAllowedInsideARequestOnly(t *testing.T) {
 	w := newWorld(t)
 	agent, _ := newAgent(t, rampart.ModeBlock)
@@ -529,6 +806,111 @@ func TestSelfCallsAreAllowedInsideARequestOnly(t *testing.T) {
 	loc := nextLine()
 	err := g.Check(ctx, "tcp", self)
 	requireRefused(t, err, loc)
+	if h := w.canary.hits.Load(); h != 0 {
+		t.Errorf("canary hits = %d, want 0", h)
+	}
+}
+
+// TestSelfIsTheTCPServiceNotAUDPSocketOnItsPort: the self rule opens the
+// address and port the request came in on, which is a TCP port; a UDP socket
+// on the same port number belongs to another service (a statsd or DNS
+// daemon), and a host from input may not reach it. The canary is a UDP
+// socket on the service's own address and port: after the service's dial,
+// the test sends it a datagram of its own, which must be the first it gets.
+func TestSelfIsTheTCPServiceNotAUDPSocketOnItsPort(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	results := make(chan dialResult, 1)
+	var self string
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /dial", func(rw http.ResponseWriter, r *http.Request) {
+		var res dialResult
+		res.checkLoc = nextLine()
+		res.checkErr = g.Check(r.Context(), "udp", self)
+		res.dialLoc = nextLine()
+		conn, err := g.DialContext(r.Context(), "udp", self)
+		res.dialErr = err
+		if err == nil {
+			res.dialed = true
+			conn.Write([]byte("forged"))
+			conn.Close()
+		}
+		results <- res
+	})
+	srv := httptest.NewServer(agent.Handler(mux))
+	t.Cleanup(srv.Close)
+	self = srv.Listener.Addr().String()
+	udp, err := net.ListenPacket("udp", self)
+	if err != nil {
+		t.Skipf("no UDP socket on the service's own port: %v", err)
+	}
+	t.Cleanup(func() { udp.Close() })
+
+	resp, err := http.Get(srv.URL + "/dial?url=" + url.QueryEscape("http://"+self+"/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	var res dialResult
+	select {
+	case res = <-results: // sent before the handler answered
+	default:
+		t.Fatalf("the service did not dial (status %d)", resp.StatusCode)
+	}
+	requireRefused(t, res.checkErr, res.checkLoc)
+	requireRefused(t, res.dialErr, res.dialLoc)
+
+	marker, err := net.Dial("udp", self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marker.Close()
+	if _, err := marker.Write([]byte("marker")); err != nil {
+		t.Fatal(err)
+	}
+	udp.SetReadDeadline(time.Now().Add(30 * time.Second)) // against a hang, not a measure
+	buf := make([]byte, 64)
+	n, _, err := udp.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(buf[:n]); got != "marker" {
+		t.Errorf("the UDP socket on the service's port got %q first, want the test's marker", got)
+	}
+}
+
+// TestPortZeroInTheInputDoesNotUntaintItsHost: an input that names a host
+// with a port different from the one dialed is taken for a URL the service
+// built itself (a Referer of localhost:3000 and a call to localhost:9090).
+// Port 0 is no service's port: a client that reads it as "no port" dials its
+// default, so 127.0.0.1:0 in the input still chose the host.
+func TestPortZeroInTheInputDoesNotUntaintItsHost(t *testing.T) {
+	w := newWorld(t)
+	agent, _ := newAgent(t, rampart.ModeBlock)
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := strconv.Itoa(w.canary.port)
+	for _, c := range []struct{ input, address string }{
+		{"127.0.0.1:0", "127.0.0.1:" + port},
+		{"http://127.0.0.1:0/", "127.0.0.1:" + port},
+		{"http://localhost:00/", "localhost:" + port},
+		{"redis://[::1]:0", "[::1]:" + port},
+		{"loop.attacker.test:0", "loop.attacker.test:" + port},
+	} {
+		ctx := rampart.WithUntrusted(context.Background(), "job", c.input)
+		loc := nextLine()
+		err := g.Check(ctx, "tcp", c.address)
+		requireRefused(t, err, loc)
+		loc = nextLine()
+		conn, err := g.DialContext(ctx, "tcp", c.address)
+		if err == nil {
+			conn.Close()
+			t.Errorf("input %q: DialContext(%s) connected", c.input, c.address)
+			continue
+		}
+		requireRefused(t, err, loc)
+	}
 	if h := w.canary.hits.Load(); h != 0 {
 		t.Errorf("canary hits = %d, want 0", h)
 	}

@@ -16,7 +16,7 @@ var internalRanges = func() []struct {
 	table := []struct{ cidr, name string }{
 		// 0.0.0.0 reaches the host itself (Linux and macOS connect it to
 		// loopback). The rest of 0.0.0.0/8, "this network", is reachable only
-		// where an interface has an address in it: see zeroNetReachable.
+		// where an interface has an address in it: see machine.zeroNetOnLink.
 		{"0.0.0.0/32", "unspecified"},
 		{"10.0.0.0/8", "private"},
 		{"100.64.0.0/10", "CGNAT"},
@@ -82,8 +82,9 @@ func embeddedIPv4(ip netip.Addr) (v4 netip.Addr, form string, ok bool) {
 }
 
 // classify returns the kind of internal address ip is ("loopback",
-// "private", "link-local", "CGNAT", "unspecified", "multicast", "reserved"),
-// or "" for a public address. IPv6 forms that embed an IPv4 address are
+// "private", "link-local", "CGNAT", "unspecified", "multicast", "reserved",
+// "this network", or "this machine" for an address of one of its interfaces
+// that no range names), or "" for a public address. IPv6 forms that embed an IPv4 address are
 // classified by that address, as "loopback (IPv4-mapped)".
 func classify(ip netip.Addr) string {
 	ip = ip.WithZone("")
@@ -98,20 +99,28 @@ func classify(ip netip.Addr) string {
 			return r.name
 		}
 	}
-	if zeroNet.Contains(ip) && zeroNetReachable() {
+	m := thisMachine()
+	if zeroNet.Contains(ip) && m.zeroNetOnLink {
 		return "this network"
+	}
+	if m.has(ip) {
+		return "this machine"
 	}
 	return ""
 }
 
 // Cloud metadata endpoints, denied even when no untrusted input is involved:
-// they hand out the credentials of the machine, and nothing in a service but
-// the cloud SDK (which has its own client) should call them.
+// they hand out the credentials of the machine (or of its container, or pod),
+// and nothing in a service but the cloud SDK (which has its own client) should
+// call them.
 var (
 	metadataAddrs = []netip.Addr{
 		netip.MustParseAddr("169.254.169.254"), // AWS, GCP, Azure, OpenStack, DigitalOcean...
 		netip.MustParseAddr("fd00:ec2::254"),   // AWS IMDS over IPv6
 		netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
+		netip.MustParseAddr("169.254.170.2"),   // AWS ECS: task metadata and the task role's credentials
+		netip.MustParseAddr("169.254.170.23"),  // AWS EKS Pod Identity Agent: the pod role's credentials
+		netip.MustParseAddr("fd00:ec2::23"),    // the same over IPv6
 	}
 	metadataHosts = []string{"metadata.google.internal"}
 )

@@ -26,17 +26,25 @@
 // (100.64.0.0/10), unspecified (0.0.0.0 and ::, which reach the host itself;
 // the rest of 0.0.0.0/8 only where an interface of the machine has an address
 // in it, as elsewhere the kernel connects such an address nowhere), multicast
-// or reserved, or an IPv6 form that embeds one of those IPv4 addresses
+// or reserved, an address of one of the machine's own interfaces (the public
+// address of a server, the global IPv6 address of a cloud instance: the
+// kernel delivers a connection to it as to loopback, past any firewall in
+// front of the machine; the guard reads the interfaces again every 30
+// seconds), or an IPv6 form that embeds one of those IPv4 addresses
 // (IPv4-mapped, IPv4-compatible, IPv4-translated, NAT64 64:ff9b::/96).
 //
 // The host came from input when an input of the context contains the whole
 // host as a token of its own: the input may be the host, host:port, a URL in
 // any form, or text with a URL in it, in any case, percent-encoded once or
-// twice. A word of the host is not enough: the input "api" does not make
+// twice; a host that is an IPv6 address (or an IPv4 one) may also be written
+// another way in the input ([0:0:0:0:0:0:0:1] for ::1, [::ffff:7f00:1] for
+// 127.0.0.1, with or without a zone), as a service that reads the input as an
+// address and dials it as Go writes it turns one into the other. A word of
+// the host is not enough: the input "api" does not make
 // api.internal attacker-chosen. When the input names the host with an
 // explicit port and the request goes to another port, the service built that
 // URL itself (a Referer of http://localhost:3000/ does not taint a call to
-// localhost:9090). An input that is exactly a single-label service name
+// localhost:9090); port 0, which names no service, counts as no port. An input that is exactly a single-label service name
 // ("redis", "api") does taint a request to that name: it cannot be told from
 // "http://" + input; name such services in Config.Allow if inputs may equal
 // them. The same goes for an input that is exactly "localhost", which Allow
@@ -44,14 +52,19 @@
 // calls a sidecar on localhost, should call the sidecar with a client of its
 // own. Likewise, a service that calls itself through its public name, when
 // that name resolves to a private address inside the network (split-horizon
-// DNS) and appears in the Referer, needs the name in Config.Allow.
+// DNS) or to an address of its own machine on another port (a reverse proxy
+// on the same machine) and appears in an input, needs the name in
+// Config.Allow.
 //
 // Requests whose host did not come from input may reach any address — the
 // service's own calls to its database API or sidecar are its business —
 // except the cloud metadata endpoints (169.254.169.254, fd00:ec2::254,
-// 100.100.100.200, metadata.google.internal) and Config.Deny, which apply to
+// 100.100.100.200, metadata.google.internal), the endpoints that hand out the
+// credentials of a container or pod on AWS (ECS: 169.254.170.2; EKS Pod
+// Identity: 169.254.170.23, fd00:ec2::23) and Config.Deny, which apply to
 // every request. Config.Allow names hosts and networks that any request may
-// reach.
+// reach; it opens one of those endpoints only with an entry that names it
+// exactly (its address, or metadata.google.internal).
 //
 // # Spellings
 //
@@ -75,9 +88,9 @@
 // it resolves "127.1" with a resolver like Config.Resolver (same PreferGo)
 // that cannot send a DNS query, and reads the spellings as addresses if the
 // answer is 127.0.0.1. Where the host is resolved by something the guard
-// does not see — a proxy (Transport.Proxy), or the dial of a RoundTripper
-// other than *http.Transport — the spellings count, as such resolvers are
-// commonly the C library's. localhost, *.localhost and the localhost aliases
+// does not see — a proxy (Transport.Proxy), the dial of a RoundTripper
+// other than *http.Transport, the client that dials after Guard.Check — the
+// spellings count, as such resolvers are commonly the C library's. localhost, *.localhost and the localhost aliases
 // of /etc/hosts are judged without DNS too. Userinfo
 // (http://public@127.0.0.1/), brackets and zones, trailing dots, and Unicode
 // hosts that IDNA maps to ASCII (http://ⓛⓞⓒⓐⓛⓗⓞⓢⓣ/, which net/http dials as
@@ -121,7 +134,10 @@
 //
 // Guard.DialContext applies the same rules to any TCP or UDP dial, and
 // checks each address it connects to as the guarded *http.Transport does
-// (a net.Dialer's ControlContext), so DNS rebinding cannot get through.
+// (a net.Dialer's ControlContext), so DNS rebinding cannot get through. It
+// is not for an http.Transport's DialContext, where a redirect, or a
+// Unicode host that net/http maps to localhost, reaches the dial with a
+// host that no input names: give that Transport to Guard.Transport.
 // Guard.Check applies them without connecting, for a client whose dial
 // cannot be replaced: it resolves a name with Config.Resolver and checks
 // every address, and the client then resolves it again when it dials, which
@@ -129,7 +145,8 @@
 // host:port that net.Dial takes; a URL is the transport's business, which
 // also follows redirects and keeps connections dialed for hosts from input
 // apart. The service's own address (see below) counts for them as for the
-// transport.
+// transport, over TCP only: a UDP socket on the service's port number is
+// another service.
 //
 // # Redirects
 //

@@ -78,14 +78,14 @@ func FuzzHostInInput(f *testing.F) {
 			v := input
 			found := false
 			for range 3 {
-				if strings.Contains(asciiLower(v), asciiLower(h)) {
+				if strings.Contains(asciiLower(v), asciiLower(h)) || namesAddr(v, h) {
 					found = true
 					break
 				}
 				v = percentDecode(v)
 			}
 			if !found || h == "" {
-				t.Fatalf("hostInInput(%q, %q, %d) = true, but the input does not contain the host", input, host, port)
+				t.Fatalf("hostInInput(%q, %q, %d) = true, but the input does not contain the host, nor its address in another spelling", input, host, port)
 			}
 			if !hostInInput("x "+input+" y", host, port) {
 				t.Fatalf("hostInInput(%q, %q) = true, but not with text around the input", input, host)
@@ -103,6 +103,32 @@ func FuzzHostInInput(f *testing.F) {
 			}
 		}
 	})
+}
+
+// namesAddr reports whether host is an IP address that v names in another
+// spelling: an IPv6 literal of the same value (zone aside, IPv4-mapped
+// unmapped, maybe followed by a port without brackets), or the IPv4 address
+// of an IPv4-mapped host.
+func namesAddr(v, host string) bool {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.WithZone("").Unmap()
+	for _, tok := range strings.FieldsFunc(v, func(r rune) bool { return r >= 0x80 || !isHostByte(byte(r), true) }) {
+		if i := strings.IndexByte(tok, '%'); i >= 0 {
+			tok = tok[:i]
+		}
+		if a, err := netip.ParseAddr(strings.TrimSuffix(tok, ".")); err == nil && a.Unmap() == ip {
+			return true
+		}
+		if k := strings.LastIndexByte(tok, ':'); k >= 0 {
+			if a, err := netip.ParseAddr(tok[:k]); err == nil && a.Unmap() == ip {
+				return true // ::1:80, an address and a port without brackets
+			}
+		}
+	}
+	return ip.Is4() && strings.Contains(host, ":") && strings.Contains(v, ip.String())
 }
 
 // FuzzURL feeds whole URLs through what RoundTrip decides before sending,

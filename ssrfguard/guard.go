@@ -25,7 +25,8 @@ type Config struct {
 	Allow []string
 	// Deny lists hosts and networks that requests may never reach, whether or
 	// not untrusted input is involved, in addition to the built-in cloud
-	// metadata endpoints (169.254.169.254, fd00:ec2::254, 100.100.100.200,
+	// metadata and credential endpoints (169.254.169.254, fd00:ec2::254,
+	// 100.100.100.200, 169.254.170.2, 169.254.170.23, fd00:ec2::23,
 	// metadata.google.internal). Same syntax as Allow.
 	Deny []string
 	// Resolver resolves host names where the guard resolves them itself (see

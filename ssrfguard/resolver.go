@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,35 +47,71 @@ func resolverReadsSpellings(r *net.Resolver) bool {
 
 var zeroNet = netip.MustParsePrefix("0.0.0.0/8")
 
-// zeroNetReachable reports whether an address of 0.0.0.0/8 other than
-// 0.0.0.0 can be connected to from this machine: only when one of its
-// interfaces has an address in that network (Linux allows it since 5.3).
-// Otherwise the kernel refuses such a destination, and a bare number that
-// the C library reads as 0.0.156.248 ("40184") leads nowhere: it is not an
-// internal address to guard. The answer is refreshed every 30 seconds.
-func zeroNetReachable() bool {
-	zeroNetMu.Lock()
-	defer zeroNetMu.Unlock()
-	if now := time.Now(); now.After(zeroNetChecked.Add(30 * time.Second)) {
-		zeroNetChecked = now
-		zeroNetOnLink = false
-		addrs, err := net.InterfaceAddrs()
-		if err != nil {
-			zeroNetOnLink = true // cannot tell: the safe answer
-		}
-		for _, a := range addrs {
-			if p, ok := a.(*net.IPNet); ok {
-				if ip, ok := netip.AddrFromSlice(p.IP); ok && zeroNet.Contains(ip.Unmap()) {
-					zeroNetOnLink = true
-				}
-			}
+// machine is what the guard knows of this machine's interfaces, for the
+// addresses that reach the machine itself although no range says so.
+type machine struct {
+	checked time.Time
+	// zeroNetOnLink: an address of 0.0.0.0/8 other than 0.0.0.0 can be
+	// connected to from this machine, which is so only when one of its
+	// interfaces has an address in that network (Linux allows it since
+	// 5.3). Otherwise the kernel refuses such a destination, and a bare
+	// number that the C library reads as 0.0.156.248 ("40184") leads
+	// nowhere: it is not an internal address to guard.
+	zeroNetOnLink bool
+	// addrs are the addresses of the interfaces (unmapped, without zone): a
+	// connection to any of them is delivered to this machine, as to
+	// loopback, whether the address is private or the public one of a
+	// server or of a cloud instance's IPv6.
+	addrs []netip.Addr
+}
+
+func (m *machine) has(ip netip.Addr) bool {
+	ip = ip.Unmap().WithZone("")
+	for _, a := range m.addrs {
+		if a == ip {
+			return true
 		}
 	}
-	return zeroNetOnLink
+	return false
+}
+
+// thisMachine returns what the interfaces of this machine are, read again
+// when 30 seconds old: an address added since is known to the guard within
+// that time.
+func thisMachine() *machine {
+	if m := machineNow.Load(); m != nil && time.Since(m.checked) < 30*time.Second {
+		return m
+	}
+	machineMu.Lock()
+	defer machineMu.Unlock()
+	if m := machineNow.Load(); m != nil && time.Since(m.checked) < 30*time.Second {
+		return m
+	}
+	m := &machine{checked: time.Now()}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		m.zeroNetOnLink = true // cannot tell: the safe answer
+	}
+	for _, a := range addrs {
+		p, ok := a.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(p.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		m.addrs = append(m.addrs, ip)
+		if zeroNet.Contains(ip) {
+			m.zeroNetOnLink = true
+		}
+	}
+	machineNow.Store(m)
+	return m
 }
 
 var (
-	zeroNetMu      sync.Mutex
-	zeroNetChecked time.Time
-	zeroNetOnLink  bool
+	machineMu  sync.Mutex
+	machineNow atomic.Pointer[machine]
 )

@@ -3,6 +3,7 @@ package ssrfguard
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -75,8 +76,9 @@ func inputForHost(ctx context.Context, host string, port uint16) (rampart.Input,
 	if host == "" {
 		return rampart.Input{}, false
 	}
+	h := newHostMatch(host)
 	for in := range rampart.Inputs(ctx) {
-		if hostInInput(in.Value, host, port) {
+		if h.in(in.Value, port) {
 			return in, true
 		}
 	}
@@ -126,38 +128,131 @@ func parsePort(s string) (uint16, bool) {
 // may be the host, host:port, a URL in any form (userinfo, brackets, zone) or
 // a text that contains one, but "api" does not make "api.internal" tainted,
 // and neither does "xapi.internal": an input that is only a word of the host
-// did not choose it.
+// did not choose it. A host that is an IP address also counts when the input
+// writes the same address another way (see addrInInput).
 //
 // When the occurrence is followed by an explicit port, that port must be the
 // one requested: an input naming localhost:8080 (a Referer, typically) did not
-// choose a request to localhost:9090 that the service builds itself.
+// choose a request to localhost:9090 that the service builds itself. Port 0
+// names no service, and counts as no port.
 func hostInInput(v, host string, port uint16) bool {
+	h := newHostMatch(host)
+	return h.in(v, port)
+}
+
+// hostMatch is a host prepared for hostInInput, once for all the inputs.
+type hostMatch struct {
+	host      string // no trailing dot
+	hostUpper bool
+	ip        netip.Addr // the address that host is, unmapped, without zone
+	isAddr    bool
+}
+
+func newHostMatch(host string) hostMatch {
 	host = strings.TrimSuffix(host, ".")
-	if host == "" || len(v) < len(host) {
+	h := hostMatch{host: host, hostUpper: hasUpper(host)}
+	h.ip, h.isAddr = hostAddr(host)
+	return h
+}
+
+func (h *hostMatch) in(v string, port uint16) bool {
+	host, hostUpper, ip, isAddr := h.host, h.hostUpper, h.ip, h.isAddr
+	if host == "" || len(v) < len(host) && (!isAddr || len(v) < len("::1")) {
 		return false
 	}
-	hostUpper := hasUpper(host)
 	for range 3 {
-		if matchHost(v, host, port, false) {
-			return true
-		}
-		if hostUpper || hasUpper(v) {
-			if len(v)*len(host) <= maxFoldScan {
-				if matchHost(v, host, port, true) {
-					return true
-				}
-			} else if matchHost(asciiLower(v), asciiLower(host), port, false) {
+		if len(v) >= len(host) {
+			if matchHost(v, host, port, false) {
 				return true
 			}
+			if hostUpper || hasUpper(v) {
+				if len(v)*len(host) <= maxFoldScan {
+					if matchHost(v, host, port, true) {
+						return true
+					}
+				} else if matchHost(asciiLower(v), asciiLower(host), port, false) {
+					return true
+				}
+			}
+		}
+		if isAddr && addrInInput(v, host, ip, port) {
+			return true
 		}
 		if strings.IndexByte(v, '%') < 0 {
 			return false
 		}
 		d := percentDecode(v)
-		if d == v || len(d) < len(host) {
+		if d == v {
 			return false
 		}
 		v = d
+	}
+	return false
+}
+
+// hostAddr returns the address that host, an IP literal, is: unmapped and
+// without zone, the form in which two spellings of one address are equal.
+func hostAddr(host string) (netip.Addr, bool) {
+	if strings.IndexByte(host, ':') < 0 && (host == "" || !isDigit(host[len(host)-1])) {
+		return netip.Addr{}, false // a name: spare the parse
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ip.WithZone("").Unmap(), true
+}
+
+// addrInInput reports whether the input v names the address ip (the host
+// about to be dialed, an IP literal) in another spelling than host's: a
+// service that reads its input as an address and dials it as Go writes it
+// (netip.AddrPort.String, net.IP.String, Addr.Unmap) turns
+// [0:0:0:0:0:0:0:1] into [::1], [::ffff:7f00:1] into [::ffff:127.0.0.1] or
+// 127.0.0.1, and drops a zone. So an IPv6 literal of the input with the
+// same value counts, and so does the IPv4 address in dotted form when the
+// host is that address mapped to IPv6. The port rule of matchHost applies.
+func addrInInput(v, host string, ip netip.Addr, port uint16) bool {
+	if ip.Is4() && strings.IndexByte(host, ':') >= 0 && matchHost(v, ip.String(), port, false) {
+		return true // ::ffff:127.0.0.1 from 127.0.0.1
+	}
+	if c := strings.IndexByte(v, ':'); c < 0 || strings.IndexByte(v[c+1:], ':') < 0 {
+		return false // no IPv6 literal
+	}
+	for i := 0; i < len(v); {
+		j := strings.IndexByte(v[i:], ':')
+		if j < 0 {
+			return false
+		}
+		j += i
+		// The run of address characters around this colon, as a token.
+		start, end := j, j+1
+		for start > i && isHostByte(v[start-1], true) {
+			start--
+		}
+		for end < len(v) && isHostByte(v[end], true) {
+			end++
+		}
+		i = end
+		tok := v[start:end]
+		if strings.Count(tok, ":") < 2 {
+			continue // "https:", "host:port"
+		}
+		if k := strings.IndexByte(tok, '%'); k >= 0 {
+			tok = tok[:k] // a zone, percent-encoded or not
+		}
+		if a, err := netip.ParseAddr(strings.TrimSuffix(tok, ".")); err == nil && a.Unmap() == ip {
+			if !otherPort(v[end:], true, port) {
+				return true
+			}
+			continue
+		}
+		// ::1:6379, an address and a port without the brackets, which a
+		// parser that splits at the last colon reads as [::1]:6379.
+		if k := strings.LastIndexByte(tok, ':'); k > 0 {
+			if a, err := netip.ParseAddr(tok[:k]); err == nil && a.Unmap() == ip && !otherPort(tok[k:], false, port) {
+				return true
+			}
+		}
 	}
 	return false
 }
@@ -191,24 +286,32 @@ func matchHost(v, host string, port uint16, fold bool) bool {
 		if j < len(v) && isHostByte(v[j], ipv6) {
 			continue
 		}
-		rest := v[j:]
-		if ipv6 && strings.HasPrefix(rest, "]") {
-			rest = rest[1:]
-		}
-		if len(rest) >= 2 && rest[0] == ':' && isDigit(rest[1]) {
-			k := 1
-			for k < len(rest) && isDigit(rest[k]) {
-				k++
-			}
-			// A port that is not one (above 65535) cannot name another
-			// service: the occurrence counts.
-			if p, ok := parsePort(rest[1:k]); ok && p != port {
-				continue
-			}
+		if otherPort(v[j:], ipv6, port) {
+			continue
 		}
 		return true
 	}
 	return false
+}
+
+// otherPort reports whether rest, what follows an occurrence of the host in
+// an input, starts with an explicit port (after the closing bracket of an
+// IPv6 address) that is not port. A port that is not one (above 65535, or
+// 0, which clients read as "no port" and replace with their default) cannot
+// name another service: the occurrence counts.
+func otherPort(rest string, ipv6 bool, port uint16) bool {
+	if ipv6 && strings.HasPrefix(rest, "]") {
+		rest = rest[1:]
+	}
+	if len(rest) < 2 || rest[0] != ':' || !isDigit(rest[1]) {
+		return false
+	}
+	k := 1
+	for k < len(rest) && isDigit(rest[k]) {
+		k++
+	}
+	p, ok := parsePort(rest[1:k])
+	return ok && p != 0 && p != port
 }
 
 // indexFoldASCII is strings.Index with ASCII letters compared without case,

@@ -147,6 +147,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	resp, err := rt.RoundTrip(out)
+	if st != nil {
+		if v, addr := st.found(); v != nil && !st.reported {
+			// Monitor mode: the dial let the connection attempt through and
+			// left what it found for this goroutine, the application's, to
+			// report, whether the connection was then made or not.
+			_ = g.report(ctx, req, tn, v, addr)
+		}
+	}
 	if err != nil {
 		var de *dialError
 		if errors.As(err, &de) {
@@ -155,13 +163,6 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		return nil, err
-	}
-	if st != nil {
-		if v, addr := st.found(); v != nil && !st.reported {
-			// Monitor mode: the dial let the connection through and left
-			// what it found for this goroutine, the application's, to report.
-			_ = g.report(ctx, req, tn, v, addr)
-		}
 	}
 	return resp, nil
 }

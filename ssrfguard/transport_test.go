@@ -101,6 +101,9 @@ func TestMetadataEndpointsAreDeniedWithoutInput(t *testing.T) {
 		"http://169.254.169.254/latest/meta-data/",
 		"http://[fd00:ec2::254]/latest/meta-data/",
 		"http://100.100.100.200/latest/meta-data/",
+		"http://169.254.170.2/v2/credentials/",
+		"http://169.254.170.23/v1/credentials",
+		"http://[fd00:ec2::23]/v1/credentials",
 		"http://metadata.google.internal/computeMetadata/v1/",
 		"http://metadata/computeMetadata/v1/",
 		"http://[::ffff:169.254.169.254]/",
@@ -170,6 +173,36 @@ func TestMonitorModeReportsEveryAttemptAndLetsItThrough(t *testing.T) {
 		if ev.Action != rampart.ActionMonitored || ev.Kind != "ssrf" || ev.Location != locs[i] {
 			t.Errorf("event %d: action %s, kind %s, location %s; want monitored ssrf at %s", i, ev.Action, ev.Kind, ev.Location, locs[i])
 		}
+	}
+}
+
+// TestMonitorModeReportsRequestsWhoseDialFails: a request to an internal
+// port where nothing listens is reported in monitor mode like one that
+// connects.
+func TestMonitorModeReportsRequestsWhoseDialFails(t *testing.T) {
+	w := newWorld(t)
+	agent, sink := newAgent(t, rampart.ModeMonitor)
+	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+	target := "http://loop.attacker.test:" + closedPort(t) + "/" // decided at the dial
+	ctx := rampart.WithUntrusted(context.Background(), "job", target)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	loc := nextLine()
+	resp, err := client.Do(req)
+	if err == nil {
+		resp.Body.Close()
+	} else if errors.Is(err, rampart.ErrBlocked) {
+		t.Fatalf("monitor mode: %v, want the dial's own outcome", err)
+	}
+	if err := agent.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.events) != 1 {
+		t.Fatalf("%d events, want the attempt reported once (request: %v)", len(sink.events), err)
+	}
+	if ev := sink.events[0]; ev.Action != rampart.ActionMonitored || ev.Kind != rampart.KindSSRF || ev.Location != loc {
+		t.Errorf("event: action %s, kind %s, location %s; want monitored ssrf at %s", ev.Action, ev.Kind, ev.Location, loc)
 	}
 }
 
