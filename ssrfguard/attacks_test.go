@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/ssrfguard"
 )
 
@@ -39,7 +40,7 @@ func TestDNSRebindingIsCaughtWhereTheConnectionIsMade(t *testing.T) {
 	for _, setup := range []string{"unguarded", "net.Dialer", "custom DialContext"} {
 		t.Run(setup, func(t *testing.T) {
 			w := newWorld(t) // a fresh DNS server: rebind.test starts public again
-			agent, _ := newAgent(t, rampart.ModeBlock)
+			agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 			guarded := setup != "unguarded"
 			client := &http.Client{Transport: w.plainRealBase(), Timeout: 5 * time.Second}
 			switch setup {
@@ -116,7 +117,7 @@ func TestRedirectFromAnUntrustedHostIsTainted(t *testing.T) {
 				}
 			})
 			t.Run(fmt.Sprintf("guarded/%d/%s", hops, to), func(t *testing.T) {
-				agent, _ := newAgent(t, rampart.ModeBlock)
+				agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 				g := w.guard(t, agent, ssrfguard.Config{})
 				client := g.Client(&http.Client{Transport: w.simBase(), Timeout: 5 * time.Second})
 				before, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
@@ -155,7 +156,7 @@ func TestRedirectFromAnUntrustedHostIsTainted(t *testing.T) {
 func TestRedirectFromAnAllowedHostIsStillTainted(t *testing.T) {
 	// An allow-listed host with an open redirect must not become a way in.
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	_, aport, _ := strings.Cut(w.attacker.Listener.Addr().String(), ":")
 	client := w.guard(t, agent, ssrfguard.Config{Allow: []string{"attacker.loop.test"}}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
 	input := fmt.Sprintf("http://attacker.loop.test:%s/r?to=%s", aport, redirectTo(fmt.Sprintf("http://127.0.0.1:%d/canary", w.canary.port)))
@@ -185,7 +186,7 @@ func TestSelfCallRule(t *testing.T) {
 	// request could have been sent to it directly. Another port of the same
 	// host is another service.
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
 	svc := newService(t, agent, client)
 	self := svc.self()
