@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -215,5 +216,87 @@ func TestSelfCallRule(t *testing.T) {
 	requireBlocked(t, resp, err, loc)
 	if h := w.canary.hits.Load(); h != 1 {
 		t.Errorf("canary hits = %d, want 1 (the hardcoded call)", h)
+	}
+}
+
+// TestCaseMappedInputIsStillTheHost: a service that case-maps the URL it
+// was given (strings.ToLower, strings.ToUpper) turns four non-ASCII letters
+// into ASCII ones: K (U+212A KELVIN SIGN) and İ (U+0130) lower to k and i,
+// ſ (U+017F LONG S) and ı (U+0131 DOTLESS I) upper to S and I. The host it
+// requests is then in the input only through that mapping, and the input
+// chose it all the same.
+func TestCaseMappedInputIsStillTheHost(t *testing.T) {
+	w := newWorld(t)
+	agent, events := ramparttest.NewAgent(t, rampart.Config{})
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := w.canary.port
+	for _, tc := range []struct {
+		host    string // as the input writes it
+		mapping func(string) string
+		// live: the mapped host is on this machine, and the request is
+		// made for real against the canary; otherwise it is internal
+		// elsewhere, and dialed on the simulated network.
+		live bool
+	}{
+		{"loop.attac\u212Aer.test", strings.ToLower, true},
+		{"localho\u017Ft", strings.ToUpper, true},
+		{"\u0131p.localhost", strings.ToUpper, true},
+		{"\u0130p.localhost", strings.ToLower, true},
+		{"\u212Aubernetes.default.svc", strings.ToLower, false},
+	} {
+		input := fmt.Sprintf("http://%s:%d/canary", tc.host, port)
+		target := tc.mapping(input)
+		base, plain := w.simBase(), w.simBase()
+		if tc.live {
+			base, plain = realBase(), w.plainRealBase()
+		}
+		t.Run(target+"/unguarded", func(t *testing.T) {
+			// The exploit is real: the mapped URL reaches an internal address.
+			hits, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
+			resp, err := (&http.Client{Transport: plain, Timeout: 5 * time.Second}).Get(target)
+			if err == nil {
+				resp.Body.Close()
+			}
+			reached := w.canary.hits.Load() > hits
+			for _, d := range w.sim.Dialed()[dialed:] {
+				if ap, err := netip.ParseAddrPort(d); err == nil && isInternal(ap.Addr()) {
+					reached = true
+				}
+			}
+			if !reached {
+				t.Fatalf("%s reached no internal address (%v)", target, err)
+			}
+		})
+		t.Run(target+"/guarded", func(t *testing.T) {
+			hits, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
+			ctx := rampart.WithUntrusted(context.Background(), "job", input)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := g.Client(&http.Client{Transport: base, Timeout: 5 * time.Second})
+			loc := nextLine()
+			resp, err := client.Do(req)
+			requireBlocked(t, resp, err, loc)
+			u, err := url.Parse(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loc = nextLine()
+			err = g.Check(ctx, "tcp", u.Host)
+			requireRefused(t, err, loc)
+			want := ramparttest.Want{Kind: rampart.KindSSRF, Action: rampart.ActionBlocked, Input: rampart.Input{Source: "job", Value: input}}
+			for range 2 {
+				if d := want.Diff(events.Next(t)); d != "" {
+					t.Error(d)
+				}
+			}
+			if h := w.canary.hits.Load(); h != hits {
+				t.Errorf("the canary saw %d connections, want none", h-hits)
+			}
+			if d := w.sim.Dialed()[dialed:]; len(d) != 0 {
+				t.Errorf("the simulated network was asked to dial %v", d)
+			}
+		})
 	}
 }
