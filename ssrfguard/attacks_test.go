@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/ssrfguard"
 )
 
@@ -39,7 +41,7 @@ func TestDNSRebindingIsCaughtWhereTheConnectionIsMade(t *testing.T) {
 	for _, setup := range []string{"unguarded", "net.Dialer", "custom DialContext"} {
 		t.Run(setup, func(t *testing.T) {
 			w := newWorld(t) // a fresh DNS server: rebind.test starts public again
-			agent, _ := newAgent(t, rampart.ModeBlock)
+			agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 			guarded := setup != "unguarded"
 			client := &http.Client{Transport: w.plainRealBase(), Timeout: 5 * time.Second}
 			switch setup {
@@ -116,7 +118,7 @@ func TestRedirectFromAnUntrustedHostIsTainted(t *testing.T) {
 				}
 			})
 			t.Run(fmt.Sprintf("guarded/%d/%s", hops, to), func(t *testing.T) {
-				agent, _ := newAgent(t, rampart.ModeBlock)
+				agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 				g := w.guard(t, agent, ssrfguard.Config{})
 				client := g.Client(&http.Client{Transport: w.simBase(), Timeout: 5 * time.Second})
 				before, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
@@ -155,7 +157,7 @@ func TestRedirectFromAnUntrustedHostIsTainted(t *testing.T) {
 func TestRedirectFromAnAllowedHostIsStillTainted(t *testing.T) {
 	// An allow-listed host with an open redirect must not become a way in.
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	_, aport, _ := strings.Cut(w.attacker.Listener.Addr().String(), ":")
 	client := w.guard(t, agent, ssrfguard.Config{Allow: []string{"attacker.loop.test"}}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
 	input := fmt.Sprintf("http://attacker.loop.test:%s/r?to=%s", aport, redirectTo(fmt.Sprintf("http://127.0.0.1:%d/canary", w.canary.port)))
@@ -185,7 +187,7 @@ func TestSelfCallRule(t *testing.T) {
 	// request could have been sent to it directly. Another port of the same
 	// host is another service.
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
 	svc := newService(t, agent, client)
 	self := svc.self()
@@ -214,5 +216,87 @@ func TestSelfCallRule(t *testing.T) {
 	requireBlocked(t, resp, err, loc)
 	if h := w.canary.hits.Load(); h != 1 {
 		t.Errorf("canary hits = %d, want 1 (the hardcoded call)", h)
+	}
+}
+
+// TestCaseMappedInputIsStillTheHost: a service that case-maps the URL it
+// was given (strings.ToLower, strings.ToUpper) turns four non-ASCII letters
+// into ASCII ones: K (U+212A KELVIN SIGN) and İ (U+0130) lower to k and i,
+// ſ (U+017F LONG S) and ı (U+0131 DOTLESS I) upper to S and I. The host it
+// requests is then in the input only through that mapping, and the input
+// chose it all the same.
+func TestCaseMappedInputIsStillTheHost(t *testing.T) {
+	w := newWorld(t)
+	agent, events := ramparttest.NewAgent(t, rampart.Config{})
+	g := w.guard(t, agent, ssrfguard.Config{})
+	port := w.canary.port
+	for _, tc := range []struct {
+		host    string // as the input writes it
+		mapping func(string) string
+		// live: the mapped host is on this machine, and the request is
+		// made for real against the canary; otherwise it is internal
+		// elsewhere, and dialed on the simulated network.
+		live bool
+	}{
+		{"loop.attac\u212Aer.test", strings.ToLower, true},
+		{"localho\u017Ft", strings.ToUpper, true},
+		{"\u0131p.localhost", strings.ToUpper, true},
+		{"\u0130p.localhost", strings.ToLower, true},
+		{"\u212Aubernetes.default.svc", strings.ToLower, false},
+	} {
+		input := fmt.Sprintf("http://%s:%d/canary", tc.host, port)
+		target := tc.mapping(input)
+		base, plain := w.simBase(), w.simBase()
+		if tc.live {
+			base, plain = realBase(), w.plainRealBase()
+		}
+		t.Run(target+"/unguarded", func(t *testing.T) {
+			// The exploit is real: the mapped URL reaches an internal address.
+			hits, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
+			resp, err := (&http.Client{Transport: plain, Timeout: 5 * time.Second}).Get(target)
+			if err == nil {
+				resp.Body.Close()
+			}
+			reached := w.canary.hits.Load() > hits
+			for _, d := range w.sim.Dialed()[dialed:] {
+				if ap, err := netip.ParseAddrPort(d); err == nil && isInternal(ap.Addr()) {
+					reached = true
+				}
+			}
+			if !reached {
+				t.Fatalf("%s reached no internal address (%v)", target, err)
+			}
+		})
+		t.Run(target+"/guarded", func(t *testing.T) {
+			hits, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
+			ctx := rampart.WithUntrusted(context.Background(), "job", input)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			client := g.Client(&http.Client{Transport: base, Timeout: 5 * time.Second})
+			loc := nextLine()
+			resp, err := client.Do(req)
+			requireBlocked(t, resp, err, loc)
+			u, err := url.Parse(target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loc = nextLine()
+			err = g.Check(ctx, "tcp", u.Host)
+			requireRefused(t, err, loc)
+			want := ramparttest.Want{Kind: rampart.KindSSRF, Action: rampart.ActionBlocked, Input: rampart.Input{Source: "job", Value: input}}
+			for range 2 {
+				if d := want.Diff(events.Next(t)); d != "" {
+					t.Error(d)
+				}
+			}
+			if h := w.canary.hits.Load(); h != hits {
+				t.Errorf("the canary saw %d connections, want none", h-hits)
+			}
+			if d := w.sim.Dialed()[dialed:]; len(d) != 0 {
+				t.Errorf("the simulated network was asked to dial %v", d)
+			}
+		})
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/ssrfguard"
 )
 
@@ -167,7 +168,7 @@ func (s *dialService) dial(t testing.TB, input, network, address string) (dialRe
 
 func TestCheckAndDialContextRefuseEveryExploit(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	libc := ssrfguard.ReadsSpellings(g)
 	svc := newDialService(t, agent, g)
@@ -246,7 +247,7 @@ func TestCheckAndDialContextRefuseEveryExploit(t *testing.T) {
 
 func TestCheckLetsBenignAddressesThrough(t *testing.T) {
 	w := newWorld(t)
-	agent, sink := newAgent(t, rampart.ModeBlock)
+	agent, events := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	svc := newDialService(t, agent, g)
 	lines := readBenign(t, svc.self(), w.canary.port)
@@ -291,18 +292,16 @@ func TestCheckLetsBenignAddressesThrough(t *testing.T) {
 		})
 	}
 	if n := agent.Stats().Events; n != 0 {
-		sink.mu.Lock()
-		for _, ev := range sink.events {
+		for _, ev := range events.Events() {
 			t.Logf("event: %s | %s | %s", ev.Detail, ev.Reason, ev.Input.Value)
 		}
-		sink.mu.Unlock()
 		t.Errorf("%d events for benign addresses, want none", n)
 	}
 }
 
 func TestHostNotFromInputIsAllowed(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	port := strconv.Itoa(w.canary.port)
 	contexts := map[string]context.Context{
@@ -342,7 +341,7 @@ func TestDialContextClosesTheRebindingWindowThatCheckLeaves(t *testing.T) {
 			w := newWorld(t)
 			dns := newDNSServer(t, worldDNS) // a fresh one: rebind.test starts public
 			w.resolver = dns.Resolver()
-			agent, _ := newAgent(t, rampart.ModeBlock)
+			agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 			g := w.guard(t, agent, ssrfguard.Config{})
 			address := "rebind.test:" + strconv.Itoa(w.canary.port)
 			ctx := rampart.WithUntrusted(context.Background(), "job", "http://"+address+"/canary")
@@ -388,7 +387,7 @@ func TestDialContextClosesTheRebindingWindowThatCheckLeaves(t *testing.T) {
 
 func TestMetadataIsRefusedWithoutInput(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	for _, cfg := range []ssrfguard.Config{{}, {Allow: []string{"169.254.0.0/16", "*.google.internal", "*.attacker.test", "fd00::/8", "0.0.0.0/0", "::/0"}}} {
 		g := w.guard(t, agent, cfg)
 		for _, address := range []string{
@@ -422,7 +421,7 @@ func TestMetadataIsRefusedWithoutInput(t *testing.T) {
 
 func TestAllowAndDenyApplyToCheckAndDialContext(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	port := strconv.Itoa(w.canary.port)
 	tainted := func(address string) context.Context {
 		return rampart.WithUntrusted(context.Background(), "job", "http://"+address+"/")
@@ -477,7 +476,7 @@ func TestAllowAndDenyApplyToCheckAndDialContext(t *testing.T) {
 
 func TestMonitorModeReportsChecksAndDials(t *testing.T) {
 	w := newWorld(t)
-	agent, sink := newAgent(t, rampart.ModeMonitor)
+	agent, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	port := strconv.Itoa(w.canary.port)
 	var locs []string
@@ -503,18 +502,18 @@ func TestMonitorModeReportsChecksAndDials(t *testing.T) {
 	if h := w.canary.hits.Load(); h != 2 {
 		t.Errorf("canary hits = %d, want 2 (nothing is refused)", h)
 	}
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	if len(sink.events) != len(locs) {
-		t.Fatalf("%d events, want one per call (%d)", len(sink.events), len(locs))
+	evs := events.Events()
+	if len(evs) != len(locs) {
+		t.Fatalf("%d events, want one per call (%d)", len(evs), len(locs))
 	}
-	for i, ev := range sink.events {
-		if ev.Action != rampart.ActionMonitored || ev.Kind != rampart.KindSSRF || ev.Sink != "net" || ev.Location != locs[i] {
-			t.Errorf("event %d: action %s, kind %s, sink %s, location %s; want monitored ssrf, net, at %s", i, ev.Action, ev.Kind, ev.Sink, ev.Location, locs[i])
+	for i, ev := range evs {
+		want := ramparttest.Want{Kind: rampart.KindSSRF, Action: rampart.ActionMonitored, Sink: "net", Location: locs[i]}
+		if d := want.Diff(ev); d != "" {
+			t.Errorf("event %d: %s", i, d)
 		}
 	}
-	if want := "tcp ⟦loop.attacker.test⟧:" + port + " → 127.0.0.1:" + port; sink.events[3].Detail != want {
-		t.Errorf("detail of the dial = %q, want %q", sink.events[3].Detail, want)
+	if want := "tcp ⟦loop.attacker.test⟧:" + port + " → 127.0.0.1:" + port; evs[3].Detail != want {
+		t.Errorf("detail of the dial = %q, want %q", evs[3].Detail, want)
 	}
 }
 
@@ -531,7 +530,7 @@ func TestThisMachinesOwnAddressesAreInternal(t *testing.T) {
 		t.Skipf("interface addresses: %v", err)
 	}
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	tried := 0
 	for _, a := range addrs {
@@ -603,7 +602,7 @@ func TestThisMachinesOwnAddressesAreInternal(t *testing.T) {
 // taint the service's own call.
 func TestAnAddressWrittenAnotherWayIsStillFromTheInput(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	port := strconv.Itoa(w.canary.port)
 	for _, c := range []struct{ input, address string }{
@@ -659,7 +658,7 @@ func TestAnAddressWrittenAnotherWayIsStillFromTheInput(t *testing.T) {
 // refused.
 func TestCheckReadsTheCLibrarysSpellingsWhateverTheResolver(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	if ssrfguard.ReadsSpellings(g) {
 		t.Skip("the test resolver reads the C library's spellings")
@@ -709,7 +708,7 @@ func TestAnAnswerWithOneInternalAddressIsRefusedByCheckAndNeverDialed(t *testing
 	})
 	w := newWorld(t)
 	w.resolver = dns.Resolver()
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	port := strconv.Itoa(w.canary.port)
 	for _, host := range []string{"mixed.attacker.test", "v6loop-v4public.attacker.test"} {
@@ -756,7 +755,7 @@ func closedPort(t testing.TB) string {
 // reported from the caller.
 func TestMonitorModeReportsDialsThatFail(t *testing.T) {
 	w := newWorld(t)
-	agent, sink := newAgent(t, rampart.ModeMonitor)
+	agent, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	address := "loop.attacker.test:" + closedPort(t) // decided at the dial
 	ctx := rampart.WithUntrusted(context.Background(), "job", address)
@@ -770,20 +769,22 @@ func TestMonitorModeReportsDialsThatFail(t *testing.T) {
 	if err := agent.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	if len(sink.events) != 1 {
-		t.Fatalf("%d events, want the attempt reported once (dial: %v)", len(sink.events), err)
+	evs := events.Events()
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want the attempt reported once (dial: %v)", len(evs), err)
 	}
-	ev := sink.events[0]
-	if ev.Action != rampart.ActionMonitored || ev.Kind != rampart.KindSSRF || ev.Location != loc || !strings.Contains(ev.Detail, "→ 127.0.0.1:") {
-		t.Errorf("event: action %s, kind %s, location %s, detail %q; want monitored ssrf at %s, to 127.0.0.1", ev.Action, ev.Kind, ev.Location, ev.Detail, loc)
+	want := ramparttest.Want{Kind: rampart.KindSSRF, Action: rampart.ActionMonitored, Location: loc}
+	if d := want.Diff(evs[0]); d != "" {
+		t.Error(d)
+	}
+	if !strings.Contains(evs[0].Detail, "→ 127.0.0.1:") {
+		t.Errorf("detail %q, want the dial to 127.0.0.1", evs[0].Detail)
 	}
 }
 
 func TestSelfCallsAreAllowedInsideARequestOnly(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	svc := newDialService(t, agent, g)
 	self := svc.self()
@@ -819,7 +820,7 @@ func TestSelfCallsAreAllowedInsideARequestOnly(t *testing.T) {
 // the test sends it a datagram of its own, which must be the first it gets.
 func TestSelfIsTheTCPServiceNotAUDPSocketOnItsPort(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	results := make(chan dialResult, 1)
 	var self string
@@ -888,7 +889,7 @@ func TestSelfIsTheTCPServiceNotAUDPSocketOnItsPort(t *testing.T) {
 // default, so 127.0.0.1:0 in the input still chose the host.
 func TestPortZeroInTheInputDoesNotUntaintItsHost(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	port := strconv.Itoa(w.canary.port)
 	for _, c := range []struct{ input, address string }{
@@ -917,7 +918,7 @@ func TestPortZeroInTheInputDoesNotUntaintItsHost(t *testing.T) {
 }
 
 func TestCheckRejectsWhatNetDialWould(t *testing.T) {
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	w := newWorld(t)
 	g := w.guard(t, agent, ssrfguard.Config{})
 	for _, tt := range []struct{ network, address string }{
@@ -955,12 +956,7 @@ func TestCheckRejectsWhatNetDialWould(t *testing.T) {
 
 func TestIncompleteInputsFailClosed(t *testing.T) {
 	w := newWorld(t)
-	sink := &eventSink{}
-	agent, err := rampart.New(rampart.Config{Service: "ssrf-test", Sinks: []rampart.Sink{sink}, MaxInputs: 4, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { agent.Close(context.Background()) })
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{MaxInputs: 4})
 	g := w.guard(t, agent, ssrfguard.Config{})
 	svc := newDialService(t, agent, g)
 	canary := "127.0.0.1:" + strconv.Itoa(w.canary.port)
@@ -1006,7 +1002,13 @@ func TestIncompleteInputsFailClosed(t *testing.T) {
 //	go test -run '^$' -bench Check -count 6 ./ssrfguard
 func BenchmarkCheck(b *testing.B) {
 	dns := newDNSServer(b, worldDNS)
-	agent, _ := newAgent(b, rampart.ModeBlock)
+	// An agent that drops its events, which a ramparttest.Recorder would
+	// keep: a benchmark may report many.
+	agent, err := rampart.New(rampart.Config{Service: "bench", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { agent.Close(context.Background()) })
 	g, err := ssrfguard.New(agent, ssrfguard.Config{Resolver: dns.Resolver()})
 	if err != nil {
 		b.Fatal(err)

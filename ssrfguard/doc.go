@@ -36,7 +36,11 @@
 // The host came from input when an input of the context contains the whole
 // host as a token of its own: the input may be the host, host:port, a URL in
 // any form, or text with a URL in it, in any case, percent-encoded once or
-// twice; a host that is an IPv6 address (or an IPv4 one) may also be written
+// twice. Case includes the four non-ASCII letters that strings.ToLower and
+// strings.ToUpper turn into ASCII ones (U+212A KELVIN SIGN into k, U+0130 İ
+// into i, U+017F ſ into S, U+0131 ı into I): an input "\u212Aubernetes.svc"
+// chose the host "kubernetes.svc" of a service that lower-cases it. A host
+// that is an IPv6 address (or an IPv4 one) may also be written
 // another way in the input ([0:0:0:0:0:0:0:1] for ::1, [::ffff:7f00:1] for
 // 127.0.0.1, with or without a zone), as a service that reads the input as an
 // address and dials it as Go writes it turns one into the other. A word of

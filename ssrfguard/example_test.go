@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,9 +19,15 @@ import (
 // internal service, while the worker's own calls to the same service go
 // through.
 func ExampleGuard_Client() {
-	agent, _ := rampart.New(rampart.Config{Service: "worker", Logger: slog.New(slog.DiscardHandler)})
+	agent, err := rampart.New(rampart.Config{Service: "worker", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer agent.Close(context.Background())
-	guard, _ := ssrfguard.New(agent, ssrfguard.Config{})
+	guard, err := ssrfguard.New(agent, ssrfguard.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
 	client := guard.Client(nil) // http.DefaultTransport's settings, guarded
 
 	internal := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -30,17 +37,25 @@ func ExampleGuard_Client() {
 
 	payload := internal.URL + "/admin" // what the attacker put in the job
 	ctx := rampart.WithUntrusted(context.Background(), "job", payload)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, payload, nil)
-	_, err := client.Do(req)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, payload, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp, err := client.Do(req)
 	var be *rampart.BlockedError
-	if errors.As(err, &be) {
+	switch {
+	case errors.As(err, &be):
 		fmt.Println("job URL blocked:", be.Event.Reason)
+	case err != nil:
+		log.Fatal(err)
+	default:
+		resp.Body.Close()
+		fmt.Println("job URL fetched:", resp.Status)
 	}
 
-	resp, err := client.Get(internal.URL + "/health") // the worker's own call
+	resp, err = client.Get(internal.URL + "/health") // the worker's own call
 	if err != nil {
-		fmt.Println(err)
-		return
+		log.Fatal(err)
 	}
 	resp.Body.Close()
 	fmt.Println("own call:", resp.Status)
@@ -53,16 +68,23 @@ func ExampleGuard_Client() {
 // works on clones of it, so its settings (TLS, timeouts, proxies, pool sizes)
 // apply, and base itself is left as it was.
 func ExampleGuard_Transport() {
-	agent, _ := rampart.New(rampart.Config{Service: "api", Logger: slog.New(slog.DiscardHandler)})
+	agent, err := rampart.New(rampart.Config{Service: "api", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer agent.Close(context.Background())
 
-	_, err := ssrfguard.New(agent, ssrfguard.Config{Deny: []string{"10.99.0.0/66"}})
-	fmt.Println(err)
+	if _, err := ssrfguard.New(agent, ssrfguard.Config{Deny: []string{"10.99.0.0/66"}}); err != nil {
+		fmt.Println(err) // a list entry that is none of the forms New reads
+	}
 
-	guard, _ := ssrfguard.New(agent, ssrfguard.Config{
+	guard, err := ssrfguard.New(agent, ssrfguard.Config{
 		Allow: []string{"billing.internal"}, // reachable even from a URL in input
 		Deny:  []string{"127.0.0.0/8"},      // nothing on this machine, input or not
 	})
+	if err != nil {
+		log.Fatal(err)
+	}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.MaxIdleConnsPerHost = 32
 	client := &http.Client{Transport: guard.Transport(base)}
@@ -80,11 +102,20 @@ func ExampleGuard_Transport() {
 // internal network, while the worker's own connection to the same server is
 // made.
 func ExampleGuard_DialContext() {
-	agent, _ := rampart.New(rampart.Config{Service: "worker", Logger: slog.New(slog.DiscardHandler)})
+	agent, err := rampart.New(rampart.Config{Service: "worker", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer agent.Close(context.Background())
-	guard, _ := ssrfguard.New(agent, ssrfguard.Config{})
+	guard, err := ssrfguard.New(agent, ssrfguard.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
 
-	internal, _ := net.Listen("tcp", "127.0.0.1:0") // an internal service
+	internal, err := net.Listen("tcp", "127.0.0.1:0") // an internal service
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer internal.Close()
 	go func() {
 		for {
@@ -98,16 +129,21 @@ func ExampleGuard_DialContext() {
 
 	payload := internal.Addr().String() // what the attacker put in the job
 	ctx := rampart.WithUntrusted(context.Background(), "job", payload)
-	_, err := guard.DialContext(ctx, "tcp", payload)
+	conn, err := guard.DialContext(ctx, "tcp", payload)
 	var be *rampart.BlockedError
-	if errors.As(err, &be) {
+	switch {
+	case errors.As(err, &be):
 		fmt.Println("job address blocked:", be.Event.Reason)
+	case err != nil:
+		log.Fatal(err)
+	default:
+		conn.Close()
+		fmt.Println("job address reached")
 	}
 
-	conn, err := guard.DialContext(context.Background(), "tcp", internal.Addr().String()) // the worker's own
+	conn, err = guard.DialContext(context.Background(), "tcp", internal.Addr().String()) // the worker's own
 	if err != nil {
-		fmt.Println(err)
-		return
+		log.Fatal(err)
 	}
 	conn.Close()
 	fmt.Println("own connection made")
@@ -120,11 +156,17 @@ func ExampleGuard_DialContext() {
 // itself. The cloud metadata endpoints are refused to every caller, input or
 // not.
 func ExampleGuard_Check() {
-	agent, _ := rampart.New(rampart.Config{Service: "api", Logger: slog.New(slog.DiscardHandler)})
+	agent, err := rampart.New(rampart.Config{Service: "api", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer agent.Close(context.Background())
-	guard, _ := ssrfguard.New(agent, ssrfguard.Config{})
+	guard, err := ssrfguard.New(agent, ssrfguard.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
 
-	err := guard.Check(context.Background(), "tcp", "169.254.169.254:80")
+	err = guard.Check(context.Background(), "tcp", "169.254.169.254:80")
 	var be *rampart.BlockedError
 	if errors.As(err, &be) {
 		fmt.Println(errors.Is(err, rampart.ErrBlocked), be.Event.Reason)

@@ -78,7 +78,7 @@ func FuzzHostInInput(f *testing.F) {
 			v := input
 			found := false
 			for range 3 {
-				if strings.Contains(asciiLower(v), asciiLower(h)) || namesAddr(v, h) {
+				if strings.Contains(asciiLower(v), asciiLower(h)) || strings.Contains(asciiLower(caseMapASCII(v)), asciiLower(h)) || namesAddr(v, h) {
 					found = true
 					break
 				}
@@ -92,6 +92,12 @@ func FuzzHostInInput(f *testing.F) {
 			}
 			if !hostInInput(strings.ToUpper(input), host, port) && isASCII(input) {
 				t.Fatalf("hostInInput(%q, %q) = true, but not in upper case", input, host)
+			}
+		}
+		// A service that case-maps its input requests the host it makes.
+		for _, mapped := range []string{strings.ToLower(input), strings.ToUpper(input)} {
+			if validHost(strings.TrimSuffix(mapped, ".")) && !hostInInput(input, mapped, port) {
+				t.Fatalf("hostInInput(%q, %q, %d) = false, but the host is the input case-mapped", input, mapped, port)
 			}
 		}
 		if !validHost(h) {

@@ -1,7 +1,6 @@
 package ssrfguard_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -11,15 +10,17 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
-	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/internal/corpus"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/ssrfguard"
 )
 
@@ -184,10 +185,10 @@ type exploit struct {
 func readExploits(t testing.TB) []exploit {
 	t.Helper()
 	var out []exploit
-	for _, line := range readLines(t, "testdata/exploits.txt") {
-		f := strings.SplitN(line, " ", 3)
-		if len(f) != 3 {
-			t.Fatalf("exploits.txt: bad line %q", line)
+	for _, l := range corpus.Lines(t, "testdata/exploits.txt") {
+		f := l.Fields(t, ' ', 3)
+		if !slices.Contains([]string{"live", "spelled", "offline"}, f[0]) || !slices.Contains([]string{"url", "host", "hostport", "text"}, f[1]) {
+			t.Fatalf("%s: unknown class %q or how %q", l.Pos(), f[0], f[1])
 		}
 		out = append(out, exploit{class: f[0], how: f[1], input: f[2]})
 	}
@@ -213,26 +214,6 @@ func (e exploit) request(port int) (input, target string) {
 		panic("exploits.txt: unknown how " + e.how)
 	}
 	return input, target
-}
-
-func readLines(t testing.TB, name string) []string {
-	t.Helper()
-	f, err := os.Open(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := sc.Text(); l != "" && !strings.HasPrefix(l, "#") {
-			lines = append(lines, l)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
 }
 
 // requireBlocked checks that a request was refused by the guard, with an
@@ -311,7 +292,7 @@ func TestGuardBlocksEveryExploit(t *testing.T) {
 	if len(exploits) < 30 {
 		t.Fatalf("%d exploits in the corpus, want at least 30", len(exploits))
 	}
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	setups := []struct {
 		name string
 		base *http.Transport
@@ -399,7 +380,7 @@ func stillAddress(target string) bool {
 
 func TestEventSaysWhatWasBlockedAndWhy(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase()})
 	svc := newService(t, agent, client)
 	tests := []struct{ input, target, reason, detail string }{
@@ -466,11 +447,9 @@ func readBenign(t testing.TB, self string, port int) []benign {
 	_, selfPort, _ := net.SplitHostPort(self)
 	r := strings.NewReplacer("{self}", self, "{selfport}", selfPort, "{port}", strconv.Itoa(port))
 	var out []benign
-	for _, line := range readLines(t, "testdata/benign.txt") {
-		input, target, ok := strings.Cut(line, "\t")
-		if !ok {
-			t.Fatalf("benign.txt: no tab in %q", line)
-		}
+	for _, l := range corpus.Lines(t, "testdata/benign.txt") {
+		f := l.Fields(t, '\t', 2)
+		input, target := f[0], f[1]
 		if target == "=" {
 			target = input
 		}
@@ -495,7 +474,7 @@ func onLoopback(target string) bool {
 
 func TestGuardLetsBenignRequestsThrough(t *testing.T) {
 	w := newWorld(t)
-	agent, sink := newAgent(t, rampart.ModeBlock)
+	agent, events := ramparttest.NewAgent(t, rampart.Config{})
 	setups := []struct {
 		name string
 		base *http.Transport
@@ -549,11 +528,9 @@ func TestGuardLetsBenignRequestsThrough(t *testing.T) {
 		}
 	}
 	if n := agent.Stats().Events; n != 0 {
-		sink.mu.Lock()
-		for _, ev := range sink.events {
+		for _, ev := range events.Events() {
 			t.Logf("event: %s | %s | %s", ev.Detail, ev.Reason, ev.Input.Value)
 		}
-		sink.mu.Unlock()
 		t.Errorf("%d events for benign requests, want none", n)
 	}
 	t.Logf("%d benign requests, none blocked", total)

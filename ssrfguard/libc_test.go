@@ -3,7 +3,6 @@
 package ssrfguard
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/internal/corpus"
 )
 
 // TestSpelledHostsReachTheCanaryThroughTheCResolver shows that the spelled
@@ -70,16 +70,10 @@ func TestSpelledHostsReachTheCanaryThroughTheCResolver(t *testing.T) {
 		Transport: &http.Transport{DialContext: (&net.Dialer{Resolver: refuse, Timeout: 2 * time.Second}).DialContext},
 		Timeout:   5 * time.Second,
 	}
-	f, err := os.Open("testdata/exploits.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
 	tried := 0
-	for sc.Scan() {
-		fields := strings.SplitN(sc.Text(), " ", 3)
-		if len(fields) != 3 || fields[0] != "spelled" {
+	for _, l := range corpus.Lines(t, "testdata/exploits.txt") {
+		fields := l.Fields(t, ' ', 3)
+		if fields[0] != "spelled" {
 			continue
 		}
 		in := strings.ReplaceAll(fields[2], "{port}", fmt.Sprint(port))

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -21,8 +20,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/rampartsec/rampart"
 )
 
 // dnsServer answers A and AAAA queries over UDP on 127.0.0.1. answer returns
@@ -299,28 +296,4 @@ func (n *simNet) Dialed() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return append([]string(nil), n.dialed...)
-}
-
-// eventSink collects events.
-type eventSink struct {
-	mu     sync.Mutex
-	events []rampart.Event
-}
-
-func (s *eventSink) WriteEvents(_ context.Context, evs []rampart.Event) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events = append(s.events, evs...)
-	return nil
-}
-
-func newAgent(t testing.TB, mode rampart.Mode) (*rampart.Agent, *eventSink) {
-	t.Helper()
-	sink := &eventSink{}
-	a, err := rampart.New(rampart.Config{Service: "ssrf-test", Mode: mode, Sinks: []rampart.Sink{sink}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(context.Background()) })
-	return a, sink
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/ssrfguard"
 )
 
@@ -18,7 +19,7 @@ import (
 // that names an address there is no event (the dial fails on its own).
 func TestZeroAddressReachesThisHostAndIsBlocked(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	unguarded := &http.Client{Transport: w.plainRealBase(), Timeout: 5 * time.Second}
 	guarded := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
 	do := func(c *http.Client, host string) (*http.Response, error, string) {
@@ -70,7 +71,7 @@ func TestZeroAddressReachesThisHostAndIsBlocked(t *testing.T) {
 // name is not found, and the guard stays silent.
 func TestBareNumbersInURLsAreNotEvents(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	for _, setup := range []struct {
 		name string
 		base *http.Transport

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rampartsec/rampart"
 )
@@ -123,8 +124,10 @@ func parsePort(s string) (uint16, bool) {
 // hostInInput reports whether host, the host name of a URL about to be
 // requested on port, was taken from the untrusted input v. The input must
 // contain the whole host (ASCII case folded, a trailing dot ignored, also
-// after percent-decoding v once or twice) as a token of its own: not preceded
-// or followed by a character that a host name continues with. So the input
+// after percent-decoding v once or twice, and also after mapping the four
+// non-ASCII letters that case mappings make ASCII: see caseMapASCII) as a
+// token of its own: not preceded or followed by a character that a host
+// name continues with. So the input
 // may be the host, host:port, a URL in any form (userinfo, brackets, zone) or
 // a text that contains one, but "api" does not make "api.internal" tainted,
 // and neither does "xapi.internal": an input that is only a word of the host
@@ -156,24 +159,18 @@ func newHostMatch(host string) hostMatch {
 }
 
 func (h *hostMatch) in(v string, port uint16) bool {
-	host, hostUpper, ip, isAddr := h.host, h.hostUpper, h.ip, h.isAddr
+	host, ip, isAddr := h.host, h.ip, h.isAddr
 	if host == "" || len(v) < len(host) && (!isAddr || len(v) < len("::1")) {
 		return false
 	}
 	for range 3 {
-		if len(v) >= len(host) {
-			if matchHost(v, host, port, false) {
-				return true
-			}
-			if hostUpper || hasUpper(v) {
-				if len(v)*len(host) <= maxFoldScan {
-					if matchHost(v, host, port, true) {
-						return true
-					}
-				} else if matchHost(asciiLower(v), asciiLower(host), port, false) {
-					return true
-				}
-			}
+		if h.inText(v, port) {
+			return true
+		}
+		// A service that case-maps its input turns the few non-ASCII
+		// letters that map to ASCII ones into them (see caseMapASCII).
+		if m := caseMapASCII(v); m != v && h.inText(m, port) {
+			return true
 		}
 		if isAddr && addrInInput(v, host, ip, port) {
 			return true
@@ -188,6 +185,94 @@ func (h *hostMatch) in(v string, port uint16) bool {
 		v = d
 	}
 	return false
+}
+
+// inText reports whether v holds the host as matchHost reads it, ASCII case
+// folded.
+func (h *hostMatch) inText(v string, port uint16) bool {
+	host := h.host
+	if len(v) < len(host) {
+		return false
+	}
+	if matchHost(v, host, port, false) {
+		return true
+	}
+	if !h.hostUpper && !hasUpper(v) {
+		return false
+	}
+	if len(v)*len(host) <= maxFoldScan {
+		return matchHost(v, host, port, true)
+	}
+	return matchHost(asciiLower(v), asciiLower(host), port, false)
+}
+
+// caseMapASCII returns s with each non-ASCII letter that Go's case mappings
+// turn into an ASCII one (strings.ToLower, ToUpper, ToTitle, with or without
+// unicode.TurkishCase) replaced by that letter in lower case, the match
+// folding ASCII case anyway: "\u212Aubernetes" becomes "kubernetes", which
+// strings.ToLower makes of it. There are four: K (U+212A KELVIN SIGN) lowers
+// to k, İ (U+0130) to i, ſ (U+017F LATIN SMALL LETTER LONG S) uppers to S and
+// ı (U+0131 DOTLESS I) to I. unicode.SimpleFold knows the first and third
+// only. A string without those letters is returned as it is, without
+// allocating.
+func caseMapASCII(s string) string {
+	// The four start with the byte 0xC4, 0xC5 or 0xE2. Most inputs, ASCII
+	// or not, hold none: a short one is looked through once, a long one
+	// with IndexByte, faster than a loop.
+	start := len(s)
+	if len(s) <= 64 {
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c == 0xC4 || c == 0xC5 || c == 0xE2 {
+				start = i
+				break
+			}
+		}
+	} else {
+		for _, lead := range [...]byte{0xC4, 0xC5, 0xE2} {
+			if i := strings.IndexByte(s[:start], lead); i >= 0 {
+				start = i
+			}
+		}
+	}
+	var b []byte
+	done := 0 // s[:done] is in b
+	for i := start; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if a := toASCIILetter(r); a != 0 {
+			if b == nil {
+				b = make([]byte, 0, len(s))
+			}
+			b = append(append(b, s[done:i]...), a)
+			done = i + size
+		}
+		i += size
+	}
+	if b == nil {
+		return s
+	}
+	return string(append(b, s[done:]...))
+}
+
+// toASCIILetter returns the ASCII letter that a case mapping turns r into,
+// for the non-ASCII letters listed at caseMapASCII, and 0 for every other
+// rune. TestCaseMapASCIIKnowsEveryLetter checks the list against package
+// unicode.
+func toASCIILetter(r rune) byte {
+	switch r {
+	case '\u212A': // KELVIN SIGN
+		return 'k'
+	case '\u017F': // LATIN SMALL LETTER LONG S
+		return 's'
+	case '\u0130': // LATIN CAPITAL LETTER I WITH DOT ABOVE
+		return 'i'
+	case '\u0131': // LATIN SMALL LETTER DOTLESS I
+		return 'i'
+	}
+	return 0
 }
 
 // hostAddr returns the address that host, an IP literal, is: unmapped and

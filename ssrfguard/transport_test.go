@@ -16,11 +16,12 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/ssrfguard"
 )
 
 func TestNewValidatesTheConfig(t *testing.T) {
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	if _, err := ssrfguard.New(nil, ssrfguard.Config{}); err == nil || !strings.Contains(err.Error(), "agent") {
 		t.Errorf("New(nil agent) = %v, want an error about the agent", err)
 	}
@@ -51,7 +52,7 @@ func TestNewValidatesTheConfig(t *testing.T) {
 
 func TestAllowAndDenyLists(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	port := w.canary.port
 	tests := []struct {
 		name    string
@@ -96,7 +97,7 @@ func TestAllowAndDenyLists(t *testing.T) {
 
 func TestMetadataEndpointsAreDeniedWithoutInput(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	for _, target := range []string{
 		"http://169.254.169.254/latest/meta-data/",
 		"http://[fd00:ec2::254]/latest/meta-data/",
@@ -138,7 +139,7 @@ func TestMetadataEndpointsAreDeniedWithoutInput(t *testing.T) {
 
 func TestMonitorModeReportsEveryAttemptAndLetsItThrough(t *testing.T) {
 	w := newWorld(t)
-	agent, sink := newAgent(t, rampart.ModeMonitor)
+	agent, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
 	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
 	targets := []string{
 		fmt.Sprintf("http://127.0.0.1:%d/canary", w.canary.port),          // decided from the host
@@ -164,14 +165,14 @@ func TestMonitorModeReportsEveryAttemptAndLetsItThrough(t *testing.T) {
 	if h := w.canary.hits.Load(); h != 6 {
 		t.Errorf("canary hits = %d, want 6 (nothing is refused, connections are not reused)", h)
 	}
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	if len(sink.events) != len(locs) {
-		t.Fatalf("%d events, want one per request (%d)", len(sink.events), len(locs))
+	evs := events.Events()
+	if len(evs) != len(locs) {
+		t.Fatalf("%d events, want one per request (%d)", len(evs), len(locs))
 	}
-	for i, ev := range sink.events {
-		if ev.Action != rampart.ActionMonitored || ev.Kind != "ssrf" || ev.Location != locs[i] {
-			t.Errorf("event %d: action %s, kind %s, location %s; want monitored ssrf at %s", i, ev.Action, ev.Kind, ev.Location, locs[i])
+	for i, ev := range evs {
+		want := ramparttest.Want{Kind: rampart.KindSSRF, Action: rampart.ActionMonitored, Location: locs[i]}
+		if d := want.Diff(ev); d != "" {
+			t.Errorf("event %d: %s", i, d)
 		}
 	}
 }
@@ -181,7 +182,7 @@ func TestMonitorModeReportsEveryAttemptAndLetsItThrough(t *testing.T) {
 // connects.
 func TestMonitorModeReportsRequestsWhoseDialFails(t *testing.T) {
 	w := newWorld(t)
-	agent, sink := newAgent(t, rampart.ModeMonitor)
+	agent, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
 	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
 	target := "http://loop.attacker.test:" + closedPort(t) + "/" // decided at the dial
 	ctx := rampart.WithUntrusted(context.Background(), "job", target)
@@ -196,13 +197,13 @@ func TestMonitorModeReportsRequestsWhoseDialFails(t *testing.T) {
 	if err := agent.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	sink.mu.Lock()
-	defer sink.mu.Unlock()
-	if len(sink.events) != 1 {
-		t.Fatalf("%d events, want the attempt reported once (request: %v)", len(sink.events), err)
+	evs := events.Events()
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want the attempt reported once (request: %v)", len(evs), err)
 	}
-	if ev := sink.events[0]; ev.Action != rampart.ActionMonitored || ev.Kind != rampart.KindSSRF || ev.Location != loc {
-		t.Errorf("event: action %s, kind %s, location %s; want monitored ssrf at %s", ev.Action, ev.Kind, ev.Location, loc)
+	want := ramparttest.Want{Kind: rampart.KindSSRF, Action: rampart.ActionMonitored, Location: loc}
+	if d := want.Diff(evs[0]); d != "" {
+		t.Error(d)
 	}
 }
 
@@ -225,7 +226,7 @@ func (r *recordingRoundTripper) RoundTrip(req *http.Request) (*http.Response, er
 
 func TestOtherRoundTrippersAreCheckedBeforeTheCall(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	base := &recordingRoundTripper{}
 	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: base})
 	tests := []struct {
@@ -264,7 +265,7 @@ func TestProxiedRequestsAreCheckedByTheTargetNotTheProxy(t *testing.T) {
 	// The proxy itself is on loopback, an internal address: dialing it is
 	// the operator's configuration, not the attacker's doing.
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	var proxied atomic.Int64
 	proxy := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		proxied.Add(1)
@@ -306,7 +307,7 @@ func (b *trackedBody) Close() error { b.closed.Store(true); return nil }
 
 func TestRoundTripperContract(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	for _, base := range []http.RoundTripper{realBase(), &recordingRoundTripper{}} {
 		rt := w.guard(t, agent, ssrfguard.Config{}).Transport(base)
 		t.Run(fmt.Sprintf("%T", base), func(t *testing.T) {
@@ -349,7 +350,7 @@ func TestRoundTripperContract(t *testing.T) {
 
 func TestHTTPSAndHTTP2KeepWorking(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(rw, r.Proto)
 	}))
@@ -377,7 +378,7 @@ func TestHTTPSAndHTTP2KeepWorking(t *testing.T) {
 
 func TestConcurrentRequestsAreRaceFree(t *testing.T) {
 	w := newWorld(t)
-	agent, _ := newAgent(t, rampart.ModeBlock)
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
 	good := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { rw.Write([]byte("ok")) }))
 	defer good.Close()
