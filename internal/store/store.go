@@ -144,6 +144,9 @@ type Store interface {
 	// returns ErrBusy at once and deletes nothing.
 	Prune(ctx context.Context, cfg PruneConfig) (PruneResult, error)
 
+	// Detections is what the control plane's detection engine needs.
+	Detections
+
 	// Close releases the store's connections and ends its subscriptions.
 	Close() error
 }
@@ -308,7 +311,15 @@ type Decision struct {
 	Origin    string         `json:"origin"`           // OriginManual or a detector's name; "" means OriginManual
 	Created   time.Time      `json:"created"`          // set by the store
 	Expires   time.Time      `json:"expires,omitzero"` // zero means never
-	Revision  int64          `json:"revision"`         // the revision that created it
+	Revision  int64          `json:"revision"`         // the revision that created it; 0 for a simulated one
+
+	// AlertID and Evidence say why a decision the detection engine made
+	// was made (Origin is then the scenario): the alert, and the ids of
+	// the events that raised it. Simulated: the scenario runs in simulate
+	// mode, so the decision is recorded and shown, never enforced.
+	AlertID   string   `json:"alert_id,omitempty"`
+	Evidence  []string `json:"evidence,omitempty"`
+	Simulated bool     `json:"simulated,omitempty"`
 }
 
 // Expired reports whether d has expired at now.
