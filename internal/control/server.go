@@ -88,7 +88,7 @@ func (r Retention) prune(ctx context.Context, st store.Store, log *slog.Logger) 
 		case err != nil:
 			log.Warn("control: prune failed; retrying at the next interval", "err", err, "deleted", res.Total(), "interval", interval)
 		case res.Total() > 0:
-			log.Info("control: pruned", "events", res.Events, "changes", res.Changes, "decisions", res.Decisions,
+			log.Info("control: pruned", "events", res.Events, "alerts", res.Alerts, "changes", res.Changes, "decisions", res.Decisions,
 				"join_tokens", res.JoinTokens, "instances", res.Instances, "took", time.Since(start))
 		}
 		select {

@@ -157,7 +157,8 @@ const PruneBatch = 10000
 // PruneConfig says what Prune deletes. A zero time deletes nothing of its
 // kind.
 type PruneConfig struct {
-	// EventsBefore: events whose Time is before it.
+	// EventsBefore: events whose Time is before it, and alerts (of the
+	// detection engine) stored before it.
 	EventsBefore time.Time
 	// ChangesBefore: changes recorded before it, oldest first, up to the
 	// first one recorded at or after it, which is kept with every later
@@ -178,6 +179,7 @@ type PruneConfig struct {
 // PruneResult counts the rows Prune deleted.
 type PruneResult struct {
 	Events     int64 `json:"events"`
+	Alerts     int64 `json:"alerts"`
 	Changes    int64 `json:"changes"`
 	Decisions  int64 `json:"decisions"`
 	JoinTokens int64 `json:"join_tokens"`
@@ -186,7 +188,7 @@ type PruneResult struct {
 
 // Total is the number of rows deleted, all kinds together.
 func (r PruneResult) Total() int64 {
-	return r.Events + r.Changes + r.Decisions + r.JoinTokens + r.Instances
+	return r.Events + r.Alerts + r.Changes + r.Decisions + r.JoinTokens + r.Instances
 }
 
 // ValidatePruneConfig checks cfg and returns it with Batch defaulted.

@@ -219,6 +219,14 @@ func testPutAlert(t *testing.T, open OpenFunc) {
 	if len(changes) != 1 || changes[0].Key != ds[0].ID {
 		t.Errorf("changes %+v, want one: the enforced decision's creation", changes)
 	}
+	// Alerts are pruned with the events.
+	res, err := s.Prune(ctx, store.PruneConfig{EventsBefore: time.Now().Add(time.Minute)})
+	if err != nil || res.Alerts != 1 {
+		t.Errorf("Prune = %+v, %v; want 1 alert deleted", res, err)
+	}
+	if _, err := s.Alert(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Alert after prune: %v, want ErrNotFound", err)
+	}
 }
 
 func testLead(t *testing.T, open OpenFunc) {
