@@ -99,6 +99,16 @@
 // on the watch; agents and gateways then read GET /v1/revocations and
 // refuse the revoked service's SVIDs at every mTLS handshake and close its
 // connections.
+//
+// # Detection
+//
+// A Server with ServerConfig.Detect runs a Detector: package detect's
+// scenarios over the stored events, one replica at a time, from a cursor
+// kept in the store, so that replicas decide what one would (see
+// Detector). Its decisions name their origin (the scenario), their alert
+// and their evidence events (GET /v1/decisions/{id}/explain); those of a
+// scenario in simulate mode are stored with simulated true, shown to the
+// admin, and never given to a service or gateway.
 package control
 
 import (
