@@ -13,6 +13,7 @@ import (
 	"github.com/rampartsec/rampart/internal/control"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/postgres"
+	"github.com/rampartsec/rampart/internal/store/sqlite"
 )
 
 // The time from the POST of an attack's decisive event to its decision
@@ -90,4 +91,53 @@ func measureLatency(t *testing.T, poster, watcher *detecting, runs int) {
 	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
 	t.Logf("POST of the decisive event → decision on the watch, %d runs: p50 %v, p99 %v, max %v",
 		len(lat), p(0.50), p(0.99), lat[len(lat)-1])
+}
+
+// BenchmarkDetectorBacklog measures how fast a leader catches up on stored
+// events: read from the event log, converted, run through the built-in
+// scenarios, the cursor advanced (go test -run '^$' -bench DetectorBacklog
+// ./internal/control/). The events are ordinary requests of 1,000 actors,
+// which the scenarios count without alerting.
+func BenchmarkDetectorBacklog(b *testing.B) {
+	const n = 50_000
+	for b.Loop() {
+		b.StopTimer()
+		s, err := sqlite.Open(context.Background(), sqlite.Config{Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		at := time.Now().Add(-time.Minute).UTC()
+		batch := make([]store.Event, 0, store.MaxEventBatch)
+		for i := range n {
+			batch = append(batch, store.Event{ID: fmt.Sprintf("req-%d", i), Time: at.Add(time.Duration(i) * time.Microsecond),
+				Kind: "request", Service: "shop", Route: "GET /items/{id}", ActorIP: fmt.Sprintf("10.0.%d.%d", i/250%4, i%250),
+				ActorVerified: true, Data: []byte(`{"method":"GET","path":"/items/7","status":200}`)})
+			if len(batch) == cap(batch) {
+				if _, err := s.AppendEvents(context.Background(), batch); err != nil {
+					b.Fatal(err)
+				}
+				batch = batch[:0]
+			}
+		}
+		det, err := control.NewDetector(s, control.DetectConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		b.StartTimer()
+		go func() { done <- det.Run(ctx) }()
+		for det.Stats().Events < n {
+			time.Sleep(time.Millisecond)
+		}
+		b.StopTimer()
+		if st := det.Stats(); st.Alerts != 0 {
+			b.Fatalf("%d alerts on ordinary requests", st.Alerts)
+		}
+		cancel()
+		<-done
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
