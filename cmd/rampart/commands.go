@@ -51,7 +51,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func runDecisions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const use = "usage: rampart decisions add|list|rm"
+	const use = "usage: rampart decisions add|list|rm|explain"
 	if len(args) == 0 {
 		return usageError{use}
 	}
@@ -62,6 +62,8 @@ func runDecisions(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return decisionsList(ctx, args[1:], stdout, stderr)
 	case "rm", "delete":
 		return decisionsRm(ctx, args[1:], stdout, stderr)
+	case "explain":
+		return decisionsExplain(ctx, args[1:], stdout, stderr)
 	}
 	return usageError{fmt.Sprintf("unknown decisions command %q; %s", args[0], use)}
 }
@@ -175,7 +177,11 @@ func printDecisions(w io.Writer, ds []store.Decision) error {
 		if d.Action == store.ActionRateLimit && d.RateLimit > 0 {
 			action += fmt.Sprintf(" %d/min", d.RateLimit)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Scope, d.Value, action, expires, d.Origin, d.Reason)
+		origin := d.Origin
+		if d.Simulated {
+			origin += " (simulated)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Scope, d.Value, action, expires, origin, d.Reason)
 	}
 	return tw.Flush()
 }

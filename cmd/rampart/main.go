@@ -47,8 +47,9 @@ Usage:
                                  create a control-plane data directory, its CA key sealed under a
                                  key-encryption key kept elsewhere, and print the admin token
   rampart server -data DIR [-ca-kek-file FILE] [-addr 127.0.0.1:8443] [-hosts names] [-postgres DSN]
+                 [-detect] [-scenarios DIR] [-detect-allow ip:10.0.0.0/8,user:ops] [-detect-allow-file FILE]
                                  serve the control-plane API over TLS (the CA key's KEK: -ca-kek-file
-                                 or RAMPART_CA_KEK)
+                                 or RAMPART_CA_KEK), and detect abuse in the events it stores
   rampart gateway [-c gateway.yaml]
                                  run the edge gateway: WAF, authentication, decisions, actor tokens
   rampart token create [-ttl 1h] SERVICE
@@ -57,6 +58,14 @@ Usage:
                                  block an actor (SCOPE: ip, cidr, user, session)
   rampart decisions list [-all]  list decisions
   rampart decisions rm ID...     remove decisions
+  rampart decisions explain ID   why a decision was made: origin, alert, scenario, evidence events
+  rampart alerts [-scenario S] [-since 24h] [-limit N]
+                                 list what detection raised, newest first
+  rampart scenarios list         list the detection scenarios in force
+  rampart scenarios test DIR...  run scenario fixtures (input.jsonl → expected.jsonl), offline
+  rampart scenarios replay [-since 24h] [-until T] [-dir DIR]
+                                 what the scenarios (those of DIR replacing the server's) would
+                                 raise over the stored events; nothing is stored
   rampart policy apply -f FILE [-base N]
                                  validate and apply a service authorization policy (YAML)
   rampart policy show [-version N]
@@ -115,6 +124,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return noHelpErr(runPolicy(ctx, args[1:], stdout, stderr))
 	case "services":
 		return noHelpErr(runServices(ctx, args[1:], stdout, stderr))
+	case "alerts":
+		return noHelpErr(runAlerts(ctx, args[1:], stdout, stderr))
+	case "scenarios":
+		return noHelpErr(runScenarios(ctx, args[1:], stdout, stderr))
 	case "version":
 		fmt.Fprintln(stdout, version())
 		return nil

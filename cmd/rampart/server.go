@@ -187,12 +187,17 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	quotaAllWatches := fs.Int("quota-watches-total", control.DefaultWatches, "most open watches of all service identities together; -1: no limit")
 	quotaRate := fs.Float64("quota-rate", control.DefaultRequestsPerSecond, "requests per second per service identity (token bucket); -1: no limit")
 	quotaBurst := fs.Int("quota-burst", control.DefaultBurst, "requests a service identity may make at once, over -quota-rate")
+	detectF := addDetectFlags(fs)
 	quotaInFlight := fs.Int("quota-in-flight", control.DefaultInFlightPerService, "most requests of one service identity served at once, watches apart; -1: no limit")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
 	if *dir == "" {
 		return usageError{"server: -data DIR is required"}
+	}
+	detectCfg, err := detectF.config()
+	if err != nil {
+		return err
 	}
 	if *pg == "" {
 		*pg = os.Getenv("RAMPART_POSTGRES")
@@ -251,6 +256,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			InstancesPerService: *quotaInstances, WatchesPerService: *quotaWatches, Watches: *quotaAllWatches,
 			RequestsPerSecond: *quotaRate, Burst: *quotaBurst, InFlightPerService: *quotaInFlight,
 		},
+		Detect: detectCfg,
 		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
 	})
 	if err != nil {

@@ -225,6 +225,9 @@ func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request, caller st
 	if !h.readsEverything(caller) {
 		ds = slices.DeleteFunc(ds, func(d store.Decision) bool { return !enforces(d) })
 	}
+	if caller != "" { // an enforcer: never a simulated decision
+		ds = slices.DeleteFunc(ds, func(d store.Decision) bool { return d.Simulated })
+	}
 	if ds == nil {
 		ds = []store.Decision{}
 	}
@@ -237,7 +240,7 @@ func (h *Handler) getDecision(w http.ResponseWriter, r *http.Request, caller str
 	if err != nil {
 		return err
 	}
-	if !h.readsEverything(caller) && !enforces(d) {
+	if !h.readsEverything(caller) && !enforces(d) || caller != "" && d.Simulated {
 		return store.ErrNotFound // as if it did not exist: the caller is not to learn of it
 	}
 	writeJSON(w, http.StatusOK, d)

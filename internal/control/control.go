@@ -27,6 +27,10 @@
 //	POST   /v1/heartbeat              A S  an agent's report of its instance
 //	GET    /v1/instances              A    ?service= &module= &state=live|gone
 //	GET    /v1/quotas                 A    the quotas, and what each service identity holds
+//	GET    /v1/alerts[/{id}]          A    ?scenario= &since= &limit=: what detection raised
+//	GET    /v1/decisions/{id}/explain A    the decision, its alert and evidence events
+//	GET    /v1/scenarios              A    the detection scenarios in force
+//	POST   /v1/scenarios/replay       A    what scenarios would raise over stored events
 //
 // Endpoints authenticate their callers three ways: the admin token as a
 // bearer token (everything but joining and the signing key); a service's SVID as the TLS client
@@ -95,6 +99,16 @@
 // on the watch; agents and gateways then read GET /v1/revocations and
 // refuse the revoked service's SVIDs at every mTLS handshake and close its
 // connections.
+//
+// # Detection
+//
+// A Server with ServerConfig.Detect runs a Detector: package detect's
+// scenarios over the stored events, one replica at a time, from a cursor
+// kept in the store, so that replicas decide what one would (see
+// Detector). Its decisions name their origin (the scenario), their alert
+// and their evidence events (GET /v1/decisions/{id}/explain); those of a
+// scenario in simulate mode are stored with simulated true, shown to the
+// admin, and never given to a service or gateway.
 package control
 
 import (
@@ -153,6 +167,10 @@ type Config struct {
 	// Quotas bound what one service identity may cost the control plane;
 	// the zero value is the defaults (see Quotas).
 	Quotas Quotas
+	// Detector, if set, is the detection this control plane runs: GET
+	// /v1/scenarios shows its scenarios and counters, and replays use its
+	// scenarios and allowlist. Without it those use the built-ins.
+	Detector *Detector
 	// Logger receives one record per failed request; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -246,6 +264,11 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("POST /v1/svid/renew", h.handle(h.renewSVID))
 	h.mux.Handle("GET /v1/bundle", h.handle(h.getBundle))
 	h.mux.Handle("GET /v1/actor-key", h.handle(h.getActorKey))
+	h.mux.Handle("GET /v1/alerts", admin(h.getAlerts))
+	h.mux.Handle("GET /v1/alerts/{id}", admin(h.getAlert))
+	h.mux.Handle("GET /v1/decisions/{id}/explain", admin(h.explainDecision))
+	h.mux.Handle("GET /v1/scenarios", admin(h.getScenarios))
+	h.mux.Handle("POST /v1/scenarios/replay", admin(h.replay))
 	return h, nil
 }
 

@@ -88,7 +88,7 @@ func (r Retention) prune(ctx context.Context, st store.Store, log *slog.Logger) 
 		case err != nil:
 			log.Warn("control: prune failed; retrying at the next interval", "err", err, "deleted", res.Total(), "interval", interval)
 		case res.Total() > 0:
-			log.Info("control: pruned", "events", res.Events, "changes", res.Changes, "decisions", res.Decisions,
+			log.Info("control: pruned", "events", res.Events, "alerts", res.Alerts, "changes", res.Changes, "decisions", res.Decisions,
 				"join_tokens", res.JoinTokens, "instances", res.Instances, "took", time.Since(start))
 		}
 		select {
@@ -128,6 +128,9 @@ type ServerConfig struct {
 	// other records before it prunes them; the zero value keeps each for
 	// its default.
 	Retention Retention
+	// Detect, unless nil, runs the detection engine over the stored events
+	// (see Detector); nil runs none.
+	Detect *DetectConfig
 	// Logger receives the store's, the actor keys' and the API's messages;
 	// nil discards them.
 	Logger *slog.Logger
@@ -176,9 +179,21 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var detector *Detector
+	if cfg.Detect != nil {
+		dc := *cfg.Detect
+		if dc.Logger == nil {
+			dc.Logger = cfg.Logger
+		}
+		if detector, err = NewDetector(data.Store, dc); err != nil {
+			data.Store.Close()
+			return nil, err
+		}
+	}
 	h, err := New(Config{
 		Store: data.Store, CA: data.CA, ActorKeys: data.ActorKeys, GatewayServices: cfg.GatewayServices,
 		AdminTokenHash: data.AdminTokenHash, SVIDTTL: cfg.SVIDTTL, WatchTimeout: cfg.WatchTimeout, Quotas: cfg.Quotas, Logger: cfg.Logger,
+		Detector: detector,
 	})
 	if err != nil {
 		data.Store.Close()
@@ -229,6 +244,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		}
 	})
 	s.running.Go(func() { cfg.Retention.prune(bgCtx, data.Store, logger) })
+	if detector != nil {
+		s.running.Go(func() {
+			if err := detector.Run(bgCtx); err != nil && bgCtx.Err() == nil {
+				s.fail(err)
+			}
+		})
+	}
 	s.running.Go(func() {
 		if err := s.srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
 			s.fail(fmt.Errorf("control: serve: %w", err))

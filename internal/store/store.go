@@ -144,6 +144,9 @@ type Store interface {
 	// returns ErrBusy at once and deletes nothing.
 	Prune(ctx context.Context, cfg PruneConfig) (PruneResult, error)
 
+	// Detections is what the control plane's detection engine needs.
+	Detections
+
 	// Close releases the store's connections and ends its subscriptions.
 	Close() error
 }
@@ -154,7 +157,8 @@ const PruneBatch = 10000
 // PruneConfig says what Prune deletes. A zero time deletes nothing of its
 // kind.
 type PruneConfig struct {
-	// EventsBefore: events whose Time is before it.
+	// EventsBefore: events whose Time is before it, and alerts (of the
+	// detection engine) stored before it.
 	EventsBefore time.Time
 	// ChangesBefore: changes recorded before it, oldest first, up to the
 	// first one recorded at or after it, which is kept with every later
@@ -175,6 +179,7 @@ type PruneConfig struct {
 // PruneResult counts the rows Prune deleted.
 type PruneResult struct {
 	Events     int64 `json:"events"`
+	Alerts     int64 `json:"alerts"`
 	Changes    int64 `json:"changes"`
 	Decisions  int64 `json:"decisions"`
 	JoinTokens int64 `json:"join_tokens"`
@@ -183,7 +188,7 @@ type PruneResult struct {
 
 // Total is the number of rows deleted, all kinds together.
 func (r PruneResult) Total() int64 {
-	return r.Events + r.Changes + r.Decisions + r.JoinTokens + r.Instances
+	return r.Events + r.Alerts + r.Changes + r.Decisions + r.JoinTokens + r.Instances
 }
 
 // ValidatePruneConfig checks cfg and returns it with Batch defaulted.
@@ -308,7 +313,15 @@ type Decision struct {
 	Origin    string         `json:"origin"`           // OriginManual or a detector's name; "" means OriginManual
 	Created   time.Time      `json:"created"`          // set by the store
 	Expires   time.Time      `json:"expires,omitzero"` // zero means never
-	Revision  int64          `json:"revision"`         // the revision that created it
+	Revision  int64          `json:"revision"`         // the revision that created it; 0 for a simulated one
+
+	// AlertID and Evidence say why a decision the detection engine made
+	// was made (Origin is then the scenario): the alert, and the ids of
+	// the events that raised it. Simulated: the scenario runs in simulate
+	// mode, so the decision is recorded and shown, never enforced.
+	AlertID   string   `json:"alert_id,omitempty"`
+	Evidence  []string `json:"evidence,omitempty"`
+	Simulated bool     `json:"simulated,omitempty"`
 }
 
 // Expired reports whether d has expired at now.

@@ -10,8 +10,23 @@ import (
 )
 
 // appendEvents inserts the batch in one INSERT … SELECT FROM unnest(…) of
-// column arrays: one statement, one round trip, atomic.
-func (s *Store) appendEvents(ctx context.Context, evs []store.Event) (int, error) {
+// column arrays: one statement, one round trip, atomic. The same statement
+// bumps event_seq, whose row lock it holds until commit, so that seqs are
+// committed in order across replicas, and notifies the replicas' event
+// subscribers at commit.
+func (s *Store) appendEvents(ctx context.Context, evs []store.Event) (int, int64, error) {
+	// The log is in (Time, ID) order within a batch: the order the
+	// detection engine wants.
+	byTime := slices.Clone(evs)
+	slices.SortFunc(byTime, func(a, b store.Event) int {
+		return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID, b.ID))
+	})
+	rank := make(map[string]int64, len(evs))
+	for i, e := range byTime {
+		if _, ok := rank[e.ID]; !ok {
+			rank[e.ID] = int64(i) + 1
+		}
+	}
 	// Concurrent batches that share ids (retries racing each other) insert
 	// them in the same order, so they wait on each other instead of
 	// deadlocking.
@@ -24,19 +39,36 @@ func (s *Store) appendEvents(ctx context.Context, evs []store.Event) (int, error
 		data                             = make([][]byte, n)
 		verified                         = make([]bool, n)
 		claimedBy                        = make([]string, n)
+		offset                           = make([]int64, n)
 	)
 	for i, e := range evs {
 		id[i], at[i], kind[i], action[i], service[i], route[i] = e.ID, e.Time.UnixNano(), e.Kind, e.Action, e.Service, e.Route
 		ip[i], user[i], session[i], trace[i] = e.ActorIP, e.ActorUser, e.SessionHash, e.TraceID
-		data[i], verified[i], claimedBy[i] = e.Data, e.ActorVerified, e.ActorClaimedBy
+		data[i], verified[i], claimedBy[i], offset[i] = e.Data, e.ActorVerified, e.ActorClaimedBy, rank[e.ID]
 		if data[i] == nil {
 			data[i] = []byte{} // the column is NOT NULL
 		}
 	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO events (`+sqlstore.EventColumns+`)
-		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-			$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::boolean[], $13::text[])
-		ON CONFLICT (id) DO NOTHING`,
-		id, at, kind, action, service, route, ip, user, session, trace, data, verified, claimedBy)
-	return int(tag.RowsAffected()), err
+	var last int64
+	rows, err := s.pool.Query(ctx, `WITH c AS (UPDATE event_seq SET value = value + $15 WHERE id = 1 RETURNING value - $15 AS base),
+		n AS (SELECT pg_notify($16, (base + $15)::text) FROM c),
+		i AS (INSERT INTO events (`+sqlstore.EventColumns+`, seq)
+			SELECT u.id, u.t, u.kind, u.action, u.service, u.route, u.ip, u.usr, u.sess, u.trace, u.data, u.verified, u.claimed, c.base + u.off
+			FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+				$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::boolean[], $13::text[], $14::bigint[])
+				AS u(id, t, kind, action, service, route, ip, usr, sess, trace, data, verified, claimed, off), c
+			ON CONFLICT (id) DO NOTHING RETURNING 1)
+		SELECT (SELECT count(*) FROM i), (SELECT base + $15 FROM c), (SELECT count(*) FROM n)`,
+		id, at, kind, action, service, route, ip, user, session, trace, data, verified, claimedBy, offset, int64(n), s.events)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	var inserted, notified int64
+	for rows.Next() {
+		if err := rows.Scan(&inserted, &last, &notified); err != nil {
+			return 0, 0, err
+		}
+	}
+	return int(inserted), last, rows.Err()
 }

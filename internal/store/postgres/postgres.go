@@ -48,6 +48,7 @@ type Store struct {
 	*core
 	pool    *pgxpool.Pool
 	channel string // the NOTIFY channel of this schema's changes
+	events  string // the NOTIFY channel of this schema's events (their last seq)
 	log     *slog.Logger
 }
 
@@ -86,13 +87,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, channel: channelFor(*schema), log: logger}
+	s := &Store{pool: pool, channel: channelFor("rampart_changes_", *schema), events: channelFor("rampart_events_", *schema), log: logger}
 	rw := db{querier{pool}, pool}
 	s.core = sqlstore.New(rw, rw, sqlstore.Dialect{
 		Name:         "postgres",
 		Bump:         s.bump,
 		Watch:        s.watch,
 		AppendEvents: s.appendEvents,
+		Lead:         s.lead,
 		Close: func() error {
 			pool.Close()
 			return nil
@@ -116,14 +118,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// channelFor names the NOTIFY channel of a schema's changes. Channel names
-// are per database, so the schema is part of it; a long one is hashed to fit
+// channelFor names a NOTIFY channel of a schema. Channel names are per
+// database, so the schema is part of it; a long one is hashed to fit
 // PostgreSQL's 63 bytes.
-func channelFor(schema string) string {
-	c := "rampart_changes_" + schema
+func channelFor(prefix, schema string) string {
+	c := prefix + schema
 	if len(c) > 63 {
 		h := sha256.Sum256([]byte(schema))
-		c = "rampart_changes_" + hex.EncodeToString(h[:16])
+		c = prefix + hex.EncodeToString(h[:16])
 	}
 	return c
 }
@@ -131,12 +133,12 @@ func channelFor(schema string) string {
 // watch opens the connection that LISTENs (outside the pool) and returns
 // once it listens, so no change committed after Subscribe returns goes
 // unsignalled; what it returns receives the notifications.
-func (s *Store) watch(ctx context.Context, publish func(rev int64)) (run func(context.Context), err error) {
+func (s *Store) watch(ctx context.Context, publish, publishEvents func(int64)) (run func(context.Context), err error) {
 	conn, err := s.listen(ctx, publish)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context) { s.receive(ctx, conn, publish) }, nil
+	return func(ctx context.Context) { s.receive(ctx, conn, publish, publishEvents) }, nil
 }
 
 // listen opens a connection that LISTENs to the channel, then publishes the
@@ -147,9 +149,11 @@ func (s *Store) listen(ctx context.Context, publish func(rev int64)) (*pgx.Conn,
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{s.channel}.Sanitize()); err != nil {
-		conn.Close(context.Background())
-		return nil, err
+	for _, c := range []string{s.events, s.channel} {
+		if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{c}.Sanitize()); err != nil {
+			conn.Close(context.Background())
+			return nil, err
+		}
 	}
 	var rev int64
 	if err := s.pool.QueryRow(ctx, `SELECT value FROM revision WHERE id = 1`).Scan(&rev); err != nil {
@@ -162,13 +166,17 @@ func (s *Store) listen(ctx context.Context, publish func(rev int64)) (*pgx.Conn,
 
 // receive publishes each notification's revision until ctx ends,
 // reconnecting with backoff when the connection breaks.
-func (s *Store) receive(ctx context.Context, conn *pgx.Conn, publish func(rev int64)) {
+func (s *Store) receive(ctx context.Context, conn *pgx.Conn, publish, publishEvents func(int64)) {
 	backoff := 100 * time.Millisecond
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err == nil {
-			if rev, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
-				publish(rev)
+			if v, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+				if n.Channel == s.events {
+					publishEvents(v)
+				} else {
+					publish(v)
+				}
 			}
 			continue
 		}

@@ -104,7 +104,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Bump:         bump,
 		Watch:        s.watch,
 		AppendEvents: s.appendEvents,
-		Close:        func() error { return errors.Join(r.Close(), w.Close()) },
+		Lead: func(ctx context.Context, name string) (store.Lease, error) {
+			return sqlstore.LocalLead(path, name)
+		},
+		Close: func() error { return errors.Join(r.Close(), w.Close()) },
 		// Every write is a transaction begun on the writer: BEGIN
 		// IMMEDIATE (_txlock) takes SQLite's write lock before the first
 		// statement, so writers, in this process or another, run one at a
@@ -137,7 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // watch publishes the current revision, the baseline: later polls signal
 // only what is newer. Changes made through s are signalled at commit;
 // changes made by other processes on the same file within PollInterval.
-func (s *Store) watch(ctx context.Context, publish func(rev int64)) (run func(context.Context), err error) {
+func (s *Store) watch(ctx context.Context, publish, _ func(int64)) (run func(context.Context), err error) {
 	var rev int64
 	if err := s.r.QueryRowContext(ctx, `SELECT value FROM revision WHERE id = 1`).Scan(&rev); err != nil {
 		return nil, err

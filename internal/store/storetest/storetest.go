@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -64,6 +65,7 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"prune deletes exactly what is older and counts it", testPrune},
 		{"pruned changes make a watcher behind them reset", testPruneChanges},
 	}
+	tests = append(tests, detectionTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -539,7 +541,7 @@ func testDecisionLifecycle(t *testing.T, open OpenFunc) {
 		t.Errorf("times: got %v/%v, want %v/%v", got.Created, got.Expires, d.Created, d.Expires)
 	}
 	got.Created, got.Expires, d.Created, d.Expires = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	if got != d {
+	if !reflect.DeepEqual(got, d) {
 		t.Errorf("Decision = %+v, want %+v", got, d)
 	}
 	if err := s.DeleteDecision(ctx, d.ID); err != nil {

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -11,7 +12,7 @@ import (
 	"github.com/rampartsec/rampart/internal/store"
 )
 
-const decisionColumns = `id, scope, value, action, rate_limit, reason, origin, created_ns, expires_ns, revision`
+const decisionColumns = `id, scope, value, action, rate_limit, reason, origin, created_ns, expires_ns, revision, alert_id, evidence, simulated`
 
 // CreateDecision implements store.Store.
 func (s *Store) CreateDecision(ctx context.Context, d store.Decision) (store.Decision, error) {
@@ -28,9 +29,7 @@ func (s *Store) CreateDecision(ctx context.Context, d store.Decision) (store.Dec
 			return 0, err
 		}
 		d.Revision = rev
-		_, err = tx.Exec(ctx, `INSERT INTO decisions (`+decisionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			d.ID, string(d.Scope), d.Value, string(d.Action), d.RateLimit, d.Reason, d.Origin,
-			d.Created.UnixNano(), nullNS(d.Expires), d.Revision)
+		_, err = insertDecision(ctx, tx, d)
 		return rev, err
 	})
 	if err != nil {
@@ -72,6 +71,23 @@ func (s *Store) ListDecisions(ctx context.Context, includeExpired bool) ([]store
 	return ds, nil
 }
 
+// insertDecision inserts d, unless a decision with its id is stored, and
+// returns the rows inserted.
+func insertDecision(ctx context.Context, tx Tx, d store.Decision) (int64, error) {
+	evidence := ""
+	if len(d.Evidence) > 0 {
+		b, err := json.Marshal(d.Evidence)
+		if err != nil {
+			return 0, err
+		}
+		evidence = string(b)
+	}
+	return tx.Exec(ctx, `INSERT INTO decisions (`+decisionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (id) DO NOTHING`,
+		d.ID, string(d.Scope), d.Value, string(d.Action), d.RateLimit, d.Reason, d.Origin,
+		d.Created.UnixNano(), nullNS(d.Expires), d.Revision, d.AlertID, evidence, d.Simulated)
+}
+
 func scanDecisions(rows Rows) ([]store.Decision, error) {
 	defer rows.Close()
 	out := []store.Decision{}
@@ -79,11 +95,17 @@ func scanDecisions(rows Rows) ([]store.Decision, error) {
 		var d store.Decision
 		var created int64
 		var expires *int64
+		var evidence string
 		if err := rows.Scan(&d.ID, &d.Scope, &d.Value, &d.Action, &d.RateLimit, &d.Reason, &d.Origin,
-			&created, &expires, &d.Revision); err != nil {
+			&created, &expires, &d.Revision, &d.AlertID, &evidence, &d.Simulated); err != nil {
 			return nil, err
 		}
 		d.Created, d.Expires = fromNS(created), fromNullNS(expires)
+		if evidence != "" {
+			if err := json.Unmarshal([]byte(evidence), &d.Evidence); err != nil {
+				return nil, fmt.Errorf("decision %s: evidence: %w", d.ID, err)
+			}
+		}
 		out = append(out, d)
 	}
 	return out, rows.Err()

@@ -21,9 +21,12 @@ func (s *Store) AppendEvents(ctx context.Context, events []store.Event) (int, er
 	if len(evs) == 0 {
 		return 0, nil
 	}
-	n, err := s.d.AppendEvents(ctx, evs)
+	n, seq, err := s.d.AppendEvents(ctx, evs)
 	if err != nil {
 		return 0, fmt.Errorf("%s: append events: %w", s.d.Name, err)
+	}
+	if n > 0 {
+		s.evs.Publish(seq)
 	}
 	return n, nil
 }

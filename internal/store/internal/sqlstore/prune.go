@@ -44,6 +44,12 @@ func (s *Store) Prune(ctx context.Context, cfg store.PruneConfig) (res store.Pru
 		if res.Events, err = s.deleteBatches(ctx, write, cfg.Batch, s.d.Prune.Events, cfg.EventsBefore.UnixNano()); err != nil {
 			return res, fmt.Errorf("%s: prune events: %w", s.d.Name, err)
 		}
+		// Alerts go with the events they cite. The one statement serves
+		// both engines: the primary key index finds the rows.
+		if res.Alerts, err = s.deleteBatches(ctx, write, cfg.Batch, `DELETE FROM alerts WHERE id IN
+			(SELECT id FROM alerts WHERE created_ns < $1 ORDER BY created_ns LIMIT $2)`, cfg.EventsBefore.UnixNano()); err != nil {
+			return res, fmt.Errorf("%s: prune alerts: %w", s.d.Name, err)
+		}
 	}
 	if !cfg.DecisionsBefore.IsZero() {
 		before := minTime(cfg.DecisionsBefore, now) // never a live decision

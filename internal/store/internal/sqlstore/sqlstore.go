@@ -25,14 +25,19 @@ type Dialect struct {
 	// revision; revisions are committed in order.
 	Bump func(ctx context.Context, tx Tx, kind store.ChangeKind, op store.Op, key string, now time.Time) (int64, error)
 
-	// Watch, called by the first Subscribe, publishes the current revision
-	// (the baseline) and returns what then publishes the revisions that
-	// other processes or replicas commit, until its ctx ends (Close).
-	Watch func(ctx context.Context, publish func(rev int64)) (run func(ctx context.Context), err error)
+	// Watch, called by the first Subscribe or SubscribeEvents, publishes
+	// the current revision (the baseline) and returns what then publishes
+	// the revisions that other processes or replicas commit, and the event
+	// seqs if it learns of them, until its ctx ends (Close).
+	Watch func(ctx context.Context, publish, publishEvents func(int64)) (run func(ctx context.Context), err error)
 
 	// AppendEvents inserts a validated, non-empty batch of events, skipping
-	// the ids already stored, and returns how many it inserted.
-	AppendEvents func(ctx context.Context, evs []store.Event) (int, error)
+	// the ids already stored, numbering them in the event log in (Time, ID)
+	// order, and returns how many it inserted and the last seq it gave.
+	AppendEvents func(ctx context.Context, evs []store.Event) (inserted int, lastSeq int64, err error)
+
+	// Lead takes the lease of name (store.Detections.Lead).
+	Lead func(ctx context.Context, name string) (store.Lease, error)
 
 	// Close closes the database once the watcher has returned.
 	Close func() error
@@ -81,6 +86,7 @@ type Store struct {
 	w, r DB // the writer and the reader; the same database where the engine allows
 	d    Dialect
 	hub  hub.Hub
+	evs  hub.Hub // event seqs, for SubscribeEvents
 
 	ctx    context.Context // canceled by Close; ends the watcher
 	cancel context.CancelFunc
@@ -114,19 +120,30 @@ func (s *Store) Close() error {
 		<-watched
 	}
 	s.hub.Close()
+	s.evs.Close()
 	return s.d.Close()
 }
 
 // Subscribe implements store.Store. Changes made through s are signalled at
 // commit; changes made elsewhere as the Dialect's watcher learns of them.
 func (s *Store) Subscribe(ctx context.Context) (<-chan int64, error) {
+	return s.subscribe(ctx, &s.hub)
+}
+
+// SubscribeEvents implements store.Store.
+func (s *Store) SubscribeEvents(ctx context.Context) (<-chan int64, error) {
+	return s.subscribe(ctx, &s.evs)
+}
+
+// subscribe starts the watcher if it is not running, then subscribes to h.
+func (s *Store) subscribe(ctx context.Context, h *hub.Hub) (<-chan int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, store.ErrClosed
 	}
 	if !s.watching {
-		run, err := s.d.Watch(ctx, s.hub.Publish)
+		run, err := s.d.Watch(ctx, s.hub.Publish, s.evs.Publish)
 		if err != nil {
 			return nil, fmt.Errorf("%s: subscribe: %w", s.d.Name, err)
 		}
@@ -138,7 +155,7 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan int64, error) {
 			run(s.ctx)
 		}()
 	}
-	ch, ok := s.hub.Subscribe(ctx)
+	ch, ok := h.Subscribe(ctx)
 	if !ok {
 		return nil, store.ErrClosed
 	}

@@ -1,0 +1,574 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampartsec/rampart/internal/detect"
+	"github.com/rampartsec/rampart/internal/store"
+)
+
+// Defaults of a DetectConfig.
+const (
+	DefaultDetectWarmup   = time.Hour       // DetectConfig.Warmup when 0
+	DefaultReloadInterval = 2 * time.Second // DetectConfig.ReloadInterval when 0
+	// MaxReplayEvents bounds the events one replay reads: a replay runs in
+	// the request, on the replica that serves it.
+	MaxReplayEvents = 1_000_000
+	// MaxReplayAlerts bounds the alerts one replay returns.
+	MaxReplayAlerts = 10_000
+)
+
+// detectLeader names the lease and the cursor of the detection engine.
+const detectLeader = "detect"
+
+// leaderRetry is how often a replica that does not lead tries to: how long
+// detection may pause after the leader dies.
+const leaderRetry = 500 * time.Millisecond
+
+// idleCheck is how often a leader with no wake-up reads the event log
+// anyway: events committed while a notification connection was down.
+const idleCheck = time.Second
+
+// DetectConfig configures the detection engine of a control plane (package
+// detect over the stored events).
+type DetectConfig struct {
+	// ScenarioDir, if set, holds scenario files (*.yaml) that replace
+	// built-ins of the same name or add to them; they are reloaded when
+	// they change. A directory that does not load at start is an error;
+	// later, a load error keeps the scenarios in force and is logged once.
+	ScenarioDir string
+	// Allow lists the actors no scenario decides against (detect.Config.Allow).
+	Allow []detect.Allow
+	// MaxKeys bounds each scenario's buckets (detect.Config.MaxKeys).
+	MaxKeys int
+	// Warmup is how far back, from the stored cursor, a new leader replays
+	// the events already processed, without acting on them, to rebuild
+	// the buckets its predecessor held; 0 means DefaultDetectWarmup.
+	Warmup time.Duration
+	// ReloadInterval is how often ScenarioDir is checked for changes;
+	// 0 means DefaultReloadInterval.
+	ReloadInterval time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock that dates decisions; nil means time.Now.
+	Now func() time.Time
+}
+
+// Detector runs the detection engine over the events the control plane
+// stores. Of the replicas over one store, one at a time leads (store
+// Lead): it reads the event log from the stored cursor, in commit order,
+// turns each event into a detect.Event (its actor verified as the store
+// says), stores each alert with its decisions, then advances the cursor.
+// Alerts and decisions have ids derived from what raised them, and the
+// store keeps the first copy, so a leader that takes over and processes
+// events again decides nothing twice.
+//
+// Decisions carry their origin (the scenario), the alert and its evidence.
+// A scenario in simulate mode records its decisions (simulated: true)
+// without making them a change on the watch, and enforcers are never
+// given them. A device decision has no enforcer yet: it is recorded in the
+// alert as skipped, and counted (DetectorStats.SkippedDevice).
+type Detector struct {
+	st  store.Store
+	cfg DetectConfig
+	log *slog.Logger
+
+	scenarios atomic.Pointer[[]*detect.Scenario]
+	version   atomic.Int64
+	reloaded  chan struct{} // one slot: the scenarios changed
+	loadedFP  uint64        // ScenarioDir's fingerprint before the first load
+
+	mu    sync.Mutex
+	stats DetectorStats
+	eng   *detect.Engine // the leader's, while it leads
+}
+
+// DetectorStats counts what the detector did in this process.
+type DetectorStats struct {
+	Leading       bool          `json:"leading"`
+	Cursor        int64         `json:"cursor"` // the last seq processed
+	Events        uint64        `json:"events"` // events processed as leader
+	Warmup        uint64        `json:"warmup"` // events replayed to rebuild state on taking the lead
+	Alerts        uint64        `json:"alerts"` // alerts stored (not counting those already stored)
+	Decisions     uint64        `json:"decisions"`
+	SkippedDevice uint64        `json:"skipped_device"` // decisions on a device, which no enforcer knows yet
+	Skipped       uint64        `json:"skipped"`        // other decisions refused as invalid
+	Reloads       uint64        `json:"reloads"`
+	Engine        *detect.Stats `json:"engine,omitempty"`
+}
+
+// NewDetector loads the scenarios (built-ins and cfg.ScenarioDir) and
+// returns a Detector that Run starts.
+func NewDetector(st store.Store, cfg DetectConfig) (*Detector, error) {
+	if st == nil {
+		return nil, errors.New("control: NewDetector: store is nil")
+	}
+	if cfg.Warmup <= 0 {
+		cfg.Warmup = DefaultDetectWarmup
+	}
+	if cfg.ReloadInterval <= 0 {
+		cfg.ReloadInterval = DefaultReloadInterval
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	d := &Detector{st: st, cfg: cfg, log: cfg.Logger, reloaded: make(chan struct{}, 1)}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ScenarioDir != "" {
+		// Taken before loading: a file changed meanwhile is loaded again.
+		d.loadedFP = dirFingerprint(cfg.ScenarioDir)
+	}
+	ss, err := d.load()
+	if err != nil {
+		return nil, fmt.Errorf("control: scenarios: %w", err)
+	}
+	// The engine checks the allowlist and the set; fail now, not in Run.
+	if _, err := detect.New(detect.Config{Scenarios: ss, MaxKeys: cfg.MaxKeys, Allow: cfg.Allow}); err != nil {
+		return nil, fmt.Errorf("control: detection: %w", err)
+	}
+	d.scenarios.Store(&ss)
+	return d, nil
+}
+
+func (d *Detector) load() ([]*detect.Scenario, error) {
+	if d.cfg.ScenarioDir == "" {
+		return detect.Builtin(), nil
+	}
+	loaded, err := detect.LoadDir(d.cfg.ScenarioDir)
+	if err != nil {
+		return nil, err
+	}
+	return detect.Merge(detect.Builtin(), loaded), nil
+}
+
+// Scenarios returns the scenarios in force.
+func (d *Detector) Scenarios() []*detect.Scenario { return *d.scenarios.Load() }
+
+// Stats returns the counters so far, and the engine's while this process
+// leads.
+func (d *Detector) Stats() DetectorStats {
+	d.mu.Lock()
+	st, eng := d.stats, d.eng
+	d.mu.Unlock()
+	if eng != nil {
+		es := eng.Stats()
+		st.Engine = &es
+	}
+	return st
+}
+
+func (d *Detector) count(fn func(*DetectorStats)) {
+	d.mu.Lock()
+	fn(&d.stats)
+	d.mu.Unlock()
+}
+
+// Run detects until ctx is done: it leads when it can, and reloads the
+// scenario files when they change.
+func (d *Detector) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if d.cfg.ScenarioDir != "" {
+		wg.Go(func() { d.watchDir(ctx) })
+	}
+	wake, err := d.st.SubscribeEvents(ctx)
+	if err != nil {
+		return fmt.Errorf("control: detection: %w", err)
+	}
+	for {
+		lease, err := d.st.Lead(ctx, detectLeader)
+		switch {
+		case err == nil:
+			d.log.Info("control: detection: leading")
+			err = d.lead(ctx, lease, wake)
+			lease.Release()
+			d.mu.Lock()
+			d.stats.Leading, d.eng = false, nil
+			d.mu.Unlock()
+			if ctx.Err() != nil {
+				return nil
+			}
+			d.log.Warn("control: detection: stopped leading", "err", err)
+		case ctx.Err() != nil:
+			return nil
+		case !errors.Is(err, store.ErrBusy):
+			d.log.Warn("control: detection: cannot take the lead", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(leaderRetry):
+		}
+	}
+}
+
+// lead runs the engine while the lease holds.
+func (d *Detector) lead(ctx context.Context, lease store.Lease, wake <-chan int64) error {
+	version := d.version.Load()
+	eng, err := detect.New(detect.Config{Scenarios: d.Scenarios(), MaxKeys: d.cfg.MaxKeys, Allow: d.cfg.Allow})
+	if err != nil {
+		return err
+	}
+	cursor, err := d.st.Cursor(ctx, detectLeader)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.stats.Leading, d.stats.Cursor, d.eng = true, cursor, eng
+	d.mu.Unlock()
+	if err := d.warmup(ctx, eng, cursor); err != nil {
+		return err
+	}
+	tick := time.NewTicker(idleCheck)
+	defer tick.Stop()
+	var evs []detect.Event
+	for {
+		select {
+		case <-lease.Lost():
+			return errors.New("lease lost")
+		default:
+		}
+		if v := d.version.Load(); v != version {
+			if err := eng.Reload(d.Scenarios()); err != nil {
+				d.log.Error("control: detection: reload refused by the engine; keeping the scenarios in force", "err", err)
+			}
+			version = v
+		}
+		page, err := d.st.ReadEventLog(ctx, store.EventLogFilter{After: cursor, Limit: store.MaxQueryLimit})
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-lease.Lost():
+				return errors.New("lease lost")
+			case <-wake:
+			case <-d.reloaded:
+			case <-tick.C:
+			}
+			continue
+		}
+		evs = evs[:0]
+		for _, e := range page {
+			evs = append(evs, DetectEvent(e.Event))
+		}
+		alerts := eng.ProcessBatch(nil, evs)
+		for _, a := range alerts {
+			if err := d.storeAlert(ctx, a); err != nil {
+				return err
+			}
+		}
+		next := page[len(page)-1].Seq
+		if err := d.st.AdvanceCursor(ctx, detectLeader, cursor, next); err != nil {
+			return err // another leader moved it: stop
+		}
+		cursor = next
+		d.count(func(s *DetectorStats) { s.Events += uint64(len(page)); s.Cursor = cursor })
+	}
+}
+
+// warmup replays the events up to cursor of the last Warmup, discarding
+// the alerts: those were the previous leader's to store.
+func (d *Detector) warmup(ctx context.Context, eng *detect.Engine, cursor int64) error {
+	if cursor == 0 {
+		return nil
+	}
+	since := d.cfg.Now().Add(-d.cfg.Warmup)
+	var after int64
+	var n uint64
+	var evs []detect.Event
+	for {
+		page, err := d.st.ReadEventLog(ctx, store.EventLogFilter{After: after, Through: cursor, Since: since, Limit: store.MaxQueryLimit})
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		evs = evs[:0]
+		for _, e := range page {
+			evs = append(evs, DetectEvent(e.Event))
+		}
+		eng.ProcessBatch(nil, evs)
+		after = page[len(page)-1].Seq
+		n += uint64(len(page))
+	}
+	d.count(func(s *DetectorStats) { s.Warmup += n })
+	return nil
+}
+
+// storeAlert stores a with the decisions it asks for.
+func (d *Detector) storeAlert(ctx context.Context, a detect.Alert) error {
+	sa, ds, skippedDevice, skipped := AlertRecord(a, d.cfg.Now())
+	created, err := d.st.PutAlert(ctx, sa, ds)
+	if err != nil {
+		return err
+	}
+	if created {
+		d.count(func(s *DetectorStats) {
+			s.Alerts++
+			s.Decisions += uint64(len(ds))
+			s.SkippedDevice += uint64(skippedDevice)
+			s.Skipped += uint64(skipped)
+		})
+		d.log.Info("control: detection: alert", "scenario", a.Scenario, "key", a.Key, "id", sa.ID, "decisions", len(ds))
+	}
+	return nil
+}
+
+// AlertRecord is what the control plane stores of a: the alert, with an id
+// derived from it, and the decisions it makes, at now, with ids derived
+// from the alert's. Decisions that cannot be made are recorded in the
+// alert as skipped, and counted: device ones (no enforcer knows devices
+// yet) and invalid ones.
+func AlertRecord(a detect.Alert, now time.Time) (store.Alert, []store.Decision, int, int) {
+	first := a.First.Format(time.RFC3339Nano)
+	if len(a.Evidence) > 0 {
+		first = a.Evidence[0]
+	}
+	id := store.AlertID(a.Scenario, a.Key, first)
+	sa := store.Alert{ID: id, Scenario: a.Scenario, Key: a.Key, Count: a.Count, Distinct: a.Distinct,
+		First: a.First, Last: a.Last, Evidence: a.Evidence, Decisions: []store.AlertDecision{}}
+	var ds []store.Decision
+	var skippedDevice, skipped int
+	for i, dd := range a.Decisions {
+		ad := store.AlertDecision{Scope: string(dd.Scope), Value: dd.Value, Action: store.DecisionAction(dd.Action),
+			TTL: dd.TTL.String(), Simulated: dd.Simulate}
+		sa.Simulated = sa.Simulated || dd.Simulate
+		var scope store.Scope
+		switch dd.Scope {
+		case detect.ScopeIP:
+			scope = store.ScopeIP
+		case detect.ScopeRange:
+			scope = store.ScopeCIDR
+		case detect.ScopeUser:
+			scope = store.ScopeUser
+		case detect.ScopeSession:
+			scope = store.ScopeSession
+		default:
+			ad.Skipped = fmt.Sprintf("no enforcer knows the %s scope yet", dd.Scope)
+			skippedDevice++
+			sa.Decisions = append(sa.Decisions, ad)
+			continue
+		}
+		sd := store.Decision{ID: store.AlertDecisionID(id, i), Scope: scope, Value: dd.Value, Action: store.DecisionAction(dd.Action),
+			RateLimit: dd.RateLimit, Reason: alertReason(a, dd), Origin: a.Scenario, Expires: now.Add(dd.TTL),
+			AlertID: id, Evidence: a.Evidence, Simulated: dd.Simulate}
+		if _, err := store.ValidateDecision(sd, now); err != nil {
+			ad.Skipped = err.Error()
+			skipped++
+			sa.Decisions = append(sa.Decisions, ad)
+			continue
+		}
+		ad.ID = sd.ID
+		sa.Decisions = append(sa.Decisions, ad)
+		ds = append(ds, sd)
+	}
+	return sa, ds, skippedDevice, skipped
+}
+
+func alertReason(a detect.Alert, dd detect.Decision) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %d events", a.Scenario, a.Count)
+	if a.Distinct > 0 {
+		fmt.Fprintf(&b, ", %d distinct", a.Distinct)
+	}
+	fmt.Fprintf(&b, " for %s from %s to %s", a.Key, a.First.Format(time.RFC3339), a.Last.Format(time.RFC3339))
+	if dd.Repeats > 0 {
+		fmt.Fprintf(&b, "; repeat %d, ttl %s", dd.Repeats, dd.TTL)
+	}
+	return b.String()
+}
+
+// eventData is what the detection engine reads of an event's Data (the
+// event as the SDK or the gateway sent it), beside the stored fields.
+// Fields of other types than these are ignored.
+type eventData struct {
+	Method string            `json:"method"`
+	Path   string            `json:"path"`
+	Status int               `json:"status"`
+	Count  int               `json:"count"`
+	Device string            `json:"device"`
+	Name   string            `json:"name"` // a business event's name
+	Attrs  map[string]string `json:"attrs"`
+	Login  *detect.Login     `json:"login"`
+	Object *detect.Object    `json:"object"`
+}
+
+// DetectEvent is what the detection engine reads of a stored event: the
+// actor as the control plane attributed it, and from Data the request's
+// method, path, status and count, the device, the login attempt, the
+// object served and the attributes.
+//
+// The actor of an event stored unverified (claimed by the service that
+// posted it, see the package documentation) is left out entirely, its
+// address included: the engine trusts Actor.IP, and a service's claim is
+// evidence about the service, not about the actor, so it keys no bucket
+// and names no decision.
+func DetectEvent(e store.Event) detect.Event {
+	ev := detect.Event{ID: e.ID, Time: e.Time, Kind: e.Kind, Action: e.Action, Service: e.Service, Route: e.Route,
+		ActorVerified: e.ActorVerified}
+	if e.ActorVerified {
+		ev.Actor = detect.Actor{IP: e.ActorIP, User: e.ActorUser, Session: e.SessionHash}
+	}
+	if len(e.Data) == 0 {
+		return ev
+	}
+	var data eventData
+	if json.Unmarshal(e.Data, &data) != nil {
+		// A field of another type: read them one by one, keeping those
+		// that fit.
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(e.Data, &fields) != nil {
+			return ev
+		}
+		for k, v := range fields {
+			b, _ := json.Marshal(map[string]json.RawMessage{k: v})
+			json.Unmarshal(b, &data)
+		}
+	}
+	ev.Method, ev.Path, ev.Status, ev.Count = data.Method, data.Path, data.Status, data.Count
+	if e.ActorVerified {
+		ev.Actor.Device = data.Device
+	}
+	if data.Login != nil {
+		ev.Login = *data.Login
+	}
+	if data.Object != nil {
+		ev.Object = *data.Object
+	}
+	ev.Attrs = data.Attrs
+	if data.Name != "" && e.Kind == detect.KindBusiness {
+		if ev.Attrs == nil {
+			ev.Attrs = map[string]string{}
+		}
+		if _, ok := ev.Attrs["name"]; !ok {
+			ev.Attrs["name"] = data.Name
+		}
+	}
+	return ev
+}
+
+// watchDir reloads the scenarios when the files of ScenarioDir change.
+func (d *Detector) watchDir(ctx context.Context) {
+	t := time.NewTicker(d.cfg.ReloadInterval)
+	defer t.Stop()
+	last := d.loadedFP
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fp := dirFingerprint(d.cfg.ScenarioDir)
+		if fp == last {
+			continue
+		}
+		ss, err := d.load()
+		if err == nil {
+			_, err = detect.New(detect.Config{Scenarios: ss, MaxKeys: d.cfg.MaxKeys, Allow: d.cfg.Allow})
+		}
+		if err != nil {
+			// Keep the set in force; say so once per distinct error, and
+			// try again at the next change.
+			last = fp
+			if err.Error() != lastErr {
+				d.log.Error("control: detection: scenarios not reloaded; keeping those in force", "dir", d.cfg.ScenarioDir, "err", err)
+				lastErr = err.Error()
+			}
+			continue
+		}
+		last, lastErr = fp, ""
+		d.scenarios.Store(&ss)
+		d.version.Add(1)
+		d.count(func(s *DetectorStats) { s.Reloads++ })
+		select {
+		case d.reloaded <- struct{}{}:
+		default:
+		}
+		d.log.Info("control: detection: scenarios reloaded", "dir", d.cfg.ScenarioDir, "scenarios", len(ss))
+	}
+}
+
+// dirFingerprint sums the names, sizes and times of the scenario files of
+// dir.
+func dirFingerprint(dir string) uint64 {
+	h := fnv.New64a()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		fmt.Fprintf(h, "error %v", err)
+		return h.Sum64()
+	}
+	for _, e := range entries {
+		if !strings.HasSuffix(e.Name(), ".yaml") && !strings.HasSuffix(e.Name(), ".yml") {
+			continue
+		}
+		info, err := os.Stat(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(h, "%s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
+	}
+	return h.Sum64()
+}
+
+// Replay runs a fresh engine with scenarios (nil: those in force) over the
+// stored events of [since, until) in time order, and returns the alerts it
+// raises and the events it read. It stores nothing.
+func (d *Detector) Replay(ctx context.Context, scenarios []*detect.Scenario, since, until time.Time) ([]detect.Alert, int, error) {
+	if scenarios == nil {
+		scenarios = d.Scenarios()
+	}
+	return replay(ctx, d.st, detect.Config{Scenarios: scenarios, MaxKeys: d.cfg.MaxKeys, Allow: d.cfg.Allow}, since, until)
+}
+
+func replay(ctx context.Context, st store.Store, cfg detect.Config, since, until time.Time) ([]detect.Alert, int, error) {
+	eng, err := detect.New(cfg)
+	if err != nil {
+		return nil, 0, err
+	}
+	f := store.EventFilter{Since: since, Until: until, Limit: store.MaxQueryLimit}
+	alerts := []detect.Alert{}
+	n := 0
+	var evs []detect.Event
+	for n < MaxReplayEvents {
+		page, err := st.QueryEvents(ctx, f)
+		if err != nil {
+			return nil, n, err
+		}
+		if len(page) == 0 {
+			break
+		}
+		evs = evs[:0]
+		for _, e := range page {
+			evs = append(evs, DetectEvent(e))
+		}
+		alerts = eng.ProcessBatch(alerts, evs)
+		n += len(page)
+		c := page[len(page)-1].Cursor()
+		f.After = &c
+		if len(alerts) > MaxReplayAlerts {
+			alerts = alerts[:MaxReplayAlerts]
+			break
+		}
+	}
+	return alerts, n, nil
+}
