@@ -69,7 +69,7 @@ type Event struct {
 	Status         int               `json:"status,omitempty"`          // request_summary: the response status
 	Count          int               `json:"count,omitempty"`           // request_summary: the requests it stands for
 	Objects        []Object          `json:"objects,omitempty"`         // request_summary: distinct objects served, at most Config.SummaryMaxObjects
-	ObjectsOmitted int               `json:"objects_omitted,omitempty"` // request_summary: objects served that did not fit in Objects
+	ObjectsOmitted int               `json:"objects_omitted,omitempty"` // request_summary: ObjectAccess calls for objects that did not fit in Objects
 }
 
 // Frame is one application frame of an event's stack.

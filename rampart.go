@@ -119,7 +119,7 @@ type Stats struct {
 	Dropped         uint64 // events lost because the queue was full or closed
 	SinkErrors      uint64 // failed WriteEvents calls
 	InputsTruncated uint64 // requests whose inputs could not all be recorded, found by a guarded call
-	Summaries       uint64 // request summaries shipped (counted in Events too)
+	Summaries       uint64 // request summaries made (counted in Events; in Dropped too if the queue had no room for them)
 	SummaryOverflow uint64 // requests counted in an overflow summary, their window having Config.SummaryMaxKeys keys already
 }
 
@@ -297,7 +297,7 @@ func (a *Agent) Close(ctx context.Context) error {
 		a.zt.close()
 	}
 	if a.sum != nil {
-		a.sum.close() // ships the last window while the queue is open
+		a.sum.close(ctx) // ships the last window while the queue is open
 	}
 	a.closeMu.Lock()
 	if !a.closed {

@@ -1,6 +1,7 @@
 package rampart
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"sync"
@@ -33,6 +34,7 @@ const (
 	DefaultSummaryMaxKeys    = 10000
 	DefaultSummaryMaxObjects = 16
 	maxSummaryMethod         = 16 // a method the mux did not route is the client's text
+	maxSummaryWait           = 10 * time.Second
 )
 
 type summaryKey struct {
@@ -131,11 +133,14 @@ func (s *summarizer) run() {
 	}
 }
 
-// close ships the current window and stops; the agent's queue must still
-// be open.
-func (s *summarizer) close() {
+// close ships the current window and stops, or gives up waiting when ctx
+// is done; the agent's queue must still be open.
+func (s *summarizer) close(ctx context.Context) {
 	s.stopOnce.Do(func() { close(s.stop) })
-	<-s.done
+	select {
+	case <-s.done:
+	case <-ctx.Done():
+	}
 }
 
 // flush ships one event per key of the window and starts the next.
@@ -150,23 +155,30 @@ func (s *summarizer) flush() {
 	s.mu.Unlock()
 
 	a := s.agent
+	// A window's summaries come at once: unlike a request's events they
+	// may wait for room in the queue (the flushing goroutine delays no
+	// request), up to one window or maxSummaryWait in all.
+	wait := time.NewTimer(min(s.window, maxSummaryWait))
+	defer wait.Stop()
+	expired := wait.C // nil once it has fired: the rest do not wait
 	for k, e := range keys {
 		ev := Event{ID: newID(), Time: e.last.UTC(), Kind: KindRequestSummary, Action: ActionObserved, Service: a.service,
 			Method: k.method, Route: k.route, Status: k.status, Count: e.count,
 			ActorIP: actorAddr(k.ip), ActorUser: k.user, SessionHash: k.session, ActorToken: e.token,
 			Objects: e.objects, ObjectsOmitted: e.omitted}
-		s.ship(ev)
+		if !s.ship(ev, expired) {
+			expired = nil
+		}
 	}
 	if overflow > 0 {
 		s.ship(Event{ID: newID(), Time: overLast.UTC(), Kind: KindRequestSummary, Action: ActionObserved, Service: a.service,
-			Count: overflow, Attrs: map[string]string{"overflow": "true"}})
+			Count: overflow, Attrs: map[string]string{"overflow": "true"}}, expired)
 	}
 }
 
-// ship queues a summary. Unlike a request's events it may wait for room
-// in the queue, up to one window: a window's summaries come at once, and
-// the flushing goroutine delays no request.
-func (s *summarizer) ship(ev Event) {
+// ship queues a summary, waiting for room until expired fires (not at all
+// if it is nil). It returns false if expired fired.
+func (s *summarizer) ship(ev Event, expired <-chan time.Time) bool {
 	a := s.agent
 	a.stats.events.Add(1)
 	a.stats.summaries.Add(1)
@@ -175,16 +187,19 @@ func (s *summarizer) ship(ev Event) {
 	if !a.closed {
 		select {
 		case a.queue <- ev:
-			return
+			return true
 		default:
 		}
-		t := time.NewTimer(s.window)
-		defer t.Stop()
+		if expired == nil {
+			a.stats.dropped.Add(1)
+			return true
+		}
 		select {
 		case a.queue <- ev:
-			return
-		case <-t.C:
+			return true
+		case <-expired:
 		}
 	}
 	a.stats.dropped.Add(1)
+	return expired == nil
 }
