@@ -70,6 +70,8 @@ type Event struct {
 	Count          int               `json:"count,omitempty"`           // request_summary: the requests it stands for
 	Objects        []Object          `json:"objects,omitempty"`         // request_summary: distinct objects served, at most Config.SummaryMaxObjects
 	ObjectsOmitted int               `json:"objects_omitted,omitempty"` // request_summary: ObjectAccess calls for objects that did not fit in Objects
+	Paths          []string          `json:"paths,omitempty"`           // request_summary of a gateway: distinct paths requested, a few
+	PathsOmitted   int               `json:"paths_omitted,omitempty"`   // request_summary of a gateway: requests whose path did not fit in Paths
 }
 
 // Frame is one application frame of an event's stack.
