@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,7 +16,8 @@ import (
 // (probing, scraping, an actor's rate), compact and bounded, not an event
 // per request. The gateway counts every request it answers per key (the
 // client's address, the authenticated user, the session hash, the route,
-// the method and the status) and, at the end of each window, reports one
+// the method, the status, and whether the path is a static asset's, which
+// such summaries mark with Attrs["static"] = "true") and, at the end of each window, reports one
 // request_summary event per key seen in it (rampart.KindRequestSummary,
 // action observed) whose Count is the requests it stands for, with up to
 // maxPaths distinct paths they asked for (the rest counted in
@@ -45,6 +47,7 @@ type summaryKey struct {
 	route   string
 	method  string
 	status  int
+	static  bool // a static asset by its path's extension: scraping counts the rest
 }
 
 type summaryEntry struct {
@@ -98,6 +101,7 @@ func (s *summaries) summarize(x *exchange, r *http.Request, status int) {
 	if r.URL != nil {
 		path = r.URL.Path
 	}
+	k.static = staticPath(path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.keys[k]
@@ -177,6 +181,9 @@ func (s *summaries) flush() {
 		if k.ip.IsValid() {
 			ev.ActorIP = k.ip.String()
 		}
+		if k.static {
+			ev.Attrs = map[string]string{"static": "true"}
+		}
 		if !s.ship(ev, expired) {
 			expired = nil
 		}
@@ -218,3 +225,24 @@ func (g *Gateway) reportWaiting(ev rampart.Event, expired <-chan time.Time) bool
 // SummaryOverflow returns how many requests were counted in overflow
 // request summaries, their window having had the most keys it may hold.
 func (g *Gateway) SummaryOverflow() uint64 { return g.summaries.overflowed() }
+
+// staticExtensions are the extensions of the static assets that pages
+// load by the dozen (the built-in scraping scenario leaves them out).
+var staticExtensions = []string{".css", ".js", ".mjs", ".map", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico",
+	".webp", ".avif", ".woff", ".woff2", ".ttf"}
+
+// staticPath says whether path names a static asset by its extension, so
+// that a client's static requests and the others are summarised apart.
+func staticPath(path string) bool {
+	dot := strings.LastIndexByte(path, '.')
+	if dot < 0 || strings.IndexByte(path[dot:], '/') >= 0 {
+		return false
+	}
+	ext := path[dot:]
+	for _, e := range staticExtensions {
+		if strings.EqualFold(ext, e) {
+			return true
+		}
+	}
+	return false
+}

@@ -29,7 +29,7 @@ func (c *collected) ship(ev rampart.Event, _ <-chan time.Time) bool {
 func TestGatewaySummariesCountEveryRequestWithinTheirBounds(t *testing.T) {
 	var c collected
 	// A window longer than the test: close reports it.
-	s := newSummaries(time.Hour, 3, 4, c.ship)
+	s := newSummaries(time.Hour, 4, 4, c.ship)
 	api := &route{cfg: &Route{Name: "api"}}
 	alice := &exchange{clientIP: netip.MustParseAddr("192.0.2.7"), user: "alice", session: "5e5e", route: api}
 	n := 0
@@ -42,9 +42,10 @@ func TestGatewaySummariesCountEveryRequestWithinTheirBounds(t *testing.T) {
 		send(alice, "GET", "/api/items/"+strconv.Itoa(i%2), 200)
 		send(alice, "GET", "/api/"+strings.Repeat("a", 300), 404)
 	}
+	send(alice, "GET", "/api/app.JS", 200)                          // a static asset: a key of its own
 	anon := &exchange{clientIP: netip.MustParseAddr("2001:db8::1")} // no route matched
 	send(anon, "GET", "/x", 404)
-	send(anon, "DELETE", "/x", 404) // a fourth key: past the bound of 3
+	send(anon, "DELETE", "/x", 404) // a fifth key: past the bound of 4
 	send(anon, "DELETE", "/y", 404)
 	s.close()
 
@@ -55,13 +56,16 @@ func TestGatewaySummariesCountEveryRequestWithinTheirBounds(t *testing.T) {
 			t.Errorf("event %s/%s, want request_summary/observed", ev.Kind, ev.Action)
 		}
 		total += ev.Count
-		byKey[ev.ActorIP+" "+ev.Method+" "+ev.Route+" "+strconv.Itoa(ev.Status)+" "+ev.Attrs["overflow"]] = ev
+		byKey[ev.ActorIP+" "+ev.Method+" "+ev.Route+" "+strconv.Itoa(ev.Status)+" "+ev.Attrs["overflow"]+ev.Attrs["static"]] = ev
 	}
 	if total != n {
 		t.Errorf("summaries count %d requests, want %d", total, n)
 	}
-	if len(c.evs) != 4 {
-		t.Errorf("%d summaries, want 3 keys and the overflow", len(c.evs))
+	if len(c.evs) != 5 {
+		t.Errorf("%d summaries, want 4 keys and the overflow", len(c.evs))
+	}
+	if st := byKey["192.0.2.7 GET api 200 true"]; st.Count != 1 || len(st.Paths) != 1 || st.Paths[0] != "/api/app.JS" {
+		t.Errorf("static summary %+v, want the one request for app.JS, apart", st)
 	}
 	ok := byKey["192.0.2.7 GET api 200 "]
 	if ok.Count != 20 || ok.ActorUser != "alice" || ok.SessionHash != "5e5e" {
@@ -75,7 +79,7 @@ func TestGatewaySummariesCountEveryRequestWithinTheirBounds(t *testing.T) {
 		t.Errorf("long paths: %+v, want counted, not listed", long)
 	}
 	if over := byKey["   0 true"]; over.Count != 2 || s.overflowed() != 2 {
-		t.Errorf("overflow summary %+v (stats %d), want the 2 requests of the fourth key", over, s.overflowed())
+		t.Errorf("overflow summary %+v (stats %d), want the 2 requests of the fifth key", over, s.overflowed())
 	}
 }
 
@@ -107,5 +111,16 @@ func BenchmarkGatewaySummarize(b *testing.B) {
 	for b.Loop() {
 		s.summarize(xs[i%len(xs)], reqs[i%len(xs)], 200)
 		i++
+	}
+}
+
+func TestStaticPathsAreTheAssetsAPageLoads(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/app.js": true, "/img/logo.PNG": true, "/fonts/a.woff2": true, "/favicon.ico": true,
+		"/api/users/7": false, "/v1.2/users": false, "/report.pdf": false, "/": false, "/x.js/y": false,
+	} {
+		if got := staticPath(path); got != want {
+			t.Errorf("staticPath(%q) = %v, want %v", path, got, want)
+		}
 	}
 }
