@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,6 +65,29 @@ func BenchmarkHandlerSummary(b *testing.B) {
 				h.ServeHTTP(w, c.reqs[i%len(c.reqs)])
 				i++
 			}
+		})
+	}
+	// Every core serving requests at once: the summary's lock is shared.
+	for _, c := range []struct {
+		name   string
+		window time.Duration
+	}{{"off_parallel", 0}, {"on_parallel", time.Second}} {
+		b.Run(c.name, func(b *testing.B) {
+			agent, err := rampart.New(rampart.Config{Service: "bench", Sinks: []rampart.Sink{benchDiscard{}}, SummaryWindow: c.window, QueueSize: 4096})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer agent.Close(b.Context())
+			h := agent.Handler(mux)
+			b.ReportAllocs()
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				w := &nopWriter{h: http.Header{}}
+				for pb.Next() {
+					// Requests are read-only to the Handler's copy.
+					h.ServeHTTP(w, reqs[next.Add(1)%int64(len(reqs))])
+				}
+			})
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,5 +257,46 @@ func TestSummaryEventsPerSecond(t *testing.T) {
 		}
 		t.Logf("window %v: %d req/s from %d actors → %d events per window = %.0f events/s (%.1f%% of the requests)",
 			window, rate, actors, len(got), float64(len(got))/window.Seconds(), 100*float64(len(got))/float64(requests))
+	}
+}
+
+// Requests served at once, windows ending while they run, ObjectAccess
+// called from a goroutine of the handler: every request counted once (run
+// with -race).
+func TestSummariesOfConcurrentRequestsAddUp(t *testing.T) {
+	agent, events := ramparttest.NewAgent(t, rampart.Config{SummaryWindow: time.Millisecond, QueueSize: 8192})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rampart.ObjectAccess(r.Context(), "item", r.PathValue("id"), "")
+			rampart.SetUser(r.Context(), "u"+r.PathValue("id"))
+		}()
+		<-done
+	})
+	h := agent.Handler(mux)
+	const workers, each = 8, 250
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				hit(h, "GET", "/items/"+strconv.Itoa(i%5), "192.0.2."+strconv.Itoa(w+1)+":1")
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	for _, ev := range summaries(t, agent, events) {
+		total += ev.Count
+		if len(ev.Objects) != 1 || "u"+ev.Objects[0].ID != ev.ActorUser {
+			t.Errorf("summary of %s: objects %v, want the one item its user read", ev.ActorUser, ev.Objects)
+		}
+	}
+	if total != workers*each {
+		t.Errorf("summaries count %d requests, want %d", total, workers*each)
+	}
+	if d := agent.Stats().Dropped; d != 0 {
+		t.Errorf("%d summaries dropped", d)
 	}
 }
