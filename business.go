@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -79,14 +81,30 @@ type Object struct {
 // and claimed actors never drive an automatic decision on their own.
 // A user that a verified actor token names always wins over SetUser's.
 //
-// id is cut to 256 bytes. Outside a request SetUser does nothing.
+// id is cut to 256 bytes, and its control characters and invalid UTF-8
+// replaced by U+FFFD (the control plane refuses them in an actor). Outside
+// a request SetUser does nothing.
 func SetUser(ctx context.Context, id string) {
 	req := requestFor(ctx)
 	if req == nil {
 		return
 	}
-	id = truncate(id, maxLoginField)
+	id = truncate(printableText(id), maxLoginField)
 	req.user.Store(&id)
+}
+
+// printableText returns s with invalid UTF-8 and control characters
+// replaced by U+FFFD.
+func printableText(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
 }
 
 // requestBusiness is what a request holds of the business calls made for
@@ -132,7 +150,7 @@ func (q *request) actorIP() netip.Addr {
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ap.Addr().Unmap()
+	return ap.Addr().WithZone("").Unmap() // the control plane takes no zone
 }
 
 // TrackLogin reports an attempt to log in, as a login_success or

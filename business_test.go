@@ -297,3 +297,16 @@ services:
 		}
 	}
 }
+
+// The control plane refuses an actor with control characters or invalid
+// UTF-8, and with it the whole batch: SetUser's user never has them.
+func TestSetUserKeepsTheUserPrintable(t *testing.T) {
+	agent, events := ramparttest.NewAgent(t, rampart.Config{})
+	serveOnce(t, agent, "GET /x", func(w http.ResponseWriter, r *http.Request) {
+		rampart.SetUser(r.Context(), "bob\n\x00admin\xff")
+		rampart.TrackEvent(r.Context(), "x", nil)
+	}, "GET", "/x")
+	if got, want := events.Next(t).ActorUser, "bob\uFFFD\uFFFDadmin\uFFFD"; got != want {
+		t.Errorf("actor user %q, want %q", got, want)
+	}
+}
