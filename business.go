@@ -28,7 +28,7 @@ import (
 // and cost nothing. They never block the request and never fail it: the
 // event is queued as the guards' events are, and a full queue drops it
 // (Stats.Dropped).
-
+//
 // Limits on what a business event copies from the application's values:
 // what is longer is cut (ending in "…"), what is more is left out. They
 // fit what the control plane's detection keeps of an event.

@@ -28,8 +28,8 @@ import (
 // A summary's actor follows the rule of the business events (see
 // SetUser): it carries the actor token of the key's last request, so that
 // the control plane can verify it, and its Time is that request's.
-
-// Defaults of the summary bounds.
+//
+// The defaults of the summary bounds:
 const (
 	DefaultSummaryMaxKeys    = 10000
 	DefaultSummaryMaxObjects = 16
