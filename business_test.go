@@ -1,8 +1,10 @@
 package rampart_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -308,5 +310,35 @@ func TestSetUserKeepsTheUserPrintable(t *testing.T) {
 	}, "GET", "/x")
 	if got, want := events.Next(t).ActorUser, "bob\uFFFD\uFFFDadmin\uFFFD"; got != want {
 		t.Errorf("actor user %q, want %q", got, want)
+	}
+}
+
+// A login or a summary is no security event: the default sink logs it at
+// Info, under a message of its own, with the business fields.
+func TestSlogSinkLogsObservedEventsAtInfo(t *testing.T) {
+	var buf bytes.Buffer
+	sink := rampart.NewSlogSink(slog.New(slog.NewJSONHandler(&buf, nil)))
+	err := sink.WriteEvents(context.Background(), []rampart.Event{
+		{Kind: rampart.KindLoginFailure, Action: rampart.ActionObserved, ActorIP: "192.0.2.1", Login: rampart.Login{Name: "alice", UserExists: true}},
+		{Kind: rampart.KindSQLInjection, Action: rampart.ActionBlocked},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []map[string]any
+	for dec := json.NewDecoder(&buf); dec.More(); {
+		var line map[string]any
+		if err := dec.Decode(&line); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, line)
+	}
+	if len(lines) != 2 || lines[0]["level"] != "INFO" || lines[0]["msg"] != "rampart observed event" || lines[1]["level"] != "WARN" {
+		t.Fatalf("logged %v", lines)
+	}
+	ev := lines[0]["event"].(map[string]any)
+	login, _ := ev["login"].(map[string]any)
+	if ev["actor_ip"] != "192.0.2.1" || login["name"] != "alice" || login["exists"] != true {
+		t.Errorf("logged event %v, want its actor and login", ev)
 	}
 }

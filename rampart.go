@@ -374,7 +374,10 @@ func (a *Agent) deliver() {
 
 // SlogSink is a Sink that writes one log record per event, at level Warn,
 // with the event as structured attributes (one JSON line with a JSON
-// handler). It is the agent's sink when Config.Sinks is empty.
+// handler). What the application reports about its business and the
+// request summaries (action observed) are no security events: they are
+// logged at level Info, as "rampart observed event". It is the agent's
+// sink when Config.Sinks is empty.
 type SlogSink struct{ l *slog.Logger }
 
 var _ Sink = (*SlogSink)(nil)
@@ -397,6 +400,10 @@ func LogSink(l *slog.Logger) Sink { return NewSlogSink(l) }
 // WriteEvents logs each event; it never fails.
 func (s *SlogSink) WriteEvents(ctx context.Context, events []Event) error {
 	for _, ev := range events {
+		if ev.Action == ActionObserved {
+			s.l.LogAttrs(ctx, slog.LevelInfo, "rampart observed event", slog.Any("event", ev))
+			continue
+		}
 		s.l.LogAttrs(ctx, slog.LevelWarn, "rampart security event", slog.Any("event", ev))
 	}
 	return nil
