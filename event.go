@@ -18,6 +18,10 @@ type Action string
 const (
 	ActionBlocked   Action = "blocked"   // the call was refused (block mode)
 	ActionMonitored Action = "monitored" // the call went through (monitor mode)
+	// ActionObserved is the action of what the application reports about
+	// its business and of request summaries: nothing was refused, nothing
+	// was attempted against a guard, so nothing may count them as blocks.
+	ActionObserved Action = "observed"
 )
 
 // Event is one security event: what was attempted, where in the code, from
@@ -55,6 +59,19 @@ type Event struct {
 	// plane can verify who the event names, and drops it. It is never in
 	// the event's JSON: sinks that print or store events do not see it.
 	ActorToken string `json:"-"`
+
+	// What the application reports about its business (TrackLogin,
+	// TrackEvent, ObjectAccess), and the request summaries of the Handler
+	// (Config.SummaryWindow).
+	Login          Login             `json:"login,omitzero"`            // login_success, login_failure
+	Object         Object            `json:"object,omitzero"`           // object_access
+	Attrs          map[string]string `json:"attrs,omitempty"`           // business: the name and attributes; request_summary: "overflow"
+	Status         int               `json:"status,omitempty"`          // request_summary: the response status
+	Count          int               `json:"count,omitempty"`           // request_summary: the requests it stands for
+	Objects        []Object          `json:"objects,omitempty"`         // request_summary: distinct objects served, at most Config.SummaryMaxObjects
+	ObjectsOmitted int               `json:"objects_omitted,omitempty"` // request_summary: ObjectAccess calls for objects that did not fit in Objects
+	Paths          []string          `json:"paths,omitempty"`           // request_summary of a gateway: distinct paths requested, a few
+	PathsOmitted   int               `json:"paths_omitted,omitempty"`   // request_summary of a gateway: requests whose path did not fit in Paths
 }
 
 // Frame is one application frame of an event's stack.
@@ -136,6 +153,11 @@ func (q *request) describe(ev *Event) {
 	if a := q.actor; a != nil {
 		ev.ActorIP, ev.ActorUser, ev.SessionHash = actorAddr(a.IP), truncate(a.User, MaxEventInput), a.Session
 		ev.ActorToken = q.actorToken
+	}
+	if ev.ActorUser == "" {
+		// The service's own claim (SetUser): the control plane stores
+		// the actor as claimed, for the token does not back it.
+		ev.ActorUser = q.claimedUser()
 	}
 }
 
@@ -330,6 +352,31 @@ func (e Event) LogValue() slog.Value {
 			st[i] = f.Function + " " + f.File + ":" + strconv.Itoa(f.Line)
 		}
 		attrs = append(attrs, slog.Any("stack", st))
+	}
+	for _, kv := range [][2]string{{"actor_ip", e.ActorIP}, {"actor_user", e.ActorUser}, {"trace_id", e.TraceID}} {
+		if kv[1] != "" {
+			attrs = append(attrs, slog.String(kv[0], kv[1]))
+		}
+	}
+	if e.Login != (Login{}) {
+		attrs = append(attrs, slog.Group("login", slog.String("name", e.Login.Name), slog.String("user", e.Login.User),
+			slog.Bool("exists", e.Login.UserExists), slog.Bool("mfa", e.Login.MFA)))
+	}
+	if e.Object != (Object{}) {
+		attrs = append(attrs, slog.Group("object", slog.String("kind", e.Object.Kind), slog.String("id", e.Object.ID), slog.String("owner", e.Object.Owner)))
+	}
+	if len(e.Attrs) > 0 {
+		attrs = append(attrs, slog.Any("attrs", e.Attrs))
+	}
+	if e.Count > 0 {
+		attrs = append(attrs, slog.Int("status", e.Status), slog.Int("count", e.Count))
+	}
+	if len(e.Objects) > 0 || e.ObjectsOmitted > 0 {
+		ids := make([]string, len(e.Objects))
+		for i, o := range e.Objects {
+			ids[i] = o.Kind + ":" + o.ID
+		}
+		attrs = append(attrs, slog.Any("objects", ids), slog.Int("objects_omitted", e.ObjectsOmitted))
 	}
 	return slog.GroupValue(attrs...)
 }

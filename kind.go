@@ -32,3 +32,20 @@ const (
 	// the next release.
 	KindNoClientCert = KindMTLSRefused
 )
+
+// Event kinds the application reports about its own business (see
+// TrackLogin, TrackEvent and ObjectAccess), and the Handler's request
+// summaries. Their action is ActionObserved: none of them refused
+// anything. Detection in the control plane reads them as signals (credential
+// stuffing, account takeover, one actor walking through other users'
+// objects), which only an application can report exactly.
+const (
+	KindLoginSuccess Kind = "login_success" // TrackLogin: a login that succeeded
+	KindLoginFailure Kind = "login_failure" // TrackLogin: a login that failed
+	KindObjectAccess Kind = "object_access" // ObjectAccess: an object served to an actor who is not its owner
+	KindBusiness     Kind = "business"      // TrackEvent: a business event, its name in Attrs["name"]
+	// KindRequestSummary is the kind of the Handler's request summaries
+	// (Config.SummaryWindow): one event per actor, route, method and
+	// status per window, its Count the requests it stands for.
+	KindRequestSummary Kind = "request_summary"
+)

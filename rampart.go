@@ -68,6 +68,23 @@ type Config struct {
 	// event shows [Redacted] in its place (see the package documentation).
 	SecretNames []string
 
+	// SummaryWindow turns on request summaries (see KindRequestSummary):
+	// the Handler counts requests per actor, route, method and status,
+	// and ships one request_summary event per such key each window,
+	// instead of nothing (zero, the default) or one event per request.
+	// A Rampart gateway in front of the service summarises the traffic it
+	// forwards already; the service's summaries add the objects its
+	// handlers served (ObjectAccess), and cover services without a
+	// gateway. Five seconds is a good value.
+	SummaryWindow time.Duration
+	// SummaryMaxKeys bounds the keys of one window: requests of further
+	// keys are counted in an overflow summary. Zero means
+	// DefaultSummaryMaxKeys.
+	SummaryMaxKeys int
+	// SummaryMaxObjects bounds the distinct objects one summary lists.
+	// Zero means DefaultSummaryMaxObjects.
+	SummaryMaxObjects int
+
 	// Identity is the service's SPIFFE identity: identity.Join's
 	// *identity.CASource, or with SPIRE the *workload.Source of package
 	// github.com/rampartsec/rampart/identity/workload (a package of its
@@ -102,10 +119,13 @@ type Stats struct {
 	Dropped         uint64 // events lost because the queue was full or closed
 	SinkErrors      uint64 // failed WriteEvents calls
 	InputsTruncated uint64 // requests whose inputs could not all be recorded, found by a guarded call
+	Summaries       uint64 // request summaries made (counted in Events; in Dropped too if the queue had no room for them)
+	SummaryOverflow uint64 // requests counted in an overflow summary, their window having Config.SummaryMaxKeys keys already
 }
 
 type stats struct {
 	events, delivered, dropped, sinkErrors, inputsTruncated atomic.Uint64
+	summaries, summaryOverflow                              atomic.Uint64
 }
 
 // Agent is the in-process part of Rampart that a service runs: it holds the
@@ -128,7 +148,8 @@ type Agent struct {
 	stats     stats
 	lastDrop  atomic.Int64 // unix nanos of the last drop warning
 
-	zt *zeroTrust // nil without Config.Identity
+	zt  *zeroTrust  // nil without Config.Identity
+	sum *summarizer // nil without Config.SummaryWindow
 }
 
 // New validates cfg and starts an agent.
@@ -165,6 +186,21 @@ func New(cfg Config) (*Agent, error) {
 		if h == "" || strings.ContainsAny(h, " \t\r\n:") {
 			return nil, fmt.Errorf("rampart: Config.Headers[%d] %q is not a header name", i, h)
 		}
+	}
+	if cfg.SummaryWindow < 0 {
+		return nil, fmt.Errorf("rampart: Config.SummaryWindow %v is negative", cfg.SummaryWindow)
+	}
+	if cfg.SummaryMaxKeys < 0 {
+		return nil, fmt.Errorf("rampart: Config.SummaryMaxKeys %d is negative", cfg.SummaryMaxKeys)
+	}
+	if cfg.SummaryMaxKeys == 0 {
+		cfg.SummaryMaxKeys = DefaultSummaryMaxKeys
+	}
+	if cfg.SummaryMaxObjects < 0 {
+		return nil, fmt.Errorf("rampart: Config.SummaryMaxObjects %d is negative", cfg.SummaryMaxObjects)
+	}
+	if cfg.SummaryMaxObjects == 0 {
+		cfg.SummaryMaxObjects = DefaultSummaryMaxObjects
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -210,6 +246,9 @@ func New(cfg Config) (*Agent, error) {
 		}
 		a.zt = zt
 	}
+	if cfg.SummaryWindow > 0 {
+		a.sum = newSummarizer(a, cfg.SummaryWindow, cfg.SummaryMaxKeys, cfg.SummaryMaxObjects)
+	}
 	go a.deliver()
 	return a, nil
 }
@@ -238,6 +277,8 @@ func (a *Agent) Stats() Stats {
 		Dropped:         a.stats.dropped.Load(),
 		SinkErrors:      a.stats.sinkErrors.Load(),
 		InputsTruncated: a.stats.inputsTruncated.Load(),
+		Summaries:       a.stats.summaries.Load(),
+		SummaryOverflow: a.stats.summaryOverflow.Load(),
 	}
 }
 
@@ -254,6 +295,9 @@ func (a *Agent) Stats() Stats {
 func (a *Agent) Close(ctx context.Context) error {
 	if a.zt != nil {
 		a.zt.close()
+	}
+	if a.sum != nil {
+		a.sum.close(ctx) // ships the last window while the queue is open
 	}
 	a.closeMu.Lock()
 	if !a.closed {
@@ -330,7 +374,10 @@ func (a *Agent) deliver() {
 
 // SlogSink is a Sink that writes one log record per event, at level Warn,
 // with the event as structured attributes (one JSON line with a JSON
-// handler). It is the agent's sink when Config.Sinks is empty.
+// handler). What the application reports about its business and the
+// request summaries (action observed) are no security events: they are
+// logged at level Info, as "rampart observed event". It is the agent's
+// sink when Config.Sinks is empty.
 type SlogSink struct{ l *slog.Logger }
 
 var _ Sink = (*SlogSink)(nil)
@@ -353,6 +400,10 @@ func LogSink(l *slog.Logger) Sink { return NewSlogSink(l) }
 // WriteEvents logs each event; it never fails.
 func (s *SlogSink) WriteEvents(ctx context.Context, events []Event) error {
 	for _, ev := range events {
+		if ev.Action == ActionObserved {
+			s.l.LogAttrs(ctx, slog.LevelInfo, "rampart observed event", slog.Any("event", ev))
+			continue
+		}
 		s.l.LogAttrs(ctx, slog.LevelWarn, "rampart security event", slog.Any("event", ev))
 	}
 	return nil
@@ -400,8 +451,16 @@ func (a *Agent) Handler(next http.Handler) http.Handler {
 		rw := &req.rw
 		rw.ResponseWriter, rw.req = w, req
 		next.ServeHTTP(rw, r2)
+		status := rw.status
 		if be := req.blocked.Load(); be != nil && !rw.committed {
 			writeBlocked(w, req.requestID(), be.Event.Kind)
+			status = http.StatusForbidden
+		}
+		if a.sum != nil {
+			if status == 0 {
+				status = http.StatusOK // what net/http sends for a handler that wrote nothing
+			}
+			a.sum.add(req, status)
 		}
 	})
 }
@@ -435,6 +494,7 @@ type responseWriter struct {
 	http.ResponseWriter
 	req       *request
 	committed bool
+	status    int // the status sent, 0 until then
 }
 
 func (w *responseWriter) swallow() bool {
@@ -447,6 +507,9 @@ func (w *responseWriter) WriteHeader(code int) {
 	}
 	if code >= 200 || code == http.StatusSwitchingProtocols {
 		w.committed = true
+		if w.status == 0 {
+			w.status = code
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -456,6 +519,9 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	w.committed = true
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
 	return w.ResponseWriter.Write(p)
 }
 
@@ -466,6 +532,9 @@ func (w *responseWriter) Flush() {
 	}
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		w.committed = true
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
 		f.Flush()
 	}
 }

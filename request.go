@@ -68,6 +68,8 @@ type request struct {
 	traceID string       // from the W3C traceparent
 
 	actorToken string // the verified actor token, which backs the actor of the request's events
+
+	requestBusiness // SetUser's user and ObjectAccess's objects (business.go)
 }
 
 func (q *request) inputs() []Input {

@@ -173,6 +173,8 @@ type Gateway struct {
 	sink    rampart.Sink
 	dropped atomic.Uint64
 
+	summaries *summaries // request summaries (summary.go)
+
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -309,6 +311,7 @@ func (g *Gateway) start() {
 		{Name: "decisions", Kinds: []string{"decision"}, Load: g.loadDecisions},
 		g.revoked.Source(),
 	}})
+	g.summaries = newSummaries(defaultSummaryWindow, defaultSummaryMaxKeys, defaultSummaryMaxPaths, g.reportWaiting)
 	rctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	g.done.Add(3)
@@ -326,6 +329,7 @@ func (g *Gateway) closeAuth() {
 // Close stops following the control plane and delivers the queued events.
 func (g *Gateway) Close() {
 	g.cancel()
+	g.summaries.close() // reports the last window while events are open
 	g.closeMu.Lock()
 	g.closed = true
 	close(g.events)

@@ -315,7 +315,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	x := &exchange{id: newID(), trace: traceFor(r)}
 	sw := &statusWriter{ResponseWriter: w, writeTimeout: time.Duration(g.cfg.Limits.WriteTimeout)}
-	defer func() { g.accessLog(r, x, sw, start) }()
+	defer func() { g.accessLog(r, x, sw, start); g.summaries.summarize(x, r, sw.status) }()
 
 	// Each step answers a request it refuses, and says so.
 	rt, alt := g.routeFor(sw, r, x)

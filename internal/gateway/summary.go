@@ -1,0 +1,248 @@
+package gateway
+
+import (
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rampartsec/rampart"
+)
+
+// Request summaries: what detection needs to know of ordinary traffic
+// (probing, scraping, an actor's rate), compact and bounded, not an event
+// per request. The gateway counts every request it answers per key (the
+// client's address, the authenticated user, the session hash, the route,
+// the method, the status, and whether the path is a static asset's, which
+// such summaries mark with Attrs["static"] = "true") and, at the end of each window, reports one
+// request_summary event per key seen in it (rampart.KindRequestSummary,
+// action observed) whose Count is the requests it stands for, with up to
+// maxPaths distinct paths they asked for (the rest counted in
+// PathsOmitted: distinct 404 paths are what probing looks like). A window
+// holds at most maxKeys keys; the requests of further keys are counted in
+// one overflow summary (no actor, Attrs["overflow"] = "true") and in
+// SummaryOverflow, so that no request goes uncounted and no client can
+// grow the gateway's memory by varying its keys. A window's events are at
+// most maxKeys + 1 whatever the traffic: at 10,000 requests per second
+// from 1,000 clients, one route and one status each, a 5-second window
+// reports 200 events per second. The actor is the gateway's own (the
+// client address after the trusted-proxy rules, the user it
+// authenticated), so the control plane stores it as verified.
+const (
+	defaultSummaryWindow   = 5 * time.Second
+	defaultSummaryMaxKeys  = 10000
+	defaultSummaryMaxPaths = 16
+	maxSummaryPath         = 256
+	maxSummaryMethod       = 16
+	maxSummaryWait         = 10 * time.Second
+)
+
+type summaryKey struct {
+	ip      netip.Addr
+	user    string
+	session string
+	route   string
+	method  string
+	status  int
+	static  bool // a static asset by its path's extension: scraping counts the rest
+}
+
+type summaryEntry struct {
+	count   int
+	paths   []string
+	omitted int
+}
+
+// summaries counts the requests of the current window. Its methods do
+// nothing on a nil *summaries.
+type summaries struct {
+	window   time.Duration
+	maxKeys  int
+	maxPaths int
+	ship     func(ev rampart.Event, expired <-chan time.Time) bool
+
+	mu       sync.Mutex
+	keys     map[summaryKey]*summaryEntry
+	overflow int
+	overTot  atomic.Uint64
+
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// newSummaries starts counting; ship queues an event, waiting for room
+// until expired fires (not at all if it is nil), and returns false if it
+// did fire.
+func newSummaries(window time.Duration, maxKeys, maxPaths int, ship func(rampart.Event, <-chan time.Time) bool) *summaries {
+	s := &summaries{window: window, maxKeys: maxKeys, maxPaths: maxPaths, ship: ship,
+		keys: map[summaryKey]*summaryEntry{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.run()
+	return s
+}
+
+// summarize counts the request x, answered with status (0: nothing
+// written, which net/http sends as 200).
+func (s *summaries) summarize(x *exchange, r *http.Request, status int) {
+	if s == nil {
+		return
+	}
+	if status == 0 {
+		status = http.StatusOK
+	}
+	k := summaryKey{ip: x.clientIP, user: x.user, session: x.session, method: truncate(r.Method, maxSummaryMethod), status: status}
+	if x.route != nil {
+		k.route = x.route.cfg.Name
+	}
+	path := ""
+	if r.URL != nil {
+		path = r.URL.Path
+	}
+	k.static = staticPath(path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.keys[k]
+	if e == nil {
+		if len(s.keys) >= s.maxKeys {
+			s.overflow++
+			s.overTot.Add(1)
+			return
+		}
+		e = &summaryEntry{}
+		s.keys[k] = e
+	}
+	e.count++
+	switch {
+	case len(path) > maxSummaryPath:
+		e.omitted++ // a path this long is a probe of its own; its text is in no key
+	case slices.Contains(e.paths, path):
+	case len(e.paths) < s.maxPaths:
+		e.paths = append(e.paths, path)
+	default:
+		e.omitted++
+	}
+}
+
+func (s *summaries) run() {
+	defer close(s.done)
+	t := time.NewTicker(s.window)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.flush()
+		case <-s.stop:
+			s.flush()
+			return
+		}
+	}
+}
+
+// close reports the current window and stops counting.
+func (s *summaries) close() {
+	if s == nil {
+		return
+	}
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+}
+
+// overflowed returns how many requests were counted in overflow summaries.
+func (s *summaries) overflowed() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.overTot.Load()
+}
+
+func (s *summaries) flush() {
+	s.mu.Lock()
+	keys, overflow := s.keys, s.overflow
+	if len(keys) == 0 && overflow == 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.keys, s.overflow = make(map[summaryKey]*summaryEntry, len(keys)), 0
+	s.mu.Unlock()
+
+	// A window's summaries come at once: they may wait for room in the
+	// queue (no request waits for them), up to one window or
+	// maxSummaryWait in all.
+	wait := time.NewTimer(min(s.window, maxSummaryWait))
+	defer wait.Stop()
+	expired := wait.C
+	for k, e := range keys {
+		ev := rampart.Event{Kind: rampart.KindRequestSummary, Action: rampart.ActionObserved,
+			Method: k.method, Route: k.route, Status: k.status, Count: e.count, Paths: e.paths, PathsOmitted: e.omitted,
+			ActorUser: k.user, SessionHash: k.session}
+		if k.ip.IsValid() {
+			ev.ActorIP = k.ip.String()
+		}
+		if k.static {
+			ev.Attrs = map[string]string{"static": "true"}
+		}
+		if !s.ship(ev, expired) {
+			expired = nil
+		}
+	}
+	if overflow > 0 {
+		s.ship(rampart.Event{Kind: rampart.KindRequestSummary, Action: rampart.ActionObserved,
+			Count: overflow, Attrs: map[string]string{"overflow": "true"}}, expired)
+	}
+}
+
+// reportWaiting queues ev as report does, but may wait for room until
+// expired fires; see newSummaries.
+func (g *Gateway) reportWaiting(ev rampart.Event, expired <-chan time.Time) bool {
+	ev.ID = newID()
+	ev.Time = time.Now().UTC()
+	ev.Service = g.cfg.ControlPlane.Service
+	g.closeMu.RLock()
+	defer g.closeMu.RUnlock()
+	if !g.closed {
+		select {
+		case g.events <- ev:
+			return true
+		default:
+		}
+		if expired != nil {
+			select {
+			case g.events <- ev:
+				return true
+			case <-expired:
+				g.dropped.Add(1)
+				return false
+			}
+		}
+	}
+	g.dropped.Add(1)
+	return expired == nil
+}
+
+// SummaryOverflow returns how many requests were counted in overflow
+// request summaries, their window having had the most keys it may hold.
+func (g *Gateway) SummaryOverflow() uint64 { return g.summaries.overflowed() }
+
+// staticExtensions are the extensions of the static assets that pages
+// load by the dozen (the built-in scraping scenario leaves them out).
+var staticExtensions = []string{".css", ".js", ".mjs", ".map", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico",
+	".webp", ".avif", ".woff", ".woff2", ".ttf"}
+
+// staticPath says whether path names a static asset by its extension, so
+// that a client's static requests and the others are summarised apart.
+func staticPath(path string) bool {
+	dot := strings.LastIndexByte(path, '.')
+	if dot < 0 || strings.IndexByte(path[dot:], '/') >= 0 {
+		return false
+	}
+	ext := path[dot:]
+	for _, e := range staticExtensions {
+		if strings.EqualFold(ext, e) {
+			return true
+		}
+	}
+	return false
+}
