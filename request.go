@@ -68,6 +68,11 @@ type request struct {
 	traceID string       // from the W3C traceparent
 
 	actorToken string // the verified actor token, which backs the actor of the request's events
+
+	// readOnly is the id of the read-only decision that matches the
+	// actor, "" if none: the request may run, but the guards refuse
+	// what would write (see ReadOnlyFromContext).
+	readOnly string
 }
 
 func (q *request) inputs() []Input {

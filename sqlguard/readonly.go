@@ -1,0 +1,496 @@
+package sqlguard
+
+import (
+	"fmt"
+	"strings"
+)
+
+// readOnlyRefusal returns why stmt, lexed as toks with the rules of d, may
+// write (or lock, or have effects beyond reading), or "" when every
+// statement in it is a read. It judges each statement of a batch; what it
+// does not recognise is refused. The package documentation gives the rules
+// (section "Read-only actors").
+func readOnlyRefusal(d Dialect, stmt string, toks []token) string {
+	n, start := 0, 0
+	for i := 0; i <= len(toks); i++ {
+		if i < len(toks) {
+			t := &toks[i]
+			if t.Unterminated {
+				return "an unterminated literal or comment: the statement cannot be read"
+			}
+			if !(t.Kind == tokPunct && stmt[t.Start:t.End] == ";") {
+				continue
+			}
+		}
+		part := code(stmt, toks[start:i])
+		start = i + 1
+		if len(part) == 0 {
+			continue
+		}
+		n++
+		if why := statementRefusal(d, stmt, part); why != "" {
+			if n > 1 || i < len(toks) {
+				return fmt.Sprintf("statement %d: %s", n, why)
+			}
+			return why
+		}
+	}
+	return ""
+}
+
+// code returns the tokens of one statement that the database reads as code:
+// without comments, nor the delimiters of MySQL's executable comments
+// (whose content is code). It copies only when it must drop some.
+func code(stmt string, toks []token) []token {
+	drop := false
+	for i := range toks {
+		if isNoise(stmt, &toks[i]) {
+			drop = true
+			break
+		}
+	}
+	if !drop {
+		return toks
+	}
+	out := toks[:0:0]
+	for i := range toks {
+		if !isNoise(stmt, &toks[i]) {
+			out = append(out, toks[i])
+		}
+	}
+	return out
+}
+
+func isNoise(stmt string, t *token) bool {
+	if t.Kind == tokComment {
+		return true
+	}
+	if t.Kind == tokPunct {
+		s := stmt[t.Start:t.End]
+		return strings.HasPrefix(s, "/*") || s == "*/"
+	}
+	return false
+}
+
+// statementRefusal judges one statement, given as its code tokens.
+func statementRefusal(d Dialect, stmt string, toks []token) string {
+	text := func(i int) string { return stmt[toks[i].Start:toks[i].End] }
+	first := &toks[0]
+	if first.Kind == tokPunct && text(0) == "(" {
+		return queryRefusal(d, stmt, toks)
+	}
+	if first.Kind != tokWord {
+		return fmt.Sprintf("it starts with %q, not a statement keyword", truncateText(text(0)))
+	}
+	verb := strings.ToUpper(truncateText(text(0)))
+	switch verb {
+	case "SELECT", "WITH", "VALUES", "TABLE", "EXPLAIN", "DESCRIBE", "DESC", "SHOW":
+		// EXPLAIN ANALYZE runs its statement: judge it as if it ran.
+		// MariaDB evaluates SHOW ... WHERE expressions.
+		return queryRefusal(d, stmt, toks)
+	case "BEGIN", "START":
+		rest := toks[1:]
+		if verb == "START" {
+			if len(rest) == 0 || !eqFold(stmt[rest[0].Start:rest[0].End], "TRANSACTION") {
+				return verb + " statement"
+			}
+		}
+		for i := range rest {
+			w := stmt[rest[i].Start:rest[i].End]
+			if rest[i].Kind == tokPunct && w == "," {
+				continue
+			}
+			if rest[i].Kind != tokWord {
+				return verb + " with " + truncateText(w)
+			}
+			if eqFold(w, "IMMEDIATE") || eqFold(w, "EXCLUSIVE") {
+				return "BEGIN " + strings.ToUpper(w) + " takes a write lock"
+			}
+			if _, ok := lookupFold(transactionWords, w); !ok {
+				return verb + " ... " + truncateText(w) + " is not plain transaction control"
+			}
+		}
+		return ""
+	case "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE":
+		// A savepoint's name is a word; COMMIT PREPARED 'id' commits
+		// another transaction's writes.
+		for i := 1; i < len(toks); i++ {
+			w := text(i)
+			if toks[i].Kind != tokWord && toks[i].Kind != tokQuotedIdent || eqFold(w, "PREPARED") {
+				return verb + " ... " + truncateText(w) + " is not plain transaction control"
+			}
+		}
+		return ""
+	case "SET":
+		// SET TRANSACTION applies to one transaction; any other SET
+		// changes the session, which the pool hands to other requests.
+		if len(toks) > 1 && eqFold(text(1), "TRANSACTION") {
+			for i := 2; i < len(toks); i++ {
+				if w := text(i); toks[i].Kind != tokWord && w != "," {
+					return "SET TRANSACTION with " + truncateText(w)
+				}
+			}
+			return ""
+		}
+		return "SET changes the session"
+	case "UNLOCK":
+		if len(toks) == 2 && (eqFold(text(1), "TABLES") || eqFold(text(1), "TABLE")) {
+			return ""
+		}
+	case "PRAGMA":
+		if d == SQLite {
+			return pragmaRefusal(stmt, toks)
+		}
+	}
+	return verb + " statement"
+}
+
+// queryRefusal judges a query (SELECT, WITH, VALUES, TABLE, EXPLAIN, SHOW
+// and their parenthesized forms): it reads unless it holds a writing
+// statement (a data-modifying WITH), INTO (SELECT INTO creates a table or
+// writes a file or a variable), a row lock, or a call of a function that is
+// not known to be free of effects.
+func queryRefusal(d Dialect, stmt string, toks []token) string {
+	text := func(i int) string {
+		if i < 0 || i >= len(toks) {
+			return ""
+		}
+		return stmt[toks[i].Start:toks[i].End]
+	}
+	for i := range toks {
+		t := &toks[i]
+		switch t.Kind {
+		case tokWord:
+		case tokQuotedIdent:
+			if text(i+1) == "(" && !notACall(stmt, toks, i) {
+				return fmt.Sprintf("function %s(): unknown effects", truncateText(text(i)))
+			}
+			continue
+		case tokOperator:
+			if d == MySQL && strings.Contains(text(i), ":=") {
+				return ":= assigns a variable of the session"
+			}
+			continue
+		default:
+			continue
+		}
+		w := text(i)
+		if kw, ok := lookupFold(queryWords, w); ok {
+			switch kw {
+			case qwWrite: // FOR UPDATE was refused at FOR
+				return strings.ToUpper(w) + " writes"
+			case qwInto:
+				return "SELECT ... INTO writes (a table, a file or a variable)"
+			case qwFor:
+				if n := text(i + 1); eqFold(n, "UPDATE") || eqFold(n, "SHARE") || eqFold(n, "KEY") || eqFold(n, "NO") {
+					return "FOR " + strings.ToUpper(n) + " locks rows"
+				}
+			case qwLock:
+				return "LOCK IN SHARE MODE locks rows"
+			case qwNext:
+				if eqFold(text(i+1), "VALUE") && eqFold(text(i+2), "FOR") {
+					return "NEXT VALUE FOR advances a sequence"
+				}
+			}
+		}
+		if text(i+1) != "(" || notACall(stmt, toks, i) {
+			continue
+		}
+		if text(i-1) == "." {
+			// A qualified name: only PostgreSQL's own schema is known.
+			if !(d == Postgres && eqFold(text(i-2), "PG_CATALOG")) {
+				return fmt.Sprintf("function %s.%s(): unknown effects", truncateText(text(i-2)), truncateText(w))
+			}
+		}
+		if why, ok := lookupFold(effects, w); ok {
+			return truncateText(w) + "() " + why
+		}
+		if _, ok := lookupFold(pure[d], w); ok {
+			continue
+		}
+		if _, ok := lookupFold(pureAll, w); ok {
+			continue
+		}
+		if _, ok := lookupFold(notFunctions, w); ok {
+			continue
+		}
+		return fmt.Sprintf("function %s(): unknown effects", truncateText(w))
+	}
+	return ""
+}
+
+// notACall reports whether the word or quoted identifier at i, followed by
+// "(", is not a function call: a type's modifiers after AS or ::, the
+// column list of an alias after AS or after a parenthesized expression, or
+// a WITH query's column list (x(a, b) AS (...)).
+func notACall(stmt string, toks []token, i int) bool {
+	if i > 0 {
+		p := stmt[toks[i-1].Start:toks[i-1].End]
+		if eqFold(p, "AS") || p == "::" || p == ")" {
+			return true
+		}
+	}
+	// Skip the parenthesized list; a WITH query's AS follows it, then
+	// "(", MATERIALIZED or NOT MATERIALIZED.
+	depth := 0
+	for j := i + 1; j < len(toks); j++ {
+		if toks[j].Kind != tokPunct {
+			continue
+		}
+		switch stmt[toks[j].Start:toks[j].End] {
+		case "(":
+			depth++
+		case ")":
+			depth--
+			if depth == 0 {
+				if j+2 < len(toks) && eqFold(stmt[toks[j+1].Start:toks[j+1].End], "AS") {
+					n := stmt[toks[j+2].Start:toks[j+2].End]
+					return n == "(" || eqFold(n, "MATERIALIZED") || eqFold(n, "NOT")
+				}
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// pragmaRefusal judges a SQLite PRAGMA: reading one of the pragmas known
+// to be reads passes; setting any, or running one that acts (optimize,
+// wal_checkpoint, incremental_vacuum, shrink_memory...), does not.
+func pragmaRefusal(stmt string, toks []token) string {
+	i := 1
+	if i+1 < len(toks) && stmt[toks[i+1].Start:toks[i+1].End] == "." {
+		i += 2 // schema.name
+	}
+	if i >= len(toks) || toks[i].Kind != tokWord {
+		return "PRAGMA statement"
+	}
+	name := stmt[toks[i].Start:toks[i].End]
+	arg := i+1 < len(toks)
+	if _, ok := lookupFold(pragmasWithArgument, name); ok {
+		return ""
+	}
+	if _, ok := lookupFold(pragmasRead, name); ok && !arg {
+		return ""
+	}
+	if arg {
+		return "PRAGMA " + truncateText(name) + " with a value changes a setting or acts"
+	}
+	return "PRAGMA " + truncateText(name) + " is not known to be a read"
+}
+
+// eqFold reports whether s equals upper (ASCII upper case) ignoring case.
+func eqFold(s, upper string) bool {
+	if len(s) != len(upper) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != upper[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// lookupFold looks w up, in lower case, in m (whose keys are lower case),
+// without allocating.
+func lookupFold[V any](m map[string]V, w string) (V, bool) {
+	var buf [40]byte
+	if len(w) > len(buf) {
+		var zero V
+		return zero, false
+	}
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	v, ok := m[string(buf[:len(w)])]
+	return v, ok
+}
+
+// truncateText cuts a word quoted in a reason.
+func truncateText(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+func set(words string) map[string]struct{} {
+	m := map[string]struct{}{}
+	for _, w := range strings.Fields(words) {
+		m[strings.ToLower(w)] = struct{}{}
+	}
+	return m
+}
+
+type queryWord uint8
+
+const (
+	qwWrite queryWord = iota + 1
+	qwInto
+	qwFor
+	qwLock
+	qwNext
+)
+
+// queryWords are the words that make a query more than a read, wherever
+// they are (an identifier spelled like one must be quoted to pass).
+var queryWords = map[string]queryWord{
+	"insert": qwWrite, "update": qwWrite, "delete": qwWrite, "merge": qwWrite,
+	"into": qwInto, "for": qwFor, "lock": qwLock, "next": qwNext,
+}
+
+// transactionWords may follow BEGIN and START TRANSACTION. NOT ATOMIC (a
+// MariaDB compound statement) and SQLite's IMMEDIATE and EXCLUSIVE may not.
+var transactionWords = set(`work transaction deferred isolation level read write only committed
+	uncommitted repeatable serializable not deferrable with consistent snapshot`)
+
+// notFunctions are words that a "(" follows without making a call.
+var notFunctions = set(`select from where and or not xor in exists any all some as on using join
+	lateral values over filter group by having when then else case union intersect except minus
+	with recursive distinct array row like ilike between is limit offset fetch order partition
+	window rows range groups explain analyze verbose materialized nulls escape at zone similar to
+	regexp rlike div cube rollup grouping sets of natural inner left right outer cross full index
+	key only tablesample bernoulli system repeatable ordinality columns collate cast table member
+	format show describe desc dual straight_join`)
+
+// effects names functions that write or act beyond the query, and what
+// they do. Every function outside the pure lists is refused all the same;
+// these get a reason that says why.
+var effects = map[string]string{
+	// PostgreSQL
+	"nextval": "advances a sequence", "setval": "sets a sequence",
+	"pg_advisory_lock": "takes an advisory lock", "pg_advisory_lock_shared": "takes an advisory lock",
+	"pg_advisory_xact_lock": "takes an advisory lock", "pg_advisory_xact_lock_shared": "takes an advisory lock",
+	"pg_try_advisory_lock": "takes an advisory lock", "pg_try_advisory_lock_shared": "takes an advisory lock",
+	"pg_try_advisory_xact_lock": "takes an advisory lock", "pg_try_advisory_xact_lock_shared": "takes an advisory lock",
+	"pg_advisory_unlock": "releases an advisory lock", "pg_advisory_unlock_all": "releases advisory locks",
+	"pg_advisory_unlock_shared": "releases an advisory lock",
+	"lo_import":                 "writes a large object from a server file", "lo_export": "writes a server file",
+	"lo_unlink": "deletes a large object", "lo_create": "creates a large object", "lo_creat": "creates a large object",
+	"lo_from_bytea": "creates a large object", "lo_put": "writes a large object", "lowrite": "writes a large object",
+	"lo_truncate": "writes a large object",
+	"dblink":      "runs SQL on another connection", "dblink_exec": "runs SQL on another connection",
+	"dblink_connect": "opens a connection", "dblink_send_query": "runs SQL on another connection",
+	"pg_terminate_backend": "ends another session", "pg_cancel_backend": "cancels another session's query",
+	"set_config": "changes a setting", "pg_reload_conf": "reloads the server's configuration",
+	"pg_rotate_logfile": "rotates the server's log", "pg_switch_wal": "switches the WAL file",
+	"pg_create_restore_point": "writes a restore point", "pg_notify": "sends a notification",
+	"pg_read_file": "reads a server file", "pg_read_binary_file": "reads a server file",
+	"pg_ls_dir": "lists a server directory", "pg_stat_file": "reads a server file's status",
+	"query_to_xml": "runs the SQL it is given", "query_to_xmlschema": "runs the SQL it is given",
+	"query_to_xml_and_xmlschema": "runs the SQL it is given", "cursor_to_xml": "reads a cursor",
+	"txid_current": "assigns a transaction id", "pg_current_xact_id": "assigns a transaction id",
+	"pg_logical_emit_message": "writes to the WAL",
+	// MySQL and MariaDB
+	"get_lock": "takes a named lock", "release_lock": "releases a named lock",
+	"release_all_locks": "releases named locks", "load_file": "reads a server file",
+	"master_pos_wait": "waits on replication", "source_pos_wait": "waits on replication",
+	// SQLite
+	"load_extension": "loads native code", "writefile": "writes a file", "readfile": "reads a file",
+	"edit": "runs an editor", "fts3_tokenizer": "can register a tokenizer",
+}
+
+// pureAll are functions and type names known, in every dialect that has
+// them, to compute a value and nothing else.
+var pureAll = set(`abs avg ceil ceiling coalesce concat concat_ws count floor greatest least length
+	lower upper ltrim rtrim trim max min mod nullif round sign sqrt power exp ln log log10 substr
+	substring sum replace reverse left right lpad rpad position instr ifnull now current_date
+	current_time current_timestamp localtime localtimestamp extract random md5 string_agg
+	row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value
+	nth_value stddev stddev_pop stddev_samp variance var_pop var_samp regexp_replace regexp_like
+	regexp_substr regexp_instr ascii octet_length bit_length repeat format hex unhex char
+	char_length character_length pi degrees radians sin cos tan asin acos atan atan2 cot trunc
+	varchar character nchar nvarchar numeric decimal dec float double bit varbit timestamp
+	timestamptz time timetz interval binary varbinary datetime int integer bigint smallint
+	tinyint mediumint signed unsigned
+	json_extract json_object json_array json_each json_tree json_group_array json_group_object
+	json_valid json_type json_array_length json_build_object json_build_array json_agg
+	json_object_agg jsonb_build_object jsonb_build_array jsonb_agg jsonb_object_agg jsonb_each
+	jsonb_each_text json_each_text jsonb_array_elements json_array_elements
+	jsonb_array_elements_text json_array_elements_text jsonb_extract_path json_extract_path
+	jsonb_extract_path_text json_extract_path_text jsonb_set jsonb_insert jsonb_typeof
+	json_typeof jsonb_strip_nulls json_strip_nulls jsonb_pretty to_json to_jsonb row_to_json
+	array_to_json json_unquote json_contains json_contains_path json_keys json_length json_search
+	json_value json_query json_table json_arrayagg json_objectagg jsonb_path_query
+	jsonb_path_query_array jsonb_path_query_first jsonb_path_exists jsonb_path_match json_quote
+	json_set json_insert json_replace json_remove json_patch json_merge_patch json_merge_preserve
+	jsonb_object_keys json_object_keys json_pretty json_depth json_overlaps jsonb_array_length`)
+
+// pure are, per dialect, the built-in functions known to compute a value
+// and nothing else, besides pureAll. A name not built into the dialect is
+// not here: the database would call a function of the application's, whose
+// effects are unknown.
+var pure = map[Dialect]map[string]struct{}{
+	Postgres: set(`btrim strpos date_trunc date_part date_bin to_char to_date to_timestamp to_number
+		age make_date make_time make_timestamp make_timestamptz make_interval clock_timestamp
+		statement_timestamp transaction_timestamp timeofday justify_days justify_hours
+		justify_interval isfinite encode decode array_agg array_length array_to_string
+		string_to_array unnest generate_series bool_and bool_or every regexp_matches regexp_match
+		regexp_count regexp_split_to_array regexp_split_to_table split_part initcap chr
+		starts_with translate quote_ident quote_literal quote_nullable to_hex pg_sleep
+		current_setting version pg_typeof cardinality array_position array_positions
+		array_append array_prepend array_cat array_remove array_replace array_dims array_lower
+		array_upper array_ndims to_tsvector to_tsquery plainto_tsquery phraseto_tsquery
+		websearch_to_tsquery ts_rank ts_rank_cd ts_headline setweight gen_random_uuid width_bucket
+		div gcd lcm factorial percentile_cont percentile_disc mode num_nulls num_nonnulls
+		current_database current_schema current_schemas pg_backend_pid sha224 sha256 sha384
+		sha512 overlay timezone lower_inf upper_inf isempty range_merge int4range int8range
+		numrange tsrange tstzrange daterange cbrt scale ceil trim_scale array_fill bit_count
+		date bool text uuid bytea jsonb json inet cidr macaddr money real boolean point
+		has_table_privilege has_column_privilege has_schema_privilege pg_has_role
+		inet_client_addr inet_server_addr obj_description col_description format_type
+		pg_get_viewdef pg_get_indexdef pg_get_constraintdef pg_table_size pg_relation_size
+		pg_total_relation_size pg_size_pretty pg_database_size pg_column_size pg_get_userbyid
+		pg_postmaster_start_time pg_is_in_recovery xmlelement xmlforest xmlagg xpath
+		xpath_exists xmlparse xmlserialize similarity word_similarity unaccent
+		lastval corr covar_pop covar_samp regr_slope regr_intercept`),
+	MySQL: set(`lcase ucase substring_index mid locate if curdate curtime sysdate utc_date
+		utc_time utc_timestamp date year month day dayofweek dayofmonth dayofyear dayname
+		monthname hour minute second microsecond week weekday weekofyear yearweek quarter
+		last_day makedate maketime sec_to_time time_to_sec date_format date_add date_sub
+		adddate subdate addtime subtime datediff timediff timestampdiff timestampadd
+		str_to_date from_unixtime unix_timestamp from_days to_days convert_tz rand sha1 sha
+		sha2 to_base64 from_base64 group_concat ord space field find_in_set elt quote sleep
+		benchmark version database schema user current_user session_user system_user
+		connection_id found_rows row_count last_insert_id uuid uuid_short match against
+		convert bin oct conv crc32 truncate bit_and bit_or bit_xor any_value inet_aton
+		inet_ntoa inet6_aton inet6_ntoa is_ipv4 is_ipv6 is_uuid strcmp soundex weight_string
+		coercibility collation charset export_set make_set interval
+		period_add period_diff get_format to_seconds week char_length pow log2 rtrim ltrim
+		uuid_to_bin bin_to_uuid json_storage_size regexp cast`),
+	SQLite: set(`iif printf quote randomblob zeroblob unicode glob like likely unlikely
+		likelihood typeof total group_concat date datetime julianday strftime unixepoch
+		timediff changes last_insert_rowid total_changes sqlite_version sqlite_source_id
+		sqlite_compileoption_used sqlite_compileoption_get sqlite_offset soundex log2
+		generate_series pragma_table_info pragma_table_xinfo pragma_table_list
+		pragma_index_list pragma_index_info pragma_index_xinfo pragma_foreign_key_list
+		pragma_database_list pragma_collation_list pragma_function_list pragma_module_list
+		pragma_pragma_list json json_insert json_replace json_set json_remove json_patch
+		jsonb json_error_position json_pretty octet_length`),
+}
+
+// SQLite pragmas that only read. pragmasWithArgument read with or without
+// their argument (a table or index name, or a count); pragmasRead read
+// without one, and set something with one.
+var (
+	pragmasWithArgument = set(`table_info table_xinfo table_list index_list index_info
+		index_xinfo foreign_key_list foreign_key_check integrity_check quick_check`)
+	pragmasRead = set(`application_id auto_vacuum automatic_index busy_timeout cache_size
+		cache_spill cell_size_check checkpoint_fullfsync collation_list compile_options
+		data_version database_list defer_foreign_keys encoding foreign_keys freelist_count
+		fullfsync function_list hard_heap_limit ignore_check_constraints journal_mode
+		journal_size_limit legacy_alter_table locking_mode max_page_count mmap_size
+		module_list page_count page_size pragma_list query_only read_uncommitted
+		recursive_triggers reverse_unordered_selects schema_version secure_delete
+		soft_heap_limit synchronous temp_store threads trusted_schema user_version
+		wal_autocheckpoint`)
+)
