@@ -175,7 +175,7 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 			continue
 		}
 		w := text(i)
-		if kw, ok := lookupFold(queryWords, w); ok {
+		if kw := queryWordOf(w); kw != 0 {
 			switch kw {
 			case qwWrite: // FOR UPDATE was refused at FOR
 				return strings.ToUpper(w) + " writes"
@@ -341,11 +341,48 @@ const (
 	qwNext
 )
 
-// queryWords are the words that make a query more than a read, wherever
-// they are (an identifier spelled like one must be quoted to pass).
-var queryWords = map[string]queryWord{
-	"insert": qwWrite, "update": qwWrite, "delete": qwWrite, "merge": qwWrite,
-	"into": qwInto, "for": qwFor, "lock": qwLock, "next": qwNext,
+// queryWordOf returns what w is among the words that make a query more
+// than a read, wherever they are (an identifier spelled like one must be
+// quoted to pass), or 0. Every word of every query asks, hence a switch
+// rather than a map.
+func queryWordOf(w string) queryWord {
+	if len(w) < 3 || len(w) > 6 {
+		return 0
+	}
+	switch w[0] | 0x20 {
+	case 'i':
+		if eqFold(w, "INSERT") {
+			return qwWrite
+		}
+		if eqFold(w, "INTO") {
+			return qwInto
+		}
+	case 'u':
+		if eqFold(w, "UPDATE") {
+			return qwWrite
+		}
+	case 'd':
+		if eqFold(w, "DELETE") {
+			return qwWrite
+		}
+	case 'm':
+		if eqFold(w, "MERGE") {
+			return qwWrite
+		}
+	case 'f':
+		if eqFold(w, "FOR") {
+			return qwFor
+		}
+	case 'l':
+		if eqFold(w, "LOCK") {
+			return qwLock
+		}
+	case 'n':
+		if eqFold(w, "NEXT") {
+			return qwNext
+		}
+	}
+	return 0
 }
 
 // transactionWords may follow BEGIN and START TRANSACTION. NOT ATOMIC (a

@@ -133,3 +133,20 @@ func FuzzReadOnly(f *testing.F) {
 		}
 	})
 }
+
+// typicalSelect is the statement of the read-only benchmarks: what an
+// application's list page runs.
+const typicalSelect = "SELECT o.id, o.item, o.total, u.name FROM orders o JOIN users u ON u.id = o.owner WHERE o.owner = $1 AND o.deleted_at IS NULL ORDER BY o.created DESC LIMIT 20"
+
+// BenchmarkReadOnlyRefusal measures the classifier alone, lexing included,
+// on a typical SELECT (see BenchmarkCheckReadOnly for it inside Check).
+func BenchmarkReadOnlyRefusal(b *testing.B) {
+	toks := make([]token, 0, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		toks = tokenize(Postgres, typicalSelect, toks, false)
+		if why := readOnlyRefusal(Postgres, typicalSelect, toks); why != "" {
+			b.Fatal(why)
+		}
+	}
+}
