@@ -46,6 +46,10 @@ func (g *Guard) Dialect() Dialect { return g.dialect }
 // directly for database APIs that do not go through database/sql (a
 // driver's native interface such as pgx.Conn).
 //
+// For work under a read-only decision (rampart.ReadOnlyFromContext), Check
+// also refuses every statement not known to be a read, in every mode (see
+// "Read-only actors" in the package documentation).
+//
 // When no input occurs in stmt, Check costs one substring search per input.
 func (g *Guard) Check(ctx context.Context, stmt string) error {
 	var toks []token
