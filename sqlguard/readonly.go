@@ -82,7 +82,10 @@ func statementRefusal(d Dialect, stmt string, toks []token) string {
 	if first.Kind != tokWord {
 		return fmt.Sprintf("it starts with %q, not a statement keyword", truncateText(text(0)))
 	}
-	verb := strings.ToUpper(truncateText(text(0)))
+	verb, known := lookupFold(verbs, text(0))
+	if !known {
+		return strings.ToUpper(truncateText(text(0))) + " statement"
+	}
 	switch verb {
 	case "SELECT", "WITH", "VALUES", "TABLE", "EXPLAIN", "DESCRIBE", "DESC", "SHOW":
 		// EXPLAIN ANALYZE runs its statement: judge it as if it ran.
@@ -330,6 +333,17 @@ func set(words string) map[string]struct{} {
 	}
 	return m
 }
+
+// verbs are the first words of the statements statementRefusal judges,
+// mapped to their upper case (so that judging allocates nothing).
+var verbs = func() map[string]string {
+	m := map[string]string{}
+	for _, w := range strings.Fields(`SELECT WITH VALUES TABLE EXPLAIN DESCRIBE DESC SHOW BEGIN START
+		COMMIT END ROLLBACK ABORT SAVEPOINT RELEASE SET UNLOCK PRAGMA`) {
+		m[strings.ToLower(w)] = w
+	}
+	return m
+}()
 
 type queryWord uint8
 

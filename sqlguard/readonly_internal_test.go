@@ -150,3 +150,15 @@ func BenchmarkReadOnlyRefusal(b *testing.B) {
 		}
 	}
 }
+
+func TestReadOnlyRefusalAllocatesNothingForAQuery(t *testing.T) {
+	stmt := "select id from t where a = lower($1); commit"
+	toks := tokenize(Postgres, stmt, nil, false)
+	if n := testing.AllocsPerRun(100, func() {
+		if why := readOnlyRefusal(Postgres, stmt, toks); why != "" {
+			t.Fatal(why)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
