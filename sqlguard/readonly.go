@@ -211,7 +211,18 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 		if _, ok := lookupFold(pure[d], w); ok {
 			continue
 		}
+		if d == SQLite && len(w) > 7 && eqFold(w[:7], "PRAGMA_") {
+			if _, ok := lookupFold(pragmasWithArgument, w[7:]); ok {
+				continue
+			}
+			if _, ok := lookupFold(pragmasRead, w[7:]); ok {
+				continue
+			}
+		}
 		if _, ok := lookupFold(pureAll, w); ok {
+			continue
+		}
+		if _, ok := lookupFold(typeNames, w); ok {
 			continue
 		}
 		if _, ok := lookupFold(notFunctions, w); ok {
@@ -450,83 +461,87 @@ var effects = map[string]string{
 	"edit": "runs an editor", "fts3_tokenizer": "can register a tokenizer",
 }
 
-// pureAll are functions and type names known, in every dialect that has
-// them, to compute a value and nothing else.
-var pureAll = set(`abs avg ceil ceiling coalesce concat concat_ws count floor greatest least length
-	lower upper ltrim rtrim trim max min mod nullif round sign sqrt power exp ln log log10 substr
-	substring sum replace reverse left right lpad rpad position instr ifnull now current_date
-	current_time current_timestamp localtime localtimestamp extract random md5 string_agg
-	row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value
-	nth_value stddev stddev_pop stddev_samp variance var_pop var_samp regexp_replace regexp_like
-	regexp_substr regexp_instr ascii octet_length bit_length repeat format hex unhex char
-	char_length character_length pi degrees radians sin cos tan asin acos atan atan2 cot trunc
-	varchar character nchar nvarchar numeric decimal dec float double bit varbit timestamp
-	timestamptz time timetz interval binary varbinary datetime int integer bigint smallint
-	tinyint mediumint signed unsigned
-	json_extract json_object json_array json_each json_tree json_group_array json_group_object
-	json_valid json_type json_array_length json_build_object json_build_array json_agg
-	json_object_agg jsonb_build_object jsonb_build_array jsonb_agg jsonb_object_agg jsonb_each
-	jsonb_each_text json_each_text jsonb_array_elements json_array_elements
-	jsonb_array_elements_text json_array_elements_text jsonb_extract_path json_extract_path
-	jsonb_extract_path_text json_extract_path_text jsonb_set jsonb_insert jsonb_typeof
-	json_typeof jsonb_strip_nulls json_strip_nulls jsonb_pretty to_json to_jsonb row_to_json
-	array_to_json json_unquote json_contains json_contains_path json_keys json_length json_search
-	json_value json_query json_table json_arrayagg json_objectagg jsonb_path_query
-	jsonb_path_query_array jsonb_path_query_first jsonb_path_exists jsonb_path_match json_quote
-	json_set json_insert json_replace json_remove json_patch json_merge_patch json_merge_preserve
-	jsonb_object_keys json_object_keys json_pretty json_depth json_overlaps jsonb_array_length`)
+// pureAll are functions built into the three dialects and known, in each,
+// to compute a value and do nothing else.
+var pureAll = set(`abs acos asin atan atan2 avg ceil ceiling char coalesce concat concat_ws cos
+	count cume_dist current_date current_time current_timestamp date degrees dense_rank exp
+	first_value floor format json_object lag last_value lead length ln log log10 lower ltrim max
+	min mod nth_value ntile nullif octet_length percent_rank pi power radians rank replace round
+	row_number rtrim sign sin sqrt substr substring sum tan trim upper`)
 
-// pure are, per dialect, the built-in functions known to compute a value
-// and nothing else, besides pureAll. A name not built into the dialect is
-// not here: the database would call a function of the application's, whose
-// effects are unknown.
+// typeNames are types whose modifiers follow them in parentheses, as in
+// CONVERT(x, CHAR(10)) or DECIMAL(10, 2): not calls.
+var typeNames = set(`varchar character nchar nvarchar numeric decimal dec float double bit
+	varbit timestamp timestamptz time timetz interval binary varbinary datetime int integer
+	bigint smallint tinyint mediumint signed unsigned char`)
+
+// pure are, per dialect, the other built-in functions known to compute a
+// value and do nothing else. A name not built into the dialect is not
+// here: the database would call a function of the application's, whose
+// effects are unknown. readonly_catalog_internal_test.go checks the
+// PostgreSQL and SQLite lists against the databases' catalogues. SQLite's
+// pragma_* table-valued functions of the read pragmas pass too.
 var pure = map[Dialect]map[string]struct{}{
-	Postgres: set(`btrim strpos date_trunc date_part date_bin to_char to_date to_timestamp to_number
-		age make_date make_time make_timestamp make_timestamptz make_interval clock_timestamp
-		statement_timestamp transaction_timestamp timeofday justify_days justify_hours
-		justify_interval isfinite encode decode array_agg array_length array_to_string
-		string_to_array unnest generate_series bool_and bool_or every regexp_matches regexp_match
-		regexp_count regexp_split_to_array regexp_split_to_table split_part initcap chr
-		starts_with translate quote_ident quote_literal quote_nullable to_hex pg_sleep
-		current_setting version pg_typeof cardinality array_position array_positions
-		array_append array_prepend array_cat array_remove array_replace array_dims array_lower
-		array_upper array_ndims to_tsvector to_tsquery plainto_tsquery phraseto_tsquery
-		websearch_to_tsquery ts_rank ts_rank_cd ts_headline setweight gen_random_uuid width_bucket
-		div gcd lcm factorial percentile_cont percentile_disc mode num_nulls num_nonnulls
-		current_database current_schema current_schemas pg_backend_pid sha224 sha256 sha384
-		sha512 overlay timezone lower_inf upper_inf isempty range_merge int4range int8range
-		numrange tsrange tstzrange daterange cbrt scale ceil trim_scale array_fill bit_count
-		date bool text uuid bytea jsonb json inet cidr macaddr money real boolean point
-		has_table_privilege has_column_privilege has_schema_privilege pg_has_role
-		inet_client_addr inet_server_addr obj_description col_description format_type
-		pg_get_viewdef pg_get_indexdef pg_get_constraintdef pg_table_size pg_relation_size
-		pg_total_relation_size pg_size_pretty pg_database_size pg_column_size pg_get_userbyid
-		pg_postmaster_start_time pg_is_in_recovery xmlelement xmlforest xmlagg xpath
-		xpath_exists xmlparse xmlserialize similarity word_similarity unaccent
-		lastval corr covar_pop covar_samp regr_slope regr_intercept`),
-	MySQL: set(`lcase ucase substring_index mid locate if curdate curtime sysdate utc_date
-		utc_time utc_timestamp date year month day dayofweek dayofmonth dayofyear dayname
-		monthname hour minute second microsecond week weekday weekofyear yearweek quarter
-		last_day makedate maketime sec_to_time time_to_sec date_format date_add date_sub
-		adddate subdate addtime subtime datediff timediff timestampdiff timestampadd
-		str_to_date from_unixtime unix_timestamp from_days to_days convert_tz rand sha1 sha
-		sha2 to_base64 from_base64 group_concat ord space field find_in_set elt quote sleep
-		benchmark version database schema user current_user session_user system_user
-		connection_id found_rows row_count last_insert_id uuid uuid_short match against
-		convert bin oct conv crc32 truncate bit_and bit_or bit_xor any_value inet_aton
-		inet_ntoa inet6_aton inet6_ntoa is_ipv4 is_ipv6 is_uuid strcmp soundex weight_string
-		coercibility collation charset export_set make_set interval
-		period_add period_diff get_format to_seconds week char_length pow log2 rtrim ltrim
-		uuid_to_bin bin_to_uuid json_storage_size regexp cast`),
-	SQLite: set(`iif printf quote randomblob zeroblob unicode glob like likely unlikely
-		likelihood typeof total group_concat date datetime julianday strftime unixepoch
-		timediff changes last_insert_rowid total_changes sqlite_version sqlite_source_id
-		sqlite_compileoption_used sqlite_compileoption_get sqlite_offset soundex log2
-		generate_series pragma_table_info pragma_table_xinfo pragma_table_list
-		pragma_index_list pragma_index_info pragma_index_xinfo pragma_foreign_key_list
-		pragma_database_list pragma_collation_list pragma_function_list pragma_module_list
-		pragma_pragma_list json json_insert json_replace json_set json_remove json_patch
-		jsonb json_error_position json_pretty octet_length`),
+	Postgres: set(`age array_agg array_append array_cat array_dims array_fill array_length
+		array_lower array_ndims array_position array_positions array_prepend array_remove
+		array_replace array_to_json array_to_string array_upper ascii bit_count bit_length bool
+		bool_and bool_or btrim cardinality cbrt char_length character_length chr cidr
+		clock_timestamp col_description corr cot covar_pop covar_samp current_database
+		current_schema current_schemas current_setting date_bin date_part date_trunc daterange
+		decode div encode every extract factorial format_type gcd gen_random_uuid generate_series
+		greatest has_column_privilege has_schema_privilege has_table_privilege inet_client_addr
+		inet_server_addr initcap int4range int8range isempty isfinite json_agg json_array_elements
+		json_array_elements_text json_array_length json_build_array json_build_object json_each
+		json_each_text json_extract_path json_extract_path_text json_object_agg json_object_keys
+		json_strip_nulls json_typeof jsonb_agg jsonb_array_elements jsonb_array_elements_text
+		jsonb_array_length jsonb_build_array jsonb_build_object jsonb_each jsonb_each_text
+		jsonb_extract_path jsonb_extract_path_text jsonb_insert jsonb_object_agg
+		jsonb_object_keys jsonb_path_exists jsonb_path_match jsonb_path_query
+		jsonb_path_query_array jsonb_path_query_first jsonb_pretty jsonb_set jsonb_strip_nulls
+		jsonb_typeof justify_days justify_hours justify_interval lastval lcm least left localtime
+		localtimestamp lower_inf lpad macaddr make_date make_interval make_time make_timestamp
+		make_timestamptz md5 mode money now num_nonnulls num_nulls numrange obj_description
+		overlay percentile_cont percentile_disc pg_backend_pid pg_column_size
+		pg_get_constraintdef pg_get_indexdef pg_get_userbyid pg_get_viewdef pg_has_role
+		pg_postmaster_start_time pg_size_pretty pg_sleep pg_typeof phraseto_tsquery
+		plainto_tsquery point position quote_ident quote_literal quote_nullable random
+		range_merge regexp_count regexp_instr regexp_like regexp_match regexp_matches
+		regexp_replace regexp_split_to_array regexp_split_to_table regexp_substr regr_intercept
+		regr_slope repeat reverse right row_to_json rpad scale setweight sha224 sha256 sha384
+		sha512 split_part starts_with statement_timestamp stddev stddev_pop stddev_samp
+		string_agg string_to_array strpos text timeofday timezone to_char to_date to_hex to_json
+		to_jsonb to_number to_timestamp to_tsquery to_tsvector transaction_timestamp translate
+		trim_scale trunc ts_headline ts_rank ts_rank_cd tsrange tstzrange unnest upper_inf
+		var_pop var_samp variance version websearch_to_tsquery width_bucket xmlagg xmlelement
+		xmlforest xmlparse xmlserialize xpath xpath_exists`),
+	MySQL: set(`adddate addtime against any_value ascii benchmark bin bin_to_uuid bit_and
+		bit_length bit_or bit_xor cast char_length character_length charset coercibility
+		collation connection_id conv convert convert_tz cot crc32 curdate current_user curtime
+		database date_add date_format date_sub datediff day dayname dayofmonth dayofweek
+		dayofyear elt export_set extract field find_in_set found_rows from_base64 from_days
+		from_unixtime get_format greatest group_concat hex hour if ifnull inet6_aton inet6_ntoa
+		inet_aton inet_ntoa instr interval is_ipv4 is_ipv6 is_uuid json_array json_arrayagg
+		json_contains json_contains_path json_depth json_extract json_insert json_keys
+		json_length json_merge_patch json_merge_preserve json_objectagg json_overlaps
+		json_pretty json_query json_quote json_remove json_replace json_search json_set
+		json_storage_size json_table json_type json_unquote json_valid json_value last_day
+		last_insert_id lcase least left localtime localtimestamp locate log2 lpad make_set
+		makedate maketime match md5 microsecond mid minute month monthname now oct ord
+		period_add period_diff position pow quarter quote rand regexp regexp_instr regexp_like
+		regexp_replace regexp_substr repeat reverse right row_count rpad schema sec_to_time
+		second session_user sha sha1 sha2 sleep soundex space stddev stddev_pop stddev_samp
+		str_to_date strcmp subdate substring_index subtime sysdate system_user time_to_sec
+		timediff timestampadd timestampdiff to_base64 to_days to_seconds truncate ucase unhex
+		unix_timestamp user utc_date utc_time utc_timestamp uuid uuid_short uuid_to_bin var_pop
+		var_samp variance version week weekday weekofyear weight_string year yearweek`),
+	SQLite: set(`changes datetime glob group_concat hex ifnull iif instr json json_array
+		json_array_length json_each json_error_position json_extract json_group_array
+		json_group_object json_insert json_patch json_pretty json_quote json_remove
+		json_replace json_set json_tree json_type json_valid jsonb jsonb_insert jsonb_set
+		julianday last_insert_rowid like likelihood likely log2 printf quote random randomblob
+		soundex sqlite_compileoption_get sqlite_compileoption_used sqlite_offset
+		sqlite_source_id sqlite_version strftime string_agg timediff total total_changes trunc
+		typeof unhex unicode unixepoch unlikely zeroblob`),
 }
 
 // SQLite pragmas that only read. pragmasWithArgument read with or without
