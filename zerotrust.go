@@ -487,8 +487,9 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 // would write, as they do for a request whose actor is under the read-only
 // decision decisionID (see Config.ReadOnlyAtQuery). The Handler marks such
 // requests itself; use NewReadOnlyContext where no request carries the
-// actor, such as a queue worker acting for one. It can only take rights
-// away: nothing undoes it in a derived context.
+// actor, such as a queue worker acting for one. decisionID names the
+// decision in the events ("" is recorded as "local"). It can only take
+// rights away: nothing undoes it in a derived context.
 func NewReadOnlyContext(ctx context.Context, decisionID string) context.Context {
 	if decisionID == "" {
 		decisionID = "local"
