@@ -38,7 +38,8 @@ services:
 
 // readOnlyService serves, over a SQLite file it returns the path of:
 // GET /items (a read), POST /search (a read sent by POST), POST /items (an
-// insert) and GET /visit (a GET that writes).
+// insert) and GET /visit (a GET that writes, with the request's context or
+// without).
 func readOnlyService(t *testing.T, cp *controltest.ControlPlane, name string, atQuery bool) (url, dbPath string) {
 	t.Helper()
 	src := cp.Join(t, name)
@@ -97,6 +98,15 @@ func readOnlyService(t *testing.T, cp *controltest.ControlPlane, name string, at
 	})
 	mux.HandleFunc("GET /visit", func(w http.ResponseWriter, r *http.Request) {
 		if _, err := db.ExecContext(r.Context(), "UPDATE visits SET n = n + 1"); err != nil {
+			fail(w, err)
+			return
+		}
+		count(w, r)
+	})
+	// The same write, made without the request's context: the guard
+	// finds the request by its goroutine.
+	mux.HandleFunc("GET /visit-without-context", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := db.Exec("UPDATE visits SET n = n + 1"); err != nil {
 			fail(w, err)
 			return
 		}
@@ -193,8 +203,11 @@ func TestReadOnlyDecisionAtTheDatabase(t *testing.T) {
 		if status, _ := call("GET", ledger+"/items", aliceToken); status != http.StatusOK {
 			t.Errorf("GET /items: %d, want 200", status)
 		}
-		if status, refusal := call("POST", ledger+"/items", aliceToken); status != http.StatusForbidden || refusal != string(rampart.KindReadOnlyWrite) {
-			t.Errorf("POST /items: %d %q, want 403 read_only_write", status, refusal)
+		for _, route := range []string{"POST /items", "GET /visit-without-context"} {
+			method, path, _ := strings.Cut(route, " ")
+			if status, refusal := call(method, ledger+path, aliceToken); status != http.StatusForbidden || refusal != string(rampart.KindReadOnlyWrite) {
+				t.Errorf("%s: %d %q, want 403 read_only_write", route, status, refusal)
+			}
 		}
 		ev := cp.WaitEvent(t, "kind=read_only_write&service=ledger")
 		if ev["decision"] != id || ev["action"] != "blocked" || ev["actor_user"] != "alice" {
