@@ -51,7 +51,7 @@ type Event struct {
 	ActorUser   string `json:"actor_user,omitempty"`   //
 	SessionHash string `json:"session_hash,omitempty"` //
 	TraceID     string `json:"trace_id,omitempty"`     // W3C trace id
-	Decision    string `json:"decision,omitempty"`     // the control-plane decision enforced, for decision_enforced
+	Decision    string `json:"decision,omitempty"`     // the control-plane decision enforced: decision_enforced, read_only_write
 
 	// ActorToken is the actor token the service received with the
 	// request, which backs ActorIP, ActorUser and SessionHash: the
@@ -96,6 +96,12 @@ type Finding struct {
 	Sink   string
 	Detail string
 	Reason string
+	// Decision is the id of the control-plane decision the guard enforces
+	// (a read-only decision, see ReadOnlyFromContext), "" for an exploit.
+	// A finding that enforces a decision is refused in monitor mode too:
+	// the decision, not the guard, chose to refuse, as the Handler refuses
+	// the requests decisions refuse in every mode.
+	Decision string
 }
 
 // Report records an exploit found by a guard and decides its fate. In block
@@ -114,6 +120,8 @@ func (a *Agent) Report(ctx context.Context, f Finding) error {
 		Sink:    f.Sink,
 		Detail:  f.Detail,
 		Reason:  f.Reason,
+
+		Decision: f.Decision,
 	}
 	req := requestFor(ctx)
 	if req != nil {
@@ -128,7 +136,7 @@ func (a *Agent) Report(ctx context.Context, f Finding) error {
 		req.describe(&ev)
 		ev.Path = truncate(path, MaxEventInput)
 	}
-	if a.mode == ModeMonitor {
+	if a.mode == ModeMonitor && f.Decision == "" {
 		a.enqueue(ev)
 		return nil
 	}

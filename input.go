@@ -34,6 +34,8 @@ type inputSet struct {
 	parent *inputSet
 	req    *request
 	inputs []Input
+
+	readOnly string // the read-only decision of NewReadOnlyContext, "" if none
 }
 
 type inputSetKey struct{}

@@ -24,6 +24,11 @@ const (
 	KindActorInvalid     Kind = "actor_token_invalid" // a forged, expired or foreign actor token, or one the caller may not hold
 	KindActorMissing     Kind = "actor_missing"       // no actor token on a route that requires one
 	KindDecisionEnforced Kind = "decision_enforced"   // a request refused by a control-plane decision
+	// KindReadOnlyWrite is the kind of the event reported when a guard
+	// refuses a statement that could write, made for an actor under a
+	// read-only decision (see ReadOnlyFromContext). The event names the
+	// decision.
+	KindReadOnlyWrite Kind = "read_only_write"
 
 	// KindNoClientCert is the old name of KindMTLSRefused, whose value it
 	// has always had.

@@ -103,6 +103,20 @@ type Config struct {
 	// service's SVID. Nil means the identity's own (identity.Join's
 	// CASource has one); required with other identity sources.
 	ControlPlaneClient *http.Client
+	// ReadOnlyAtQuery moves the enforcement of read-only decisions from
+	// the HTTP method to the database. By default the Handler refuses a
+	// read-only actor's requests other than GET, HEAD and OPTIONS (403,
+	// decision_enforced). With ReadOnlyAtQuery it lets every method
+	// through and the SQL guard refuses each statement that could write
+	// (sqlguard documents which), so that a search sent by POST still
+	// answers and a GET that writes does not. Set it only when every
+	// write the service makes goes through a guarded database: a write
+	// to a file, a cache or an unguarded database would go unrefused,
+	// which is why it is off by default. Requires Identity. Whatever it
+	// says, read-only requests that reach the service carry their
+	// decision (ReadOnlyFromContext), and the SQL guard refuses their
+	// writes.
+	ReadOnlyAtQuery bool
 }
 
 // Sink receives security events. WriteEvents is called from the agent's
@@ -181,6 +195,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.MaxInputs == 0 {
 		cfg.MaxInputs = DefaultMaxInputs
+	}
+	if cfg.ReadOnlyAtQuery && cfg.Identity == nil {
+		return nil, errors.New("rampart: Config.ReadOnlyAtQuery needs Config.Identity: read-only decisions come from the control plane")
 	}
 	for i, h := range cfg.Headers {
 		if h == "" || strings.ContainsAny(h, " \t\r\n:") {

@@ -70,6 +70,11 @@ type request struct {
 	actorToken string // the verified actor token, which backs the actor of the request's events
 
 	requestBusiness // SetUser's user and ObjectAccess's objects (business.go)
+
+	// readOnly is the id of the read-only decision that matches the
+	// actor, "" if none: the request may run, but the guards refuse
+	// what would write (see ReadOnlyFromContext).
+	readOnly string
 }
 
 func (q *request) inputs() []Input {

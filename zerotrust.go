@@ -52,6 +52,8 @@ type zeroTrust struct {
 	databases         map[string]struct{}
 	changed           chan struct{} // something new to report: heartbeat soon
 	exposed           atomic.Bool
+
+	readOnlyAtQuery bool // Config.ReadOnlyAtQuery
 }
 
 func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
@@ -82,7 +84,7 @@ func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
 		agent: a, src: cfg.Identity, td: td, cp: cp, log: a.logger, done: make(chan struct{}),
 		instance: newID(), routes: map[string]struct{}{}, peers: map[string]struct{}{},
 		databases: map[string]struct{}{}, changed: make(chan struct{}, 1),
-		revoked: controlsync.NewRevocations(),
+		revoked: controlsync.NewRevocations(), readOnlyAtQuery: cfg.ReadOnlyAtQuery,
 	}
 	z.verifier, err = actor.NewVerifier(actor.VerifierConfig{
 		Audience:     svid.ID.String(), // a token must name this service
@@ -455,13 +457,76 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 		ctx = actor.NewTokenContext(actor.NewContext(ctx, act), token)
 		sub := decision.Subject{IP: act.IP, User: act.User, Session: act.Session}
 		sensitive := func() bool { return authz.Sensitive(r.Method, path) }
-		if d, refused := z.decisions.Load().Refusal(sub, r.Method, sensitive, time.Now()); refused {
+		set, now := z.decisions.Load(), time.Now()
+		var d decision.Decision
+		var refused bool
+		if z.readOnlyAtQuery {
+			d, refused = set.Blocking(sub, sensitive, now)
+		} else {
+			d, refused = set.Refusal(sub, r.Method, sensitive, now)
+		}
+		if refused {
 			z.refuse(w, r, req, http.StatusForbidden, KindDecisionEnforced, d.ID,
 				fmt.Sprintf("%s decision %s on %s %s (%s)", d.Action, d.ID, d.Scope, d.Value, d.Reason))
 			return nil, false
 		}
+		// A read-only actor's request that may run (a safe method, or
+		// any with ReadOnlyAtQuery) carries its decision, so that the
+		// SQL guard refuses the statements that would write: a GET
+		// handler may write too.
+		if set.Len() > 0 {
+			if d, ok := set.ReadOnly(sub, now); ok {
+				req.readOnly = d.ID
+			}
+		}
 	}
 	return ctx, true
+}
+
+// NewReadOnlyContext returns a context in which the guards refuse what
+// would write, as they do for a request whose actor is under the read-only
+// decision decisionID (see Config.ReadOnlyAtQuery). The Handler marks such
+// requests itself; use NewReadOnlyContext where no request carries the
+// actor, such as a queue worker acting for one. decisionID names the
+// decision in the events ("" is recorded as "local"). It can only take
+// rights away: nothing undoes it in a derived context.
+func NewReadOnlyContext(ctx context.Context, decisionID string) context.Context {
+	if decisionID == "" {
+		decisionID = "local"
+	}
+	parent := inputSetFrom(ctx)
+	s := &inputSet{parent: parent, readOnly: decisionID}
+	if parent != nil {
+		s.req = parent.req
+	}
+	return context.WithValue(ctx, inputSetKey{}, s)
+}
+
+// ReadOnlyFromContext returns the id of the read-only decision under which
+// ctx's work runs, and whether there is one: a guard that sees one refuses
+// the calls that could write (the SQL guard refuses every statement it
+// cannot tell is a read) and reports them as KindReadOnlyWrite events
+// naming the decision. It is set by the Handler for a request whose
+// verified actor a read-only decision matches, and by NewReadOnlyContext.
+// When ctx carries nothing, the request served by the calling goroutine
+// counts, as for Inputs.
+func ReadOnlyFromContext(ctx context.Context) (decisionID string, ok bool) {
+	s := inputSetFrom(ctx)
+	var req *request
+	if s != nil {
+		req = s.req
+		for n := s; n != nil; n = n.parent {
+			if n.readOnly != "" {
+				return n.readOnly, true
+			}
+		}
+	} else {
+		req = requestOfGoroutine()
+	}
+	if req != nil && req.readOnly != "" {
+		return req.readOnly, true
+	}
+	return "", false
 }
 
 func (z *zeroTrust) refuse(w http.ResponseWriter, r *http.Request, req *request, status int, kind Kind, decisionID, reason string) {

@@ -86,6 +86,55 @@
 // block. The price is that a lone column name concatenated into a numeric
 // context (WHERE id = id) passes.
 //
+// # Read-only actors
+//
+// An actor under a read-only decision of the control plane may read, not
+// write, whatever the HTTP method of the route: a GET handler that writes
+// is refused at the statement, and with rampart.Config.ReadOnlyAtQuery a
+// search sent by POST still answers. The Handler marks such a request
+// (rampart.ReadOnlyFromContext; rampart.NewReadOnlyContext marks other
+// work), and Check then lets a statement run only when every statement of
+// it (a batch is split at its semicolons, as the dialect's lexer reads
+// them) is known to be a read:
+//
+//   - SELECT, WITH, VALUES, TABLE, EXPLAIN, DESCRIBE and SHOW, or a
+//     parenthesized query, that hold none of: INSERT, UPDATE, DELETE or
+//     MERGE anywhere (a WITH query that writes, a write after WITH); INTO
+//     (SELECT INTO creates a table, INTO OUTFILE writes a file, INTO @v
+//     sets a variable of the session); a row lock (FOR UPDATE, FOR SHARE,
+//     FOR NO KEY UPDATE, FOR KEY SHARE, LOCK IN SHARE MODE), refused
+//     because it blocks other actors' writes until the transaction ends and
+//     PostgreSQL refuses it in a read-only transaction too; NEXT VALUE FOR;
+//     MySQL's := assignment; and a call of a function that is not on the
+//     dialect's list of built-in functions known to compute a value and do
+//     nothing else. So nextval, setval, pg_advisory_lock, lo_import,
+//     dblink_exec, pg_terminate_backend, set_config, query_to_xml,
+//     GET_LOCK, LOAD_FILE, load_extension and the application's own
+//     functions (whose effects the guard cannot know) are refused, as is a
+//     function named with a schema other than pg_catalog. SLEEP,
+//     BENCHMARK and pg_sleep write nothing and pass.
+//   - BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK, SAVEPOINT and
+//     RELEASE, which write nothing alone, and SET TRANSACTION; but not
+//     SQLite's BEGIN IMMEDIATE or EXCLUSIVE (a write lock), MariaDB's BEGIN
+//     NOT ATOMIC (a compound statement), nor COMMIT PREPARED. UNLOCK
+//     TABLES.
+//   - In SQLite, PRAGMA of the pragmas that only read (table_info,
+//     index_list, integrity_check..., and user_version, journal_mode... read
+//     without a value).
+//
+// Everything else is refused: INSERT, UPDATE, DELETE, REPLACE, MERGE,
+// COPY, LOAD DATA, CALL, EXEC, EXECUTE, DO, DDL, GRANT, SET, LOCK,
+// ANALYZE, VACUUM, ATTACH, and any statement the guard does not recognise,
+// as is a statement with an unterminated literal. A refused statement is
+// reported as a rampart.KindReadOnlyWrite event naming the decision and
+// returns an error wrapping rampart.ErrBlocked, in monitor mode too: the
+// decision refuses, not the guard.
+//
+// What it cannot see: a SELECT from a view that calls a function of the
+// application's is a read to the guard; so is a PostgreSQL function called
+// with attribute notation (t.f for f(t)), or through an operator or a cast
+// the application defined.
+//
 // # What it does not see
 //
 // The guard matches the input as the application received it, and in the

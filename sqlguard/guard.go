@@ -46,6 +46,10 @@ func (g *Guard) Dialect() Dialect { return g.dialect }
 // directly for database APIs that do not go through database/sql (a
 // driver's native interface such as pgx.Conn).
 //
+// For work under a read-only decision (rampart.ReadOnlyFromContext), Check
+// also refuses every statement not known to be a read, in every mode (see
+// "Read-only actors" in the package documentation).
+//
 // When no input occurs in stmt, Check costs one substring search per input.
 func (g *Guard) Check(ctx context.Context, stmt string) error {
 	var toks []token
@@ -56,6 +60,17 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 			g.toks.Put(pooled)
 		}
 	}()
+	lex := func() []token {
+		if toks == nil {
+			if p, ok := g.toks.Get().(*[]token); ok {
+				pooled = p
+			} else {
+				pooled = new([]token)
+			}
+			toks = tokenize(g.dialect, stmt, *pooled, false)
+		}
+		return toks
+	}
 	idx := g.index(ctx, stmt)
 	for in := range rampart.Inputs(ctx) {
 		v := in.Value
@@ -66,27 +81,49 @@ func (g *Guard) Check(ctx context.Context, stmt string) error {
 		if !found {
 			continue
 		}
-		if toks == nil {
-			if p, ok := g.toks.Get().(*[]token); ok {
-				pooled = p
-			} else {
-				pooled = new([]token)
-			}
-			toks = tokenize(g.dialect, stmt, *pooled, false)
-		}
-		inj, ok := detect(stmt, v, in.Value, toks)
+		inj, ok := detect(stmt, v, in.Value, lex())
 		if !ok {
 			continue
 		}
-		return g.agent.Report(ctx, rampart.Finding{
+		err := g.agent.Report(ctx, rampart.Finding{
 			Kind:   rampart.KindSQLInjection,
 			Input:  in,
 			Sink:   g.sink,
 			Detail: markInput(stmt, inj.Start, inj.End),
 			Reason: "input " + inj.Reason,
 		})
+		if err != nil {
+			return err
+		}
+		// Monitor mode: the injection is reported, and a read-only
+		// decision still refuses a write.
+		return g.checkReadOnly(ctx, stmt, lex)
+	}
+	if err := g.checkReadOnly(ctx, stmt, lex); err != nil {
+		return err
 	}
 	return rampart.CheckInputsComplete(ctx, g.sink)
+}
+
+// checkReadOnly refuses stmt when ctx's work runs under a read-only
+// decision (rampart.ReadOnlyFromContext) and stmt is not known to be a
+// read, whatever the mode: the decision refuses, not the guard.
+func (g *Guard) checkReadOnly(ctx context.Context, stmt string, lex func() []token) error {
+	id, ok := rampart.ReadOnlyFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	why := readOnlyRefusal(g.dialect, stmt, lex())
+	if why == "" {
+		return nil
+	}
+	return g.agent.Report(ctx, rampart.Finding{
+		Kind:     rampart.KindReadOnlyWrite,
+		Sink:     g.sink,
+		Detail:   stmt,
+		Reason:   "read-only decision " + id + ": " + why,
+		Decision: id,
+	})
 }
 
 // index returns the statement's index when searching for ctx's inputs one by

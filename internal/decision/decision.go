@@ -20,7 +20,7 @@ type Action string
 const (
 	Block          Action = "block"           // refuse every request
 	BlockSensitive Action = "block-sensitive" // refuse the policy's sensitive routes
-	ReadOnly       Action = "read-only"       // refuse all but GET, HEAD and OPTIONS
+	ReadOnly       Action = "read-only"       // refuse writes: unsafe methods, or statements that write (see Set.ReadOnly)
 	RateLimit      Action = "rate-limit"      // limit the request rate (at the edge)
 )
 
@@ -165,13 +165,44 @@ func (s *Set) each(sub Subject, now time.Time, fn func(*Decision) bool) {
 // called only when a block-sensitive decision matches. Rate limits never
 // refuse here: see RateLimit.
 func (s *Set) Refusal(sub Subject, method string, sensitive func() bool, now time.Time) (Decision, bool) {
+	return s.refusal(sub, !safeMethod(method), sensitive, now)
+}
+
+// Blocking is Refusal for a service that enforces read-only decisions at
+// its database rather than by method (see ReadOnly): it returns the block
+// or block-sensitive decision that refuses a request from sub, whatever its
+// method.
+func (s *Set) Blocking(sub Subject, sensitive func() bool, now time.Time) (Decision, bool) {
+	return s.refusal(sub, false, sensitive, now)
+}
+
+// ReadOnly returns the live read-only decision that matches sub, if any: a
+// request it lets through (a safe method, or any method where writes are
+// refused at the database) must still write nothing.
+func (s *Set) ReadOnly(sub Subject, now time.Time) (Decision, bool) {
+	var found *Decision
+	s.each(sub, now, func(d *Decision) bool {
+		if d.Action == ReadOnly {
+			found = d
+		}
+		return found == nil
+	})
+	if found == nil {
+		return Decision{}, false
+	}
+	return *found, true
+}
+
+// refusal returns the decision that refuses a request from sub; readOnly
+// says whether a read-only decision refuses it.
+func (s *Set) refusal(sub Subject, readOnly bool, sensitive func() bool, now time.Time) (Decision, bool) {
 	var found *Decision
 	s.each(sub, now, func(d *Decision) bool {
 		switch d.Action {
 		case Block:
 			found = d
 		case ReadOnly:
-			if !safeMethod(method) {
+			if readOnly {
 				found = d
 			}
 		case BlockSensitive:
