@@ -181,14 +181,14 @@ func TestReadOnlyDecisionAtTheDatabase(t *testing.T) {
 	// Wait until both services have the decision: each refuses alice's
 	// GET /visit (a write) once it has.
 	for _, u := range []string{ledger, legacy} {
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(60 * time.Second)
 		for {
 			status, refusal := call("GET", u+"/visit", aliceToken)
 			if status == http.StatusForbidden && refusal == string(rampart.KindReadOnlyWrite) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s GET /visit: %d %q 10 s after the decision, want 403 read_only_write", u, status, refusal)
+				t.Fatalf("%s GET /visit: %d %q 60 s after the decision, want 403 read_only_write", u, status, refusal)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -249,14 +249,14 @@ func TestReadOnlyDecisionAtTheDatabase(t *testing.T) {
 	})
 	t.Run("once the decision is deleted the actor writes again", func(t *testing.T) {
 		cp.DeleteDecision(t, id)
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(60 * time.Second)
 		for {
 			status, _ := call("POST", ledger+"/items", aliceToken)
 			if status == http.StatusCreated {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("POST /items: %d 10 s after the decision was deleted", status)
+				t.Fatalf("POST /items: %d 60 s after the decision was deleted", status)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}

@@ -104,7 +104,7 @@ func (cp *controlPlane) serve(t *testing.T, extra ...string) (stop func()) {
 		}
 	}
 	addrRE := regexp.MustCompile(`https://(127\.0\.0\.1:\d+)`)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if m := addrRE.FindStringSubmatch(srvOut.String()); m != nil {
 			cp.addr = m[1]

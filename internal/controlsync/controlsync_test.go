@@ -67,7 +67,7 @@ func TestAResetReloadsEverySource(t *testing.T) {
 		<-done
 	}()
 
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		mu.Lock()
 		watchedOn := len(sinces) >= 3 && sinces[2] == "9"

@@ -257,12 +257,14 @@ func (c *ControlPlane) Events(t testing.TB, query string) []json.RawMessage {
 	return got.Events
 }
 
-// WaitEvent waits up to five seconds for an event matching query (the
+// WaitEvent waits up to a minute (a deadline for a busy machine, not an
+// expectation of speed) for an event matching query (the
 // parameters of GET /v1/events) to be stored, and returns the newest one's
 // data: the event as the agent or gateway sent it.
 func (c *ControlPlane) WaitEvent(t testing.TB, query string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	const wait = time.Minute
+	deadline := time.Now().Add(wait)
 	for {
 		if evs := c.Events(t, query); len(evs) > 0 {
 			var stored struct {
@@ -274,7 +276,7 @@ func (c *ControlPlane) WaitEvent(t testing.TB, query string) map[string]any {
 			return stored.Data
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no event for %s after 5 s", query)
+			t.Fatalf("no event for %s after %v", query, wait)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

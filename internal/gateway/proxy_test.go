@@ -173,7 +173,7 @@ func TestWebSocketUpgradeToAnMTLSUpstream(t *testing.T) {
 		t.Error("the upstream's connection is still open 5 s after the client closed")
 	}
 	// The access log has the upgrade, once it ended.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		recs := log.access()
 		if len(recs) == 1 && recs[0]["path"] == "/ws" && recs[0]["status"] == float64(101) {

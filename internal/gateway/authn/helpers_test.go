@@ -229,10 +229,10 @@ var sentinels = []error{
 	authn.ErrNotYetValid, authn.ErrAPIKey,
 }
 
-// waitFor polls cond until it holds, failing t after 10 seconds.
+// waitFor polls cond until it holds, failing t after a minute.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
