@@ -145,3 +145,24 @@ func Example_readmeZeroTrust() {
 	log.Fatal(srv.ListenAndServeTLS("", ""))
 	// README end
 }
+
+type account struct{ ID, Email, Owner string }
+
+func Example_readmeBusinessEvents() {
+	mux := http.NewServeMux()
+	var lookup func(email, password string) (account, bool, bool)
+	// README: business
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		user, found, ok := lookup(r.FormValue("email"), r.FormValue("password"))
+		rampart.TrackLogin(r.Context(), rampart.Login{Name: r.FormValue("email"), User: user.ID, Success: ok, UserExists: found})
+		if ok {
+			rampart.SetUser(r.Context(), user.ID) // a service that authenticates itself
+		}
+	})
+	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {
+		order := account{ID: r.PathValue("id")}                           // loaded from the database
+		rampart.ObjectAccess(r.Context(), "order", order.ID, order.Owner) // served to someone not its owner: a signal
+		rampart.TrackEvent(r.Context(), "order_viewed", map[string]string{"id": order.ID})
+	})
+	// README end
+}
