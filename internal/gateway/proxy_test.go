@@ -114,8 +114,12 @@ func TestStreamedResponsesReachTheClientChunkByChunk(t *testing.T) {
 			}
 			total := time.Since(start)
 			t.Logf("first chunk after %v, all %d after %v", first.Round(time.Millisecond), n, total.Round(time.Millisecond))
-			if first > c.first+time.Second || total < c.first+(n-1)*every {
-				t.Errorf("first chunk after %v, last after %v: want the first at once and the last after %v", first, total, c.first+(n-1)*every)
+			// That the first chunk came before the rest were written is
+			// counted above; how soon is load's business. The last cannot
+			// come before the upstream paced it out: a lower bound, which a
+			// busy machine only moves later.
+			if total < c.first+(n-1)*every {
+				t.Errorf("last chunk after %v: want it after %v, when the upstream wrote it", total, c.first+(n-1)*every)
 			}
 			if _, err := br.ReadByte(); err != io.EOF {
 				t.Errorf("after the last chunk: %v, want EOF", err)
