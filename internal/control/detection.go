@@ -473,7 +473,22 @@ func AppendDetectEvents(dst []detect.Event, e store.Event) []detect.Event {
 // posted it, see the package documentation) is left out entirely, its
 // address included: the engine trusts Actor.IP, and a service's claim is
 // evidence about the service, not about the actor, so it keys no bucket
-// and names no decision.
+// and names no decision. Of an actor verified but for its user (the
+// actor token backs the address and session, the posting service named
+// the user: store.Event.ActorUserClaimedBy) the user is left out, the
+// address and session kept: the scenarios keyed on them still see it,
+// and no decision is ever keyed on a user a service merely claims, so a
+// compromised service cannot get a user blocked by naming them.
+//
+// What a login event says about the attempt (Login: the name typed, the
+// account it resolved to) is the application's, not the actor's, and is
+// kept whatever the actor: account-takeover makes Login.User read-only
+// when a verified address that failed to log in as that name succeeds.
+// That decision rests on the application's word that the account was
+// logged into, and is allowed because it protects the account (read-only
+// for 24h, no escalation) instead of shutting it out: refusing it would
+// leave a taken-over account writable. A service that lies can make an
+// account read-only for a day, and only with actor tokens it received.
 func DetectEvent(e store.Event) detect.Event {
 	ev, _ := detectEvent(e)
 	return ev
@@ -487,6 +502,9 @@ func detectEvent(e store.Event) (detect.Event, []string) {
 	}
 	if e.ActorVerified {
 		ev.Actor = detect.Actor{IP: e.ActorIP, User: e.ActorUser, Session: e.SessionHash}
+		if e.ActorUserClaimedBy != "" {
+			ev.Actor.User = ""
+		}
 	}
 	if len(e.Data) == 0 {
 		return ev, nil
