@@ -432,7 +432,12 @@ const MaxSummaryPaths = 64
 // and their Counts add up to the summary's, so that a scenario counting
 // requests (scraping) counts N requests N times: every path but the first
 // stands for one request, the first for the rest. A summary that claims
-// more distinct paths than requests is read as its Count of them.
+// more distinct paths than requests is read as its Count of them. The
+// paths a summary did not list (PathsOmitted) are in its Count but not
+// counted as distinct: a prober that asks for more than 16 paths in one
+// gateway window needs a few windows to be seen. The objects of an SDK
+// summary are not read: no built-in scenario counts them (bola reads the
+// object_access events, which carry the owner a summary leaves out).
 func AppendDetectEvents(dst []detect.Event, e store.Event) []detect.Event {
 	ev, paths := detectEvent(e)
 	if ev.Kind != detect.KindRequest || len(paths) == 0 {
