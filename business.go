@@ -76,10 +76,12 @@ type Object struct {
 //
 // The user is the service's claim, not a verified fact: an actor token
 // from a Rampart gateway backs only the user the gateway authenticated.
-// The control plane stores an actor whose user came from SetUser as
-// claimed by the service (unless a token naming the same user backs it),
-// and claimed actors never drive an automatic decision on their own.
-// A user that a verified actor token names always wins over SetUser's.
+// When the request's token carries no user, the control plane stores the
+// event's address and session as verified and its user as claimed by the
+// service (actor_user_claimed_by); without a token, the whole actor is
+// the service's claim. A claimed user never drives an automatic
+// decision. A user that a verified actor token names always wins over
+// SetUser's.
 //
 // id is cut to 256 bytes, and its control characters and invalid UTF-8
 // replaced by U+FFFD (the control plane refuses them in an actor). Outside

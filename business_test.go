@@ -267,14 +267,17 @@ services:
 		}
 		resp.Body.Close()
 	}
+	// The token without user backs mallory's address and session; her
+	// user is what orders claims.
 	for _, c := range []struct {
-		kind     string
-		user     string
-		verified bool
+		kind          string
+		user          string
+		verified      bool
+		userClaimedBy string
 	}{
-		{"object_access", "alice", true},
-		{"login_success", "alice", true},
-		{"business", "mallory", false},
+		{"object_access", "alice", true, ""},
+		{"login_success", "alice", true, ""},
+		{"business", "mallory", true, "orders"},
 	} {
 		q := "service=orders&kind=" + url.QueryEscape(c.kind)
 		cp.WaitEvent(t, q)
@@ -288,6 +291,9 @@ services:
 		}
 		if !c.verified && e.ActorClaimedBy != "orders" {
 			t.Errorf("%s: claimed by %q, want orders", c.kind, e.ActorClaimedBy)
+		}
+		if e.ActorUserClaimedBy != c.userClaimedBy {
+			t.Errorf("%s: user claimed by %q, want %q", c.kind, e.ActorUserClaimedBy, c.userClaimedBy)
 		}
 		var data struct {
 			TraceID string `json:"trace_id"`

@@ -164,7 +164,7 @@ func (q *request) describe(ev *Event) {
 	}
 	if ev.ActorUser == "" {
 		// The service's own claim (SetUser): the control plane stores
-		// the actor as claimed, for the token does not back it.
+		// the user as claimed, for the token does not back it.
 		ev.ActorUser = q.claimedUser()
 	}
 }

@@ -15,13 +15,16 @@ import (
 
 // storedEnvelope is an event as GET /v1/events returns it.
 type storedEnvelope struct {
-	ID             string          `json:"id"`
-	ActorIP        string          `json:"actor_ip"`
-	ActorUser      string          `json:"actor_user"`
-	ActorVerified  bool            `json:"actor_verified"`
-	ActorClaimedBy string          `json:"actor_claimed_by"`
-	ActorToken     string          `json:"actor_token"`
-	Data           json.RawMessage `json:"data"`
+	ID             string `json:"id"`
+	ActorIP        string `json:"actor_ip"`
+	ActorUser      string `json:"actor_user"`
+	ActorVerified  bool   `json:"actor_verified"`
+	ActorClaimedBy string `json:"actor_claimed_by"`
+	// ActorUserClaimedBy: the token backs the address and session, the
+	// service named the user.
+	ActorUserClaimedBy string          `json:"actor_user_claimed_by"`
+	ActorToken         string          `json:"actor_token"`
+	Data               json.RawMessage `json:"data"`
 }
 
 func storedEvents(t *testing.T, cp *controltest.ControlPlane, query string) []storedEnvelope {

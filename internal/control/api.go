@@ -67,7 +67,7 @@ type EventPage struct {
 
 func (h *Handler) getEvents(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	if err := onlyParams(q, "since", "until", "kind", "service", "actor_ip", "actor_user", "session_hash", "trace_id", "limit", "cursor", "order", "actor_verified"); err != nil {
+	if err := onlyParams(q, "since", "until", "kind", "service", "actor_ip", "actor_user", "session_hash", "trace_id", "limit", "cursor", "order", "actor_verified", "actor_user_verified"); err != nil {
 		return err
 	}
 	f := store.EventFilter{
@@ -78,6 +78,11 @@ func (h *Handler) getEvents(w http.ResponseWriter, r *http.Request) error {
 	if s := q.Get("actor_verified"); s != "" {
 		if f.ActorVerified, err = strconv.ParseBool(s); err != nil {
 			return badRequest("actor_verified", "actor_verified must be true or false")
+		}
+	}
+	if s := q.Get("actor_user_verified"); s != "" {
+		if f.ActorUserVerified, err = strconv.ParseBool(s); err != nil {
+			return badRequest("actor_user_verified", "actor_user_verified must be true or false")
 		}
 	}
 	if f.Since, err = timeParam(q, "since", h.cfg.Now()); err != nil {

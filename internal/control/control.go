@@ -89,11 +89,17 @@
 // naming the poster; valid when the event happened, the event at most
 // MaxEventDelay old; the same IP, user and session as the event) and never
 // stores. Otherwise the event is stored with actor_verified false and
-// actor_claimed_by naming the poster. The rule for detectors and every
-// other automation on the event stream: only events with a verified actor
-// may drive a decision against that actor (store.EventFilter.ActorVerified,
-// GET /v1/events?actor_verified=true); a claimed actor is evidence about
-// the service that claimed it.
+// actor_claimed_by naming the poster. The check is field by field for the
+// user: a token that carries no user (the user logged in at the service,
+// which named it with SetUser) backs the IP and session, and the event is
+// stored with actor_verified true and actor_user_claimed_by naming the
+// poster; a token that carries another user than the event's backs
+// nothing. The rule for detectors and every other automation on the event
+// stream: only verified actor fields may drive a decision against that
+// actor (store.EventFilter.ActorVerified, GET /v1/events?actor_verified=true
+// for the IP and session; ActorUserVerified, ?actor_user_verified=true,
+// for the user too); a claimed actor or user is evidence about the
+// service that claimed it.
 //
 // Revocation (POST /v1/services/{name}/revoke) is a change of kind service
 // on the watch; agents and gateways then read GET /v1/revocations and

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,7 +268,7 @@ func (d *Detector) lead(ctx context.Context, lease store.Lease, wake <-chan int6
 		}
 		evs = evs[:0]
 		for _, e := range page {
-			evs = append(evs, DetectEvent(e.Event))
+			evs = AppendDetectEvents(evs, e.Event)
 		}
 		alerts := eng.ProcessBatch(nil, evs)
 		for _, a := range alerts {
@@ -304,7 +305,7 @@ func (d *Detector) warmup(ctx context.Context, eng *detect.Engine, cursor int64)
 		}
 		evs = evs[:0]
 		for _, e := range page {
-			evs = append(evs, DetectEvent(e.Event))
+			evs = AppendDetectEvents(evs, e.Event)
 		}
 		eng.ProcessBatch(nil, evs)
 		after = page[len(page)-1].Seq
@@ -398,8 +399,8 @@ func alertReason(a detect.Alert, dd detect.Decision) string {
 }
 
 // eventData is what the detection engine reads of an event's Data (the
-// event as the SDK or the gateway sent it), beside the stored fields.
-// Fields of other types than these are ignored.
+// event as the SDK or the gateway sent it, rampart.Event's JSON), beside
+// the stored fields. Fields of other types than these are ignored.
 type eventData struct {
 	Method string            `json:"method"`
 	Path   string            `json:"path"`
@@ -410,34 +411,117 @@ type eventData struct {
 	Attrs  map[string]string `json:"attrs"`
 	Login  *detect.Login     `json:"login"`
 	Object *detect.Object    `json:"object"`
+	Paths  []string          `json:"paths"` // a gateway's request summary: the distinct paths asked for
+}
+
+// KindRequestSummary is the kind of the request summaries the SDK's
+// Handler and the gateway report (rampart.KindRequestSummary): the
+// detection engine reads them as detect.KindRequest events with a Count.
+const KindRequestSummary = "request_summary"
+
+// MaxSummaryPaths bounds the paths of one request summary that the
+// detection engine reads as events of their own (see AppendDetectEvents);
+// the gateway sends 16 at most.
+const MaxSummaryPaths = 64
+
+// AppendDetectEvents appends to dst what the detection engine reads of a
+// stored event: DetectEvent's, except for a request summary that lists
+// the distinct paths its requests asked for (a gateway's). Such a summary
+// becomes one request event per distinct path (MaxSummaryPaths at most),
+// so that a scenario counting distinct paths (probing) sees each once,
+// and their Counts add up to the summary's, so that a scenario counting
+// requests (scraping) counts N requests N times: every path but the first
+// stands for one request, the first for the rest. A summary that claims
+// more distinct paths than requests is read as its Count of them. The
+// paths a summary did not list (PathsOmitted) are in its Count but not
+// counted as distinct: a prober that asks for more than 16 paths in one
+// gateway window needs a few windows to be seen. The objects of an SDK
+// summary are not read: no built-in scenario counts them (bola reads the
+// object_access events, which carry the owner a summary leaves out).
+func AppendDetectEvents(dst []detect.Event, e store.Event) []detect.Event {
+	ev, paths := detectEvent(e)
+	if ev.Kind != detect.KindRequest || len(paths) == 0 {
+		return append(dst, ev)
+	}
+	n := max(ev.Count, 1)
+	distinct := make([]string, 0, min(len(paths)+1, MaxSummaryPaths))
+	for _, p := range append([]string{ev.Path}, paths...) {
+		if len(distinct) == min(n, MaxSummaryPaths) {
+			break
+		}
+		if p != "" && !slices.Contains(distinct, p) {
+			distinct = append(distinct, p)
+		}
+	}
+	if len(distinct) == 0 {
+		return append(dst, ev)
+	}
+	first := ev
+	first.Path, first.Count = distinct[0], n-(len(distinct)-1)
+	dst = append(dst, first)
+	for _, p := range distinct[1:] {
+		x := ev
+		x.Path, x.Count = p, 1
+		dst = append(dst, x)
+	}
+	return dst
 }
 
 // DetectEvent is what the detection engine reads of a stored event: the
 // actor as the control plane attributed it, and from Data the request's
 // method, path, status and count, the device, the login attempt, the
-// object served and the attributes.
+// object served and the attributes. A request summary is read as a
+// detect.KindRequest event; AppendDetectEvents also reads the paths it
+// lists.
 //
 // The actor of an event stored unverified (claimed by the service that
 // posted it, see the package documentation) is left out entirely, its
 // address included: the engine trusts Actor.IP, and a service's claim is
 // evidence about the service, not about the actor, so it keys no bucket
-// and names no decision.
+// and names no decision. Of an actor verified but for its user (the
+// actor token backs the address and session, the posting service named
+// the user: store.Event.ActorUserClaimedBy) the user is left out, the
+// address and session kept: the scenarios keyed on them still see it,
+// and no decision is ever keyed on a user a service merely claims, so a
+// compromised service cannot get a user blocked by naming them.
+//
+// What a login event says about the attempt (Login: the name typed, the
+// account it resolved to) is the application's, not the actor's, and is
+// kept whatever the actor: account-takeover makes Login.User read-only
+// when a verified address that failed to log in as that name succeeds.
+// That decision rests on the application's word that the account was
+// logged into, and is allowed because it protects the account (read-only
+// for 24h, no escalation) instead of shutting it out: refusing it would
+// leave a taken-over account writable. A service that lies can make an
+// account read-only for a day, and only with actor tokens it received.
 func DetectEvent(e store.Event) detect.Event {
+	ev, _ := detectEvent(e)
+	return ev
+}
+
+func detectEvent(e store.Event) (detect.Event, []string) {
 	ev := detect.Event{ID: e.ID, Time: e.Time, Kind: e.Kind, Action: e.Action, Service: e.Service, Route: e.Route,
 		ActorVerified: e.ActorVerified}
+	if ev.Kind == KindRequestSummary {
+		ev.Kind = detect.KindRequest
+	}
 	if e.ActorVerified {
 		ev.Actor = detect.Actor{IP: e.ActorIP, User: e.ActorUser, Session: e.SessionHash}
+		if e.ActorUserClaimedBy != "" {
+			ev.Actor.User = ""
+		}
 	}
 	if len(e.Data) == 0 {
-		return ev
+		return ev, nil
 	}
 	var data eventData
 	if json.Unmarshal(e.Data, &data) != nil {
 		// A field of another type: read them one by one, keeping those
 		// that fit.
+		data = eventData{}
 		var fields map[string]json.RawMessage
 		if json.Unmarshal(e.Data, &fields) != nil {
-			return ev
+			return ev, nil
 		}
 		for k, v := range fields {
 			b, _ := json.Marshal(map[string]json.RawMessage{k: v})
@@ -463,7 +547,7 @@ func DetectEvent(e store.Event) detect.Event {
 			ev.Attrs["name"] = data.Name
 		}
 	}
-	return ev
+	return ev, data.Paths
 }
 
 // watchDir reloads the scenarios when the files of ScenarioDir change.
@@ -559,7 +643,7 @@ func replay(ctx context.Context, st store.Store, cfg detect.Config, since, until
 		}
 		evs = evs[:0]
 		for _, e := range page {
-			evs = append(evs, DetectEvent(e))
+			evs = AppendDetectEvents(evs, e)
 		}
 		alerts = eng.ProcessBatch(alerts, evs)
 		n += len(page)

@@ -26,12 +26,18 @@ type IncomingEvent struct {
 	ActorToken string `json:"actor_token,omitempty"`
 }
 
-// attributeActors sets ActorVerified and ActorClaimedBy on events posted by
-// caller ("" for the admin), whatever the poster put there, by the rule of
-// the package documentation: an actor is verified when a gateway or the
-// admin posts it, or when the actor token posted with the event backs it;
-// otherwise it is claimed by caller. Only verified actors may drive
-// automatic decisions.
+// attributeActors sets ActorVerified, ActorClaimedBy and
+// ActorUserClaimedBy on events posted by caller ("" for the admin),
+// whatever the poster put there, by the rule of the package
+// documentation, field by field: an actor is verified when a gateway or
+// the admin posts it, or when the actor token posted with the event backs
+// it; otherwise it is claimed by caller. A token backs the address and
+// the session it carries, and the user it carries if any: when it carries
+// none (the user logged in at the service, which named it with SetUser),
+// the actor is verified for its address and session and its user is
+// claimed by caller (ActorUserClaimedBy). A token whose user is not the
+// event's backs nothing: the event names another actor than the token's.
+// Only verified actor fields may drive automatic decisions.
 func (h *Handler) attributeActors(ctx context.Context, caller string, in []IncomingEvent) []store.Event {
 	out := make([]store.Event, len(in))
 	var verifier *actor.Verifier
@@ -39,7 +45,7 @@ func (h *Handler) attributeActors(ctx context.Context, caller string, in []Incom
 	now := h.cfg.Now()
 	for i, e := range in {
 		ev := e.Event
-		ev.ActorVerified, ev.ActorClaimedBy = false, ""
+		ev.ActorVerified, ev.ActorClaimedBy, ev.ActorUserClaimedBy = false, "", ""
 		hasActor := ev.ActorIP != "" || ev.ActorUser != "" || ev.SessionHash != ""
 		switch {
 		case !hasActor:
@@ -49,10 +55,16 @@ func (h *Handler) attributeActors(ctx context.Context, caller string, in []Incom
 			if e.ActorToken != "" && verifier == nil {
 				verifier = h.eventVerifier(ctx, caller)
 			}
+			b := notBacked
 			if verifier != nil && e.ActorToken != "" {
-				ev.ActorVerified = backs(verifier, verified, e.ActorToken, ev, now)
+				b = backs(verifier, verified, e.ActorToken, ev, now)
 			}
-			if !ev.ActorVerified {
+			switch b {
+			case backed:
+				ev.ActorVerified = true
+			case backedButUser:
+				ev.ActorVerified, ev.ActorUserClaimedBy = true, caller
+			default:
 				ev.ActorClaimedBy = caller
 			}
 		}
@@ -66,10 +78,19 @@ type verifiedToken struct {
 	err   error
 }
 
-// backs reports whether token backs the actor of ev.
-func backs(v *actor.Verifier, seen map[string]verifiedToken, token string, ev store.Event, now time.Time) bool {
+// backing is how much of an event's actor a token backs.
+type backing int
+
+const (
+	notBacked     backing = iota
+	backed                // every field
+	backedButUser         // the address and session; the token carries no user, the event names one
+)
+
+// backs reports how much of the actor of ev token backs.
+func backs(v *actor.Verifier, seen map[string]verifiedToken, token string, ev store.Event, now time.Time) backing {
 	if ev.Time.Before(now.Add(-MaxEventDelay)) || ev.Time.After(now.Add(actor.DefaultLeeway)) {
-		return false
+		return notBacked
 	}
 	// The token was valid when the event happened. Cache by token and
 	// time: events of one request share the token and nearly the time.
@@ -82,11 +103,19 @@ func backs(v *actor.Verifier, seen map[string]verifiedToken, token string, ev st
 		}
 	}
 	if vt.err != nil {
-		return false
+		return notBacked
 	}
 	a := vt.actor
 	ip, err := netip.ParseAddr(ev.ActorIP)
-	return err == nil && ip.Unmap() == a.IP && ev.ActorUser == a.User && ev.SessionHash == a.Session
+	switch {
+	case err != nil || ip.Unmap() != a.IP || ev.SessionHash != a.Session:
+		return notBacked
+	case ev.ActorUser == a.User:
+		return backed
+	case a.User == "":
+		return backedButUser
+	}
+	return notBacked
 }
 
 // eventVerifier returns a Verifier of the tokens received by caller, with

@@ -17,7 +17,9 @@ import (
 
 // FuzzEventActor posts, as service orders, events naming any actor with
 // any actor token: an actor is stored as verified only if it is exactly the
-// one of the token minted for orders, and otherwise as claimed by orders.
+// one of a token minted for orders, or that one's address and session when
+// the token carries no user (the user then claimed by orders), and
+// otherwise as claimed by orders.
 func FuzzEventActor(f *testing.F) {
 	st, err := sqlite.Open(context.Background(), sqlite.Config{Dir: f.TempDir()})
 	if err != nil {
@@ -49,6 +51,11 @@ func FuzzEventActor(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	anonymous := actor.Actor{IP: netip.MustParseAddr("198.51.100.8"), Session: strings.Repeat("ab", 32)}
+	anon, err := signer.Token(anonymous)
+	if err != nil {
+		f.Fatal(err)
+	}
 	forWeb, _ := actor.NewAudience("spiffe://example.org/svc/web")
 	other, _ := signer.TokenFor(alice, forWeb)
 	parts := strings.Split(good, ".")
@@ -62,6 +69,9 @@ func FuzzEventActor(f *testing.F) {
 		{parts[0] + "." + parts[1] + ".", "203.0.113.7", "alice", alice.Session},
 		{"", "203.0.113.7", "alice", alice.Session},
 		{"x.y.z", "", "", ""},
+		{anon, "198.51.100.8", "", anonymous.Session},
+		{anon, "198.51.100.8", "carol", anonymous.Session},
+		{anon, "198.51.100.9", "carol", anonymous.Session},
 	} {
 		f.Add(seed.token, seed.ip, seed.user, seed.session)
 	}
@@ -78,14 +88,26 @@ func FuzzEventActor(f *testing.F) {
 		hasActor := ip != "" || user != "" || session != ""
 		if got.ActorVerified {
 			addr, err := netip.ParseAddr(ip)
-			if token != good || err != nil || addr.Unmap() != alice.IP || user != alice.User || session != alice.Session {
+			switch {
+			case token == good && err == nil && addr.Unmap() == alice.IP && user == alice.User && session == alice.Session:
+				if got.ActorUserClaimedBy != "" {
+					t.Fatalf("alice's own user came out claimed: %+v", got)
+				}
+			case token == anon && err == nil && addr.Unmap() == anonymous.IP && session == anonymous.Session:
+				if want := map[bool]string{true: "orders"}[user != ""]; got.ActorUserClaimedBy != want {
+					t.Fatalf("user %q of a token without user came out claimed by %q, want %q", user, got.ActorUserClaimedBy, want)
+				}
+			default:
 				t.Fatalf("verified %q/%q/%q with token %q", ip, user, session, token)
 			}
+			if got.ActorClaimedBy != "" {
+				t.Fatalf("a verified actor came out claimed: %+v", got)
+			}
 		}
-		if hasActor && !got.ActorVerified && got.ActorClaimedBy != "orders" {
+		if hasActor && !got.ActorVerified && (got.ActorClaimedBy != "orders" || got.ActorUserClaimedBy != "") {
 			t.Fatalf("unverified actor not claimed by orders: %+v", got)
 		}
-		if !hasActor && (got.ActorVerified || got.ActorClaimedBy != "") {
+		if !hasActor && (got.ActorVerified || got.ActorClaimedBy != "" || got.ActorUserClaimedBy != "") {
 			t.Fatalf("an event without actor came out %+v", got)
 		}
 	})

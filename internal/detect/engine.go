@@ -551,7 +551,9 @@ func (b *bucket) distinctCount() float64 {
 func (b *bucket) pour(ev *Event, t int64, amount float64) {
 	if b.events == 0 {
 		b.first, b.firstID = t, ev.ID
-	} else {
+	} else if ev.ID != b.lastID() {
+		// A stored event the feeder read as several (a request summary's
+		// paths) is one piece of evidence.
 		x := b.extra()
 		if len(x.ids) < evidenceHead-1+evidenceTail {
 			x.ids = append(x.ids, ev.ID)
@@ -563,6 +565,18 @@ func (b *bucket) pour(ev *Event, t int64, amount float64) {
 	b.events = uint32(min(uint64(b.events)+uint64(ev.Count), math.MaxUint32))
 	b.level = float32(float64(b.level) + amount)
 	b.last = max(b.last, t)
+}
+
+// lastID is the id of the last event recorded as evidence.
+func (b *bucket) lastID() string {
+	x := b.x
+	switch {
+	case x == nil || len(x.ids) == 0:
+		return b.firstID
+	case len(x.ids) < evidenceHead-1+evidenceTail:
+		return x.ids[len(x.ids)-1]
+	}
+	return x.ids[evidenceHead-1+(x.ringN+evidenceTail-1)%evidenceTail]
 }
 
 func (b *bucket) evidence() []string {

@@ -557,3 +557,36 @@ func TestProcessFromSeveralGoroutines(t *testing.T) {
 		t.Errorf("%d events counted of %d, %d alerts", st.Events, len(evs), alerts)
 	}
 }
+
+// A stored event the feeder reads as several (a request summary's paths)
+// shares its id: an alert names it once, in the head and in the ring of
+// its evidence alike.
+func TestAnEventReadAsSeveralIsOnePieceOfEvidence(t *testing.T) {
+	e := mustEngine(t, Config{Scenarios: mustParse(t, `
+name: many
+type: leaky
+filter: evt.kind == "x"
+groupby: evt.actor.ip
+capacity: 119
+leakspeed: 1h
+response: {scope: ip, action: block, ttl: 1h}
+`)})
+	var evs []Event
+	for i := range 40 {
+		for range 3 {
+			ev := at(time.Duration(i)*time.Millisecond, "x", "203.0.113.1")
+			evs = append(evs, ev)
+		}
+	}
+	alerts := processAll(e, evs...)
+	if len(alerts) != 1 {
+		t.Fatalf("%d alerts, want 1", len(alerts))
+	}
+	var want []string
+	for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39} {
+		want = append(want, fmt.Sprintf("e%d", i))
+	}
+	if got := alerts[0].Evidence; !slices.Equal(got, want) {
+		t.Errorf("evidence %v, want %v", got, want)
+	}
+}

@@ -245,6 +245,13 @@ type Event struct {
 	// decisions (see package control).
 	ActorVerified  bool   `json:"actor_verified"`
 	ActorClaimedBy string `json:"actor_claimed_by,omitempty"`
+	// ActorUserClaimedBy names the service that posted ActorUser when the
+	// actor token it posted backs the actor's address and session but
+	// carries no user (the user logged in at the service): the actor is
+	// verified but for its user, which is that service's claim and, like
+	// a claimed actor, may drive no automatic decision. Set by the
+	// control plane, never taken from the poster.
+	ActorUserClaimedBy string `json:"actor_user_claimed_by,omitempty"`
 
 	// Data is the event as received (a JSON value, typically a
 	// rampart.Event), returned unchanged.
@@ -265,8 +272,13 @@ type EventFilter struct {
 	SessionHash  string
 	TraceID      string
 	// ActorVerified, if true, selects only events whose actor is verified:
-	// what a detector that decides automatically must read.
+	// what a detector that decides automatically must read (its user
+	// only if ActorUserClaimedBy is empty).
 	ActorVerified bool
+	// ActorUserVerified, if true, selects only events whose actor is
+	// verified, its user included: what may drive a decision about the
+	// user.
+	ActorUserVerified bool
 
 	// After continues a query: only events strictly after it in the order
 	// of the query (before it when Reverse).

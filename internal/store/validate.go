@@ -72,6 +72,7 @@ func ValidateEvent(e Event) (Event, error) {
 		{"session_hash", e.SessionHash, 128, false},
 		{"trace_id", e.TraceID, 64, false},
 		{"actor_claimed_by", e.ActorClaimedBy, 253, false},
+		{"actor_user_claimed_by", e.ActorUserClaimedBy, 253, false},
 	} {
 		if err := text(f.name, f.value, f.max, f.required); err != nil {
 			return e, err

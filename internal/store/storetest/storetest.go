@@ -159,18 +159,29 @@ func testEventsRoundTrip(t *testing.T, open OpenFunc) {
 	bare := store.Event{ID: "bare", Time: base.Add(time.Second), Kind: "authz_denied", Service: "orders"}
 	claimed := store.Event{ID: "claimed", Time: base.Add(2 * time.Second), Kind: "sql_injection", Service: "orders",
 		ActorIP: "198.51.100.9", ActorClaimedBy: "orders"}
-	if n := mustAppend(t, s, []store.Event{e, bare, claimed}); n != 3 {
-		t.Fatalf("inserted %d, want 3", n)
+	userClaimed := store.Event{ID: "user-claimed", Time: base.Add(3 * time.Second), Kind: "login_success", Service: "orders",
+		ActorIP: "198.51.100.10", ActorUser: "bob", ActorVerified: true, ActorUserClaimedBy: "orders"}
+	if n := mustAppend(t, s, []store.Event{e, bare, claimed, userClaimed}); n != 4 {
+		t.Fatalf("inserted %d, want 4", n)
 	}
-	if got := all(t, s, store.EventFilter{ActorVerified: true}); len(got) != 1 || got[0].ID != "round-trip" {
-		t.Errorf("events with a verified actor: %v, want [round-trip]", ids(got))
+	if got := all(t, s, store.EventFilter{ActorVerified: true}); len(got) != 2 || got[0].ID != "round-trip" || got[1].ID != "user-claimed" {
+		t.Errorf("events with a verified actor: %v, want [round-trip user-claimed]", ids(got))
+	}
+	if got := all(t, s, store.EventFilter{ActorUserVerified: true}); len(got) != 1 || got[0].ID != "round-trip" {
+		t.Errorf("events with a verified actor and user: %v, want [round-trip]", ids(got))
 	}
 	got := all(t, s, store.EventFilter{})
-	if len(got) != 3 {
-		t.Fatalf("got %d events, want 3", len(got))
+	if len(got) != 4 {
+		t.Fatalf("got %d events, want 4", len(got))
 	}
-	if c := got[2]; c.ActorVerified || c.ActorClaimedBy != "orders" || c.ActorIP != "198.51.100.9" {
+	if c := got[2]; c.ActorVerified || c.ActorClaimedBy != "orders" || c.ActorIP != "198.51.100.9" || c.ActorUserClaimedBy != "" {
 		t.Errorf("claimed event came back as %+v", c)
+	}
+	if c := got[3]; !c.ActorVerified || c.ActorClaimedBy != "" || c.ActorUserClaimedBy != "orders" || c.ActorUser != "bob" {
+		t.Errorf("event with a claimed user came back as %+v", c)
+	}
+	if log, err := s.ReadEventLog(t.Context(), store.EventLogFilter{Limit: 10}); err != nil || len(log) != 4 || log[3].ActorUserClaimedBy != "orders" {
+		t.Errorf("event log %+v, %v: want the claimed user's service read back", log, err)
 	}
 	want := e
 	want.ActorIP = "203.0.113.7" // canonical

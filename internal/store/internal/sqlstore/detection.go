@@ -63,7 +63,7 @@ func scanEvent(rows Rows, e *store.Event, pre ...any) error {
 	var t int64
 	var data []byte
 	dest := append(pre, &e.ID, &t, &e.Kind, &e.Action, &e.Service, &e.Route,
-		&e.ActorIP, &e.ActorUser, &e.SessionHash, &e.TraceID, &data, &e.ActorVerified, &e.ActorClaimedBy)
+		&e.ActorIP, &e.ActorUser, &e.SessionHash, &e.TraceID, &data, &e.ActorVerified, &e.ActorClaimedBy, &e.ActorUserClaimedBy)
 	if err := rows.Scan(dest...); err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 
 // EventColumns are the events table's columns in the order the stores
 // insert and read them.
-const EventColumns = `id, time_ns, kind, action, service, route, actor_ip, actor_user, session_hash, trace_id, data, actor_verified, actor_claimed_by`
+const EventColumns = `id, time_ns, kind, action, service, route, actor_ip, actor_user, session_hash, trace_id, data, actor_verified, actor_claimed_by, actor_user_claimed_by`
 
 // AppendEvents implements store.Store with Dialect.AppendEvents.
 func (s *Store) AppendEvents(ctx context.Context, events []store.Event) (int, error) {
@@ -53,8 +53,11 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 			where = append(where, eq.column+` = `+a.add(eq.value))
 		}
 	}
-	if f.ActorVerified {
+	if f.ActorVerified || f.ActorUserVerified {
 		where = append(where, `actor_verified = true`)
+	}
+	if f.ActorUserVerified {
+		where = append(where, `actor_user_claimed_by = ''`)
 	}
 	order := `time_ns, id`
 	if f.After != nil {
@@ -84,7 +87,7 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 		var t int64
 		var data []byte // a copy: both drivers allocate what they scan into a []byte
 		if err := rows.Scan(&e.ID, &t, &e.Kind, &e.Action, &e.Service, &e.Route,
-			&e.ActorIP, &e.ActorUser, &e.SessionHash, &e.TraceID, &data, &e.ActorVerified, &e.ActorClaimedBy); err != nil {
+			&e.ActorIP, &e.ActorUser, &e.SessionHash, &e.TraceID, &data, &e.ActorVerified, &e.ActorClaimedBy, &e.ActorUserClaimedBy); err != nil {
 			return nil, fmt.Errorf("%s: query events: %w", s.d.Name, err)
 		}
 		e.Time = fromNS(t)
