@@ -21,7 +21,13 @@ import (
 // requests of further keys are counted in one overflow summary (no actor,
 // Attrs["overflow"] = "true") and in Stats.SummaryOverflow, so that no
 // request goes uncounted and an actor who varies its keys cannot grow the
-// agent's memory. The events of a window are at most SummaryMaxKeys + 1,
+// agent's memory. One actor holds at most 32 keys of a window: the
+// requests of its further keys are counted in a summary of its own per
+// class of status (route and method left out, Status 200, 300, 400, ...,
+// Attrs["folded"] = "true"), so that an actor who varies what it controls
+// of a key (the method is the client's text) stays attributed and cannot
+// fill the window and push every other actor into the overflow. The
+// events of a window are at most SummaryMaxKeys + 1,
 // whatever the traffic: at 10,000 requests per second from 1,000 actors
 // on one route, a 5-second window ships 200 events per second.
 //
@@ -35,7 +41,23 @@ const (
 	DefaultSummaryMaxObjects = 16
 	maxSummaryMethod         = 16 // a method the mux did not route is the client's text
 	maxSummaryWait           = 10 * time.Second
+	maxActorKeys             = 32 // keys of one actor in a window before its requests are folded
 )
+
+// actorKey is the actor part of a summaryKey.
+type actorKey struct {
+	ip      netip.Addr
+	user    string
+	session string
+}
+
+// foldStatus is the status class that an actor's folded summary keeps.
+func foldStatus(status int) int {
+	if status < 100 || status > 999 {
+		return 0
+	}
+	return status / 100 * 100
+}
 
 type summaryKey struct {
 	ip      netip.Addr
@@ -44,6 +66,7 @@ type summaryKey struct {
 	route   string
 	method  string
 	status  int
+	folded  bool // the actor's requests past maxActorKeys keys, of one status class
 }
 
 type summaryEntry struct {
@@ -63,8 +86,9 @@ type summarizer struct {
 
 	mu       sync.Mutex
 	keys     map[summaryKey]*summaryEntry
-	overflow int       // requests of the window past maxKeys
-	overLast time.Time // the last of them
+	actors   map[actorKey]int // keys per actor in the window, folded ones included
+	overflow int              // requests of the window past maxKeys
+	overLast time.Time        // the last of them
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -73,7 +97,7 @@ type summarizer struct {
 
 func newSummarizer(a *Agent, window time.Duration, maxKeys, maxObjects int) *summarizer {
 	s := &summarizer{agent: a, window: window, maxKeys: maxKeys, maxObjects: maxObjects,
-		keys: map[summaryKey]*summaryEntry{}, stop: make(chan struct{}), done: make(chan struct{})}
+		keys: map[summaryKey]*summaryEntry{}, actors: map[actorKey]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -95,14 +119,24 @@ func (s *summarizer) add(q *request, status int) {
 	defer s.mu.Unlock()
 	e := s.keys[k]
 	if e == nil {
-		if len(s.keys) >= s.maxKeys {
+		ak := actorKey{k.ip, k.user, k.session}
+		if s.actors[ak] >= maxActorKeys {
+			// The actor varies its keys: fold the request into its
+			// summary of the status class.
+			k.route, k.method, k.status, k.folded = "", "", foldStatus(k.status), true
+			e = s.keys[k]
+		}
+		if e == nil && len(s.keys) >= s.maxKeys {
 			s.overflow++
 			s.overLast = now
 			s.agent.stats.summaryOverflow.Add(1)
 			return
 		}
-		e = &summaryEntry{}
-		s.keys[k] = e
+		if e == nil {
+			e = &summaryEntry{}
+			s.keys[k] = e
+			s.actors[ak]++
+		}
 	}
 	e.count++
 	e.last, e.token = now, token
@@ -152,6 +186,7 @@ func (s *summarizer) flush() {
 		return
 	}
 	s.keys, s.overflow = make(map[summaryKey]*summaryEntry, len(keys)), 0
+	clear(s.actors)
 	s.mu.Unlock()
 
 	a := s.agent
@@ -166,6 +201,9 @@ func (s *summarizer) flush() {
 			Method: k.method, Route: k.route, Status: k.status, Count: e.count,
 			ActorIP: actorAddr(k.ip), ActorUser: k.user, SessionHash: k.session, ActorToken: e.token,
 			Objects: e.objects, ObjectsOmitted: e.omitted}
+		if k.folded {
+			ev.Attrs = map[string]string{"folded": "true"}
+		}
 		if !s.ship(ev, expired) {
 			expired = nil
 		}

@@ -25,7 +25,14 @@ import (
 // holds at most maxKeys keys; the requests of further keys are counted in
 // one overflow summary (no actor, Attrs["overflow"] = "true") and in
 // SummaryOverflow, so that no request goes uncounted and no client can
-// grow the gateway's memory by varying its keys. A window's events are at
+// grow the gateway's memory by varying its keys. One client (address,
+// user, session) holds at most maxClientKeys keys of a window: the
+// requests of its further keys are counted in a summary of its own per
+// class of status (route and method left out, Status 200, 300, 400, ...,
+// Attrs["folded"] = "true"), so that a client who varies what it controls
+// of a key (the method is its text) stays attributed, and cannot fill the
+// window and push every other client into the overflow, not even once an
+// edge block refuses it. A window's events are at
 // most maxKeys + 1 whatever the traffic: at 10,000 requests per second
 // from 1,000 clients, one route and one status each, a 5-second window
 // reports 200 events per second. The actor is the gateway's own (the
@@ -38,7 +45,23 @@ const (
 	maxSummaryPath         = 256
 	maxSummaryMethod       = 16
 	maxSummaryWait         = 10 * time.Second
+	maxClientKeys          = 32 // keys of one client in a window before its requests are folded
 )
+
+// clientKey is the client part of a summaryKey.
+type clientKey struct {
+	ip      netip.Addr
+	user    string
+	session string
+}
+
+// foldStatus is the status class that a client's folded summary keeps.
+func foldStatus(status int) int {
+	if status < 100 || status > 999 {
+		return 0
+	}
+	return status / 100 * 100
+}
 
 type summaryKey struct {
 	ip      netip.Addr
@@ -48,6 +71,7 @@ type summaryKey struct {
 	method  string
 	status  int
 	static  bool // a static asset by its path's extension: scraping counts the rest
+	folded  bool // the client's requests past maxClientKeys keys, of one status class
 }
 
 type summaryEntry struct {
@@ -66,6 +90,7 @@ type summaries struct {
 
 	mu       sync.Mutex
 	keys     map[summaryKey]*summaryEntry
+	clients  map[clientKey]int // keys per client in the window, folded ones included
 	overflow int
 	overTot  atomic.Uint64
 
@@ -79,7 +104,7 @@ type summaries struct {
 // did fire.
 func newSummaries(window time.Duration, maxKeys, maxPaths int, ship func(rampart.Event, <-chan time.Time) bool) *summaries {
 	s := &summaries{window: window, maxKeys: maxKeys, maxPaths: maxPaths, ship: ship,
-		keys: map[summaryKey]*summaryEntry{}, stop: make(chan struct{}), done: make(chan struct{})}
+		keys: map[summaryKey]*summaryEntry{}, clients: map[clientKey]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -106,13 +131,23 @@ func (s *summaries) summarize(x *exchange, r *http.Request, status int) {
 	defer s.mu.Unlock()
 	e := s.keys[k]
 	if e == nil {
-		if len(s.keys) >= s.maxKeys {
+		ck := clientKey{k.ip, k.user, k.session}
+		if s.clients[ck] >= maxClientKeys {
+			// The client varies its keys: fold the request into its
+			// summary of the status class.
+			k.route, k.method, k.status, k.folded = "", "", foldStatus(k.status), true
+			e = s.keys[k]
+		}
+		if e == nil && len(s.keys) >= s.maxKeys {
 			s.overflow++
 			s.overTot.Add(1)
 			return
 		}
-		e = &summaryEntry{}
-		s.keys[k] = e
+		if e == nil {
+			e = &summaryEntry{}
+			s.keys[k] = e
+			s.clients[ck]++
+		}
 	}
 	e.count++
 	switch {
@@ -166,6 +201,7 @@ func (s *summaries) flush() {
 		return
 	}
 	s.keys, s.overflow = make(map[summaryKey]*summaryEntry, len(keys)), 0
+	clear(s.clients)
 	s.mu.Unlock()
 
 	// A window's summaries come at once: they may wait for room in the
@@ -181,8 +217,14 @@ func (s *summaries) flush() {
 		if k.ip.IsValid() {
 			ev.ActorIP = k.ip.String()
 		}
-		if k.static {
-			ev.Attrs = map[string]string{"static": "true"}
+		if k.static || k.folded {
+			ev.Attrs = map[string]string{}
+			if k.static {
+				ev.Attrs["static"] = "true"
+			}
+			if k.folded {
+				ev.Attrs["folded"] = "true"
+			}
 		}
 		if !s.ship(ev, expired) {
 			expired = nil

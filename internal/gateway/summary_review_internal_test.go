@@ -1,0 +1,54 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// A client that varies what it controls of a summary's key (the method is
+// its text; a blocked client is still summarised, its 403s included) must
+// not fill the window: every other client's requests would land in the
+// overflow summary, which names no actor, and detection would not see
+// them. Its own requests must stay attributed to it.
+func TestOneClientVaryingItsKeysCannotPushOthersIntoTheOverflow(t *testing.T) {
+	var c collected
+	s := newSummaries(time.Hour, 200, 4, c.ship)
+	api := &route{cfg: &Route{Name: "api"}}
+	attacker := &exchange{clientIP: netip.MustParseAddr("198.51.100.66"), route: api}
+	const flood, others = 1000, 50
+	for i := range flood {
+		s.summarize(attacker, httptest.NewRequest(fmt.Sprintf("X%04d", i), "/api/x", nil), 403+i%2)
+	}
+	for i := range others {
+		x := &exchange{clientIP: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), route: api}
+		s.summarize(x, httptest.NewRequest("GET", "/api/items/1", nil), 200)
+	}
+	s.close()
+	fromAttacker, fromOthers, folded := 0, 0, 0
+	for _, ev := range c.evs {
+		switch {
+		case ev.Attrs["overflow"] == "true":
+			t.Errorf("%d requests in the overflow summary, which names no actor", ev.Count)
+		case ev.ActorIP == "198.51.100.66":
+			fromAttacker += ev.Count
+			if ev.Attrs["folded"] == "true" {
+				folded++
+				if ev.Status != 400 || ev.Method != "" || ev.Route != "" {
+					t.Errorf("folded summary %+v, want status class 400, no method or route", ev)
+				}
+			}
+		default:
+			fromOthers += ev.Count
+		}
+	}
+	if fromAttacker != flood || fromOthers != others || folded != 1 {
+		t.Errorf("summaries attribute %d requests to the attacker (%d folded summaries) and %d to the others; want %d, 1, %d",
+			fromAttacker, folded, fromOthers, flood, others)
+	}
+	if s.overflowed() != 0 {
+		t.Errorf("%d requests overflowed", s.overflowed())
+	}
+}
