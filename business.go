@@ -79,6 +79,7 @@ type Object struct {
 // The control plane stores an actor whose user came from SetUser as
 // claimed by the service (unless a token naming the same user backs it),
 // and claimed actors never drive an automatic decision on their own.
+// TrackLogin's events in the mesh never carry it (see TrackLogin).
 // A user that a verified actor token names always wins over SetUser's.
 //
 // id is cut to 256 bytes, and its control characters and invalid UTF-8
@@ -156,7 +157,11 @@ func (q *request) actorIP() netip.Addr {
 // TrackLogin reports an attempt to log in, as a login_success or
 // login_failure event with the request's actor, route and trace. Report
 // every attempt the service decides, successes included: account
-// takeover is a success after failures. Name and User are cut to 256
+// takeover is a success after failures. In the mesh the attempt's actor
+// is the one the request's actor token names, never SetUser's user: the
+// token does not back that claim, and detection reads an event with a
+// claimed actor as having none, so a client holding a session of its own
+// would hide its attempts. Name and User are cut to 256
 // bytes; a Name that is the value of a secret input of the request (a
 // password typed in the wrong field) is redacted. Outside a request it
 // does nothing.
@@ -276,6 +281,14 @@ func (a *Agent) reportBusiness(ctx context.Context, req *request, ev Event) {
 	ev.ID, ev.Time, ev.Service, ev.Action = newID(), time.Now().UTC(), a.service, ActionObserved
 	_, ev.Location = applicationStack(3)
 	req.describe(&ev)
+	if (ev.Kind == KindLoginSuccess || ev.Kind == KindLoginFailure) && req.actor != nil && req.actor.User == "" {
+		// A login attempt is the client's, whose actor the token names:
+		// the user SetUser claims (a session the client already holds,
+		// perhaps of an account of its own) is not backed by the token,
+		// and an event whose actor is claimed keys no detection at all,
+		// its address included.
+		ev.ActorUser = ""
+	}
 	if ev.ActorIP == "" {
 		ev.ActorIP = actorAddr(req.actorIP())
 	}
