@@ -161,10 +161,11 @@ func (q *request) actorIP() netip.Addr {
 // is the one the request's actor token names, never SetUser's user: the
 // token does not back that claim, and detection reads an event with a
 // claimed actor as having none, so a client holding a session of its own
-// would hide its attempts. Name and User are cut to 256
-// bytes; a Name that is the value of a secret input of the request (a
-// password typed in the wrong field) is redacted. Outside a request it
-// does nothing.
+// would hide its attempts. Name and User are cut to 256 bytes, their
+// control characters and invalid UTF-8 replaced by U+FFFD (a log line
+// that shows them must not obey them); a Name that is the value of a
+// secret input of the request (a password typed in the wrong field) is
+// redacted. Outside a request it does nothing.
 func TrackLogin(ctx context.Context, l Login) {
 	req := requestFor(ctx)
 	if req == nil {
@@ -175,7 +176,7 @@ func TrackLogin(ctx context.Context, l Login) {
 		kind = KindLoginSuccess
 	}
 	req.agent.redactValues(ctx, []*string{&l.Name})
-	l.Name, l.User = truncate(l.Name, maxLoginField), truncate(l.User, maxLoginField)
+	l.Name, l.User = truncate(printableText(l.Name), maxLoginField), truncate(printableText(l.User), maxLoginField)
 	req.agent.reportBusiness(ctx, req, Event{Kind: kind, Login: l})
 }
 
@@ -186,7 +187,8 @@ func TrackLogin(ctx context.Context, l Login) {
 // MaxEventName bytes; the event keeps at most MaxEventAttrs attributes,
 // its name included (an attribute named "name" is replaced by it), the
 // first in key order, keys cut to MaxEventAttrKey and values to
-// MaxEventAttrValue bytes. The value of an attribute whose key looks like
+// MaxEventAttrValue bytes, control characters and invalid UTF-8 replaced
+// by U+FFFD in all. The value of an attribute whose key looks like
 // a secret's (password, token, key, ... and Config.SecretNames, as for
 // inputs) is replaced by Redacted, and so is the value of any secret
 // input of the request wherever a value holds it. Outside a request it
@@ -204,7 +206,7 @@ func TrackEvent(ctx context.Context, name string, attrs map[string]string) {
 		if len(keys) == MaxEventAttrs-1 {
 			break
 		}
-		key := truncate(k, MaxEventAttrKey)
+		key := truncate(printableText(k), MaxEventAttrKey)
 		if key == "name" || seen[key] {
 			continue // the name is the argument's; of two keys alike once cut, the first wins
 		}
@@ -225,9 +227,9 @@ func TrackEvent(ctx context.Context, name string, attrs map[string]string) {
 	a.redactValues(ctx, fields)
 	m := make(map[string]string, len(vals))
 	for i, k := range keys {
-		m[k] = truncate(vals[i], MaxEventAttrValue)
+		m[k] = truncate(printableText(vals[i]), MaxEventAttrValue)
 	}
-	m["name"] = truncate(vals[len(vals)-1], MaxEventName)
+	m["name"] = truncate(printableText(vals[len(vals)-1]), MaxEventName)
 	ev := Event{Kind: KindBusiness, Attrs: m}
 	a.reportBusiness(ctx, req, ev)
 }
@@ -243,13 +245,21 @@ func TrackEvent(ctx context.Context, name string, attrs map[string]string) {
 // request has no user) is reported at once as an object_access event with
 // the owner. Every object, owned by the actor or not, is also counted in
 // the request's summary when Config.SummaryWindow is set. kind is cut to
-// 64 bytes, id to 128 and owner to 256. Outside a request it does nothing.
+// 64 bytes, id to 128 and owner to 256, their control characters replaced
+// by U+FFFD, and the value of any secret input of the request (an object
+// addressed by a reset or invitation token) wherever they hold it by
+// Redacted. Outside a request it does nothing.
 func ObjectAccess(ctx context.Context, kind, id, owner string) {
 	req := requestFor(ctx)
 	if req == nil {
 		return
 	}
-	o := Object{Kind: truncate(kind, maxObjectKind), ID: truncate(id, maxObjectID), Owner: truncate(owner, maxLoginField)}
+	// An object addressed by a secret (a reset or invitation token) is
+	// the only place the SDK would copy it from: redacted before it is
+	// cut, so that no part of it is left.
+	req.agent.redactValues(ctx, []*string{&kind, &id, &owner})
+	o := Object{Kind: truncate(printableText(kind), maxObjectKind), ID: truncate(printableText(id), maxObjectID),
+		Owner: truncate(printableText(owner), maxLoginField)}
 	if s := req.agent.sum; s != nil {
 		req.noteObject(o, s.maxObjects)
 	}

@@ -2,8 +2,12 @@ package rampart_test
 
 import (
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/ramparttest"
@@ -42,5 +46,68 @@ func TestOneActorVaryingItsKeysCannotPushOthersIntoTheOverflow(t *testing.T) {
 	}
 	if n := len(got); n > 201 {
 		t.Errorf("%d summaries for one window of at most 200 keys and the overflow", n)
+	}
+}
+
+// An object addressed by a secret (a password-reset or invitation token in
+// the path) must not carry the secret to the control plane: not in the
+// object_access event, not in the request's summary.
+func TestObjectAccessDoesNotLeakASecretInputAsTheObjectsID(t *testing.T) {
+	agent, events := ramparttest.NewAgent(t, rampart.Config{SummaryWindow: time.Hour})
+	const secret = "rst_9f8e7d6c5b4a39281706"
+	serveOnce(t, agent, "GET /reset/{token}", func(w http.ResponseWriter, r *http.Request) {
+		rampart.ObjectAccess(r.Context(), "reset", r.PathValue("token"), "carol")
+	}, "GET", "/reset/"+secret+"?invite_token=inv_0123456789abcdef")
+	serveOnce(t, agent, "GET /invite", func(w http.ResponseWriter, r *http.Request) {
+		rampart.ObjectAccess(r.Context(), "invite:"+r.URL.Query().Get("invite_token"), "1", "carol")
+	}, "GET", "/invite?invite_token=inv_0123456789abcdef")
+	for _, ev := range summaries(t, agent, events) {
+		for _, o := range ev.Objects {
+			if strings.Contains(o.ID+o.Kind, secret) || strings.Contains(o.ID+o.Kind, "inv_0123") {
+				t.Errorf("summary object %+v holds a secret input", o)
+			}
+		}
+	}
+	n := 0
+	for _, ev := range events.Events() {
+		if ev.Kind != rampart.KindObjectAccess {
+			continue
+		}
+		n++
+		if o := ev.Object; strings.Contains(o.ID+o.Kind, secret) || strings.Contains(o.ID+o.Kind, "inv_0123") {
+			t.Errorf("object_access %+v holds a secret input", o)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d object_access events, want 2", n)
+	}
+}
+
+// What the application copies from the client into a business event (the
+// login name as typed, an object's id, an attribute) must not carry
+// control characters: a log line or a terminal that shows it would obey
+// them (a forged line, an escape sequence).
+func TestBusinessEventsKeepTheClientsTextPrintable(t *testing.T) {
+	agent, events := ramparttest.NewAgent(t, rampart.Config{})
+	const evil = "eve\n2026-12-07 INFO login ok user=admin\x1b[2J\x00"
+	serveOnce(t, agent, "GET /x", func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		rampart.TrackLogin(ctx, rampart.Login{Name: evil, User: evil})
+		rampart.ObjectAccess(ctx, evil, evil, evil)
+		rampart.TrackEvent(ctx, evil, map[string]string{evil: evil, "plain": "ok\tok"})
+		rampart.TrackEvent(ctx, "end", nil)
+	}, "GET", "/x")
+	events.Wait(t, func(ev rampart.Event) bool { return ev.Attrs["name"] == "end" })
+	bad := func(s string) bool { return strings.ContainsFunc(s, unicode.IsControl) || !utf8.ValidString(s) }
+	for _, ev := range events.Events() {
+		fields := []string{ev.Login.Name, ev.Login.User, ev.Object.Kind, ev.Object.ID, ev.Object.Owner}
+		for k, v := range ev.Attrs {
+			fields = append(fields, k, v)
+		}
+		for _, f := range fields {
+			if bad(f) {
+				t.Errorf("%s: field %q holds control characters", ev.Kind, f)
+			}
+		}
 	}
 }
