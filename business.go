@@ -299,6 +299,11 @@ func (a *Agent) reportBusiness(ctx context.Context, req *request, ev Event) {
 		// its address included.
 		ev.ActorUser = ""
 	}
+	// The control plane refuses an actor user over 256 bytes, and the
+	// batch with it: a user with a long name (the gateway does not bound
+	// its token's sub) would get every event of the batch refused. Cut,
+	// the token no longer backs it: the event is stored as claimed.
+	ev.ActorUser = truncate(ev.ActorUser, maxLoginField)
 	if ev.ActorIP == "" {
 		ev.ActorIP = actorAddr(req.actorIP())
 	}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -47,6 +49,23 @@ const (
 	maxSummaryWait         = 10 * time.Second
 	maxClientKeys          = 32 // keys of one client in a window before its requests are folded
 )
+
+// maxEventUser is the longest actor user the control plane stores: it
+// refuses an event with a longer one, and the whole batch with it.
+const maxEventUser = 256
+
+// eventUser is the name a summary gives the user u: u itself, or, for a
+// user whose name is longer than the control plane takes (the gateway
+// does not bound a token's sub), a cut of it that ends in a hash of the
+// whole, so that no other user, whose sub an attacker may know, has it.
+func eventUser(u string) string {
+	if len(u) <= maxEventUser {
+		return u
+	}
+	sum := sha256.Sum256([]byte(u))
+	tail := "…#" + hex.EncodeToString(sum[:8])
+	return truncate(u, maxEventUser-len(tail)) + tail
+}
 
 // clientKey is the client part of a summaryKey.
 type clientKey struct {
@@ -118,7 +137,7 @@ func (s *summaries) summarize(x *exchange, r *http.Request, status int) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	k := summaryKey{ip: x.clientIP, user: x.user, session: x.session, method: truncate(r.Method, maxSummaryMethod), status: status}
+	k := summaryKey{ip: x.clientIP, user: eventUser(x.user), session: x.session, method: truncate(r.Method, maxSummaryMethod), status: status}
 	if x.route != nil {
 		k.route = x.route.cfg.Name
 	}

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // A client that varies what it controls of a summary's key (the method is
@@ -50,5 +52,31 @@ func TestOneClientVaryingItsKeysCannotPushOthersIntoTheOverflow(t *testing.T) {
 	}
 	if s.overflowed() != 0 {
 		t.Errorf("%d requests overflowed", s.overflowed())
+	}
+}
+
+// The control plane refuses an event whose actor user is over 256 bytes,
+// and the whole batch with it (every client's summaries): the user of a
+// token whose sub is longer is named by a cut that ends in a hash of the
+// whole sub, distinct from any other user's, a victim's whose sub the
+// long one starts with included.
+func TestAUserWithALongSubDoesNotGetTheWindowRefused(t *testing.T) {
+	var c collected
+	s := newSummaries(time.Hour, 100, 4, c.ship)
+	victim := strings.Repeat("v", 256)
+	users := []string{victim, victim + "-attacker", victim + "-other"}
+	for _, u := range users {
+		s.summarize(&exchange{clientIP: netip.MustParseAddr("192.0.2.1"), user: u}, httptest.NewRequest("GET", "/", nil), 200)
+	}
+	s.close()
+	names := map[string]bool{}
+	for _, ev := range c.evs {
+		if len(ev.ActorUser) > 256 || !utf8.ValidString(ev.ActorUser) {
+			t.Errorf("summary user of %d bytes, valid UTF-8 %v: the control plane refuses it", len(ev.ActorUser), utf8.ValidString(ev.ActorUser))
+		}
+		names[ev.ActorUser] = true
+	}
+	if len(names) != 3 || !names[victim] {
+		t.Errorf("%d distinct users named (victim's %v), want 3, the victim's as it is", len(names), names[victim])
 	}
 }
