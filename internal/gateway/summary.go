@@ -294,12 +294,21 @@ var staticExtensions = []string{".css", ".js", ".mjs", ".map", ".png", ".jpg", "
 
 // staticPath says whether path names a static asset by its extension, so
 // that a client's static requests and the others are summarised apart.
+// The extension is the last segment's, before its ";" parameters, and
+// after a name: servers that take a segment's parameters off before
+// routing (Tomcat, Spring, Jetty) serve /users/42;.css as /users/42, which
+// a scraper must not pass for a stylesheet. Scraping then counts such a
+// request; it still counts none of an asset's own (/app.css;v=2).
 func staticPath(path string) bool {
-	dot := strings.LastIndexByte(path, '.')
-	if dot < 0 || strings.IndexByte(path[dot:], '/') >= 0 {
+	seg := path[strings.LastIndexByte(path, '/')+1:]
+	if semi := strings.IndexByte(seg, ';'); semi >= 0 {
+		seg = seg[:semi]
+	}
+	dot := strings.LastIndexByte(seg, '.')
+	if dot <= 0 {
 		return false
 	}
-	ext := path[dot:]
+	ext := seg[dot:]
 	for _, e := range staticExtensions {
 		if strings.EqualFold(ext, e) {
 			return true

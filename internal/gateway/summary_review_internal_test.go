@@ -80,3 +80,19 @@ func TestAUserWithALongSubDoesNotGetTheWindowRefused(t *testing.T) {
 		t.Errorf("%d distinct users named (victim's %v), want 3, the victim's as it is", len(names), names[victim])
 	}
 }
+
+// Scraping does not count static assets, which the gateway tells by the
+// path's extension. Servers that take a segment's ";" parameters off
+// before routing (Tomcat, Spring, Jetty) serve /users/42;.css as user 42:
+// a scraper must not pass its requests for static by such a suffix. An
+// asset's own parameters (/app.css;jsessionid=...) keep it static.
+func TestAPathParameterDoesNotMakeARequestStatic(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/users/42;.css": false, "/users/42;x=1.png": false, "/users/42;/.js": false,
+		"/app.css;jsessionid=0A1B": true, "/img/a.png;v=2": true,
+	} {
+		if got := staticPath(path); got != want {
+			t.Errorf("staticPath(%q) = %v, want %v", path, got, want)
+		}
+	}
+}
