@@ -27,7 +27,9 @@ import (
 // in another goroutine) there is no agent to report to: they do nothing
 // and cost nothing. They never block the request and never fail it: the
 // event is queued as the guards' events are, and a full queue drops it
-// (Stats.Dropped).
+// (Stats.Dropped), as it does a request's business events past the 32nd
+// (a listing of others' objects would otherwise fill the queue, and the
+// security events of the requests that follow would be lost).
 //
 // Limits on what a business event copies from the application's values:
 // what is longer is cut (ending in "…"), what is more is left out. They
@@ -40,6 +42,11 @@ const (
 	maxLoginField     = 256 // Login.Name, Login.User, the SetUser user, an object's owner
 	maxObjectKind     = 64
 	maxObjectID       = 128
+	// maxRequestEvents bounds the business events of one request: a
+	// listing of others' objects would otherwise queue one per object,
+	// and the queue, full, would drop the security events of the
+	// requests that follow. Detection needs a handful per request.
+	maxRequestEvents = 32
 )
 
 // Login is what TrackLogin reports about an attempt to log in.
@@ -111,7 +118,8 @@ func printableText(s string) string {
 // requestBusiness is what a request holds of the business calls made for
 // it.
 type requestBusiness struct {
-	user atomic.Pointer[string] // SetUser's
+	user   atomic.Pointer[string] // SetUser's
+	events atomic.Int32           // business events reported
 
 	objMu          sync.Mutex
 	objects        []Object // distinct objects served, for the summary
@@ -243,7 +251,7 @@ func TrackEvent(ctx context.Context, name string, attrs map[string]string) {
 // An object served to an actor who is not its owner (the request's user,
 // from its verified actor token or SetUser, differs from owner, or the
 // request has no user) is reported at once as an object_access event with
-// the owner. Every object, owned by the actor or not, is also counted in
+// the owner (of a request's first 32 business events; see above). Every object, owned by the actor or not, is also counted in
 // the request's summary when Config.SummaryWindow is set. kind is cut to
 // 64 bytes, id to 128 and owner to 256, their control characters replaced
 // by U+FFFD, and the value of any secret input of the request (an object
@@ -288,6 +296,11 @@ func (q *request) noteObject(o Object, max int) {
 // (the verified token's, else SetUser's user and, outside the mesh, the
 // peer's address), route and trace.
 func (a *Agent) reportBusiness(ctx context.Context, req *request, ev Event) {
+	if req.events.Add(1) > maxRequestEvents {
+		a.stats.events.Add(1)
+		a.stats.dropped.Add(1)
+		return
+	}
 	ev.ID, ev.Time, ev.Service, ev.Action = newID(), time.Now().UTC(), a.service, ActionObserved
 	_, ev.Location = applicationStack(3)
 	req.describe(&ev)

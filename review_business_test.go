@@ -1,8 +1,10 @@
 package rampart_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +112,51 @@ func TestBusinessEventsKeepTheClientsTextPrintable(t *testing.T) {
 			}
 		}
 	}
+}
+
+// gateSink holds the agent's delivery until open is closed, as a slow
+// control plane does.
+type gateSink struct{ open chan struct{} }
+
+func (g gateSink) WriteEvents(ctx context.Context, _ []rampart.Event) error {
+	<-g.open
+	return nil
+}
+
+// A request that serves many objects of other users (a listing, which an
+// attacker asks for with the largest page size) must not fill the agent's
+// event queue with object_access events: the queue drops what does not
+// fit, and the security event of the attacker's next request would be
+// lost. A request reports at most a few business events; detection needs
+// no more than a handful of foreign objects per request to decide.
+func TestOneRequestsObjectsCannotCrowdOutASecurityEvent(t *testing.T) {
+	gate := gateSink{open: make(chan struct{})}
+	agent, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor, QueueSize: 256, Sinks: []rampart.Sink{gate}})
+	serveOnce(t, agent, "GET /sellers", func(w http.ResponseWriter, r *http.Request) {
+		for i := range 2000 {
+			rampart.ObjectAccess(r.Context(), "seller", strconv.Itoa(i), "owner-"+strconv.Itoa(i))
+		}
+	}, "GET", "/sellers?page_size=2000")
+	serveOnce(t, agent, "GET /search", func(w http.ResponseWriter, r *http.Request) {
+		agent.Report(r.Context(), rampart.Finding{Kind: rampart.KindSQLInjection, Sink: "test", Detail: "attack"})
+	}, "GET", "/search")
+	close(gate.open)
+	if err := agent.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n, injection := 0, false
+	for _, ev := range events.Events() {
+		n += btoi(ev.Kind == rampart.KindObjectAccess)
+		injection = injection || ev.Kind == rampart.KindSQLInjection
+	}
+	if !injection || n > 64 || n < 11 {
+		t.Errorf("injection event delivered %v, %d object_access events; want it delivered and enough objects for bola (over 10), a bounded number", injection, n)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
