@@ -2,6 +2,7 @@ package rampart_test
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"net/http"
@@ -80,8 +81,22 @@ services:
 			t.Errorf("%s: %d events stored, want 1", kind, len(got))
 			continue
 		}
-		if e := got[0]; e.ActorIP != "203.0.113.7" || !strings.HasPrefix(e.ActorUser, "llll") || len(e.ActorUser) > 256 {
+		e := got[0]
+		if e.ActorIP != "203.0.113.7" || !strings.HasPrefix(e.ActorUser, "llll") || len(e.ActorUser) > 256 {
 			t.Errorf("%s: stored ip %q user of %d bytes, want 203.0.113.7 and the user cut to 256 bytes", kind, e.ActorIP, len(e.ActorUser))
+		}
+		if kind != "request_summary" {
+			continue
+		}
+		// The gateway counted this request already: a rate counted per
+		// service would count it once per service it reached, and take a
+		// browsing user for a scraper.
+		var data struct {
+			Attrs map[string]string `json:"attrs"`
+		}
+		json.Unmarshal(e.Data, &data)
+		if data.Attrs["behind"] != "gateway" {
+			t.Errorf("summary attrs %v, want behind: gateway", data.Attrs)
 		}
 	}
 }

@@ -33,7 +33,12 @@ import (
 //
 // A summary's actor follows the rule of the business events (see
 // SetUser): it carries the actor token of the key's last request, so that
-// the control plane can verify it, and its Time is that request's.
+// the control plane can verify it, and its Time is that request's. The
+// requests of a summary with a token came through a Rampart gateway,
+// which summarised them already, and so did every service on their way:
+// such a summary says so (Attrs["behind"] = "gateway"), so that a
+// scenario counting an actor's rate counts each request once, at the
+// edge, not once per service it reached.
 //
 // The defaults of the summary bounds:
 const (
@@ -201,8 +206,14 @@ func (s *summarizer) flush() {
 			Method: k.method, Route: k.route, Status: k.status, Count: e.count,
 			ActorIP: actorAddr(k.ip), ActorUser: k.user, SessionHash: k.session, ActorToken: e.token,
 			Objects: e.objects, ObjectsOmitted: e.omitted}
-		if k.folded {
-			ev.Attrs = map[string]string{"folded": "true"}
+		if k.folded || e.token != "" {
+			ev.Attrs = map[string]string{}
+			if k.folded {
+				ev.Attrs["folded"] = "true"
+			}
+			if e.token != "" {
+				ev.Attrs["behind"] = "gateway"
+			}
 		}
 		if !s.ship(ev, expired) {
 			expired = nil
