@@ -21,12 +21,15 @@ import (
 // requests of further keys are counted in one overflow summary (no actor,
 // Attrs["overflow"] = "true") and in Stats.SummaryOverflow, so that no
 // request goes uncounted and an actor who varies its keys cannot grow the
-// agent's memory. One actor holds at most 32 keys of a window: the
-// requests of its further keys are counted in a summary of its own per
-// class of status (route and method left out, Status 200, 300, 400, ...,
-// Attrs["folded"] = "true"), so that an actor who varies what it controls
-// of a key (the method is the client's text) stays attributed and cannot
-// fill the window and push every other actor into the overflow. The
+// agent's memory. One actor (address and user: a session is the hash of
+// whatever cookie the client sends the gateway) holds at most 32 keys of
+// a window: the requests of its further keys are counted in a summary of
+// its own per class of status (route and method left out, Status 200,
+// 300, 400, ..., Attrs["folded"] = "true"; it names the session and
+// carries the token of its last request), so that an actor who varies
+// what it controls of a key (the method is the client's text, the session
+// its cookie) stays attributed and cannot fill the window and push every
+// other actor into the overflow. The
 // events of a window are at most SummaryMaxKeys + 1,
 // whatever the traffic: at 10,000 requests per second from 1,000 actors
 // on one route, a 5-second window ships 200 events per second.
@@ -49,11 +52,10 @@ const (
 	maxActorKeys             = 32 // keys of one actor in a window before its requests are folded
 )
 
-// actorKey is the actor part of a summaryKey.
+// actorKey is the part of a summaryKey that a client cannot vary at will.
 type actorKey struct {
-	ip      netip.Addr
-	user    string
-	session string
+	ip   netip.Addr
+	user string
 }
 
 // foldStatus is the status class that an actor's folded summary keeps.
@@ -78,6 +80,7 @@ type summaryEntry struct {
 	count   int
 	last    time.Time
 	token   string // the actor token of the last request
+	session string // the session of the last request (a folded key has none)
 	objects []Object
 	omitted int
 }
@@ -115,6 +118,7 @@ func (s *summarizer) add(q *request, status int) {
 	if q.actor != nil {
 		k.session, token = q.actor.Session, q.actorToken
 	}
+	session := k.session
 	now := time.Now()
 	q.objMu.Lock() // a goroutine of the handler may still call ObjectAccess
 	objects, omitted := q.objects, q.objectsOmitted
@@ -124,11 +128,12 @@ func (s *summarizer) add(q *request, status int) {
 	defer s.mu.Unlock()
 	e := s.keys[k]
 	if e == nil {
-		ak := actorKey{k.ip, k.user, k.session}
+		ak := actorKey{k.ip, k.user}
 		if s.actors[ak] >= maxActorKeys {
 			// The actor varies its keys: fold the request into its
-			// summary of the status class.
-			k.route, k.method, k.status, k.folded = "", "", foldStatus(k.status), true
+			// summary of the status class, which names the session of
+			// its last request (that request's token backs it).
+			k.route, k.method, k.session, k.status, k.folded = "", "", "", foldStatus(k.status), true
 			e = s.keys[k]
 		}
 		if e == nil && len(s.keys) >= s.maxKeys {
@@ -144,7 +149,7 @@ func (s *summarizer) add(q *request, status int) {
 		}
 	}
 	e.count++
-	e.last, e.token = now, token
+	e.last, e.token, e.session = now, token, session
 	e.omitted += omitted
 	for _, o := range objects {
 		switch {
@@ -204,7 +209,7 @@ func (s *summarizer) flush() {
 	for k, e := range keys {
 		ev := Event{ID: newID(), Time: e.last.UTC(), Kind: KindRequestSummary, Action: ActionObserved, Service: a.service,
 			Method: k.method, Route: k.route, Status: k.status, Count: e.count,
-			ActorIP: actorAddr(k.ip), ActorUser: k.user, SessionHash: k.session, ActorToken: e.token,
+			ActorIP: actorAddr(k.ip), ActorUser: k.user, SessionHash: e.session, ActorToken: e.token,
 			Objects: e.objects, ObjectsOmitted: e.omitted}
 		if k.folded || e.token != "" {
 			ev.Attrs = map[string]string{}

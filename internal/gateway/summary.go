@@ -27,14 +27,15 @@ import (
 // holds at most maxKeys keys; the requests of further keys are counted in
 // one overflow summary (no actor, Attrs["overflow"] = "true") and in
 // SummaryOverflow, so that no request goes uncounted and no client can
-// grow the gateway's memory by varying its keys. One client (address,
-// user, session) holds at most maxClientKeys keys of a window: the
-// requests of its further keys are counted in a summary of its own per
-// class of status (route and method left out, Status 200, 300, 400, ...,
-// Attrs["folded"] = "true"), so that a client who varies what it controls
-// of a key (the method is its text) stays attributed, and cannot fill the
-// window and push every other client into the overflow, not even once an
-// edge block refuses it. A window's events are at
+// grow the gateway's memory by varying its keys. One client (address and
+// user: the session is a hash of whatever cookie the client sends) holds
+// at most maxClientKeys keys of a window: the requests of its further
+// keys are counted in a summary of its own per class of status (route,
+// method and session left out, Status 200, 300, 400, ..., Attrs["folded"]
+// = "true"), so that a client who varies what it controls of a key (the
+// method is its text, the session its cookie) stays attributed, and
+// cannot fill the window and push every other client into the overflow,
+// not even once an edge block refuses it. A window's events are at
 // most maxKeys + 1 whatever the traffic: at 10,000 requests per second
 // from 1,000 clients, one route and one status each, a 5-second window
 // reports 200 events per second. The actor is the gateway's own (the
@@ -67,11 +68,10 @@ func eventUser(u string) string {
 	return truncate(u, maxEventUser-len(tail)) + tail
 }
 
-// clientKey is the client part of a summaryKey.
+// clientKey is the part of a summaryKey that a client cannot vary at will.
 type clientKey struct {
-	ip      netip.Addr
-	user    string
-	session string
+	ip   netip.Addr
+	user string
 }
 
 // foldStatus is the status class that a client's folded summary keeps.
@@ -150,11 +150,11 @@ func (s *summaries) summarize(x *exchange, r *http.Request, status int) {
 	defer s.mu.Unlock()
 	e := s.keys[k]
 	if e == nil {
-		ck := clientKey{k.ip, k.user, k.session}
+		ck := clientKey{k.ip, k.user}
 		if s.clients[ck] >= maxClientKeys {
 			// The client varies its keys: fold the request into its
 			// summary of the status class.
-			k.route, k.method, k.status, k.folded = "", "", foldStatus(k.status), true
+			k.route, k.method, k.session, k.status, k.folded = "", "", "", foldStatus(k.status), true
 			e = s.keys[k]
 		}
 		if e == nil && len(s.keys) >= s.maxKeys {

@@ -96,3 +96,33 @@ func TestAPathParameterDoesNotMakeARequestStatic(t *testing.T) {
 		}
 	}
 }
+
+// The session is the hash of whatever session cookie the client sends, on
+// an anonymous route too: a client that sends a new cookie with each
+// request must not hold a key per request and fill the window either.
+func TestOneClientVaryingItsSessionCannotPushOthersIntoTheOverflow(t *testing.T) {
+	var c collected
+	s := newSummaries(time.Hour, 200, 4, c.ship)
+	api := &route{cfg: &Route{Name: "api"}}
+	const flood = 1000
+	for i := range flood {
+		x := &exchange{clientIP: netip.MustParseAddr("198.51.100.66"), session: fmt.Sprintf("%064x", i), route: api}
+		s.summarize(x, httptest.NewRequest("GET", "/api/x", nil), 200)
+	}
+	s.summarize(&exchange{clientIP: netip.MustParseAddr("192.0.2.1"), route: api}, httptest.NewRequest("GET", "/api/x", nil), 200)
+	s.close()
+	fromAttacker, other := 0, false
+	for _, ev := range c.evs {
+		switch {
+		case ev.Attrs["overflow"] == "true":
+			t.Errorf("%d requests in the overflow summary, which names no actor", ev.Count)
+		case ev.ActorIP == "198.51.100.66":
+			fromAttacker += ev.Count
+		case ev.ActorIP == "192.0.2.1":
+			other = true
+		}
+	}
+	if fromAttacker != flood || !other {
+		t.Errorf("summaries attribute %d requests to the attacker, the other client's summarised %v; want %d, true", fromAttacker, other, flood)
+	}
+}
