@@ -24,9 +24,10 @@ import (
 // agent's memory. One actor (address and user: a session is the hash of
 // whatever cookie the client sends the gateway) holds at most 32 keys of
 // a window: the requests of its further keys are counted in a summary of
-// its own per class of status (route and method left out, Status 200,
-// 300, 400, ..., Attrs["folded"] = "true"; it names the session and
-// carries the token of its last request), so that an actor who varies
+// its own per route and class of status (method and session left out,
+// Status 200, 300, 400, ..., Attrs["folded"] = "true"; it names the
+// session and carries the token of its last request; past 64 keys the
+// route is left out too), so that an actor who varies
 // what it controls of a key (the method is the client's text, the session
 // its cookie) stays attributed and cannot fill the window and push every
 // other actor into the overflow. The
@@ -129,11 +130,15 @@ func (s *summarizer) add(q *request, status int) {
 	e := s.keys[k]
 	if e == nil {
 		ak := actorKey{k.ip, k.user}
-		if s.actors[ak] >= maxActorKeys {
+		if n := s.actors[ak]; n >= maxActorKeys {
 			// The actor varies its keys: fold the request into its
-			// summary of the status class, which names the session of
-			// its last request (that request's token backs it).
-			k.route, k.method, k.session, k.status, k.folded = "", "", "", foldStatus(k.status), true
+			// summary of the route and status class, which names the
+			// session of its last request (that request's token backs
+			// it); past twice the bound, of the status class alone.
+			k.method, k.session, k.status, k.folded = "", "", foldStatus(k.status), true
+			if n >= 2*maxActorKeys && s.keys[k] == nil {
+				k.route = ""
+			}
 			e = s.keys[k]
 		}
 		if e == nil && len(s.keys) >= s.maxKeys {

@@ -30,9 +30,10 @@ import (
 // grow the gateway's memory by varying its keys. One client (address and
 // user: the session is a hash of whatever cookie the client sends) holds
 // at most maxClientKeys keys of a window: the requests of its further
-// keys are counted in a summary of its own per class of status (route,
-// method and session left out, Status 200, 300, 400, ..., Attrs["folded"]
-// = "true"), so that a client who varies what it controls of a key (the
+// keys are counted in a summary of its own per route and class of status
+// (method and session left out, Status 200, 300, 400, ...,
+// Attrs["folded"] = "true"; past twice the bound the route is left out
+// too), so that a client who varies what it controls of a key (the
 // method is its text, the session its cookie) stays attributed, and
 // cannot fill the window and push every other client into the overflow,
 // not even once an edge block refuses it. A window's events are at
@@ -151,10 +152,14 @@ func (s *summaries) summarize(x *exchange, r *http.Request, status int) {
 	e := s.keys[k]
 	if e == nil {
 		ck := clientKey{k.ip, k.user}
-		if s.clients[ck] >= maxClientKeys {
+		if n := s.clients[ck]; n >= maxClientKeys {
 			// The client varies its keys: fold the request into its
-			// summary of the status class.
-			k.route, k.method, k.session, k.status, k.folded = "", "", "", foldStatus(k.status), true
+			// summary of the route and status class; past twice the
+			// bound, of the status class alone.
+			k.method, k.session, k.status, k.folded = "", "", foldStatus(k.status), true
+			if n >= 2*maxClientKeys && s.keys[k] == nil {
+				k.route = ""
+			}
 			e = s.keys[k]
 		}
 		if e == nil && len(s.keys) >= s.maxKeys {

@@ -38,8 +38,8 @@ func TestOneClientVaryingItsKeysCannotPushOthersIntoTheOverflow(t *testing.T) {
 			fromAttacker += ev.Count
 			if ev.Attrs["folded"] == "true" {
 				folded++
-				if ev.Status != 400 || ev.Method != "" || ev.Route != "" {
-					t.Errorf("folded summary %+v, want status class 400, no method or route", ev)
+				if ev.Status != 400 || ev.Method != "" || ev.Route != "api" {
+					t.Errorf("folded summary %+v, want status class 400, route api, no method", ev)
 				}
 			}
 		default:
@@ -124,5 +124,38 @@ func TestOneClientVaryingItsSessionCannotPushOthersIntoTheOverflow(t *testing.T)
 	}
 	if fromAttacker != flood || !other {
 		t.Errorf("summaries attribute %d requests to the attacker, the other client's summarised %v; want %d, true", fromAttacker, other, flood)
+	}
+}
+
+// A folded summary keeps the route (a sensitive route's request stays
+// visible as such) until the client holds twice the bound of keys; past
+// that, its requests of further routes are folded by status class alone,
+// so that one client's keys stay bounded however many routes it visits.
+func TestAFoldedSummaryKeepsTheRouteWithinItsBound(t *testing.T) {
+	var c collected
+	s := newSummaries(time.Hour, 10000, 4, c.ship)
+	ip := netip.MustParseAddr("198.51.100.66")
+	const routes = 200
+	for i := range routes {
+		rt := &route{cfg: &Route{Name: fmt.Sprintf("r%03d", i)}}
+		for m := range 3 {
+			s.summarize(&exchange{clientIP: ip, route: rt}, httptest.NewRequest(fmt.Sprintf("M%d", m), "/", nil), 200)
+		}
+	}
+	s.close()
+	total, foldedRoutes, bare := 0, 0, 0
+	for _, ev := range c.evs {
+		total += ev.Count
+		if ev.Attrs["folded"] == "true" {
+			if ev.Route != "" {
+				foldedRoutes++
+			} else {
+				bare += ev.Count
+			}
+		}
+	}
+	if total != routes*3 || len(c.evs) > 2*maxClientKeys+10 || foldedRoutes == 0 || bare == 0 {
+		t.Errorf("%d requests in %d summaries (%d folded with their route, %d requests folded without); want %d in at most %d, both kinds of fold",
+			total, len(c.evs), foldedRoutes, bare, routes*3, 2*maxClientKeys+10)
 	}
 }
