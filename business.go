@@ -27,7 +27,9 @@ import (
 // in another goroutine) there is no agent to report to: they do nothing
 // and cost nothing. They never block the request and never fail it: the
 // event is queued as the guards' events are, and a full queue drops it
-// (Stats.Dropped).
+// (Stats.Dropped), as it does a request's business events past the 32nd
+// (a listing of others' objects would otherwise fill the queue, and the
+// security events of the requests that follow would be lost).
 //
 // Limits on what a business event copies from the application's values:
 // what is longer is cut (ending in "…"), what is more is left out. They
@@ -40,6 +42,11 @@ const (
 	maxLoginField     = 256 // Login.Name, Login.User, the SetUser user, an object's owner
 	maxObjectKind     = 64
 	maxObjectID       = 128
+	// maxRequestEvents bounds the business events of one request: a
+	// listing of others' objects would otherwise queue one per object,
+	// and the queue, full, would drop the security events of the
+	// requests that follow. Detection needs a handful per request.
+	maxRequestEvents = 32
 )
 
 // Login is what TrackLogin reports about an attempt to log in.
@@ -80,7 +87,8 @@ type Object struct {
 // event's address and session as verified and its user as claimed by the
 // service (actor_user_claimed_by); without a token, the whole actor is
 // the service's claim. A claimed user never drives an automatic
-// decision. A user that a verified actor token names always wins over
+// decision. TrackLogin's events in the mesh never carry it (see
+// TrackLogin). A user that a verified actor token names always wins over
 // SetUser's.
 //
 // id is cut to 256 bytes, and its control characters and invalid UTF-8
@@ -112,7 +120,8 @@ func printableText(s string) string {
 // requestBusiness is what a request holds of the business calls made for
 // it.
 type requestBusiness struct {
-	user atomic.Pointer[string] // SetUser's
+	user   atomic.Pointer[string] // SetUser's
+	events atomic.Int32           // business events reported
 
 	objMu          sync.Mutex
 	objects        []Object // distinct objects served, for the summary
@@ -158,10 +167,15 @@ func (q *request) actorIP() netip.Addr {
 // TrackLogin reports an attempt to log in, as a login_success or
 // login_failure event with the request's actor, route and trace. Report
 // every attempt the service decides, successes included: account
-// takeover is a success after failures. Name and User are cut to 256
-// bytes; a Name that is the value of a secret input of the request (a
-// password typed in the wrong field) is redacted. Outside a request it
-// does nothing.
+// takeover is a success after failures. In the mesh the attempt's actor
+// is the one the request's actor token names, never SetUser's user: the
+// token does not back that claim, and detection reads an event with a
+// claimed actor as having none, so a client holding a session of its own
+// would hide its attempts. Name and User are cut to 256 bytes, their
+// control characters and invalid UTF-8 replaced by U+FFFD (a log line
+// that shows them must not obey them); a Name that is the value of a
+// secret input of the request (a password typed in the wrong field) is
+// redacted. Outside a request it does nothing.
 func TrackLogin(ctx context.Context, l Login) {
 	req := requestFor(ctx)
 	if req == nil {
@@ -172,7 +186,7 @@ func TrackLogin(ctx context.Context, l Login) {
 		kind = KindLoginSuccess
 	}
 	req.agent.redactValues(ctx, []*string{&l.Name})
-	l.Name, l.User = truncate(l.Name, maxLoginField), truncate(l.User, maxLoginField)
+	l.Name, l.User = truncate(printableText(l.Name), maxLoginField), truncate(printableText(l.User), maxLoginField)
 	req.agent.reportBusiness(ctx, req, Event{Kind: kind, Login: l})
 }
 
@@ -183,7 +197,8 @@ func TrackLogin(ctx context.Context, l Login) {
 // MaxEventName bytes; the event keeps at most MaxEventAttrs attributes,
 // its name included (an attribute named "name" is replaced by it), the
 // first in key order, keys cut to MaxEventAttrKey and values to
-// MaxEventAttrValue bytes. The value of an attribute whose key looks like
+// MaxEventAttrValue bytes, control characters and invalid UTF-8 replaced
+// by U+FFFD in all. The value of an attribute whose key looks like
 // a secret's (password, token, key, ... and Config.SecretNames, as for
 // inputs) is replaced by Redacted, and so is the value of any secret
 // input of the request wherever a value holds it. Outside a request it
@@ -201,7 +216,7 @@ func TrackEvent(ctx context.Context, name string, attrs map[string]string) {
 		if len(keys) == MaxEventAttrs-1 {
 			break
 		}
-		key := truncate(k, MaxEventAttrKey)
+		key := truncate(printableText(k), MaxEventAttrKey)
 		if key == "name" || seen[key] {
 			continue // the name is the argument's; of two keys alike once cut, the first wins
 		}
@@ -222,9 +237,9 @@ func TrackEvent(ctx context.Context, name string, attrs map[string]string) {
 	a.redactValues(ctx, fields)
 	m := make(map[string]string, len(vals))
 	for i, k := range keys {
-		m[k] = truncate(vals[i], MaxEventAttrValue)
+		m[k] = truncate(printableText(vals[i]), MaxEventAttrValue)
 	}
-	m["name"] = truncate(vals[len(vals)-1], MaxEventName)
+	m["name"] = truncate(printableText(vals[len(vals)-1]), MaxEventName)
 	ev := Event{Kind: KindBusiness, Attrs: m}
 	a.reportBusiness(ctx, req, ev)
 }
@@ -238,15 +253,23 @@ func TrackEvent(ctx context.Context, name string, attrs map[string]string) {
 // An object served to an actor who is not its owner (the request's user,
 // from its verified actor token or SetUser, differs from owner, or the
 // request has no user) is reported at once as an object_access event with
-// the owner. Every object, owned by the actor or not, is also counted in
+// the owner (of a request's first 32 business events; see above). Every object, owned by the actor or not, is also counted in
 // the request's summary when Config.SummaryWindow is set. kind is cut to
-// 64 bytes, id to 128 and owner to 256. Outside a request it does nothing.
+// 64 bytes, id to 128 and owner to 256, their control characters replaced
+// by U+FFFD, and the value of any secret input of the request (an object
+// addressed by a reset or invitation token) wherever they hold it by
+// Redacted. Outside a request it does nothing.
 func ObjectAccess(ctx context.Context, kind, id, owner string) {
 	req := requestFor(ctx)
 	if req == nil {
 		return
 	}
-	o := Object{Kind: truncate(kind, maxObjectKind), ID: truncate(id, maxObjectID), Owner: truncate(owner, maxLoginField)}
+	// An object addressed by a secret (a reset or invitation token) is
+	// the only place the SDK would copy it from: redacted before it is
+	// cut, so that no part of it is left.
+	req.agent.redactValues(ctx, []*string{&kind, &id, &owner})
+	o := Object{Kind: truncate(printableText(kind), maxObjectKind), ID: truncate(printableText(id), maxObjectID),
+		Owner: truncate(printableText(owner), maxLoginField)}
 	if s := req.agent.sum; s != nil {
 		req.noteObject(o, s.maxObjects)
 	}
@@ -275,9 +298,27 @@ func (q *request) noteObject(o Object, max int) {
 // (the verified token's, else SetUser's user and, outside the mesh, the
 // peer's address), route and trace.
 func (a *Agent) reportBusiness(ctx context.Context, req *request, ev Event) {
+	if req.events.Add(1) > maxRequestEvents {
+		a.stats.events.Add(1)
+		a.stats.dropped.Add(1)
+		return
+	}
 	ev.ID, ev.Time, ev.Service, ev.Action = newID(), time.Now().UTC(), a.service, ActionObserved
 	_, ev.Location = applicationStack(3)
 	req.describe(&ev)
+	if (ev.Kind == KindLoginSuccess || ev.Kind == KindLoginFailure) && req.actor != nil && req.actor.User == "" {
+		// A login attempt is the client's, whose actor the token names:
+		// the user SetUser claims (a session the client already holds,
+		// perhaps of an account of its own) is not backed by the token,
+		// and an event whose actor is claimed keys no detection at all,
+		// its address included.
+		ev.ActorUser = ""
+	}
+	// The control plane refuses an actor user over 256 bytes, and the
+	// batch with it: a user with a long name (the gateway does not bound
+	// its token's sub) would get every event of the batch refused. Cut,
+	// the token no longer backs it: the event is stored as claimed.
+	ev.ActorUser = truncate(ev.ActorUser, maxLoginField)
 	if ev.ActorIP == "" {
 		ev.ActorIP = actorAddr(req.actorIP())
 	}

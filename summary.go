@@ -21,13 +21,28 @@ import (
 // requests of further keys are counted in one overflow summary (no actor,
 // Attrs["overflow"] = "true") and in Stats.SummaryOverflow, so that no
 // request goes uncounted and an actor who varies its keys cannot grow the
-// agent's memory. The events of a window are at most SummaryMaxKeys + 1,
+// agent's memory. One actor (address and user: a session is the hash of
+// whatever cookie the client sends the gateway) holds at most 32 keys of
+// a window: the requests of its further keys are counted in a summary of
+// its own per route and class of status (method and session left out,
+// Status 200, 300, 400, ..., Attrs["folded"] = "true"; it names the
+// session and carries the token of its last request; past 64 keys the
+// route is left out too), so that an actor who varies
+// what it controls of a key (the method is the client's text, the session
+// its cookie) stays attributed and cannot fill the window and push every
+// other actor into the overflow. The
+// events of a window are at most SummaryMaxKeys + 1,
 // whatever the traffic: at 10,000 requests per second from 1,000 actors
 // on one route, a 5-second window ships 200 events per second.
 //
 // A summary's actor follows the rule of the business events (see
 // SetUser): it carries the actor token of the key's last request, so that
-// the control plane can verify it, and its Time is that request's.
+// the control plane can verify it, and its Time is that request's. The
+// requests of a summary with a token came through a Rampart gateway,
+// which summarised them already, and so did every service on their way:
+// such a summary says so (Attrs["behind"] = "gateway"), so that a
+// scenario counting an actor's rate counts each request once, at the
+// edge, not once per service it reached.
 //
 // The defaults of the summary bounds:
 const (
@@ -35,7 +50,22 @@ const (
 	DefaultSummaryMaxObjects = 16
 	maxSummaryMethod         = 16 // a method the mux did not route is the client's text
 	maxSummaryWait           = 10 * time.Second
+	maxActorKeys             = 32 // keys of one actor in a window before its requests are folded
 )
+
+// actorKey is the part of a summaryKey that a client cannot vary at will.
+type actorKey struct {
+	ip   netip.Addr
+	user string
+}
+
+// foldStatus is the status class that an actor's folded summary keeps.
+func foldStatus(status int) int {
+	if status < 100 || status > 999 {
+		return 0
+	}
+	return status / 100 * 100
+}
 
 type summaryKey struct {
 	ip      netip.Addr
@@ -44,12 +74,14 @@ type summaryKey struct {
 	route   string
 	method  string
 	status  int
+	folded  bool // the actor's requests past maxActorKeys keys, of one status class
 }
 
 type summaryEntry struct {
 	count   int
 	last    time.Time
 	token   string // the actor token of the last request
+	session string // the session of the last request (a folded key has none)
 	objects []Object
 	omitted int
 }
@@ -63,8 +95,9 @@ type summarizer struct {
 
 	mu       sync.Mutex
 	keys     map[summaryKey]*summaryEntry
-	overflow int       // requests of the window past maxKeys
-	overLast time.Time // the last of them
+	actors   map[actorKey]int // keys per actor in the window, folded ones included
+	overflow int              // requests of the window past maxKeys
+	overLast time.Time        // the last of them
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -73,7 +106,7 @@ type summarizer struct {
 
 func newSummarizer(a *Agent, window time.Duration, maxKeys, maxObjects int) *summarizer {
 	s := &summarizer{agent: a, window: window, maxKeys: maxKeys, maxObjects: maxObjects,
-		keys: map[summaryKey]*summaryEntry{}, stop: make(chan struct{}), done: make(chan struct{})}
+		keys: map[summaryKey]*summaryEntry{}, actors: map[actorKey]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -86,6 +119,7 @@ func (s *summarizer) add(q *request, status int) {
 	if q.actor != nil {
 		k.session, token = q.actor.Session, q.actorToken
 	}
+	session := k.session
 	now := time.Now()
 	q.objMu.Lock() // a goroutine of the handler may still call ObjectAccess
 	objects, omitted := q.objects, q.objectsOmitted
@@ -95,17 +129,32 @@ func (s *summarizer) add(q *request, status int) {
 	defer s.mu.Unlock()
 	e := s.keys[k]
 	if e == nil {
-		if len(s.keys) >= s.maxKeys {
+		ak := actorKey{k.ip, k.user}
+		if n := s.actors[ak]; n >= maxActorKeys {
+			// The actor varies its keys: fold the request into its
+			// summary of the route and status class, which names the
+			// session of its last request (that request's token backs
+			// it); past twice the bound, of the status class alone.
+			k.method, k.session, k.status, k.folded = "", "", foldStatus(k.status), true
+			if n >= 2*maxActorKeys && s.keys[k] == nil {
+				k.route = ""
+			}
+			e = s.keys[k]
+		}
+		if e == nil && len(s.keys) >= s.maxKeys {
 			s.overflow++
 			s.overLast = now
 			s.agent.stats.summaryOverflow.Add(1)
 			return
 		}
-		e = &summaryEntry{}
-		s.keys[k] = e
+		if e == nil {
+			e = &summaryEntry{}
+			s.keys[k] = e
+			s.actors[ak]++
+		}
 	}
 	e.count++
-	e.last, e.token = now, token
+	e.last, e.token, e.session = now, token, session
 	e.omitted += omitted
 	for _, o := range objects {
 		switch {
@@ -152,6 +201,7 @@ func (s *summarizer) flush() {
 		return
 	}
 	s.keys, s.overflow = make(map[summaryKey]*summaryEntry, len(keys)), 0
+	clear(s.actors)
 	s.mu.Unlock()
 
 	a := s.agent
@@ -164,8 +214,17 @@ func (s *summarizer) flush() {
 	for k, e := range keys {
 		ev := Event{ID: newID(), Time: e.last.UTC(), Kind: KindRequestSummary, Action: ActionObserved, Service: a.service,
 			Method: k.method, Route: k.route, Status: k.status, Count: e.count,
-			ActorIP: actorAddr(k.ip), ActorUser: k.user, SessionHash: k.session, ActorToken: e.token,
+			ActorIP: actorAddr(k.ip), ActorUser: k.user, SessionHash: e.session, ActorToken: e.token,
 			Objects: e.objects, ObjectsOmitted: e.omitted}
+		if k.folded || e.token != "" {
+			ev.Attrs = map[string]string{}
+			if k.folded {
+				ev.Attrs["folded"] = "true"
+			}
+			if e.token != "" {
+				ev.Attrs["behind"] = "gateway"
+			}
+		}
 		if !s.ship(ev, expired) {
 			expired = nil
 		}

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -25,7 +27,16 @@ import (
 // holds at most maxKeys keys; the requests of further keys are counted in
 // one overflow summary (no actor, Attrs["overflow"] = "true") and in
 // SummaryOverflow, so that no request goes uncounted and no client can
-// grow the gateway's memory by varying its keys. A window's events are at
+// grow the gateway's memory by varying its keys. One client (address and
+// user: the session is a hash of whatever cookie the client sends) holds
+// at most maxClientKeys keys of a window: the requests of its further
+// keys are counted in a summary of its own per route and class of status
+// (method and session left out, Status 200, 300, 400, ...,
+// Attrs["folded"] = "true"; past twice the bound the route is left out
+// too), so that a client who varies what it controls of a key (the
+// method is its text, the session its cookie) stays attributed, and
+// cannot fill the window and push every other client into the overflow,
+// not even once an edge block refuses it. A window's events are at
 // most maxKeys + 1 whatever the traffic: at 10,000 requests per second
 // from 1,000 clients, one route and one status each, a 5-second window
 // reports 200 events per second. The actor is the gateway's own (the
@@ -38,7 +49,39 @@ const (
 	maxSummaryPath         = 256
 	maxSummaryMethod       = 16
 	maxSummaryWait         = 10 * time.Second
+	maxClientKeys          = 32 // keys of one client in a window before its requests are folded
 )
+
+// maxEventUser is the longest actor user the control plane stores: it
+// refuses an event with a longer one, and the whole batch with it.
+const maxEventUser = 256
+
+// eventUser is the name a summary gives the user u: u itself, or, for a
+// user whose name is longer than the control plane takes (the gateway
+// does not bound a token's sub), a cut of it that ends in a hash of the
+// whole, so that no other user, whose sub an attacker may know, has it.
+func eventUser(u string) string {
+	if len(u) <= maxEventUser {
+		return u
+	}
+	sum := sha256.Sum256([]byte(u))
+	tail := "…#" + hex.EncodeToString(sum[:8])
+	return truncate(u, maxEventUser-len(tail)) + tail
+}
+
+// clientKey is the part of a summaryKey that a client cannot vary at will.
+type clientKey struct {
+	ip   netip.Addr
+	user string
+}
+
+// foldStatus is the status class that a client's folded summary keeps.
+func foldStatus(status int) int {
+	if status < 100 || status > 999 {
+		return 0
+	}
+	return status / 100 * 100
+}
 
 type summaryKey struct {
 	ip      netip.Addr
@@ -48,6 +91,7 @@ type summaryKey struct {
 	method  string
 	status  int
 	static  bool // a static asset by its path's extension: scraping counts the rest
+	folded  bool // the client's requests past maxClientKeys keys, of one status class
 }
 
 type summaryEntry struct {
@@ -66,6 +110,7 @@ type summaries struct {
 
 	mu       sync.Mutex
 	keys     map[summaryKey]*summaryEntry
+	clients  map[clientKey]int // keys per client in the window, folded ones included
 	overflow int
 	overTot  atomic.Uint64
 
@@ -79,7 +124,7 @@ type summaries struct {
 // did fire.
 func newSummaries(window time.Duration, maxKeys, maxPaths int, ship func(rampart.Event, <-chan time.Time) bool) *summaries {
 	s := &summaries{window: window, maxKeys: maxKeys, maxPaths: maxPaths, ship: ship,
-		keys: map[summaryKey]*summaryEntry{}, stop: make(chan struct{}), done: make(chan struct{})}
+		keys: map[summaryKey]*summaryEntry{}, clients: map[clientKey]int{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -93,7 +138,7 @@ func (s *summaries) summarize(x *exchange, r *http.Request, status int) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	k := summaryKey{ip: x.clientIP, user: x.user, session: x.session, method: truncate(r.Method, maxSummaryMethod), status: status}
+	k := summaryKey{ip: x.clientIP, user: eventUser(x.user), session: x.session, method: truncate(r.Method, maxSummaryMethod), status: status}
 	if x.route != nil {
 		k.route = x.route.cfg.Name
 	}
@@ -106,13 +151,27 @@ func (s *summaries) summarize(x *exchange, r *http.Request, status int) {
 	defer s.mu.Unlock()
 	e := s.keys[k]
 	if e == nil {
-		if len(s.keys) >= s.maxKeys {
+		ck := clientKey{k.ip, k.user}
+		if n := s.clients[ck]; n >= maxClientKeys {
+			// The client varies its keys: fold the request into its
+			// summary of the route and status class; past twice the
+			// bound, of the status class alone.
+			k.method, k.session, k.status, k.folded = "", "", foldStatus(k.status), true
+			if n >= 2*maxClientKeys && s.keys[k] == nil {
+				k.route = ""
+			}
+			e = s.keys[k]
+		}
+		if e == nil && len(s.keys) >= s.maxKeys {
 			s.overflow++
 			s.overTot.Add(1)
 			return
 		}
-		e = &summaryEntry{}
-		s.keys[k] = e
+		if e == nil {
+			e = &summaryEntry{}
+			s.keys[k] = e
+			s.clients[ck]++
+		}
 	}
 	e.count++
 	switch {
@@ -166,6 +225,7 @@ func (s *summaries) flush() {
 		return
 	}
 	s.keys, s.overflow = make(map[summaryKey]*summaryEntry, len(keys)), 0
+	clear(s.clients)
 	s.mu.Unlock()
 
 	// A window's summaries come at once: they may wait for room in the
@@ -181,8 +241,14 @@ func (s *summaries) flush() {
 		if k.ip.IsValid() {
 			ev.ActorIP = k.ip.String()
 		}
-		if k.static {
-			ev.Attrs = map[string]string{"static": "true"}
+		if k.static || k.folded {
+			ev.Attrs = map[string]string{}
+			if k.static {
+				ev.Attrs["static"] = "true"
+			}
+			if k.folded {
+				ev.Attrs["folded"] = "true"
+			}
 		}
 		if !s.ship(ev, expired) {
 			expired = nil
@@ -233,12 +299,21 @@ var staticExtensions = []string{".css", ".js", ".mjs", ".map", ".png", ".jpg", "
 
 // staticPath says whether path names a static asset by its extension, so
 // that a client's static requests and the others are summarised apart.
+// The extension is the last segment's, before its ";" parameters, and
+// after a name: servers that take a segment's parameters off before
+// routing (Tomcat, Spring, Jetty) serve /users/42;.css as /users/42, which
+// a scraper must not pass for a stylesheet. Scraping then counts such a
+// request; it still counts none of an asset's own (/app.css;v=2).
 func staticPath(path string) bool {
-	dot := strings.LastIndexByte(path, '.')
-	if dot < 0 || strings.IndexByte(path[dot:], '/') >= 0 {
+	seg := path[strings.LastIndexByte(path, '/')+1:]
+	if semi := strings.IndexByte(seg, ';'); semi >= 0 {
+		seg = seg[:semi]
+	}
+	dot := strings.LastIndexByte(seg, '.')
+	if dot <= 0 {
 		return false
 	}
-	ext := path[dot:]
+	ext := seg[dot:]
 	for _, e := range staticExtensions {
 		if strings.EqualFold(ext, e) {
 			return true
