@@ -86,6 +86,10 @@ const (
 	MaxEventInput  = 512
 	MaxEventDetail = 2048
 	maxEventFrames = 16
+	// maxActorUser is the longest actor user the control plane stores: a
+	// longer one would get the whole batch of events refused. Cut, it no
+	// longer matches the token, so the event is stored as claimed.
+	maxActorUser = 256
 )
 
 // Finding is what a guard hands to [Agent.Report]: the input that would have
@@ -159,7 +163,7 @@ func (q *request) describe(ev *Event) {
 	ev.Caller = q.caller
 	ev.TraceID = q.traceID
 	if a := q.actor; a != nil {
-		ev.ActorIP, ev.ActorUser, ev.SessionHash = actorAddr(a.IP), truncate(a.User, MaxEventInput), a.Session
+		ev.ActorIP, ev.ActorUser, ev.SessionHash = actorAddr(a.IP), truncate(a.User, maxActorUser), a.Session
 		ev.ActorToken = q.actorToken
 	}
 	if ev.ActorUser == "" {

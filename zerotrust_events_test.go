@@ -2,10 +2,12 @@ package rampart_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +142,47 @@ services:
 	}
 	if got := fmt.Sprint(verified); len(verified) != 2 || bytes.Contains([]byte(got), []byte("198.51.100.66")) {
 		t.Errorf("events with a verified actor: %v, want the agent's and matching, alice's only", got)
+	}
+}
+
+// A security event of an actor whose user is longer than the control plane
+// stores must still be stored: before, the batch holding it was refused
+// whole, with every other actor's events.
+func TestASecurityEventOfALongUserIsNotRefused(t *testing.T) {
+	cp := controltest.Start(t, controltest.Config{})
+	cp.ApplyPolicy(t, "services:\n  orders:\n    allow:\n      - callers: [gateway]\n")
+	var agent *rampart.Agent
+	orders := startService(t, cp, "orders", func(a *rampart.Agent, mux *http.ServeMux) {
+		agent = a
+		mux.HandleFunc("GET /search", func(w http.ResponseWriter, r *http.Request) {
+			a.Report(r.Context(), rampart.Finding{Kind: rampart.KindSQLInjection, Sink: "test", Detail: "x"})
+		})
+	})
+	gateway := cp.Join(t, "gateway")
+	long := alice
+	long.User = strings.Repeat("l", 300)
+	token, err := cp.Signer(t, gateway).TokenFor(long, audience(t, "orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest("GET", orders.url+"/search", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Rampart-Actor", token)
+	resp, err := client(t, gateway, "orders").Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := agent.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := storedEvents(t, cp, "service=orders&kind=sql_injection")
+	if len(got) != 1 {
+		t.Fatalf("%d sql_injection events stored, want 1", len(got))
+	}
+	if got[0].ActorVerified {
+		t.Errorf("a cut user was stored as verified: %+v", got[0])
 	}
 }

@@ -208,6 +208,7 @@ func TestTokensAreRefused(t *testing.T) {
 		{"a token without aud", "Bearer " + withClaims(func(c *jwt.Claims) { c.Audience = nil }), authn.ErrAudience},
 		{"a token without exp", "Bearer " + withClaims(func(c *jwt.Claims) { c.Expiry = nil }), authn.ErrMalformed},
 		{"a token without sub", "Bearer " + withClaims(func(c *jwt.Claims) { c.Subject = "" }), authn.ErrMalformed},
+		{"a sub longer than OpenID Connect allows", "Bearer " + withClaims(func(c *jwt.Claims) { c.Subject = strings.Repeat("s", authn.MaxSubject+1) }), authn.ErrMalformed},
 
 		{"alg none without signature", "Bearer " + unsecured(`{"alg":"none","typ":"JWT"}`, ""), authn.ErrAlgorithm},
 		{"alg none naming a real kid", "Bearer " + unsecured(`{"alg":"none","kid":"rsa-1"}`, ""), authn.ErrAlgorithm},

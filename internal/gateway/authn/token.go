@@ -203,6 +203,10 @@ func verifySignature(tok *jwt.JSONWebToken, keys []*verifyKey, is *issuer) (jwt.
 	return claims, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 }
 
+// MaxSubject is the longest sub a token may carry: OpenID Connect's limit
+// of 255 ASCII characters.
+const MaxSubject = 255
+
 // checkClaims checks the verified claims of a token of is at now, within
 // the issuer's clock skew.
 func (is *issuer) checkClaims(claims *jwt.Claims, now time.Time) error {
@@ -213,6 +217,11 @@ func (is *issuer) checkClaims(claims *jwt.Claims, now time.Time) error {
 		return fmt.Errorf("%w: iss %q", ErrIssuer, clip(claims.Issuer))
 	case claims.Subject == "":
 		return fmt.Errorf("%w: token has no sub claim", ErrMalformed)
+	case len(claims.Subject) > MaxSubject:
+		// OpenID Connect caps sub at 255 ASCII characters; a longer one
+		// would be the actor's user everywhere downstream, past what the
+		// control plane stores.
+		return fmt.Errorf("%w: sub is %d bytes, at most %d", ErrMalformed, len(claims.Subject), MaxSubject)
 	case claims.Expiry == nil:
 		// A token without expiry would be valid, and cached, forever.
 		return fmt.Errorf("%w: token has no exp claim", ErrMalformed)
