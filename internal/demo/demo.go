@@ -163,6 +163,7 @@ type demo struct {
 	gatewayURL string
 	client     *http.Client // the attacker's and the users' curl
 
+	began      time.Time // when the demo started
 	injectedAt time.Time // when step 2's blind injection was answered
 }
 
@@ -177,6 +178,7 @@ func (d *demo) close() {
 // start runs the control plane, the internal billing service, the shop and
 // the gateway.
 func (d *demo) start(ctx context.Context) error {
+	d.began = time.Now()
 	if err := d.startControlPlane(ctx); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -82,8 +83,19 @@ func (d *demo) stepDecision(ctx context.Context, monitor bool) error {
 		fmt.Fprintf(w, "   of 4, so step 2's SQL injection alone takes %s over it, and the control plane\n", AttackerIP)
 		fmt.Fprintf(w, "   blocks the address at the edge (1h, doubled on each repeat):\n")
 		sent = d.injectedAt
-		refused, err = d.within(ctx, detectionWait, 20*time.Millisecond, probe, refusedNow)
-		if errors.Is(err, errStill) {
+		// A scenario is silent on a key for its decision's TTL after an
+		// alert (the blackhole), even once the decision is lifted: an
+		// earlier demo over this data directory leaves the attacker so.
+		var earlier control.AlertList
+		if err := d.call(ctx, http.MethodGet, "/v1/alerts?scenario="+InjectionScenario+"&since=1h", nil, &earlier); err != nil {
+			return err
+		}
+		if i := slices.IndexFunc(earlier.Alerts, func(a store.Alert) bool { return a.Key == AttackerIP && a.Created.Before(d.began) }); i >= 0 {
+			fmt.Fprintf(w, "   But an earlier demo over this data directory raised it at %s, and a scenario is\n", earlier.Alerts[i].Created.Local().Format(time.TimeOnly))
+			fmt.Fprintf(w, "   silent on a key for its decision's TTL (the blackhole). The operator blocks the address\n")
+			fmt.Fprintf(w, "   by hand instead, as 'rampart decisions add -ttl 10m -reason \"SQL injection\" ip %s' does.\n", AttackerIP)
+			id, sent, refused, err = d.manualBlock(ctx, probe, refusedNow)
+		} else if refused, err = d.within(ctx, detectionWait, 20*time.Millisecond, probe, refusedNow); errors.Is(err, errStill) {
 			fmt.Fprintf(w, "   Detection did not answer within %s; the operator blocks the address by hand instead,\n", detectionWait)
 			fmt.Fprintf(w, "   as 'rampart decisions add -ttl 10m -reason \"SQL injection\" ip %s' does.\n", AttackerIP)
 			id, sent, refused, err = d.manualBlock(ctx, probe, refusedNow)
@@ -218,6 +230,9 @@ func (d *demo) stepStuffing(ctx context.Context, monitor bool) error {
 	first, err := d.step(ctx, attempts[0])
 	if err != nil {
 		return err
+	}
+	if first.status == http.StatusForbidden {
+		fmt.Fprintf(w, "   (Refused already: the decisions of an earlier demo over this data directory hold for 1h.)\n")
 	}
 	statuses := map[int]int{first.status: 1}
 	var mu sync.Mutex
