@@ -31,6 +31,7 @@ import (
 	"github.com/rampartsec/rampart/identity"
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/control"
+	"github.com/rampartsec/rampart/internal/detect"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/ssrfguard"
@@ -104,11 +105,15 @@ const (
 const TrustDomain = "rampart.local"
 
 // demoPolicy is the service authorization policy: the gateway alone may
-// call the shop.
+// call the shop, and its login is a sensitive route, which an address
+// under a block-sensitive decision (credential stuffing) may not call.
 const demoPolicy = `services:
   shop:
     allow:
       - callers: [gateway]
+    sensitive:
+      - methods: [POST]
+        paths: [/login]
 `
 
 // Run serves the demo until ctx is done, or tells its story and returns if
@@ -157,6 +162,9 @@ type demo struct {
 
 	gatewayURL string
 	client     *http.Client // the attacker's and the users' curl
+
+	began      time.Time // when the demo started
+	injectedAt time.Time // when step 2's blind injection was answered
 }
 
 func (d *demo) onClose(f func()) { d.cleanups = append(d.cleanups, f) }
@@ -170,6 +178,7 @@ func (d *demo) close() {
 // start runs the control plane, the internal billing service, the shop and
 // the gateway.
 func (d *demo) start(ctx context.Context) error {
+	d.began = time.Now()
 	if err := d.startControlPlane(ctx); err != nil {
 		return err
 	}
@@ -216,7 +225,18 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	srv, err := control.StartServer(ctx, control.ServerConfig{Dir: dir, Addr: addr, CAKEK: kek, Logger: d.log})
+	// Detection runs over the stored events with the built-in scenarios,
+	// as 'rampart server -detect' does: the story's automatic responses.
+	// In monitor mode they simulate, so that every attack really lands.
+	detectCfg := &control.DetectConfig{Logger: d.log}
+	if d.cfg.Mode == rampart.ModeMonitor {
+		if detectCfg.ScenarioDir, err = simulatedScenarios(); err != nil {
+			return err
+		}
+		d.onClose(func() { os.RemoveAll(detectCfg.ScenarioDir) })
+	}
+	srv, err := control.StartServer(ctx, control.ServerConfig{Dir: dir, Addr: addr, CAKEK: kek, Logger: d.log,
+		Detect: detectCfg})
 	if err != nil {
 		return fmt.Errorf("demo: control plane: %w", err)
 	}
@@ -243,6 +263,38 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 	}
 	d.policyVersion = p.Version
 	return nil
+}
+
+// simulatedScenarios writes the built-in scenarios, each in simulate
+// mode, to a new temporary directory, whose files replace the built-ins
+// of the same names: their alerts and decisions are recorded, never
+// enforced.
+func simulatedScenarios() (string, error) {
+	dir, err := os.MkdirTemp("", "rampart-demo-scenarios-")
+	if err != nil {
+		return "", fmt.Errorf("demo: %w", err)
+	}
+	for _, s := range detect.Builtin() {
+		src, ok := detect.BuiltinSource(s.Name)
+		if !ok || s.Response == nil {
+			continue
+		}
+		out := string(src)
+		if !s.Response.Simulate { // some built-ins simulate already
+			i := strings.Index(out, "\nresponse:\n")
+			if i < 0 {
+				os.RemoveAll(dir)
+				return "", fmt.Errorf("demo: the built-in scenario %s has no response block to simulate", s.Name)
+			}
+			i += len("\nresponse:\n")
+			out = out[:i] + "  simulate: true\n" + out[i:]
+		}
+		if err := os.WriteFile(filepath.Join(dir, s.Name+".yaml"), []byte(out), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("demo: %w", err)
+		}
+	}
+	return dir, nil
 }
 
 // call calls the control plane's API as the admin, as the CLI does. A

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -22,6 +23,7 @@ import (
 	"github.com/rampartsec/rampart/internal/control"
 	"github.com/rampartsec/rampart/internal/demo"
 	"github.com/rampartsec/rampart/internal/gateway/waf"
+	"github.com/rampartsec/rampart/internal/store"
 )
 
 type syncBuffer struct {
@@ -64,6 +66,7 @@ func start(t *testing.T, mode rampart.Mode) (string, *syncBuffer) {
 		t.Logf("the story took %v", time.Since(began).Round(time.Millisecond))
 		return base, out
 	case err := <-done:
+		done <- err // for the cleanup
 		t.Fatalf("demo stopped before telling its story: %v\n%s", err, out.String())
 	case <-time.After(2 * time.Minute): // loading the CRS under -race on a busy machine is slow
 		t.Fatalf("demo did not tell its story within 2 min:\n%s", out.String())
@@ -76,8 +79,8 @@ func start(t *testing.T, mode rampart.Mode) (string, *syncBuffer) {
 func steps(t *testing.T, out string) []string {
 	t.Helper()
 	parts := regexp.MustCompile(`(?m)^\d\. `).Split(out, -1)
-	if len(parts) != 5 {
-		t.Fatalf("want an introduction and 4 steps, got %d parts:\n%s", len(parts), out)
+	if len(parts) != 6 {
+		t.Fatalf("want an introduction and 5 steps, got %d parts:\n%s", len(parts), out)
 	}
 	return parts
 }
@@ -147,6 +150,25 @@ func (c *cli) events(t *testing.T, query string) []storedEvent {
 	return out
 }
 
+// get decodes the admin API's answer to GET path into out.
+func (c *cli) get(t *testing.T, path string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "https://"+c.addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
 func get(t *testing.T, u string, attacker bool) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", u, nil)
@@ -178,10 +200,25 @@ func TestTheDemoTellsTheStoryAndTheControlPlaneHoldsEachEvent(t *testing.T) {
 		"stored it: sql_injection, blocked by shop", "actor     203.0.113.7, user mallory",
 		"caller    spiffe://rampart.local/svc/gateway", "examples/shop/shop.go:", "route GET /products", "query     SELECT id, name")
 	contains(t, "step 3 (the decision)", s[3], `HTTP 403 {"error":"request refused by a security decision"`,
-		"stored it: decision_enforced, blocked by gateway", "actor     203.0.113.7, user mallory", "on ip 203.0.113.7 (SQL injection)",
-		"Everyone else is still served", `HTTP 200 [{"id":5,"name":"Moka pot"`, "the attacker is served again")
+		"stored it: decision_enforced, blocked by gateway", "actor     203.0.113.7, user mallory",
+		"on ip 203.0.113.7 ("+demo.InjectionScenario+": ", "origin    "+demo.InjectionScenario+" (scenario",
+		"decision  block on ip 203.0.113.7", "alert     ", "evidence  waf, blocked by gateway",
+		"sql_injection, blocked by shop", "user mallory (verified)",
+		"Everyone else is still served", `HTTP 200 [{"id":5,"name":"Moka pot"`,
+		"rampart decisions add -ttl 10m", "the attacker is served again")
+	if strings.Contains(s[3], "Detection did not answer") {
+		t.Errorf("step 3 fell back to the operator's decision:\n%s", s[3])
+	}
 	contains(t, "step 4 (the SSRF)", s[4], "-d '{\"url\":\"http://billing.internal:", "HTTP 202 ", `"status":"blocked"`,
 		"reached 0 times", "stored it: ssrf, blocked by shop", "examples/shop/worker.go:", `input     job = "http://billing.internal:`)
+	contains(t, "step 5 (credential stuffing)", s[5],
+		"curl -H 'X-Forwarded-For: "+demo.StuffingAddr(0)+"' -X POST", "'"+base+"/login'",
+		`HTTP 401 {"error":"wrong email or password"}`,
+		`HTTP 403 {"error":"request refused by a security decision"`, "stored it: decision_enforced, blocked by gateway",
+		"origin    "+demo.StuffingScenario+" (scenario", "decision  block-sensitive on ip 198.18.",
+		"on shop POST /login", "evidence  login_failure, observed by shop", "user anonymous (verified)",
+		strconv.Itoa(demo.StuffingAddrs)+" of the "+strconv.Itoa(demo.StuffingAddrs)+" addresses are refused the login",
+		"curl -H 'X-Forwarded-For: "+demo.HonestIP+"' -X POST", `HTTP 200 {"user":"ana@example.com"}`)
 	if m := regexp.MustCompile(`refused the attacker ([\d.]+) ms after`).FindStringSubmatch(s[3]); m == nil {
 		t.Errorf("step 3 gives no propagation time:\n%s", s[3])
 	} else if n, err := strconv.ParseFloat(m[1], 64); err != nil || n <= 0 {
@@ -219,6 +256,49 @@ func TestTheDemoTellsTheStoryAndTheControlPlaneHoldsEachEvent(t *testing.T) {
 		t.Errorf("SSRF events: %+v", ssrf)
 	}
 
+	// The control plane stored the alerts and made the decisions, with
+	// their scenario as origin; none names the honest customer's address.
+	var injection control.AlertList
+	cp.get(t, "/v1/alerts?scenario="+demo.InjectionScenario, &injection)
+	if !slices.ContainsFunc(injection.Alerts, func(a store.Alert) bool {
+		return a.Key == demo.AttackerIP && slices.ContainsFunc(a.Decisions, func(d store.AlertDecision) bool {
+			return d.ID != "" && d.Scope == "ip" && d.Value == demo.AttackerIP && d.Action == store.ActionBlock
+		})
+	}) {
+		t.Errorf("no %s alert blocked %s: %+v", demo.InjectionScenario, demo.AttackerIP, injection.Alerts)
+	}
+	var stuffing control.AlertList
+	cp.get(t, "/v1/alerts?scenario="+demo.StuffingScenario, &stuffing)
+	alerts := map[string]bool{}
+	for _, a := range stuffing.Alerts {
+		alerts[a.ID] = true
+	}
+	if len(alerts) == 0 {
+		t.Errorf("no %s alert", demo.StuffingScenario)
+	}
+	var decisions control.DecisionList
+	cp.get(t, "/v1/decisions", &decisions)
+	refused := map[string]bool{}
+	for _, d := range decisions.Decisions {
+		if p, err := netip.ParsePrefix(d.Value); d.Value == demo.HonestIP || err == nil && p.Contains(netip.MustParseAddr(demo.HonestIP)) {
+			t.Errorf("a decision names the honest customer's address: %+v", d)
+		}
+		if d.Origin == demo.StuffingScenario {
+			if d.Scope != store.ScopeIP || d.Action != store.ActionBlockSensitive || !alerts[d.AlertID] || len(d.Evidence) == 0 {
+				t.Errorf("a %s decision: %+v", demo.StuffingScenario, d)
+			}
+			refused[d.Value] = true
+		}
+	}
+	for i := range demo.StuffingAddrs {
+		if !refused[demo.StuffingAddr(i)] {
+			t.Errorf("no %s decision for %s", demo.StuffingScenario, demo.StuffingAddr(i))
+		}
+	}
+	if len(refused) != demo.StuffingAddrs {
+		t.Errorf("%s decided %d addresses, want the run's %d", demo.StuffingScenario, len(refused), demo.StuffingAddrs)
+	}
+
 	// The printed curl lines work again: the UNION is refused at the edge,
 	// honest searches are served.
 	if code, body := get(t, base+"/products?q="+url.QueryEscape(demo.InjectionQuery), true); code != http.StatusForbidden || strings.Contains(body, "sk_live") {
@@ -244,7 +324,14 @@ func TestInMonitorModeTheAttacksReallyLand(t *testing.T) {
 	s := steps(t, out.String())
 	contains(t, "step 1", s[1], "HTTP 200 ", "sk_live_ana_7f3c9e", "stored it: waf, monitored by gateway")
 	contains(t, "step 2", s[2], `HTTP 200 [{"id":5,"name":"Moka pot"`, "stored it: sql_injection, monitored by shop", `input     query q = "pot%`)
+	contains(t, "step 3", s[3], "Alert ", "scenario  "+demo.InjectionScenario, "key       "+demo.AttackerIP,
+		"decision  block on ip "+demo.AttackerIP+" for 1h0m0s, simulated", "on ip 203.0.113.7 (SQL injection)", "the attacker is served again")
 	contains(t, "step 4", s[4], `"status":"done"`, "reached 1 times", "stored it: ssrf, monitored by shop")
+	contains(t, "step 5", s[5], `HTTP 401 {"error":"wrong email or password"}`, "scenario  "+demo.StuffingScenario,
+		"block-sensitive on ip 198.18.", ", simulated", "nothing is refused", `HTTP 200 {"user":"ana@example.com"}`)
+	if strings.Contains(s[5], "HTTP 403") {
+		t.Errorf("a login was refused in monitor mode:\n%s", s[5])
+	}
 	// The blind injection is an oracle: no customer's key starts with
 	// sk_live_z.
 	miss := strings.Replace(demo.BlindInjectionQuery, "sk_live_a", "sk_live_z", 1)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,6 +38,11 @@ func (d *demo) tell(ctx context.Context) error {
 	fmt.Fprintf(w, "  Control plane  %s  (trust domain %s; data in %s, %s)\n", d.control.URL(), d.control.TrustDomain().Name(), d.dataDir, where)
 	fmt.Fprintf(w, "  Service shop   %s  (examples/shop, SQLite, behind the SDK in %s mode)\n", d.shopURL, d.agent.Mode())
 	fmt.Fprintf(w, "                 mTLS only; policy version %d lets the gateway alone call it\n", d.policyVersion)
+	detection := "deciding on their own"
+	if monitor {
+		detection = "simulated in monitor mode: recorded, not enforced"
+	}
+	fmt.Fprintf(w, "  Detection      the built-in scenarios over the stored events, %s\n", detection)
 	fmt.Fprintf(w, "  Dashboard      none yet: the CLI shows the events, decisions and inventory.\n\n")
 	fmt.Fprintf(w, "  Use the CLI against this control plane from another terminal:\n")
 	fmt.Fprintf(w, "    export RAMPART_ADDR=%s\n", d.control.Addr())
@@ -53,10 +59,13 @@ func (d *demo) tell(ctx context.Context) error {
 	if err := d.stepSDK(ctx, monitor); err != nil {
 		return err
 	}
-	if err := d.stepDecision(ctx); err != nil {
+	if err := d.stepDecision(ctx, monitor); err != nil {
 		return err
 	}
-	return d.stepSSRF(ctx, monitor)
+	if err := d.stepSSRF(ctx, monitor); err != nil {
+		return err
+	}
+	return d.stepStuffing(ctx, monitor)
 }
 
 // stepWAF is step 1: the classic injection, stopped at the edge.
@@ -92,55 +101,12 @@ func (d *demo) stepSDK(ctx context.Context, monitor bool) error {
 	if err != nil {
 		return err
 	}
+	d.injectedAt = a.at
 	if monitor {
 		fmt.Fprintf(d.out, "   (A product in the answer means that some API key starts with \"sk_live_a\": the keys\n")
 		fmt.Fprintf(d.out, "   can be read one character at a time.)\n")
 	}
 	return d.showEvent(ctx, "sql_injection", "shop", a.traceID, start)
-}
-
-// stepDecision is step 3: the response, a block of the attacker's IP
-// through the control plane.
-func (d *demo) stepDecision(ctx context.Context) error {
-	fmt.Fprintf(d.out, "\n3. Respond: block %s through the control plane's API, as\n", AttackerIP)
-	fmt.Fprintf(d.out, "   'rampart decisions add -ttl 10m -reason \"SQL injection\" ip %s' does.\n", AttackerIP)
-	var dec store.Decision
-	sent := time.Now()
-	err := d.call(ctx, http.MethodPost, "/v1/decisions", control.DecisionRequest{
-		Scope: store.ScopeIP, Value: AttackerIP, Action: store.ActionBlock, Reason: "SQL injection",
-		TTL: "10m", // should the demo stop before it removes the block
-	}, &dec)
-	if err != nil {
-		return err
-	}
-	probe := attack(http.MethodGet, "/products?q=moka", "")
-	refused, err := d.until(ctx, probe, func(a answer) bool {
-		return a.status == http.StatusForbidden && strings.Contains(a.body, "security decision")
-	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(d.out, "   Decision %s: the gateway refused the attacker %s after the request that\n", dec.ID, ms(refused.at.Sub(sent)))
-	fmt.Fprintf(d.out, "   created it (it follows the control plane's watch: no reload, no restart):\n")
-	d.printCurl(probe, refused)
-	if err := d.showEvent(ctx, "decision_enforced", "gateway", refused.traceID, sent); err != nil {
-		return err
-	}
-	fmt.Fprintf(d.out, "   Everyone else is still served:\n")
-	if _, err := d.step(ctx, user(http.MethodGet, "/products?q=moka", "")); err != nil {
-		return err
-	}
-	removed := time.Now()
-	if err := d.call(ctx, http.MethodDelete, "/v1/decisions/"+url.PathEscape(dec.ID), nil, nil); err != nil {
-		return err
-	}
-	served, err := d.until(ctx, probe, func(a answer) bool { return a.status == http.StatusOK })
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(d.out, "   Decision removed ('rampart decisions rm %s'): the attacker is served again\n", dec.ID)
-	fmt.Fprintf(d.out, "   %s after the request that removed it.\n", ms(served.at.Sub(removed)))
-	return nil
 }
 
 // stepSSRF is step 4: SSRF through the queue worker, stopped at the dial.
@@ -179,17 +145,23 @@ func (d *demo) stepSSRF(ctx context.Context, monitor bool) error {
 // request is one curl of the story.
 type request struct {
 	method, path, body string
-	attacker           bool // sent from AttackerIP with AttackerAPIKey
+	attacker           bool   // sent from AttackerIP with AttackerAPIKey
+	from               string // else, if not "", sent from this address
 }
 
-func attack(method, path, body string) request { return request{method, path, body, true} }
-func user(method, path, body string) request   { return request{method, path, body, false} }
+func attack(method, path, body string) request { return request{method, path, body, true, ""} }
+func user(method, path, body string) request   { return request{method, path, body, false, ""} }
+
+// from is a request from ip, without an API key.
+func from(ip, method, path, body string) request { return request{method, path, body, false, ip} }
 
 func (r request) curl(base string) string {
 	var b strings.Builder
 	b.WriteString("curl")
 	if r.attacker {
 		fmt.Fprintf(&b, " -H 'X-Forwarded-For: %s' -H 'X-API-Key: %s'", AttackerIP, AttackerAPIKey)
+	} else if r.from != "" {
+		fmt.Fprintf(&b, " -H 'X-Forwarded-For: %s'", r.from)
 	}
 	if r.method != http.MethodGet {
 		b.WriteString(" -X " + r.method)
@@ -223,6 +195,8 @@ func (d *demo) send(ctx context.Context, r request) (answer, error) {
 	if r.attacker {
 		req.Header.Set("X-Forwarded-For", AttackerIP)
 		req.Header.Set("X-API-Key", AttackerAPIKey)
+	} else if r.from != "" {
+		req.Header.Set("X-Forwarded-For", r.from)
 	}
 	if r.body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -263,22 +237,30 @@ func (d *demo) printCurl(r request, a answer) {
 
 // until sends r again and again until its answer satisfies ok.
 func (d *demo) until(ctx context.Context, r request, ok func(answer) bool) (answer, error) {
-	deadline := time.Now().Add(10 * time.Second)
+	return d.within(ctx, 10*time.Second, time.Millisecond, r, ok)
+}
+
+// within is until with a deadline of its own, sending r every pause.
+func (d *demo) within(ctx context.Context, limit, pause time.Duration, r request, ok func(answer) bool) (answer, error) {
+	deadline := time.Now().Add(limit)
 	for {
 		a, err := d.send(ctx, r)
 		if err != nil || ok(a) {
 			return a, err
 		}
 		if time.Now().After(deadline) {
-			return a, fmt.Errorf("demo: %s %s still answers HTTP %d %s after 10 s", r.method, r.path, a.status, truncate(a.body, 160))
+			return a, fmt.Errorf("demo: %s %s still answers HTTP %d %s after %s: %w", r.method, r.path, a.status, truncate(a.body, 160), limit, errStill)
 		}
 		select {
 		case <-ctx.Done():
 			return a, ctx.Err()
-		case <-time.After(time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 }
+
+// errStill is the error of within when its deadline passes.
+var errStill = errors.New("deadline passed")
 
 // showEvent waits for the control plane to store the event of kind from
 // service in the trace traceID (any, if ""), sent after since, and prints
