@@ -35,7 +35,7 @@ func TestDemoOnceTellsTheStoryAndExits(t *testing.T) {
 	if err := run(t.Context(), []string{"demo", "-once", "-addr", "127.0.0.1:0"}, &out, &errOut); err != nil {
 		t.Fatalf("demo -once: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
-	for _, want := range []string{"export RAMPART_TOKEN=rat_", "1. A classic SQL injection", "4. Server-side request forgery", "stored it: ssrf, blocked by shop"} {
+	for _, want := range []string{"export RAMPART_TOKEN=rat_", "1. A classic SQL injection", "4. Server-side request forgery", "stored it: ssrf, blocked by shop", "5. Credential stuffing", "origin    credential-stuffing-distributed"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo -once printed no %q:\n%s", want, out.String())
 		}
