@@ -28,7 +28,7 @@ type detectFlags struct {
 
 func addDetectFlags(fs *flag.FlagSet) detectFlags {
 	return detectFlags{
-		on:        fs.Bool("detect", false, "run the detection engine over the stored events: built-in scenarios, and -scenarios (implied by -scenarios and -detect-allow)"),
+		on:        fs.Bool("detect", true, "run the detection engine over the stored events (built-in scenarios, and -scenarios) and make its decisions; -detect=false turns automatic responses off"),
 		dir:       fs.String("scenarios", "", "directory of scenario files (*.yaml) that replace built-ins of the same name or add to them, reloaded when they change"),
 		allow:     fs.String("detect-allow", "", "comma-separated actors no scenario decides against, scope:value (ip:10.0.0.0/8, user:ops, session:…, device:…)"),
 		allowFile: fs.String("detect-allow-file", "", "file of such actors, one a line (# comments)"),
@@ -60,7 +60,10 @@ func (f detectFlags) config() (*control.DetectConfig, error) {
 			return nil, fmt.Errorf("server: -detect-allow-file: %w", err)
 		}
 	}
-	if !*f.on && *f.dir == "" && len(entries) == 0 {
+	if !*f.on {
+		if *f.dir != "" || len(entries) > 0 {
+			return nil, usageError{"server: -scenarios, -detect-allow and -detect-allow-file need detection, which -detect=false turns off"}
+		}
 		return nil, nil
 	}
 	cfg := &control.DetectConfig{ScenarioDir: *f.dir}

@@ -13,12 +13,13 @@ import (
 )
 
 func TestDetectionFromTheCommandLine(t *testing.T) {
+	// No -detect: detection is on by default.
 	cp := initControlPlane(t)
 	allow := filepath.Join(t.TempDir(), "allow")
 	if err := os.WriteFile(allow, []byte("# the office\nip:198.51.100.0/24\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cp.stop = cp.serve(t, "-detect", "-detect-allow", "user:ops", "-detect-allow-file", allow)
+	cp.stop = cp.serve(t, "-detect-allow", "user:ops", "-detect-allow-file", allow)
 	t.Cleanup(func() { cp.stop() })
 
 	now := time.Now().UTC().Format(time.RFC3339Nano)

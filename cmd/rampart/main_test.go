@@ -8,7 +8,7 @@ import (
 )
 
 func TestCommandLineMistakesAreUsageErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"frobnicate"}, {"demo", "-mode", "log"}, {"demo", "extra"}, {"demo", "-nope"}} {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"demo", "-mode", "log"}, {"demo", "extra"}, {"demo", "-nope"}, {"server", "-data", "unused", "-detect=false", "-detect-allow", "user:ops"}} {
 		var out, errOut strings.Builder
 		err := run(context.Background(), args, &out, &errOut)
 		var ue usageError
