@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,14 @@ type DetectConfig struct {
 // without making them a change on the watch, and enforcers are never
 // given them. A device decision has no enforcer yet: it is recorded in the
 // alert as skipped, and counted (DetectorStats.SkippedDevice).
+//
+// A scenario that decided stays silent about its key for a while (by
+// default the decision's TTL). When an operator lifts (deletes) one of its
+// decisions, the leader learns it from the store's changes and ends that
+// silence (detect.Engine.Forget), so that the same attack right after the
+// lift is decided again; a new leader, replaying the events of its warm-up,
+// ends the silence of every replayed alert whose stored decisions are
+// gone.
 type Detector struct {
 	st  store.Store
 	cfg DetectConfig
@@ -106,6 +115,7 @@ type DetectorStats struct {
 	SkippedDevice uint64        `json:"skipped_device"` // decisions on a device, which no enforcer knows yet
 	Skipped       uint64        `json:"skipped"`        // other decisions refused as invalid
 	Reloads       uint64        `json:"reloads"`
+	Lifted        uint64        `json:"lifted"` // decisions an operator lifted, whose scenario then ended its silence
 	Engine        *detect.Stats `json:"engine,omitempty"`
 }
 
@@ -191,12 +201,17 @@ func (d *Detector) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("control: detection: %w", err)
 	}
+	// Subscribed before the leader reads the changes: no lift is missed.
+	changed, err := d.st.Subscribe(ctx)
+	if err != nil {
+		return fmt.Errorf("control: detection: %w", err)
+	}
 	for {
 		lease, err := d.st.Lead(ctx, detectLeader)
 		switch {
 		case err == nil:
 			d.log.Info("control: detection: leading")
-			err = d.lead(ctx, lease, wake)
+			err = d.lead(ctx, lease, wake, changed)
 			lease.Release()
 			d.mu.Lock()
 			d.stats.Leading, d.eng = false, nil
@@ -219,7 +234,7 @@ func (d *Detector) Run(ctx context.Context) error {
 }
 
 // lead runs the engine while the lease holds.
-func (d *Detector) lead(ctx context.Context, lease store.Lease, wake <-chan int64) error {
+func (d *Detector) lead(ctx context.Context, lease store.Lease, wake, changed <-chan int64) error {
 	version := d.version.Load()
 	eng, err := detect.New(detect.Config{Scenarios: d.Scenarios(), MaxKeys: d.cfg.MaxKeys, Allow: d.cfg.Allow})
 	if err != nil {
@@ -229,12 +244,20 @@ func (d *Detector) lead(ctx context.Context, lease store.Lease, wake <-chan int6
 	if err != nil {
 		return err
 	}
+	// The revision is read before the warm-up looks for lifted decisions:
+	// one lifted meanwhile is then in the changes read after it.
+	_, rev, err := d.st.Changes(ctx, math.MaxInt64)
+	if err != nil {
+		return err
+	}
 	d.mu.Lock()
 	d.stats.Leading, d.stats.Cursor, d.eng = true, cursor, eng
 	d.mu.Unlock()
-	if err := d.warmup(ctx, eng, cursor); err != nil {
+	lifts := &liftWatch{made: map[string]madeDecision{}, rev: rev}
+	if err := d.warmup(ctx, eng, cursor, lifts); err != nil {
 		return err
 	}
+	checkLifts := true
 	tick := time.NewTicker(idleCheck)
 	defer tick.Stop()
 	var evs []detect.Event
@@ -242,7 +265,19 @@ func (d *Detector) lead(ctx context.Context, lease store.Lease, wake <-chan int6
 		select {
 		case <-lease.Lost():
 			return errors.New("lease lost")
+		case _, ok := <-changed:
+			// Read here too: a leader kept busy by events never waits.
+			if !ok {
+				changed = nil // the store is closing
+			}
+			checkLifts = true
 		default:
+		}
+		if checkLifts {
+			if err := d.applyLifts(ctx, eng, lifts); err != nil {
+				return err
+			}
+			checkLifts = false
 		}
 		if v := d.version.Load(); v != version {
 			if err := eng.Reload(d.Scenarios()); err != nil {
@@ -261,8 +296,14 @@ func (d *Detector) lead(ctx context.Context, lease store.Lease, wake <-chan int6
 			case <-lease.Lost():
 				return errors.New("lease lost")
 			case <-wake:
+			case _, ok := <-changed:
+				if !ok {
+					changed = nil // the store is closing
+				}
+				checkLifts = true
 			case <-d.reloaded:
 			case <-tick.C:
+				checkLifts = true
 			}
 			continue
 		}
@@ -272,7 +313,7 @@ func (d *Detector) lead(ctx context.Context, lease store.Lease, wake <-chan int6
 		}
 		alerts := eng.ProcessBatch(nil, evs)
 		for _, a := range alerts {
-			if err := d.storeAlert(ctx, a); err != nil {
+			if err := d.storeAlert(ctx, a, lifts); err != nil {
 				return err
 			}
 		}
@@ -287,7 +328,7 @@ func (d *Detector) lead(ctx context.Context, lease store.Lease, wake <-chan int6
 
 // warmup replays the events up to cursor of the last Warmup, discarding
 // the alerts: those were the previous leader's to store.
-func (d *Detector) warmup(ctx context.Context, eng *detect.Engine, cursor int64) error {
+func (d *Detector) warmup(ctx context.Context, eng *detect.Engine, cursor int64, lifts *liftWatch) error {
 	if cursor == 0 {
 		return nil
 	}
@@ -303,11 +344,17 @@ func (d *Detector) warmup(ctx context.Context, eng *detect.Engine, cursor int64)
 		if len(page) == 0 {
 			break
 		}
-		evs = evs[:0]
 		for _, e := range page {
-			evs = AppendDetectEvents(evs, e.Event)
+			// One stored event at a time: a lifted decision's silence
+			// ends before the next event, as it did on the leader.
+			evs = AppendDetectEvents(evs[:0], e.Event)
+			alerts := eng.ProcessBatch(nil, evs)
+			for _, a := range alerts {
+				if err := d.replayedAlert(ctx, eng, a, since, lifts); err != nil {
+					return err
+				}
+			}
 		}
-		eng.ProcessBatch(nil, evs)
 		after = page[len(page)-1].Seq
 		n += uint64(len(page))
 	}
@@ -316,11 +363,14 @@ func (d *Detector) warmup(ctx context.Context, eng *detect.Engine, cursor int64)
 }
 
 // storeAlert stores a with the decisions it asks for.
-func (d *Detector) storeAlert(ctx context.Context, a detect.Alert) error {
+func (d *Detector) storeAlert(ctx context.Context, a detect.Alert, lifts *liftWatch) error {
 	sa, ds, skippedDevice, skipped := AlertRecord(a, d.cfg.Now())
 	created, err := d.st.PutAlert(ctx, sa, ds)
 	if err != nil {
 		return err
+	}
+	for _, sd := range ds {
+		lifts.made[sd.ID] = madeDecision{scenario: a.Scenario, key: a.Key, value: sd.Value, expires: sd.Expires}
 	}
 	if created {
 		d.count(func(s *DetectorStats) {
@@ -332,6 +382,128 @@ func (d *Detector) storeAlert(ctx context.Context, a detect.Alert) error {
 		d.log.Info("control: detection: alert", "scenario", a.Scenario, "key", a.Key, "id", sa.ID, "decisions", len(ds))
 	}
 	return nil
+}
+
+// liftWatch is what the leader knows of the decisions its engine made:
+// by decision id, the scenario, key and value to forget if the decision is
+// deleted; and the revision of the store's changes read so far.
+type liftWatch struct {
+	made map[string]madeDecision
+	rev  int64
+}
+
+type madeDecision struct {
+	scenario, key, value string
+	expires              time.Time
+}
+
+// applyLifts reads the changes since lifts.rev and makes the engine forget
+// the silence of each decision deleted. A decision that expired is
+// dropped from the watch: its silence ended with it, or soon will.
+func (d *Detector) applyLifts(ctx context.Context, eng *detect.Engine, lifts *liftWatch) error {
+	for {
+		changes, current, err := d.st.Changes(ctx, lifts.rev)
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			switch {
+			case c.Kind == store.ChangeReset:
+				// Changes were pruned unread: ask the store about each.
+				for id := range lifts.made {
+					if _, err := d.st.Decision(ctx, id); errors.Is(err, store.ErrNotFound) {
+						d.lift(eng, lifts, id)
+					} else if err != nil {
+						return err
+					}
+				}
+			case c.Kind == store.ChangeDecision && c.Op == store.OpDelete:
+				d.lift(eng, lifts, c.Key)
+			}
+		}
+		done := current == lifts.rev
+		lifts.rev = current
+		if done || len(changes) < store.MaxChanges {
+			break
+		}
+	}
+	now := d.cfg.Now()
+	for id, m := range lifts.made {
+		if !m.expires.IsZero() && now.After(m.expires) {
+			delete(lifts.made, id)
+		}
+	}
+	return nil
+}
+
+func (d *Detector) lift(eng *detect.Engine, lifts *liftWatch, id string) {
+	m, ok := lifts.made[id]
+	if !ok {
+		return
+	}
+	delete(lifts.made, id)
+	if eng.Forget(m.scenario, m.key, m.value) {
+		d.count(func(s *DetectorStats) { s.Lifted++ })
+		d.log.Info("control: detection: decision lifted; the scenario decides on its key again",
+			"scenario", m.scenario, "key", m.key, "decision", id)
+	}
+}
+
+// replayedAlert looks, for an alert the warm-up replayed, for the
+// decisions the previous leader stored: those an operator deleted since
+// are forgotten at once (the silence they caused ended with them), the
+// others watched for a lift. The stored alert is the one of the same id
+// (the replay raised what the previous leader raised), or else the newest
+// of the same scenario and key stored since the warm-up's start (the
+// replay began within its bucket); if none is found, the replayed silence
+// is kept.
+func (d *Detector) replayedAlert(ctx context.Context, eng *detect.Engine, a detect.Alert, since time.Time, lifts *liftWatch) error {
+	if len(a.Decisions) == 0 {
+		return nil
+	}
+	sa, _, _, _ := AlertRecord(a, d.cfg.Now())
+	stored, err := d.st.Alert(ctx, sa.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		var found bool
+		stored, found, err = d.storedAlertOf(ctx, a, since)
+		if err != nil || !found {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	for _, ad := range stored.Decisions {
+		if ad.ID == "" || !slices.ContainsFunc(a.Decisions, func(dd detect.Decision) bool { return dd.Value == ad.Value }) {
+			continue
+		}
+		sd, err := d.st.Decision(ctx, ad.ID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			if eng.Forget(a.Scenario, a.Key, ad.Value) {
+				d.count(func(s *DetectorStats) { s.Lifted++ })
+			}
+		case err != nil:
+			return err
+		default:
+			lifts.made[ad.ID] = madeDecision{scenario: a.Scenario, key: a.Key, value: ad.Value, expires: sd.Expires}
+		}
+	}
+	return nil
+}
+
+// storedAlertOf returns the newest stored alert of a's scenario and key
+// created since, among the last MaxQueryLimit of the scenario.
+func (d *Detector) storedAlertOf(ctx context.Context, a detect.Alert, since time.Time) (store.Alert, bool, error) {
+	as, err := d.st.Alerts(ctx, store.AlertFilter{Scenario: a.Scenario, Since: since, Limit: store.MaxQueryLimit})
+	if err != nil {
+		return store.Alert{}, false, err
+	}
+	for _, x := range as {
+		if x.Key == a.Key {
+			return x, true, nil
+		}
+	}
+	return store.Alert{}, false, nil
 }
 
 // AlertRecord is what the control plane stores of a: the alert, with an id

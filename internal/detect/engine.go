@@ -761,6 +761,47 @@ func (e *Engine) decide(st *scenarioState, value string, t int64) (Decision, boo
 	return d, true
 }
 
+// Forget ends the silence of scenario's key after the decision against
+// value that its alert made is lifted (an operator deleted it): without
+// it, the key stays silent for its blackhole (by default the decision's
+// TTL), and the same attack right after the lift would decide nothing.
+// The key's next overflow alerts again, from an empty bucket. Of a
+// campaign (Members), only the member value is forgotten: it is decided
+// again when it reaches Min, the campaign's other members stay decided;
+// value "" ends the whole campaign. The actor's escalation memory is
+// kept, as if the lifted decision had expired at the lift: a repeat is
+// still a repeat. Forget reports whether there was a silence to end.
+func (e *Engine) Forget(scenario, key, value string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := slices.IndexFunc(e.scenarios, func(st *scenarioState) bool { return st.s.Name == scenario })
+	if i < 0 {
+		return false
+	}
+	st := e.scenarios[i]
+	if r := st.s.Response; r != nil && r.Escalation != nil && value != "" {
+		if n := st.offenders.peek(string(r.Scope) + "\x00" + value); n != nil {
+			n.v.until = min(n.v.until, e.now)
+		}
+	}
+	b := st.buckets.find(boundKey(key))
+	if b == nil || b.x == nil || b.x.blackhole == 0 || e.now >= b.x.blackhole {
+		return false
+	}
+	if m := b.x.members; st.s.Members != nil && m != nil && value != "" {
+		if !m.done[value] {
+			return false
+		}
+		delete(m.done, value)
+		delete(m.counts, value)
+		m.order = slices.DeleteFunc(m.order, func(v string) bool { return v == value })
+		return true
+	}
+	b.x.blackhole, b.x.members = 0, nil
+	b.reset(max(b.last, e.now))
+	return true
+}
+
 // sweep drops up to n of the least recently used buckets that have
 // drained and are out of their blackhole: a bucket that would restart
 // empty costs nothing to forget, and forgetting it early keeps the key

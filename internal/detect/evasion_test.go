@@ -82,3 +82,27 @@ func TestScrapingCannotBeHiddenAsStaticFilesOrCountedTwice(t *testing.T) {
 		t.Error("a service's summary of requests the gateway counted was counted again")
 	}
 }
+
+// An attacker behind the victim's NAT fails five times with the victim's
+// name: the victim's own login, from another device, is no takeover;
+// the attacker's device getting in is.
+func TestAccountTakeoverBehindSharedAddress(t *testing.T) {
+	run := func(successDevice string) bool {
+		e := mustEngine(t, Config{Scenarios: Builtin()})
+		var evs []Event
+		for i := range 6 {
+			ev := withDevice(loginFailure("192.0.2.50", "grace@example.com", true), "dev-attacker")
+			ev.ID, ev.Time = fmt.Sprintf("f%d", i), t0.Add(time.Duration(i)*10*time.Second)
+			evs = append(evs, ev)
+		}
+		ok := withDevice(loginSuccess("192.0.2.50", "grace@example.com", "u-grace", false), successDevice)
+		ok.ID, ok.Time = "s", t0.Add(time.Minute)
+		return fired(processAll(e, append(evs, ok)...), "account-takeover")
+	}
+	if run("dev-grace") {
+		t.Error("the victim's own login behind the attacker's NAT made an account-takeover alert")
+	}
+	if !run("dev-attacker") {
+		t.Error("no account-takeover alert for the attacker's device getting in")
+	}
+}

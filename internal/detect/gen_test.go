@@ -64,6 +64,13 @@ func loginSuccess(ip, name, user string, mfa bool) Event {
 		Actor: Actor{IP: ip, User: user}, ActorVerified: true, Login: Login{Name: name, User: user, Exists: true, MFA: mfa}}
 }
 
+// withDevice gives ev a verified device fingerprint, as a gateway that
+// fingerprints devices reports.
+func withDevice(ev Event, device string) Event {
+	ev.Actor.Device, ev.ActorVerified = device, true
+	return ev
+}
+
 func request(ip, user, route, path string, status int) Event {
 	return Event{Kind: KindRequest, Route: route, Method: "GET", Path: path, Status: status,
 		Actor: Actor{IP: ip, User: user}, ActorVerified: user != ""}
@@ -252,6 +259,18 @@ var generated = map[string]func() []Event{
 		tr.add(0, loginFailure("198.51.100.40", "frank@example.com", true))
 		tr.add(5*time.Second, loginFailure("198.51.100.40", "frank@example.com", true))
 		tr.add(10*time.Second, loginSuccess("198.51.100.40", "frank@example.com", "u-frank", false))
+		// Behind one NAT: an attacker's device fails six times with
+		// grace's name, then grace logs in from her own browser: not a
+		// takeover.
+		for i := range 6 {
+			tr.add(time.Duration(i)*10*time.Second, withDevice(loginFailure("192.0.2.50", "grace@example.com", true), "dev-attacker"))
+		}
+		tr.add(75*time.Second, withDevice(loginSuccess("192.0.2.50", "grace@example.com", "u-grace", false), "dev-grace"))
+		// The same attacker device guessing heidi's password: a takeover.
+		for i := range 6 {
+			tr.add(time.Duration(i)*10*time.Second, withDevice(loginFailure("192.0.2.50", "heidi@example.com", true), "dev-attacker"))
+		}
+		tr.add(85*time.Second, withDevice(loginSuccess("192.0.2.50", "heidi@example.com", "u-heidi", false), "dev-attacker"))
 		return tr.events("ato")
 	},
 	"user-enumeration": func() []Event {

@@ -77,6 +77,19 @@ func (t *table) get(key string) (b *bucket, created bool) {
 	return &s.b, true
 }
 
+// find returns the bucket of key, or nil if the table holds none; it
+// changes nothing, not even the order of use.
+func (t *table) find(key string) *bucket {
+	h := maphash.String(t.seed, key)
+	mask := uint64(len(t.index) - 1)
+	for pos := h & mask; t.index[pos] != 0; pos = (pos + 1) & mask {
+		if s := t.slot(t.index[pos] - 1); s.hash == h {
+			return &s.b
+		}
+	}
+	return nil
+}
+
 func (t *table) alloc() int32 {
 	if t.free >= 0 {
 		i := t.free
