@@ -165,6 +165,11 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 		switch t.Kind {
 		case tokWord:
 		case tokQuotedIdent:
+			if d == SQLite {
+				if why := pragmaTableRefusal(unquote(text(i))); why != "" {
+					return why
+				}
+			}
 			if text(i+1) == "(" && !notACall(stmt, toks, i) {
 				return fmt.Sprintf("function %s(): unknown effects", truncateText(text(i)))
 			}
@@ -196,6 +201,13 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 				}
 			}
 		}
+		if d == SQLite {
+			// A pragma's table-valued function runs the pragma, named
+			// as a table (FROM pragma_optimize) as much as called.
+			if why := pragmaTableRefusal(w); why != "" {
+				return why
+			}
+		}
 		if text(i+1) != "(" || notACall(stmt, toks, i) {
 			continue
 		}
@@ -212,12 +224,7 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 			continue
 		}
 		if d == SQLite && len(w) > 7 && eqFold(w[:7], "PRAGMA_") {
-			if _, ok := lookupFold(pragmasWithArgument, w[7:]); ok {
-				continue
-			}
-			if _, ok := lookupFold(pragmasRead, w[7:]); ok {
-				continue
-			}
+			continue // a read pragma: pragmaTableRefusal passed it
 		}
 		if _, ok := lookupFold(pureAll, w); ok {
 			continue
@@ -233,6 +240,31 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 	return ""
 }
 
+// pragmaTableRefusal judges a name, in SQLite, that may be a pragma's
+// table-valued function (pragma_NAME): SQLite runs the pragma whether the
+// query calls it or names it as a table, so only the pragmas known to read
+// pass. It returns "" for any other name.
+func pragmaTableRefusal(w string) string {
+	if len(w) <= 7 || !eqFold(w[:7], "PRAGMA_") {
+		return ""
+	}
+	if _, ok := lookupFold(pragmasWithArgument, w[7:]); ok {
+		return ""
+	}
+	if _, ok := lookupFold(pragmasRead, w[7:]); ok {
+		return ""
+	}
+	return truncateText(w) + " runs PRAGMA " + truncateText(w[7:]) + ", not known to be a read"
+}
+
+// unquote strips the quotes of a quoted identifier ("x", `x`, [x]).
+func unquote(s string) string {
+	if len(s) >= 2 {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
 // notACall reports whether the word or quoted identifier at i, followed by
 // "(", is not a function call: a type's modifiers after AS or ::, the
 // column list of an alias after AS or after a parenthesized expression, or
@@ -245,7 +277,9 @@ func notACall(stmt string, toks []token, i int) bool {
 		}
 	}
 	// Skip the parenthesized list; a WITH query's AS follows it, then
-	// "(", MATERIALIZED or NOT MATERIALIZED.
+	// MATERIALIZED, NOT MATERIALIZED, or "(" and a query. A function
+	// returning record is followed by AS and "(" too, but then by a column
+	// definition list (FROM f() AS (a int)): a call.
 	depth := 0
 	for j := i + 1; j < len(toks); j++ {
 		if toks[j].Kind != tokPunct {
@@ -259,11 +293,24 @@ func notACall(stmt string, toks []token, i int) bool {
 			if depth == 0 {
 				if j+2 < len(toks) && eqFold(stmt[toks[j+1].Start:toks[j+1].End], "AS") {
 					n := stmt[toks[j+2].Start:toks[j+2].End]
-					return n == "(" || eqFold(n, "MATERIALIZED") || eqFold(n, "NOT")
+					if n == "(" {
+						return j+3 < len(toks) && startsQuery(stmt[toks[j+3].Start:toks[j+3].End])
+					}
+					return eqFold(n, "MATERIALIZED") || eqFold(n, "NOT")
 				}
 				return false
 			}
 		}
+	}
+	return false
+}
+
+// startsQuery reports whether w can start a WITH query's body.
+func startsQuery(w string) bool {
+	switch {
+	case w == "(", eqFold(w, "SELECT"), eqFold(w, "WITH"), eqFold(w, "VALUES"), eqFold(w, "TABLE"),
+		eqFold(w, "INSERT"), eqFold(w, "UPDATE"), eqFold(w, "DELETE"), eqFold(w, "MERGE"):
+		return true
 	}
 	return false
 }

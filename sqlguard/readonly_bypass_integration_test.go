@@ -1,0 +1,146 @@
+package sqlguard_test
+
+// Statements that an earlier classifier let a read-only actor run and that
+// wrote: each runs for real, through the guard, as a read-only actor, and
+// what it would have written is read back with a bare connection.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/ramparttest"
+	"github.com/rampartsec/rampart/sqlguard"
+)
+
+// guardedReadOnly opens rdb through a guard, on one connection (so that a
+// statement sees what the previous one did to its session), and returns it
+// with a bare connection and a read-only actor's context.
+func guardedReadOnly(t *testing.T, rdb roDB) (db, bare *sql.DB, ro context.Context) {
+	t.Helper()
+	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
+	g, err := sqlguard.New(agent, rdb.dialect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = g.OpenDB(rdb.conn)
+	db.SetMaxOpenConns(1)
+	bare = sql.OpenDB(rdb.conn)
+	t.Cleanup(func() { db.Close(); bare.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return db, bare, rampart.NewReadOnlyContext(ctx, "dec-read-only-bypass")
+}
+
+// runRefused runs stmt for the read-only actor and wants it refused by the
+// guard (an error wrapping rampart.ErrBlocked), reading every row if it ran.
+func runRefused(t *testing.T, db *sql.DB, ro context.Context, stmt string) {
+	t.Helper()
+	rows, err := db.QueryContext(ro, stmt)
+	if err == nil {
+		for rows.Next() {
+		}
+		err = rows.Err()
+		rows.Close()
+		t.Errorf("%s: ran for a read-only actor (rows err %v), want it refused", stmt, err)
+		return
+	}
+	if !errors.Is(err, rampart.ErrBlocked) {
+		t.Errorf("%s: %v, want the guard's refusal", stmt, err)
+	}
+}
+
+// A PostgreSQL function returning record, called in FROM with a column
+// definition list (f() AS (a int)), looked to the classifier like a WITH
+// query's column list, and the application's function ran.
+func TestReadOnlyBypassPostgresColumnDefinitionList(t *testing.T) {
+	rdb := roDatabase(t, sqlguard.Postgres)
+	db, bare, ro := guardedReadOnly(t, rdb)
+	suffix := fmt.Sprintf("%08x", rand.Uint32())
+	tbl, fn := "ro_cdl_"+suffix, "ro_cdl_bump_"+suffix
+	for _, q := range []string{
+		"CREATE TABLE " + tbl + " (a int)",
+		"CREATE FUNCTION " + fn + "() RETURNS SETOF record LANGUAGE sql AS $$ INSERT INTO " + tbl + " VALUES (1) RETURNING a, a $$",
+	} {
+		if _, err := bare.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t.Cleanup(func() {
+		bare.Exec("DROP FUNCTION IF EXISTS " + fn + "()")
+		bare.Exec("DROP TABLE IF EXISTS " + tbl)
+	})
+	for _, stmt := range []string{
+		"SELECT * FROM " + fn + "() AS (a int, b int)",
+		"SELECT * FROM ROWS FROM (" + fn + "() AS (a int, b int))",
+		"SELECT * FROM (SELECT 1) s, LATERAL " + fn + "() AS (a int, b int)",
+		"SELECT * FROM " + tbl + " t, " + fn + "() AS (a int, b int)",
+	} {
+		runRefused(t, db, ro, stmt)
+	}
+	var n int
+	if err := bare.QueryRow("SELECT count(*) FROM " + tbl).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d rows inserted by the read-only actor's statements, want 0", n)
+	}
+	// WITH queries with column lists still read.
+	var v int
+	if err := db.QueryRowContext(ro, "WITH x(a, b) AS (SELECT 1, 2), y(c) AS MATERIALIZED (SELECT a FROM x), z(d) AS NOT MATERIALIZED ((SELECT 3)) SELECT a + b + c + d FROM x, y, z").Scan(&v); err != nil || v != 7 {
+		t.Errorf("WITH with column lists: %d, %v; want 7 and no error", v, err)
+	}
+}
+
+// SQLite's pragma_optimize table-valued function, named as a table
+// without parentheses, runs PRAGMA optimize, which can ANALYZE and write
+// sqlite_stat1.
+func TestReadOnlyBypassSQLitePragmaTable(t *testing.T) {
+	rdb := roDatabase(t, sqlguard.SQLite)
+	db, bare, ro := guardedReadOnly(t, rdb)
+	for _, q := range []string{
+		"CREATE TABLE t (a, b)",
+		"CREATE INDEX ti ON t (a)",
+		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) INSERT INTO t SELECT x % 10, x FROM c",
+	} {
+		if _, err := bare.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	bare.Close() // leave the one connection to the guarded pool
+	var n int
+	if err := db.QueryRowContext(ro, "SELECT count(*) FROM t WHERE a = 3").Scan(&n); err != nil || n != 100 {
+		t.Fatalf("read: %d, %v", n, err)
+	}
+	for _, stmt := range []string{
+		"SELECT * FROM pragma_optimize",
+		"SELECT * FROM main.pragma_optimize",
+		`SELECT * FROM "pragma_optimize"`,
+		"SELECT * FROM [PRAGMA_OPTIMIZE]",
+		"SELECT * FROM `pragma_optimize`",
+	} {
+		runRefused(t, db, ro, stmt)
+	}
+	if err := db.QueryRowContext(context.Background(), "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("sqlite_stat1 created by the read-only actor's statements")
+	}
+	// The pragmas that read still do, as tables.
+	for _, stmt := range []string{
+		"SELECT count(*) FROM pragma_table_info('t')",
+		"SELECT count(*) FROM pragma_index_list('t')",
+		"SELECT count(*) FROM pragma_database_list",
+		`SELECT count(*) FROM "pragma_table_list"`,
+	} {
+		if err := db.QueryRowContext(ro, stmt).Scan(&n); err != nil {
+			t.Errorf("%s: %v", stmt, err)
+		}
+	}
+}
