@@ -220,6 +220,9 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 		if why, ok := lookupFold(effects, w); ok {
 			return truncateText(w) + "() " + why
 		}
+		if d == MySQL && eqFold(w, "LAST_INSERT_ID") && text(i+2) != ")" {
+			return "LAST_INSERT_ID(x) sets a value of the session"
+		}
 		if _, ok := lookupFold(pure[d], w); ok {
 			continue
 		}

@@ -144,3 +144,20 @@ func TestReadOnlyBypassSQLitePragmaTable(t *testing.T) {
 		}
 	}
 }
+
+// MySQL's LAST_INSERT_ID(x) sets the value LAST_INSERT_ID() returns next
+// on the connection, which the pool hands to other requests: a write to
+// the session, as := is.
+func TestReadOnlyBypassMySQLLastInsertID(t *testing.T) {
+	rdb := roDatabase(t, sqlguard.MySQL)
+	db, _, ro := guardedReadOnly(t, rdb)
+	runRefused(t, db, ro, "SELECT LAST_INSERT_ID(424242)")
+	runRefused(t, db, ro, "SELECT last_insert_id (424242 + 0)")
+	var id int64
+	if err := db.QueryRowContext(ro, "SELECT LAST_INSERT_ID()").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if id == 424242 {
+		t.Errorf("LAST_INSERT_ID() = %d: set by the read-only actor", id)
+	}
+}
