@@ -280,9 +280,10 @@ func notACall(stmt string, toks []token, i int) bool {
 		}
 	}
 	// Skip the parenthesized list; a WITH query's AS follows it, then
-	// MATERIALIZED, NOT MATERIALIZED, or "(" and a query. A function
-	// returning record is followed by AS and "(" too, but then by a column
-	// definition list (FROM f() AS (a int)): a call.
+	// "(" and a query, MATERIALIZED or NOT MATERIALIZED before the "(".
+	// A call can be followed by AS and "(" too, but then by a column
+	// definition list (FROM f() AS (a int)), and by AS MATERIALIZED or AS
+	// NOT (aliases PostgreSQL accepts), but then by no "(".
 	depth := 0
 	for j := i + 1; j < len(toks); j++ {
 		if toks[j].Kind != tokPunct {
@@ -294,14 +295,26 @@ func notACall(stmt string, toks []token, i int) bool {
 		case ")":
 			depth--
 			if depth == 0 {
-				if j+2 < len(toks) && eqFold(stmt[toks[j+1].Start:toks[j+1].End], "AS") {
-					n := stmt[toks[j+2].Start:toks[j+2].End]
-					if n == "(" {
-						return j+3 < len(toks) && startsQuery(stmt[toks[j+3].Start:toks[j+3].End])
+				at := func(k int) string {
+					if k < len(toks) {
+						return stmt[toks[k].Start:toks[k].End]
 					}
-					return eqFold(n, "MATERIALIZED") || eqFold(n, "NOT")
+					return ""
 				}
-				return false
+				if !eqFold(at(j+1), "AS") {
+					return false
+				}
+				k := j + 2
+				if eqFold(at(k), "NOT") {
+					k++
+					if !eqFold(at(k), "MATERIALIZED") {
+						return false
+					}
+				}
+				if eqFold(at(k), "MATERIALIZED") {
+					k++
+				}
+				return at(k) == "(" && startsQuery(at(k+1))
 			}
 		}
 	}

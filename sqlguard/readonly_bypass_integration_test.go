@@ -161,3 +161,47 @@ func TestReadOnlyBypassMySQLLastInsertID(t *testing.T) {
 		t.Errorf("LAST_INSERT_ID() = %d: set by the read-only actor", id)
 	}
 }
+
+// A call aliased MATERIALIZED or NOT (f() AS materialized; both are
+// labels PostgreSQL accepts after AS, MariaDB takes the first) looked to
+// the classifier like a WITH query's column list before AS MATERIALIZED.
+func TestReadOnlyBypassAliasMaterialized(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		rdb := roDatabase(t, sqlguard.Postgres)
+		db, bare, ro := guardedReadOnly(t, rdb)
+		seq := fmt.Sprintf("ro_mat_%08x", rand.Uint32())
+		if _, err := bare.Exec("CREATE SEQUENCE " + seq); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { bare.Exec("DROP SEQUENCE IF EXISTS " + seq) })
+		for _, stmt := range []string{
+			"SELECT nextval('" + seq + "') AS materialized",
+			"SELECT nextval('" + seq + "') AS not",
+			"SELECT 1 AS a, nextval('" + seq + "') AS MATERIALIZED",
+		} {
+			runRefused(t, db, ro, stmt)
+		}
+		var called bool
+		if err := bare.QueryRow("SELECT is_called FROM " + seq).Scan(&called); err != nil {
+			t.Fatal(err)
+		}
+		if called {
+			t.Errorf("sequence %s advanced by the read-only actor's statements", seq)
+		}
+	})
+	t.Run("mysql", func(t *testing.T) {
+		rdb := roDatabase(t, sqlguard.MySQL)
+		db, bare, ro := guardedReadOnly(t, rdb)
+		lock := fmt.Sprintf("ro_mat_%08x", rand.Uint32())
+		runRefused(t, db, ro, "SELECT GET_LOCK('"+lock+"', 1) AS materialized")
+		// The guarded pool's one connection would hold the lock: the
+		// bare connection asks who does.
+		var holder sql.NullInt64
+		if err := bare.QueryRow("SELECT IS_USED_LOCK(?)", lock).Scan(&holder); err != nil {
+			t.Fatal(err)
+		}
+		if holder.Valid {
+			t.Errorf("named lock %s held by connection %d after the read-only actor's statement", lock, holder.Int64)
+		}
+	})
+}
