@@ -87,10 +87,11 @@ func statementRefusal(d Dialect, stmt string, toks []token) string {
 		return strings.ToUpper(truncateText(text(0))) + " statement"
 	}
 	switch verb {
-	case "SELECT", "WITH", "VALUES", "TABLE", "EXPLAIN", "DESCRIBE", "DESC", "SHOW":
-		// EXPLAIN ANALYZE runs its statement: judge it as if it ran.
+	case "SELECT", "WITH", "VALUES", "TABLE", "SHOW":
 		// MariaDB evaluates SHOW ... WHERE expressions.
 		return queryRefusal(d, stmt, toks)
+	case "EXPLAIN", "DESCRIBE", "DESC":
+		return explainRefusal(d, stmt, toks)
 	case "BEGIN", "START":
 		rest := toks[1:]
 		if verb == "START" {
@@ -146,6 +147,74 @@ func statementRefusal(d Dialect, stmt string, toks []token) string {
 		}
 	}
 	return verb + " statement"
+}
+
+// explainRefusal judges EXPLAIN (DESCRIBE and DESC in MySQL). EXPLAIN
+// ANALYZE runs what it explains, which in PostgreSQL need not be a query
+// (CREATE TABLE AS, CREATE MATERIALIZED VIEW, EXECUTE of a prepared
+// statement): only a query passes, judged as if it ran, or in MySQL a
+// table's name (DESCRIBE t) or another connection's plan (FOR CONNECTION).
+func explainRefusal(d Dialect, stmt string, toks []token) string {
+	at := func(k int) string {
+		if k < len(toks) {
+			return stmt[toks[k].Start:toks[k].End]
+		}
+		return ""
+	}
+	i := 1
+	isQuery := func(w string) bool {
+		return w == "(" || eqFold(w, "SELECT") || eqFold(w, "WITH") || eqFold(w, "VALUES") || eqFold(w, "TABLE")
+	}
+	if d == Postgres && at(i) == "(" && !isQuery(at(i+1)) { // the options
+		for depth := 0; i < len(toks); i++ {
+			if toks[i].Kind == tokPunct && at(i) == "(" {
+				depth++
+			} else if toks[i].Kind == tokPunct && at(i) == ")" {
+				if depth--; depth == 0 {
+					i++
+					break
+				}
+			}
+		}
+	}
+	for i < len(toks) {
+		w := at(i)
+		switch {
+		case eqFold(w, "ANALYZE"), eqFold(w, "ANALYSE"), eqFold(w, "VERBOSE"), eqFold(w, "EXTENDED"),
+			eqFold(w, "PARTITIONS"), eqFold(w, "QUERY"), eqFold(w, "PLAN"):
+			i++
+			continue
+		case d == MySQL && eqFold(w, "FORMAT") && at(i+1) == "=":
+			i += 3
+			continue
+		}
+		break
+	}
+	if i >= len(toks) {
+		return "EXPLAIN of nothing"
+	}
+	w := at(i)
+	if isQuery(w) {
+		return queryRefusal(d, stmt, toks)
+	}
+	if d == MySQL {
+		// DESCRIBE t [column], EXPLAIN FOR CONNECTION n: names,
+		// strings and numbers only.
+		for k := i; k < len(toks); k++ {
+			switch toks[k].Kind {
+			case tokWord, tokQuotedIdent, tokString, tokNumber:
+				if kw := queryWordOf(at(k)); kw == qwWrite || kw == qwInto {
+					return strings.ToUpper(truncateText(at(k))) + " in EXPLAIN"
+				}
+			default:
+				if at(k) != "." {
+					return "EXPLAIN of " + strings.ToUpper(truncateText(w)) + " is not known to read"
+				}
+			}
+		}
+		return ""
+	}
+	return "EXPLAIN of " + strings.ToUpper(truncateText(w)) + " (EXPLAIN ANALYZE runs it) is not a query"
 }
 
 // queryRefusal judges a query (SELECT, WITH, VALUES, TABLE, EXPLAIN, SHOW

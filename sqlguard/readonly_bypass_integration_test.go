@@ -205,3 +205,64 @@ func TestReadOnlyBypassAliasMaterialized(t *testing.T) {
 		}
 	})
 }
+
+// PostgreSQL's EXPLAIN ANALYZE runs what it explains, and it explains
+// more than queries: CREATE TABLE AS, CREATE MATERIALIZED VIEW and
+// EXECUTE (a statement the connection prepared, perhaps a write).
+func TestReadOnlyBypassPostgresExplainAnalyze(t *testing.T) {
+	rdb := roDatabase(t, sqlguard.Postgres)
+	db, bare, ro := guardedReadOnly(t, rdb)
+	suffix := fmt.Sprintf("%08x", rand.Uint32())
+	tbl, ctas, mv, prep := "ro_ea_"+suffix, "ro_ea_ctas_"+suffix, "ro_ea_mv_"+suffix, "ro_ea_p_"+suffix
+	if _, err := bare.Exec("CREATE TABLE " + tbl + " (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		bare.Exec("DROP TABLE IF EXISTS " + ctas)
+		bare.Exec("DROP MATERIALIZED VIEW IF EXISTS " + mv)
+		bare.Exec("DROP TABLE IF EXISTS " + tbl)
+	})
+	// The application prepared a write on the pool's one connection.
+	normal := context.Background()
+	if _, err := db.ExecContext(normal, "PREPARE "+prep+" AS INSERT INTO "+tbl+" VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		"EXPLAIN ANALYZE CREATE TABLE " + ctas + " AS SELECT 1 AS a",
+		"EXPLAIN (ANALYZE) CREATE MATERIALIZED VIEW " + mv + " AS SELECT 1 AS a",
+		"EXPLAIN ANALYZE EXECUTE " + prep,
+		"EXPLAIN (ANALYZE, COSTS OFF) EXECUTE " + prep,
+	} {
+		runRefused(t, db, ro, stmt)
+	}
+	var n int
+	if err := bare.QueryRow("SELECT count(*) FROM pg_class WHERE relname IN ($1, $2)", ctas, mv).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d relations created by the read-only actor's EXPLAIN ANALYZE", n)
+	}
+	if err := bare.QueryRow("SELECT count(*) FROM " + tbl).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d rows inserted by the read-only actor's EXPLAIN ANALYZE EXECUTE", n)
+	}
+	// Explaining a query still runs, analysed or not.
+	for _, stmt := range []string{
+		"EXPLAIN SELECT * FROM " + tbl,
+		"EXPLAIN ANALYZE SELECT count(*) FROM " + tbl,
+		"EXPLAIN (ANALYZE, FORMAT JSON) WITH x AS (SELECT a FROM " + tbl + ") SELECT * FROM x",
+		"EXPLAIN VERBOSE VALUES (1)",
+		"EXPLAIN TABLE " + tbl,
+	} {
+		rows, err := db.QueryContext(ro, stmt)
+		if err != nil {
+			t.Errorf("%s: %v", stmt, err)
+			continue
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+	}
+}
