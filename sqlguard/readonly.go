@@ -93,28 +93,11 @@ func statementRefusal(d Dialect, stmt string, toks []token) string {
 	case "EXPLAIN", "DESCRIBE", "DESC":
 		return explainRefusal(d, stmt, toks)
 	case "BEGIN", "START":
-		rest := toks[1:]
-		if verb == "START" {
-			if len(rest) == 0 || !eqFold(stmt[rest[0].Start:rest[0].End], "TRANSACTION") {
-				return verb + " statement"
-			}
-		}
-		for i := range rest {
-			w := stmt[rest[i].Start:rest[i].End]
-			if rest[i].Kind == tokPunct && w == "," {
-				continue
-			}
-			if rest[i].Kind != tokWord {
-				return verb + " with " + truncateText(w)
-			}
-			if eqFold(w, "IMMEDIATE") || eqFold(w, "EXCLUSIVE") {
-				return "BEGIN " + strings.ToUpper(w) + " takes a write lock"
-			}
-			if _, ok := lookupFold(transactionWords, w); !ok {
-				return verb + " ... " + truncateText(w) + " is not plain transaction control"
-			}
-		}
-		return ""
+		// A transaction opened by a statement rather than by the
+		// application (BeginTx) stays open when the connection goes back
+		// to the pool: the next actor's writes on it join the
+		// transaction, and this actor's ROLLBACK would undo them.
+		return verb + " opens a transaction the pool would hand to other actors"
 	case "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE":
 		// A savepoint's name is a word; COMMIT PREPARED 'id' commits
 		// another transaction's writes.
@@ -541,11 +524,6 @@ func queryWordOf(w string) queryWord {
 	}
 	return 0
 }
-
-// transactionWords may follow BEGIN and START TRANSACTION. NOT ATOMIC (a
-// MariaDB compound statement) and SQLite's IMMEDIATE and EXCLUSIVE may not.
-var transactionWords = set(`work transaction deferred isolation level read write only committed
-	uncommitted repeatable serializable not deferrable with consistent snapshot`)
 
 // notFunctions are words that a "(" follows without making a call.
 var notFunctions = set(`select from where and or not xor in exists any all some as on using join

@@ -266,3 +266,69 @@ func TestReadOnlyBypassPostgresExplainAnalyze(t *testing.T) {
 		rows.Close()
 	}
 }
+
+// A transaction a read-only actor opens with the statement BEGIN (or
+// START TRANSACTION) stays open on the connection when it goes back to the
+// pool, and the next actor's writes on that connection join it: the read-
+// only actor's ROLLBACK then undoes them. MySQL's driver hands such a
+// connection on as it is (pgx discards it; SQLite's driver as MySQL's).
+func TestReadOnlyBypassOpenTransactionInThePool(t *testing.T) {
+	for _, d := range []sqlguard.Dialect{sqlguard.MySQL, sqlguard.SQLite} {
+		t.Run(d.String(), func(t *testing.T) {
+			rdb := roDatabase(t, d)
+			db, bare, ro := guardedReadOnly(t, rdb)
+			tbl := fmt.Sprintf("ro_tx_%08x", rand.Uint32())
+			if _, err := bare.Exec("CREATE TABLE " + tbl + " (a INT)"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { bare.Exec("DROP TABLE IF EXISTS " + tbl) })
+			if d == sqlguard.SQLite {
+				bare.Close() // leave the one connection to the guarded pool
+			}
+			// The read-only actor opens a transaction, another actor
+			// writes on the connection, the read-only actor rolls back.
+			runBlocked := func(stmt string) {
+				t.Helper()
+				if _, err := db.ExecContext(ro, stmt); err == nil {
+					t.Errorf("%s ran for a read-only actor, want it refused", stmt)
+				} else if !errors.Is(err, rampart.ErrBlocked) {
+					t.Errorf("%s: %v, want the guard's refusal", stmt, err)
+				}
+			}
+			runBlocked("BEGIN")
+			if _, err := db.ExecContext(context.Background(), "INSERT INTO "+tbl+" VALUES (1)"); err != nil {
+				t.Fatal(err)
+			}
+			db.ExecContext(ro, "ROLLBACK") // may run: no transaction is open
+			var n int
+			if err := db.QueryRowContext(context.Background(), "SELECT count(*) FROM "+tbl).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 {
+				t.Errorf("another actor's INSERT undone by the read-only actor: %d rows, want 1", n)
+			}
+			other := []string{"START TRANSACTION", "BEGIN WORK", "START TRANSACTION WITH CONSISTENT SNAPSHOT"}
+			if d == sqlguard.SQLite {
+				other = []string{"BEGIN DEFERRED TRANSACTION", "BEGIN TRANSACTION"}
+			}
+			for _, stmt := range other {
+				runBlocked(stmt)
+				db.ExecContext(context.Background(), "ROLLBACK")
+			}
+			// A transaction the application opens (BeginTx) still
+			// serves the read-only actor, savepoints and all.
+			tx, err := db.BeginTx(ro, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, stmt := range []string{"SAVEPOINT sp1", "SELECT count(*) FROM " + tbl, "ROLLBACK TO SAVEPOINT sp1", "RELEASE SAVEPOINT sp1"} {
+				if _, err := tx.ExecContext(ro, stmt); err != nil {
+					t.Errorf("in the application's transaction, %s: %v", stmt, err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
