@@ -111,7 +111,9 @@ func statementRefusal(d Dialect, stmt string, toks []token) string {
 	case "SET":
 		// SET TRANSACTION applies to one transaction; any other SET
 		// changes the session, which the pool hands to other requests.
-		if len(toks) > 1 && eqFold(text(1), "TRANSACTION") {
+		// MySQL's, outside a transaction, applies to the session's next
+		// one: perhaps another actor's.
+		if len(toks) > 1 && eqFold(text(1), "TRANSACTION") && d != MySQL {
 			for i := 2; i < len(toks); i++ {
 				if w := text(i); toks[i].Kind != tokWord && w != "," {
 					return "SET TRANSACTION with " + truncateText(w)

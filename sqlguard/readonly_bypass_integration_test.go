@@ -332,3 +332,33 @@ func TestReadOnlyBypassOpenTransactionInThePool(t *testing.T) {
 		})
 	}
 }
+
+// MySQL's SET TRANSACTION (without SESSION) sets how the session's next
+// transaction runs: a read-only actor's, outside a transaction, set the
+// next actor's on the pooled connection (READ ONLY: its writes failed).
+func TestReadOnlyBypassMySQLSetTransaction(t *testing.T) {
+	rdb := roDatabase(t, sqlguard.MySQL)
+	db, bare, ro := guardedReadOnly(t, rdb)
+	tbl := fmt.Sprintf("ro_st_%08x", rand.Uint32())
+	if _, err := bare.Exec("CREATE TABLE " + tbl + " (a INT)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bare.Exec("DROP TABLE IF EXISTS " + tbl) })
+	runRefused(t, db, ro, "SET TRANSACTION READ ONLY")
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO "+tbl+" VALUES (1)"); err != nil {
+		t.Errorf("another actor's INSERT in its transaction: %v", err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{"SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED", "set transaction read write"} {
+		if _, err := db.ExecContext(ro, stmt); !errors.Is(err, rampart.ErrBlocked) {
+			t.Errorf("%s: %v, want the guard's refusal", stmt, err)
+		}
+	}
+}
