@@ -100,11 +100,18 @@ func statementRefusal(d Dialect, stmt string, toks []token) string {
 		return verb + " opens a transaction the pool would hand to other actors"
 	case "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE":
 		// A savepoint's name is a word; COMMIT PREPARED 'id' commits
-		// another transaction's writes.
+		// another transaction's writes. AND CHAIN opens a transaction, as
+		// BEGIN does, and so does SQLite's SAVEPOINT outside one.
+		if verb == "SAVEPOINT" && d == SQLite {
+			return "SAVEPOINT opens a transaction when none is open"
+		}
 		for i := 1; i < len(toks); i++ {
 			w := text(i)
 			if toks[i].Kind != tokWord && toks[i].Kind != tokQuotedIdent || eqFold(w, "PREPARED") {
 				return verb + " ... " + truncateText(w) + " is not plain transaction control"
+			}
+			if eqFold(w, "CHAIN") && !eqFold(text(i-1), "NO") {
+				return verb + " AND CHAIN opens a transaction the pool would hand to other actors"
 			}
 		}
 		return ""
