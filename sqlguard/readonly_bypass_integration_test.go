@@ -376,3 +376,77 @@ func TestReadOnlyBypassMySQLSetTransaction(t *testing.T) {
 		}
 	}
 }
+
+// The reads applications and their ORMs send still run for a read-only
+// actor, on the real databases.
+func TestReadOnlyCommonReadsRun(t *testing.T) {
+	for _, d := range []sqlguard.Dialect{sqlguard.Postgres, sqlguard.MySQL, sqlguard.SQLite} {
+		t.Run(d.String(), func(t *testing.T) {
+			rdb := roDatabase(t, d)
+			db, bare, ro := guardedReadOnly(t, rdb)
+			tbl := fmt.Sprintf("ro_reads_%08x", rand.Uint32())
+			jsonType := map[sqlguard.Dialect]string{sqlguard.Postgres: "JSONB", sqlguard.MySQL: "JSON", sqlguard.SQLite: "TEXT"}[d]
+			for _, q := range []string{
+				"CREATE TABLE " + tbl + " (id INT PRIMARY KEY, owner VARCHAR(32) NOT NULL, price DECIMAL(10, 2), data " + jsonType + ")",
+				"INSERT INTO " + tbl + ` VALUES (1, 'alice', 9.50, '{"a": {"b": 1}}'), (2, 'bob', 3.25, '{"a": {"b": 2}}'), (3, 'alice', 1.00, '{"a": {"b": 3}}')`,
+			} {
+				if _, err := bare.Exec(q); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			t.Cleanup(func() { bare.Exec("DROP TABLE IF EXISTS " + tbl) })
+			p := "?"
+			if d == sqlguard.Postgres {
+				p = "$1"
+			}
+			reads := []string{
+				"SELECT id, owner, price FROM " + tbl + " WHERE owner = " + p + " ORDER BY id LIMIT 10 OFFSET 0",
+				"SELECT count(*) AS count FROM " + tbl + " WHERE owner = " + p,
+				"SELECT COUNT(*) FROM (SELECT id FROM " + tbl + " WHERE owner = " + p + ") AS sub",
+				"SELECT owner, sum(price) AS total, row_number() OVER (ORDER BY sum(price) DESC) AS rnk FROM " + tbl + " WHERE owner <> " + p + " GROUP BY owner HAVING count(*) > 0",
+				"SELECT id, lag(price) OVER (PARTITION BY owner ORDER BY id) FROM " + tbl + " WHERE owner <> " + p,
+				"WITH mine AS (SELECT id, price FROM " + tbl + " WHERE owner = " + p + ") SELECT coalesce(max(price), 0) FROM mine",
+				"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT count(*) FROM n, " + tbl + " WHERE owner <> " + p,
+				"SELECT EXISTS (SELECT 1 FROM " + tbl + " WHERE owner = " + p + ")",
+				"SELECT t1.id FROM " + tbl + " t1 LEFT JOIN " + tbl + " t2 ON t2.id = t1.id + 1 WHERE t1.owner = " + p + " ORDER BY t1.id DESC",
+			}
+			switch d {
+			case sqlguard.Postgres:
+				reads = append(reads,
+					"SELECT data->'a'->>'b', data #>> '{a,b}' FROM "+tbl+" WHERE data @> '{\"a\": {\"b\": 1}}' AND owner = $1",
+					"SELECT id FROM "+tbl+" WHERE owner = $1 ORDER BY id FETCH FIRST 2 ROWS ONLY",
+					"SELECT jsonb_agg(jsonb_build_object('id', id)) FROM "+tbl+" WHERE owner = $1",
+					"SELECT \"id\", \"owner\" FROM \"public\".\""+tbl+"\" WHERE \"owner\" = $1 LIMIT 1",
+				)
+			case sqlguard.MySQL:
+				reads = append(reads,
+					"SELECT JSON_UNQUOTE(JSON_EXTRACT(data, '$.a.b')), JSON_VALUE(data, '$.a.b') FROM "+tbl+" WHERE owner = ?",
+					"SELECT `id`, `owner` FROM `"+tbl+"` WHERE `owner` = ? LIMIT 0, 10",
+				)
+			case sqlguard.SQLite:
+				reads = append(reads,
+					"SELECT json_extract(data, '$.a.b'), data ->> '$.a.b' FROM "+tbl+" WHERE owner = ?",
+					"SELECT \"id\" FROM `"+tbl+"` WHERE [owner] = ? LIMIT 10 OFFSET 1",
+				)
+			}
+			for _, q := range reads {
+				rows, err := db.QueryContext(ro, q, "alice")
+				if err != nil {
+					t.Errorf("%s: %v", q, err)
+					continue
+				}
+				n := 0
+				for rows.Next() {
+					n++
+				}
+				if err := rows.Err(); err != nil {
+					t.Errorf("%s: %v", q, err)
+				}
+				rows.Close()
+				if n == 0 {
+					t.Errorf("%s: no rows", q)
+				}
+			}
+		})
+	}
+}
