@@ -110,6 +110,9 @@ func statementRefusal(d Dialect, stmt string, toks []token) string {
 			if toks[i].Kind != tokWord && toks[i].Kind != tokQuotedIdent || eqFold(w, "PREPARED") {
 				return verb + " ... " + truncateText(w) + " is not plain transaction control"
 			}
+			if kw := queryWordOf(w); kw == qwWrite || kw == qwInto {
+				return verb + " ... " + strings.ToUpper(w) + " is not plain transaction control"
+			}
 			if eqFold(w, "CHAIN") && !eqFold(text(i-1), "NO") {
 				return verb + " AND CHAIN opens a transaction the pool would hand to other actors"
 			}
