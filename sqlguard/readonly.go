@@ -87,47 +87,43 @@ func statementRefusal(d Dialect, stmt string, toks []token) string {
 		return strings.ToUpper(truncateText(text(0))) + " statement"
 	}
 	switch verb {
-	case "SELECT", "WITH", "VALUES", "TABLE", "EXPLAIN", "DESCRIBE", "DESC", "SHOW":
-		// EXPLAIN ANALYZE runs its statement: judge it as if it ran.
+	case "SELECT", "WITH", "VALUES", "TABLE", "SHOW":
 		// MariaDB evaluates SHOW ... WHERE expressions.
 		return queryRefusal(d, stmt, toks)
+	case "EXPLAIN", "DESCRIBE", "DESC":
+		return explainRefusal(d, stmt, toks)
 	case "BEGIN", "START":
-		rest := toks[1:]
-		if verb == "START" {
-			if len(rest) == 0 || !eqFold(stmt[rest[0].Start:rest[0].End], "TRANSACTION") {
-				return verb + " statement"
-			}
-		}
-		for i := range rest {
-			w := stmt[rest[i].Start:rest[i].End]
-			if rest[i].Kind == tokPunct && w == "," {
-				continue
-			}
-			if rest[i].Kind != tokWord {
-				return verb + " with " + truncateText(w)
-			}
-			if eqFold(w, "IMMEDIATE") || eqFold(w, "EXCLUSIVE") {
-				return "BEGIN " + strings.ToUpper(w) + " takes a write lock"
-			}
-			if _, ok := lookupFold(transactionWords, w); !ok {
-				return verb + " ... " + truncateText(w) + " is not plain transaction control"
-			}
-		}
-		return ""
+		// A transaction opened by a statement rather than by the
+		// application (BeginTx) stays open when the connection goes back
+		// to the pool: the next actor's writes on it join the
+		// transaction, and this actor's ROLLBACK would undo them.
+		return verb + " opens a transaction the pool would hand to other actors"
 	case "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE":
 		// A savepoint's name is a word; COMMIT PREPARED 'id' commits
-		// another transaction's writes.
+		// another transaction's writes. AND CHAIN opens a transaction, as
+		// BEGIN does, and so does SQLite's SAVEPOINT outside one.
+		if verb == "SAVEPOINT" && d == SQLite {
+			return "SAVEPOINT opens a transaction when none is open"
+		}
 		for i := 1; i < len(toks); i++ {
 			w := text(i)
 			if toks[i].Kind != tokWord && toks[i].Kind != tokQuotedIdent || eqFold(w, "PREPARED") {
 				return verb + " ... " + truncateText(w) + " is not plain transaction control"
+			}
+			if kw := queryWordOf(w); kw == qwWrite || kw == qwInto {
+				return verb + " ... " + strings.ToUpper(w) + " is not plain transaction control"
+			}
+			if eqFold(w, "CHAIN") && !eqFold(text(i-1), "NO") {
+				return verb + " AND CHAIN opens a transaction the pool would hand to other actors"
 			}
 		}
 		return ""
 	case "SET":
 		// SET TRANSACTION applies to one transaction; any other SET
 		// changes the session, which the pool hands to other requests.
-		if len(toks) > 1 && eqFold(text(1), "TRANSACTION") {
+		// MySQL's, outside a transaction, applies to the session's next
+		// one: perhaps another actor's.
+		if len(toks) > 1 && eqFold(text(1), "TRANSACTION") && d != MySQL {
 			for i := 2; i < len(toks); i++ {
 				if w := text(i); toks[i].Kind != tokWord && w != "," {
 					return "SET TRANSACTION with " + truncateText(w)
@@ -148,6 +144,74 @@ func statementRefusal(d Dialect, stmt string, toks []token) string {
 	return verb + " statement"
 }
 
+// explainRefusal judges EXPLAIN (DESCRIBE and DESC in MySQL). EXPLAIN
+// ANALYZE runs what it explains, which in PostgreSQL need not be a query
+// (CREATE TABLE AS, CREATE MATERIALIZED VIEW, EXECUTE of a prepared
+// statement): only a query passes, judged as if it ran, or in MySQL a
+// table's name (DESCRIBE t) or another connection's plan (FOR CONNECTION).
+func explainRefusal(d Dialect, stmt string, toks []token) string {
+	at := func(k int) string {
+		if k < len(toks) {
+			return stmt[toks[k].Start:toks[k].End]
+		}
+		return ""
+	}
+	i := 1
+	isQuery := func(w string) bool {
+		return w == "(" || eqFold(w, "SELECT") || eqFold(w, "WITH") || eqFold(w, "VALUES") || eqFold(w, "TABLE")
+	}
+	if d == Postgres && at(i) == "(" && !isQuery(at(i+1)) { // the options
+		for depth := 0; i < len(toks); i++ {
+			if toks[i].Kind == tokPunct && at(i) == "(" {
+				depth++
+			} else if toks[i].Kind == tokPunct && at(i) == ")" {
+				if depth--; depth == 0 {
+					i++
+					break
+				}
+			}
+		}
+	}
+	for i < len(toks) {
+		w := at(i)
+		switch {
+		case eqFold(w, "ANALYZE"), eqFold(w, "ANALYSE"), eqFold(w, "VERBOSE"), eqFold(w, "EXTENDED"),
+			eqFold(w, "PARTITIONS"), eqFold(w, "QUERY"), eqFold(w, "PLAN"):
+			i++
+			continue
+		case d == MySQL && eqFold(w, "FORMAT") && at(i+1) == "=":
+			i += 3
+			continue
+		}
+		break
+	}
+	if i >= len(toks) {
+		return "EXPLAIN of nothing"
+	}
+	w := at(i)
+	if isQuery(w) {
+		return queryRefusal(d, stmt, toks)
+	}
+	if d == MySQL {
+		// DESCRIBE t [column], EXPLAIN FOR CONNECTION n: names,
+		// strings and numbers only.
+		for k := i; k < len(toks); k++ {
+			switch toks[k].Kind {
+			case tokWord, tokQuotedIdent, tokString, tokNumber:
+				if kw := queryWordOf(at(k)); kw == qwWrite || kw == qwInto {
+					return strings.ToUpper(truncateText(at(k))) + " in EXPLAIN"
+				}
+			default:
+				if at(k) != "." {
+					return "EXPLAIN of " + strings.ToUpper(truncateText(w)) + " is not known to read"
+				}
+			}
+		}
+		return ""
+	}
+	return "EXPLAIN of " + strings.ToUpper(truncateText(w)) + " (EXPLAIN ANALYZE runs it) is not a query"
+}
+
 // queryRefusal judges a query (SELECT, WITH, VALUES, TABLE, EXPLAIN, SHOW
 // and their parenthesized forms): it reads unless it holds a writing
 // statement (a data-modifying WITH), INTO (SELECT INTO creates a table or
@@ -165,6 +229,11 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 		switch t.Kind {
 		case tokWord:
 		case tokQuotedIdent:
+			if d == SQLite {
+				if why := pragmaTableRefusal(unquote(text(i))); why != "" {
+					return why
+				}
+			}
 			if text(i+1) == "(" && !notACall(stmt, toks, i) {
 				return fmt.Sprintf("function %s(): unknown effects", truncateText(text(i)))
 			}
@@ -196,6 +265,13 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 				}
 			}
 		}
+		if d == SQLite {
+			// A pragma's table-valued function runs the pragma, named
+			// as a table (FROM pragma_optimize) as much as called.
+			if why := pragmaTableRefusal(w); why != "" {
+				return why
+			}
+		}
 		if text(i+1) != "(" || notACall(stmt, toks, i) {
 			continue
 		}
@@ -208,16 +284,14 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 		if why, ok := lookupFold(effects, w); ok {
 			return truncateText(w) + "() " + why
 		}
+		if d == MySQL && eqFold(w, "LAST_INSERT_ID") && text(i+2) != ")" {
+			return "LAST_INSERT_ID(x) sets a value of the session"
+		}
 		if _, ok := lookupFold(pure[d], w); ok {
 			continue
 		}
 		if d == SQLite && len(w) > 7 && eqFold(w[:7], "PRAGMA_") {
-			if _, ok := lookupFold(pragmasWithArgument, w[7:]); ok {
-				continue
-			}
-			if _, ok := lookupFold(pragmasRead, w[7:]); ok {
-				continue
-			}
+			continue // a read pragma: pragmaTableRefusal passed it
 		}
 		if _, ok := lookupFold(pureAll, w); ok {
 			continue
@@ -233,6 +307,31 @@ func queryRefusal(d Dialect, stmt string, toks []token) string {
 	return ""
 }
 
+// pragmaTableRefusal judges a name, in SQLite, that may be a pragma's
+// table-valued function (pragma_NAME): SQLite runs the pragma whether the
+// query calls it or names it as a table, so only the pragmas known to read
+// pass. It returns "" for any other name.
+func pragmaTableRefusal(w string) string {
+	if len(w) <= 7 || !eqFold(w[:7], "PRAGMA_") {
+		return ""
+	}
+	if _, ok := lookupFold(pragmasWithArgument, w[7:]); ok {
+		return ""
+	}
+	if _, ok := lookupFold(pragmasRead, w[7:]); ok {
+		return ""
+	}
+	return truncateText(w) + " runs PRAGMA " + truncateText(w[7:]) + ", not known to be a read"
+}
+
+// unquote strips the quotes of a quoted identifier ("x", `x`, [x]).
+func unquote(s string) string {
+	if len(s) >= 2 {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
 // notACall reports whether the word or quoted identifier at i, followed by
 // "(", is not a function call: a type's modifiers after AS or ::, the
 // column list of an alias after AS or after a parenthesized expression, or
@@ -245,7 +344,10 @@ func notACall(stmt string, toks []token, i int) bool {
 		}
 	}
 	// Skip the parenthesized list; a WITH query's AS follows it, then
-	// "(", MATERIALIZED or NOT MATERIALIZED.
+	// "(" and a query, MATERIALIZED or NOT MATERIALIZED before the "(".
+	// A call can be followed by AS and "(" too, but then by a column
+	// definition list (FROM f() AS (a int)), and by AS MATERIALIZED or AS
+	// NOT (aliases PostgreSQL accepts), but then by no "(".
 	depth := 0
 	for j := i + 1; j < len(toks); j++ {
 		if toks[j].Kind != tokPunct {
@@ -257,13 +359,38 @@ func notACall(stmt string, toks []token, i int) bool {
 		case ")":
 			depth--
 			if depth == 0 {
-				if j+2 < len(toks) && eqFold(stmt[toks[j+1].Start:toks[j+1].End], "AS") {
-					n := stmt[toks[j+2].Start:toks[j+2].End]
-					return n == "(" || eqFold(n, "MATERIALIZED") || eqFold(n, "NOT")
+				at := func(k int) string {
+					if k < len(toks) {
+						return stmt[toks[k].Start:toks[k].End]
+					}
+					return ""
 				}
-				return false
+				if !eqFold(at(j+1), "AS") {
+					return false
+				}
+				k := j + 2
+				if eqFold(at(k), "NOT") {
+					k++
+					if !eqFold(at(k), "MATERIALIZED") {
+						return false
+					}
+				}
+				if eqFold(at(k), "MATERIALIZED") {
+					k++
+				}
+				return at(k) == "(" && startsQuery(at(k+1))
 			}
 		}
+	}
+	return false
+}
+
+// startsQuery reports whether w can start a WITH query's body.
+func startsQuery(w string) bool {
+	switch {
+	case w == "(", eqFold(w, "SELECT"), eqFold(w, "WITH"), eqFold(w, "VALUES"), eqFold(w, "TABLE"),
+		eqFold(w, "INSERT"), eqFold(w, "UPDATE"), eqFold(w, "DELETE"), eqFold(w, "MERGE"):
+		return true
 	}
 	return false
 }
@@ -409,11 +536,6 @@ func queryWordOf(w string) queryWord {
 	}
 	return 0
 }
-
-// transactionWords may follow BEGIN and START TRANSACTION. NOT ATOMIC (a
-// MariaDB compound statement) and SQLite's IMMEDIATE and EXCLUSIVE may not.
-var transactionWords = set(`work transaction deferred isolation level read write only committed
-	uncommitted repeatable serializable not deferrable with consistent snapshot`)
 
 // notFunctions are words that a "(" follows without making a call.
 var notFunctions = set(`select from where and or not xor in exists any all some as on using join
