@@ -97,8 +97,11 @@
 // it (a batch is split at its semicolons, as the dialect's lexer reads
 // them) is known to be a read:
 //
-//   - SELECT, WITH, VALUES, TABLE, EXPLAIN, DESCRIBE and SHOW, or a
-//     parenthesized query, that hold none of: INSERT, UPDATE, DELETE or
+//   - SELECT, WITH, VALUES, TABLE and SHOW, or a parenthesized query, and
+//     EXPLAIN or DESCRIBE of such a query (EXPLAIN ANALYZE runs what it
+//     explains: CREATE TABLE AS, CREATE MATERIALIZED VIEW, EXECUTE are
+//     refused; MySQL's DESCRIBE t and EXPLAIN FOR CONNECTION pass), that
+//     hold none of: INSERT, UPDATE, DELETE or
 //     MERGE anywhere (a WITH query that writes, a write after WITH); INTO
 //     (SELECT INTO creates a table, INTO OUTFILE writes a file, INTO @v
 //     sets a variable of the session); a row lock (FOR UPDATE, FOR SHARE,
@@ -111,13 +114,20 @@
 //     dblink_exec, pg_terminate_backend, set_config, query_to_xml,
 //     GET_LOCK, LOAD_FILE, load_extension and the application's own
 //     functions (whose effects the guard cannot know) are refused, as is a
-//     function named with a schema other than pg_catalog. SLEEP,
+//     function named with a schema other than pg_catalog, LAST_INSERT_ID
+//     with an argument (it sets the next answer on the pooled connection),
+//     and in SQLite a pragma_* table function that is not a read pragma,
+//     called or named as a table. SLEEP,
 //     BENCHMARK and pg_sleep write nothing and pass.
-//   - BEGIN, START TRANSACTION, COMMIT, END, ROLLBACK, SAVEPOINT and
-//     RELEASE, which write nothing alone, and SET TRANSACTION; but not
-//     SQLite's BEGIN IMMEDIATE or EXCLUSIVE (a write lock), MariaDB's BEGIN
-//     NOT ATOMIC (a compound statement), nor COMMIT PREPARED. UNLOCK
-//     TABLES.
+//   - COMMIT, END, ROLLBACK, RELEASE, SAVEPOINT (not in SQLite, where it
+//     opens a transaction), SET TRANSACTION (PostgreSQL only) and UNLOCK
+//     TABLES. BEGIN and START TRANSACTION sent as SQL text, COMMIT or
+//     ROLLBACK AND CHAIN, MySQL's SET TRANSACTION and SQLite's SAVEPOINT
+//     outside a transaction are refused: they open or set up a transaction
+//     that the pool then hands to the next user of the connection, whose
+//     writes the actor could roll back. A transaction the application opens
+//     with BeginTx still serves a read-only actor. COMMIT PREPARED is
+//     refused.
 //   - In SQLite, PRAGMA of the pragmas that only read (table_info,
 //     index_list, integrity_check..., and user_version, journal_mode... read
 //     without a value).
