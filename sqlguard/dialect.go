@@ -19,6 +19,8 @@ const (
 	SQLite
 )
 
+// String returns the dialect's name ("postgres", "mysql", "sqlite"), which
+// ParseDialect reads back.
 func (d Dialect) String() string {
 	switch d {
 	case Postgres:
