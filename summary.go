@@ -2,10 +2,11 @@ package rampart
 
 import (
 	"context"
-	"net/netip"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/rampartsec/rampart/internal/summary"
 )
 
 // Request summaries. Detection needs to know what ordinary requests add up
@@ -50,32 +51,7 @@ const (
 	DefaultSummaryMaxObjects = 16
 	maxSummaryMethod         = 16 // a method the mux did not route is the client's text
 	maxSummaryWait           = 10 * time.Second
-	maxActorKeys             = 32 // keys of one actor in a window before its requests are folded
 )
-
-// actorKey is the part of a summaryKey that a client cannot vary at will.
-type actorKey struct {
-	ip   netip.Addr
-	user string
-}
-
-// foldStatus is the status class that an actor's folded summary keeps.
-func foldStatus(status int) int {
-	if status < 100 || status > 999 {
-		return 0
-	}
-	return status / 100 * 100
-}
-
-type summaryKey struct {
-	ip      netip.Addr
-	user    string
-	session string
-	route   string
-	method  string
-	status  int
-	folded  bool // the actor's requests past maxActorKeys keys, of one status class
-}
 
 type summaryEntry struct {
 	count   int
@@ -90,14 +66,11 @@ type summaryEntry struct {
 type summarizer struct {
 	agent      *Agent
 	window     time.Duration
-	maxKeys    int
 	maxObjects int
 
 	mu       sync.Mutex
-	keys     map[summaryKey]*summaryEntry
-	actors   map[actorKey]int // keys per actor in the window, folded ones included
-	overflow int              // requests of the window past maxKeys
-	overLast time.Time        // the last of them
+	table    *summary.Table[summaryEntry]
+	overLast time.Time // the last request of the window counted in its overflow
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -105,21 +78,21 @@ type summarizer struct {
 }
 
 func newSummarizer(a *Agent, window time.Duration, maxKeys, maxObjects int) *summarizer {
-	s := &summarizer{agent: a, window: window, maxKeys: maxKeys, maxObjects: maxObjects,
-		keys: map[summaryKey]*summaryEntry{}, actors: map[actorKey]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &summarizer{agent: a, window: window, maxObjects: maxObjects,
+		table: summary.New[summaryEntry](maxKeys), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
 
 // add counts the request q, answered with status.
 func (s *summarizer) add(q *request, status int) {
-	k := summaryKey{ip: q.actorIP(), user: truncate(q.requestUser(), maxLoginField),
-		route: q.route(), method: truncate(q.r.Method, maxSummaryMethod), status: status}
+	k := summary.Key{IP: q.actorIP(), User: truncate(q.requestUser(), maxLoginField),
+		Route: q.route(), Method: truncate(q.r.Method, maxSummaryMethod), Status: status}
 	token := ""
 	if q.actor != nil {
-		k.session, token = q.actor.Session, q.actorToken
+		k.Session, token = q.actor.Session, q.actorToken
 	}
-	session := k.session
+	session := k.Session
 	now := time.Now()
 	q.objMu.Lock() // a goroutine of the handler may still call ObjectAccess
 	objects, omitted := q.objects, q.objectsOmitted
@@ -127,31 +100,14 @@ func (s *summarizer) add(q *request, status int) {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.keys[k]
+	// An actor that varies its keys is folded into a summary of its route
+	// and status class, which names the session of its last request (that
+	// request's token backs it).
+	e := s.table.Entry(k)
 	if e == nil {
-		ak := actorKey{k.ip, k.user}
-		if n := s.actors[ak]; n >= maxActorKeys {
-			// The actor varies its keys: fold the request into its
-			// summary of the route and status class, which names the
-			// session of its last request (that request's token backs
-			// it); past twice the bound, of the status class alone.
-			k.method, k.session, k.status, k.folded = "", "", foldStatus(k.status), true
-			if n >= 2*maxActorKeys && s.keys[k] == nil {
-				k.route = ""
-			}
-			e = s.keys[k]
-		}
-		if e == nil && len(s.keys) >= s.maxKeys {
-			s.overflow++
-			s.overLast = now
-			s.agent.stats.summaryOverflow.Add(1)
-			return
-		}
-		if e == nil {
-			e = &summaryEntry{}
-			s.keys[k] = e
-			s.actors[ak]++
-		}
+		s.overLast = now
+		s.agent.stats.summaryOverflow.Add(1)
+		return
 	}
 	e.count++
 	e.last, e.token, e.session = now, token, session
@@ -195,14 +151,12 @@ func (s *summarizer) close(ctx context.Context) {
 // flush ships one event per key of the window and starts the next.
 func (s *summarizer) flush() {
 	s.mu.Lock()
-	keys, overflow, overLast := s.keys, s.overflow, s.overLast
-	if len(keys) == 0 && overflow == 0 {
-		s.mu.Unlock()
+	keys, overflow := s.table.Take()
+	overLast := s.overLast
+	s.mu.Unlock()
+	if keys == nil {
 		return
 	}
-	s.keys, s.overflow = make(map[summaryKey]*summaryEntry, len(keys)), 0
-	clear(s.actors)
-	s.mu.Unlock()
 
 	a := s.agent
 	// A window's summaries come at once: unlike a request's events they
@@ -213,12 +167,12 @@ func (s *summarizer) flush() {
 	expired := wait.C // nil once it has fired: the rest do not wait
 	for k, e := range keys {
 		ev := Event{ID: newID(), Time: e.last.UTC(), Kind: KindRequestSummary, Action: ActionObserved, Service: a.service,
-			Method: k.method, Route: k.route, Status: k.status, Count: e.count,
-			ActorIP: actorAddr(k.ip), ActorUser: k.user, SessionHash: e.session, ActorToken: e.token,
+			Method: k.Method, Route: k.Route, Status: k.Status, Count: e.count,
+			ActorIP: actorAddr(k.IP), ActorUser: k.User, SessionHash: e.session, ActorToken: e.token,
 			Objects: e.objects, ObjectsOmitted: e.omitted}
-		if k.folded || e.token != "" {
+		if k.Folded || e.token != "" {
 			ev.Attrs = map[string]string{}
-			if k.folded {
+			if k.Folded {
 				ev.Attrs["folded"] = "true"
 			}
 			if e.token != "" {

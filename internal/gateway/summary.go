@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/internal/summary"
 )
 
 // Request summaries: what detection needs to know of ordinary traffic
@@ -49,7 +49,7 @@ const (
 	maxSummaryPath         = 256
 	maxSummaryMethod       = 16
 	maxSummaryWait         = 10 * time.Second
-	maxClientKeys          = 32 // keys of one client in a window before its requests are folded
+	maxClientKeys          = summary.MaxClientKeys // keys of one client in a window before its requests are folded
 )
 
 // maxEventUser is the longest actor user the control plane stores: it
@@ -69,31 +69,6 @@ func eventUser(u string) string {
 	return truncate(u, maxEventUser-len(tail)) + tail
 }
 
-// clientKey is the part of a summaryKey that a client cannot vary at will.
-type clientKey struct {
-	ip   netip.Addr
-	user string
-}
-
-// foldStatus is the status class that a client's folded summary keeps.
-func foldStatus(status int) int {
-	if status < 100 || status > 999 {
-		return 0
-	}
-	return status / 100 * 100
-}
-
-type summaryKey struct {
-	ip      netip.Addr
-	user    string
-	session string
-	route   string
-	method  string
-	status  int
-	static  bool // a static asset by its path's extension: scraping counts the rest
-	folded  bool // the client's requests past maxClientKeys keys, of one status class
-}
-
 type summaryEntry struct {
 	count   int
 	paths   []string
@@ -104,15 +79,12 @@ type summaryEntry struct {
 // nothing on a nil *summaries.
 type summaries struct {
 	window   time.Duration
-	maxKeys  int
 	maxPaths int
 	ship     func(ev rampart.Event, expired <-chan time.Time) bool
 
-	mu       sync.Mutex
-	keys     map[summaryKey]*summaryEntry
-	clients  map[clientKey]int // keys per client in the window, folded ones included
-	overflow int
-	overTot  atomic.Uint64
+	mu      sync.Mutex
+	table   *summary.Table[summaryEntry]
+	overTot atomic.Uint64
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -123,8 +95,8 @@ type summaries struct {
 // until expired fires (not at all if it is nil), and returns false if it
 // did fire.
 func newSummaries(window time.Duration, maxKeys, maxPaths int, ship func(rampart.Event, <-chan time.Time) bool) *summaries {
-	s := &summaries{window: window, maxKeys: maxKeys, maxPaths: maxPaths, ship: ship,
-		keys: map[summaryKey]*summaryEntry{}, clients: map[clientKey]int{}, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &summaries{window: window, maxPaths: maxPaths, ship: ship,
+		table: summary.New[summaryEntry](maxKeys), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.run()
 	return s
 }
@@ -138,40 +110,23 @@ func (s *summaries) summarize(x *exchange, r *http.Request, status int) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	k := summaryKey{ip: x.clientIP, user: eventUser(x.user), session: x.session, method: truncate(r.Method, maxSummaryMethod), status: status}
+	k := summary.Key{IP: x.clientIP, User: eventUser(x.user), Session: x.session, Method: truncate(r.Method, maxSummaryMethod), Status: status}
 	if x.route != nil {
-		k.route = x.route.cfg.Name
+		k.Route = x.route.cfg.Name
 	}
 	path := ""
 	if r.URL != nil {
 		path = r.URL.Path
 	}
-	k.static = staticPath(path)
+	k.Static = staticPath(path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.keys[k]
+	// A client that varies its keys is folded into a summary of its route
+	// and status class (summary.Table).
+	e := s.table.Entry(k)
 	if e == nil {
-		ck := clientKey{k.ip, k.user}
-		if n := s.clients[ck]; n >= maxClientKeys {
-			// The client varies its keys: fold the request into its
-			// summary of the route and status class; past twice the
-			// bound, of the status class alone.
-			k.method, k.session, k.status, k.folded = "", "", foldStatus(k.status), true
-			if n >= 2*maxClientKeys && s.keys[k] == nil {
-				k.route = ""
-			}
-			e = s.keys[k]
-		}
-		if e == nil && len(s.keys) >= s.maxKeys {
-			s.overflow++
-			s.overTot.Add(1)
-			return
-		}
-		if e == nil {
-			e = &summaryEntry{}
-			s.keys[k] = e
-			s.clients[ck]++
-		}
+		s.overTot.Add(1)
+		return
 	}
 	e.count++
 	switch {
@@ -219,14 +174,11 @@ func (s *summaries) overflowed() uint64 {
 
 func (s *summaries) flush() {
 	s.mu.Lock()
-	keys, overflow := s.keys, s.overflow
-	if len(keys) == 0 && overflow == 0 {
-		s.mu.Unlock()
+	keys, overflow := s.table.Take()
+	s.mu.Unlock()
+	if keys == nil {
 		return
 	}
-	s.keys, s.overflow = make(map[summaryKey]*summaryEntry, len(keys)), 0
-	clear(s.clients)
-	s.mu.Unlock()
 
 	// A window's summaries come at once: they may wait for room in the
 	// queue (no request waits for them), up to one window or
@@ -236,17 +188,17 @@ func (s *summaries) flush() {
 	expired := wait.C
 	for k, e := range keys {
 		ev := rampart.Event{Kind: rampart.KindRequestSummary, Action: rampart.ActionObserved,
-			Method: k.method, Route: k.route, Status: k.status, Count: e.count, Paths: e.paths, PathsOmitted: e.omitted,
-			ActorUser: k.user, SessionHash: k.session}
-		if k.ip.IsValid() {
-			ev.ActorIP = k.ip.String()
+			Method: k.Method, Route: k.Route, Status: k.Status, Count: e.count, Paths: e.paths, PathsOmitted: e.omitted,
+			ActorUser: k.User, SessionHash: k.Session}
+		if k.IP.IsValid() {
+			ev.ActorIP = k.IP.String()
 		}
-		if k.static || k.folded {
+		if k.Static || k.Folded {
 			ev.Attrs = map[string]string{}
-			if k.static {
+			if k.Static {
 				ev.Attrs["static"] = "true"
 			}
-			if k.folded {
+			if k.Folded {
 				ev.Attrs["folded"] = "true"
 			}
 		}

@@ -1,0 +1,102 @@
+// Package summary is the bounded table with which the SDK and the gateway
+// count ordinary requests per actor, route, method and status over a
+// window, so that detection sees what "normal" traffic adds up to without
+// one event per request.
+//
+// The bounds are the table's business, in one place, because a client
+// chooses much of a key: its method is the client's text, and its session
+// is the hash of any cookie it sends. A client (address and user, which it
+// cannot vary at will) that makes more than MaxClientKeys keys in a window
+// has its further requests folded into a key of its route and status
+// class, without method and session; past twice that, of its status class
+// alone. A window holds at most maxKeys keys; the requests of new keys
+// beyond that are counted in an overflow that names no actor. So one
+// client cannot push the others into the overflow.
+package summary
+
+import "net/netip"
+
+// MaxClientKeys is how many keys one client may make in a window before
+// its requests are folded.
+const MaxClientKeys = 32
+
+// Key is what a summary counts requests by.
+type Key struct {
+	IP      netip.Addr
+	User    string
+	Session string
+	Route   string
+	Method  string
+	Status  int
+	Static  bool // a static asset by its path (the gateway's: scraping leaves them out)
+	Folded  bool // a client's requests past MaxClientKeys keys, of one status class
+}
+
+// client is the part of a Key that a client cannot vary at will.
+type client struct {
+	ip   netip.Addr
+	user string
+}
+
+// Table counts the keys of one window; E is what the caller keeps per key.
+// It is not safe for concurrent use: the caller holds its own lock.
+type Table[E any] struct {
+	maxKeys  int
+	keys     map[Key]*E
+	clients  map[client]int // keys per client in the window, folded ones included
+	overflow int
+}
+
+// New returns an empty table of at most maxKeys keys a window.
+func New[E any](maxKeys int) *Table[E] {
+	return &Table[E]{maxKeys: maxKeys, keys: map[Key]*E{}, clients: map[client]int{}}
+}
+
+// Entry returns the entry that counts a request of key k, made if needed,
+// under k or, for a client past MaxClientKeys keys, under its folded key.
+// It returns nil when the window already holds its maxKeys keys: the
+// request is then counted in the overflow.
+func (t *Table[E]) Entry(k Key) *E {
+	if e := t.keys[k]; e != nil {
+		return e
+	}
+	c := client{k.IP, k.User}
+	if n := t.clients[c]; n >= MaxClientKeys {
+		k.Method, k.Session, k.Status, k.Folded = "", "", foldStatus(k.Status), true
+		if n >= 2*MaxClientKeys && t.keys[k] == nil {
+			k.Route = ""
+		}
+		if e := t.keys[k]; e != nil {
+			return e
+		}
+	}
+	if len(t.keys) >= t.maxKeys {
+		t.overflow++
+		return nil
+	}
+	e := new(E)
+	t.keys[k] = e
+	t.clients[c]++
+	return e
+}
+
+// Take returns the window's entries and the number of requests counted in
+// its overflow, and starts the next window. An empty window returns nil
+// and 0 and allocates nothing.
+func (t *Table[E]) Take() (map[Key]*E, int) {
+	keys, overflow := t.keys, t.overflow
+	if len(keys) == 0 && overflow == 0 {
+		return nil, 0
+	}
+	t.keys, t.overflow = make(map[Key]*E, len(keys)), 0
+	clear(t.clients)
+	return keys, overflow
+}
+
+// foldStatus is the status class that a folded key keeps.
+func foldStatus(status int) int {
+	if status < 100 || status > 999 {
+		return 0
+	}
+	return status / 100 * 100
+}
