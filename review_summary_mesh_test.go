@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -14,7 +12,6 @@ import (
 
 	"github.com/rampartsec/rampart"
 	"github.com/rampartsec/rampart/actor"
-	"github.com/rampartsec/rampart/internal/controltest"
 )
 
 // The control plane refuses an event whose actor user is over 256 bytes,
@@ -25,41 +22,13 @@ import (
 // business events or summaries refused: they are stored, the user cut
 // (and so claimed, not verified: nothing is decided on a cut user).
 func TestALongUserNameDoesNotGetTheServicesEventsRefused(t *testing.T) {
-	cp := controltest.Start(t, controltest.Config{})
-	cp.ApplyPolicy(t, `
-services:
-  orders:
-    allow:
-      - callers: [gateway]
-`)
-	src := cp.Join(t, "orders")
-	sink, err := rampart.NewControlSink(rampart.ControlPlaneConfig{URL: cp.URL, Client: src.ControlPlaneClient()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent, err := rampart.New(rampart.Config{Service: "orders", Identity: src, ControlPlane: cp.URL, Sinks: []rampart.Sink{sink},
-		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)), SummaryWindow: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := agent.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {
-		rampart.TrackEvent(r.Context(), "checkout", nil)
-		rampart.TrackLogin(r.Context(), rampart.Login{Name: "x", Success: true})
-		rampart.ObjectAccess(r.Context(), "order", "1", "carol")
+	cp, agent, addr := summarizingOrders(t, rampart.Config{}, func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {
+			rampart.TrackEvent(r.Context(), "checkout", nil)
+			rampart.TrackLogin(r.Context(), rampart.Login{Name: "x", Success: true})
+			rampart.ObjectAccess(r.Context(), "order", "1", "carol")
+		})
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: agent.Handler(mux), TLSConfig: agent.ServerTLSConfig(), ErrorLog: slogDiscard(), ReadHeaderTimeout: 5 * time.Second}
-	go srv.ServeTLS(ln, "", "")
-	defer srv.Close()
 
 	gateway := cp.Join(t, "gateway")
 	long := alice
@@ -68,13 +37,15 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest("GET", "https://"+ln.Addr().String()+"/orders/1", nil)
+	req, _ := http.NewRequest("GET", "https://"+addr+"/orders/1", nil)
 	req.Header.Set("Rampart-Actor", token)
 	resp, err := client(t, gateway, "orders").Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a deadline for a busy machine
+	defer cancel()
 	if err := agent.Close(ctx); err != nil { // ships the window
 		t.Fatal(err)
 	}
@@ -110,37 +81,9 @@ services:
 // the overflow summary, which names no actor. Its requests are folded into
 // a summary of its own that the control plane still verifies.
 func TestAClientVaryingItsSessionIsFoldedAndStaysVerified(t *testing.T) {
-	cp := controltest.Start(t, controltest.Config{})
-	cp.ApplyPolicy(t, `
-services:
-  orders:
-    allow:
-      - callers: [gateway]
-`)
-	src := cp.Join(t, "orders")
-	sink, err := rampart.NewControlSink(rampart.ControlPlaneConfig{URL: cp.URL, Client: src.ControlPlaneClient()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	agent, err := rampart.New(rampart.Config{Service: "orders", Identity: src, ControlPlane: cp.URL, Sinks: []rampart.Sink{sink},
-		Logger: slog.New(slog.NewTextHandler(testLog{t}, nil)), SummaryWindow: time.Hour, SummaryMaxKeys: 40})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := agent.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: agent.Handler(mux), TLSConfig: agent.ServerTLSConfig(), ErrorLog: slogDiscard(), ReadHeaderTimeout: 5 * time.Second}
-	go srv.ServeTLS(ln, "", "")
-	defer srv.Close()
+	cp, agent, addr := summarizingOrders(t, rampart.Config{SummaryMaxKeys: 40}, func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {})
+	})
 
 	gateway := cp.Join(t, "gateway")
 	signer := cp.Signer(t, gateway)
@@ -150,7 +93,7 @@ services:
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, _ := http.NewRequest("GET", "https://"+ln.Addr().String()+"/orders/1", nil)
+		req, _ := http.NewRequest("GET", "https://"+addr+"/orders/1", nil)
 		req.Header.Set("Rampart-Actor", token)
 		resp, err := c.Do(req)
 		if err != nil {
@@ -165,6 +108,8 @@ services:
 		send(attacker)
 	}
 	send(alice)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute) // a deadline for a busy machine
+	defer cancel()
 	if err := agent.Close(ctx); err != nil { // ships the window
 		t.Fatal(err)
 	}
