@@ -130,7 +130,9 @@ func TestDecisionsAndEventsSurviveARestart(t *testing.T) {
 	if err != nil || json.Unmarshal([]byte(out), &d) != nil {
 		t.Fatalf("decisions add: %q, %v", out, err)
 	}
-	batch := `{"events":[{"id":"ev-r","time":"2026-01-02T03:04:05Z","kind":"ssrf","service":"feeds"}]}`
+	// A recent time: the server prunes events older than its retention as
+	// it starts, which would race the test for an old one.
+	batch := `{"events":[{"id":"ev-r","time":"` + time.Now().UTC().Format(time.RFC3339) + `","kind":"ssrf","service":"feeds"}]}`
 	cp.post(t, "/v1/events", batch)
 
 	cp.stop()
@@ -256,7 +258,8 @@ func TestClientCommandsAgainstARealServer(t *testing.T) {
 	})
 
 	t.Run("events lists what agents sent", func(t *testing.T) {
-		body := `{"events":[{"id":"ev-1","time":"2026-01-02T03:04:05Z","kind":"sql_injection","action":"blocked","service":"orders","route":"GET /orders/{id}","actor_ip":"203.0.113.50"}]}`
+		// A recent time, which the server's pruning at start leaves alone.
+		body := `{"events":[{"id":"ev-1","time":"` + time.Now().UTC().Format(time.RFC3339) + `","kind":"sql_injection","action":"blocked","service":"orders","route":"GET /orders/{id}","actor_ip":"203.0.113.50"}]}`
 		cp.post(t, "/v1/events", body)
 		out, err := cp.cli(t, "events", "-kind", "sql_injection")
 		if err != nil || !strings.Contains(out, "orders") || !strings.Contains(out, "203.0.113.50") {
