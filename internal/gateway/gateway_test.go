@@ -58,7 +58,7 @@ func startUpstream(t testing.TB, cp *controltest.ControlPlane, name string, extr
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := agent.Ready(ctx); err != nil {
 		t.Fatal(err)
@@ -171,8 +171,8 @@ func startGateway(t testing.TB, cp *controltest.ControlPlane, yaml string) (*gat
 	})
 	select {
 	case <-g.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("gateway not ready after 10 s")
+	case <-time.After(time.Minute):
+		t.Fatal("gateway not ready after a minute")
 	}
 	return g, "http://" + ln.Addr().String()
 }
@@ -221,7 +221,7 @@ routes:
     service: shop
     auth: required
 %s`, is.url, sum, shop.url, shop.url, routeExtra))
-	return &env{cp: cp, shop: shop, url: url, issuer: is, apiKey: apiKey, clients: &http.Client{Timeout: 10 * time.Second}}
+	return &env{cp: cp, shop: shop, url: url, issuer: is, apiKey: apiKey, clients: &http.Client{Timeout: time.Minute}}
 }
 
 func (e *env) do(t *testing.T, method, path string, body io.Reader, hdr map[string]string) (int, saw, http.Header) {
