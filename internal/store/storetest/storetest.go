@@ -506,7 +506,7 @@ func testDecisionValidation(t *testing.T, open OpenFunc) {
 func testExpiredDecisions(t *testing.T, open OpenFunc) {
 	s := open(t)
 	ctx := t.Context()
-	soon := mustDecide(t, s, store.Decision{Scope: store.ScopeIP, Value: "192.0.2.1", Action: store.ActionBlock, Expires: time.Now().Add(300 * time.Millisecond)})
+	soon := mustDecide(t, s, store.Decision{Scope: store.ScopeIP, Value: "192.0.2.1", Action: store.ActionBlock, Expires: time.Now().Add(time.Second)})
 	later := mustDecide(t, s, store.Decision{Scope: store.ScopeIP, Value: "192.0.2.2", Action: store.ActionBlock, Expires: time.Now().Add(time.Hour)})
 	never := mustDecide(t, s, store.Decision{Scope: store.ScopeCIDR, Value: "198.51.100.0/24", Action: store.ActionBlockSensitive, Origin: "credential_stuffing"})
 	list := func(includeExpired bool) []string {
@@ -520,7 +520,10 @@ func testExpiredDecisions(t *testing.T, open OpenFunc) {
 		}
 		return out
 	}
-	if got, want := list(false), []string{soon.ID, later.ID, never.ID}; !slices.Equal(got, want) {
+	// Listed before soon expires, soon is there. A machine so busy that
+	// the list ends after the expiry proves nothing here, and is not a
+	// failure: the store was right to leave soon out.
+	if got, want := list(false), []string{soon.ID, later.ID, never.ID}; time.Now().Before(soon.Expires) && !slices.Equal(got, want) {
 		t.Fatalf("before expiry: %v, want %v", got, want)
 	}
 	time.Sleep(time.Until(soon.Expires) + 20*time.Millisecond)
@@ -679,7 +682,7 @@ func testActorKeys(t *testing.T, open OpenFunc) {
 		t.Fatalf("first PutActorKeys = %d, %v; want version 1", v1, err)
 	}
 	_, current, _ := s.Changes(ctx, 0)
-	waitRevision(t, ch, current, time.Second)
+	waitRevision(t, ch, current, time.Minute)
 	data, version, err := s.ActorKeys(ctx)
 	if err != nil || version != 1 || string(data) != string(blob) {
 		t.Fatalf("ActorKeys = %q, %d, %v; want %q, 1", data, version, err, blob)
@@ -899,15 +902,15 @@ func testSubscribe(t *testing.T, open OpenFunc) {
 		t.Fatal(err)
 	}
 	d := mustDecide(t, s, store.Decision{Scope: store.ScopeIP, Value: "192.0.2.1", Action: store.ActionBlock})
-	waitRevision(t, ch, d.Revision, time.Second)
-	waitRevision(t, other, d.Revision, time.Second)
+	waitRevision(t, ch, d.Revision, time.Minute)
+	waitRevision(t, other, d.Revision, time.Minute)
 
 	// A subscriber that does not read sees only the latest revision.
 	var last int64
 	for i := range 5 {
 		last = mustDecide(t, s, store.Decision{Scope: store.ScopeUser, Value: "u" + strconv.Itoa(i), Action: store.ActionBlock}).Revision
 	}
-	waitRevision(t, ch, last, time.Second)
+	waitRevision(t, ch, last, time.Minute)
 
 	cancel()
 	select {
@@ -915,8 +918,8 @@ func testSubscribe(t *testing.T, open OpenFunc) {
 		for ok {
 			_, ok = <-ch
 		}
-	case <-time.After(time.Second):
-		t.Fatal("channel not closed after its context was canceled")
+	case <-time.After(time.Minute):
+		t.Fatal("channel not closed a minute after its context was canceled")
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -937,7 +940,7 @@ func testTwoStores(t *testing.T, open OpenFunc) {
 	}
 	start := time.Now()
 	d := mustDecide(t, a, store.Decision{Scope: store.ScopeIP, Value: "203.0.113.50", Action: store.ActionBlock, Reason: "made on replica A"})
-	waitRevision(t, ch, d.Revision, time.Second)
+	waitRevision(t, ch, d.Revision, time.Minute)
 	t.Logf("replica B woken %v after the decision was made on A", time.Since(start))
 	changes, _, err := b.Changes(ctx, d.Revision-1)
 	if err != nil || len(changes) == 0 || changes[0].Key != d.ID {
