@@ -431,7 +431,8 @@ func (s *CASource) TrustDomain() spiffeid.TrustDomain {
 	return s.td
 }
 
-// Renewals returns how many times the SVID was renewed.
+// Renewals returns how many times the SVID was renewed; a start that
+// renewed with the SVID saved in JoinConfig.Dir counts one.
 func (s *CASource) Renewals() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
