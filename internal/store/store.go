@@ -16,13 +16,15 @@
 // Errors callers branch on: [ErrInvalid] (bad input; the [*InvalidError]
 // names the field), [ErrNotFound], [ErrConflict] (a write from an outdated
 // version: PutPolicy, PutActorKeys), and the join-token errors
-// [ErrTokenUnknown], [ErrTokenUsed], [ErrTokenExpired], [ErrTokenWrongService].
+// [ErrTokenUnknown], [ErrTokenUsed], [ErrTokenExpired], [ErrTokenRevoked],
+// [ErrTokenWrongService].
 // A method that fails has written nothing, except Prune, whose batches
 // each commit on their own.
 //
 // Nothing is deleted but by request, or by [Store.Prune], which the control
 // plane runs on a schedule so that storage stays bounded: old events and
-// changes, expired decisions, spent join tokens and gone instances.
+// changes, expired decisions, used-up, expired or revoked join tokens and
+// gone instances.
 package store
 
 import (
