@@ -260,43 +260,6 @@ func (h *Handler) deleteDecision(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// TokenRequest is the body of POST /v1/tokens.
-type TokenRequest struct {
-	Service string `json:"service"`
-	TTL     string `json:"ttl,omitempty"` // a Go duration; "" means store.DefaultJoinTokenTTL
-}
-
-// TokenResponse is the response to POST /v1/tokens: the only time the
-// token's plaintext is shown.
-type TokenResponse struct {
-	Token   string    `json:"token"`
-	Service string    `json:"service"`
-	Expires time.Time `json:"expires"`
-}
-
-func (h *Handler) postToken(w http.ResponseWriter, r *http.Request) error {
-	var req TokenRequest
-	if err := decodeJSON(w, r, h.cfg.MaxBodyBytes, &req); err != nil {
-		return err
-	}
-	if err := ca.ValidateServiceName(req.Service); err != nil {
-		return badRequest("service", err.Error())
-	}
-	var ttl time.Duration
-	if req.TTL != "" {
-		var err error
-		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
-			return badRequest("ttl", "ttl must be a positive duration such as 15m or 1h")
-		}
-	}
-	plain, tok, err := h.cfg.Store.CreateJoinToken(r.Context(), req.Service, ttl)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, TokenResponse{Token: plain, Service: tok.Service, Expires: tok.Expires})
-	return nil
-}
-
 // SVIDRequest is the body of POST /v1/svid: a service joins with its join
 // token and a CSR for a key it generated.
 type SVIDRequest struct {
@@ -324,7 +287,7 @@ func (h *Handler) postSVID(w http.ResponseWriter, r *http.Request) error {
 	if req.Token == "" {
 		return badRequest("token", "token is missing")
 	}
-	if _, err := store.HashJoinToken(req.Token); err != nil {
+	if _, _, err := store.ParseJoinToken(req.Token); err != nil {
 		return err // not in the format of a token: forged or mistyped
 	}
 	csr, err := base64.StdEncoding.DecodeString(req.CSR)

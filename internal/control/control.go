@@ -16,7 +16,9 @@
 //	PUT    /v1/policy                 A    YAML body (application/yaml), ?base=VERSION
 //	GET    /v1/policy                 A S  ?version=N, latest by default; a service: its slice (PolicyView)
 //	GET    /v1/watch                  A S  ?since=REVISION: changes as soon as there are any (long poll)
-//	POST   /v1/tokens                 A    a join token for a service, shown once
+//	POST   /v1/tokens                 A    a join token for a service (uses, ttl), shown once
+//	GET    /v1/tokens                 A    ?service= &all=true: the join tokens, never their secrets
+//	POST   /v1/tokens/{id}/revoke     A    refuse the token's remaining uses
 //	POST   /v1/svid                   J    join: the token and a CSR give an SVID and the bundle
 //	POST   /v1/svid/renew             S    a new SVID for the same service, refused once revoked
 //	GET    /v1/bundle                      X.509 bundle and actor-token JWKS
@@ -256,6 +258,8 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("GET /v1/decisions/{id}", h.agent(h.getDecision))
 	h.mux.Handle("DELETE /v1/decisions/{id}", admin(h.deleteDecision))
 	h.mux.Handle("POST /v1/tokens", admin(h.postToken))
+	h.mux.Handle("GET /v1/tokens", admin(h.getTokens))
+	h.mux.Handle("POST /v1/tokens/{id}/revoke", admin(h.revokeToken))
 	h.mux.Handle("PUT /v1/policy", admin(h.putPolicy))
 	h.mux.Handle("GET /v1/policy", h.agent(h.getPolicy))
 	h.mux.Handle("GET /v1/watch", h.agent(anyCaller(h.watch)))

@@ -236,6 +236,28 @@ func ValidateServiceName(name string) error {
 	return nil
 }
 
+// ValidateJoinTokenSpec checks a join token to create and fills in the
+// defaults.
+func ValidateJoinTokenSpec(spec JoinTokenSpec) (JoinTokenSpec, error) {
+	if err := ValidateServiceName(spec.Service); err != nil {
+		return spec, err
+	}
+	ttl, err := ValidateJoinTokenTTL(spec.TTL)
+	if err != nil {
+		return spec, err
+	}
+	spec.TTL = ttl
+	switch {
+	case spec.Uses == 0:
+		spec.Uses = 1
+	case spec.Uses < 0:
+		return spec, invalid("uses", "negative")
+	case spec.Uses > MaxJoinTokenUses:
+		return spec, invalid("uses", fmt.Sprintf("%d, at most %d", spec.Uses, MaxJoinTokenUses))
+	}
+	return spec, nil
+}
+
 // ValidateJoinTokenTTL checks a join token lifetime and fills in the
 // default.
 func ValidateJoinTokenTTL(ttl time.Duration) (time.Duration, error) {

@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -59,6 +60,8 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"a second store sees a decision and is woken within a second", testTwoStores},
 		{"join tokens are single use with distinct refusals", testJoinTokens},
 		{"a join token is won by exactly one concurrent consumer", testJoinTokenRace},
+		{"a join token of n uses is won by exactly n concurrent consumers", testJoinTokenUsesRace},
+		{"join tokens are listed without secrets and revoked by id", testJoinTokenListRevoke},
 		{"the inventory answers who runs what", testInventory},
 		{"an instance quota holds under concurrent heartbeats and lets churn in", testInstanceQuota},
 		{"services are revoked and reinstated", testRevocation},
@@ -774,7 +777,7 @@ func testChanges(t *testing.T, open OpenFunc) {
 	}
 	// What is not watched does not bump the revision.
 	mustAppend(t, s, events("nochange", 3, base))
-	if _, _, err := s.CreateJoinToken(ctx, "shop", 0); err != nil {
+	if _, _, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "shop"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Heartbeat(ctx, store.Instance{Service: "shop", ID: "i1"}); err != nil {
@@ -962,15 +965,17 @@ func testTwoStores(t *testing.T, open OpenFunc) {
 func testJoinTokens(t *testing.T, open OpenFunc) {
 	s := open(t)
 	ctx := t.Context()
-	tok, info, err := s.CreateJoinToken(ctx, "shop", 0)
+	tok, info, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "shop"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := info.Expires.Sub(info.Created); d != store.DefaultJoinTokenTTL || info.Service != "shop" || !info.Used.IsZero() {
+	if d := info.Expires.Sub(info.Created); d != store.DefaultJoinTokenTTL || info.Service != "shop" || !info.Used.IsZero() ||
+		info.Uses != 1 || info.UsesLeft != 1 || !store.ValidJoinTokenID(info.ID) || !strings.Contains(tok, info.ID) {
 		t.Fatalf("token info %+v", info)
 	}
-	forged, _ := store.NewJoinToken()
-	for _, bad := range []string{"", "rjt_", tok[:len(tok)-1], tok + "A", forged, "Bearer " + tok} {
+	forged, _, _ := store.NewJoinToken()
+	sameID := tok[:len(tok)-43] + forged[len(forged)-43:] // the right id, another secret
+	for _, bad := range []string{"", "rjt_", tok[:len(tok)-1], tok + "A", forged, sameID, "Bearer " + tok} {
 		if _, err := s.ConsumeJoinToken(ctx, bad, "shop"); !errors.Is(err, store.ErrTokenUnknown) {
 			t.Errorf("ConsumeJoinToken(%q) = %v, want ErrTokenUnknown", bad, err)
 		}
@@ -982,14 +987,14 @@ func testJoinTokens(t *testing.T, open OpenFunc) {
 	if err != nil {
 		t.Fatalf("ConsumeJoinToken after a wrong-service attempt: %v", err)
 	}
-	if used.Service != "shop" || used.Used.IsZero() || !used.Expires.Equal(info.Expires) {
+	if used.Service != "shop" || used.Used.IsZero() || used.LastUsed.IsZero() || used.UsesLeft != 0 || used.ID != info.ID || !used.Expires.Equal(info.Expires) {
 		t.Fatalf("consumed token %+v", used)
 	}
 	if _, err := s.ConsumeJoinToken(ctx, tok, "shop"); !errors.Is(err, store.ErrTokenUsed) {
 		t.Fatalf("second use: %v, want ErrTokenUsed", err)
 	}
 
-	short, _, err := s.CreateJoinToken(ctx, "shop", 10*time.Millisecond)
+	short, _, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "shop", TTL: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -998,17 +1003,49 @@ func testJoinTokens(t *testing.T, open OpenFunc) {
 		t.Fatalf("expired: %v, want ErrTokenExpired", err)
 	}
 
-	_, _, err = s.CreateJoinToken(ctx, "bad name", 0)
-	wantInvalid(t, err, "service")
-	_, _, err = s.CreateJoinToken(ctx, "shop", -time.Second)
-	wantInvalid(t, err, "ttl")
-	_, _, err = s.CreateJoinToken(ctx, "shop", store.MaxJoinTokenTTL+time.Second)
-	wantInvalid(t, err, "ttl")
+	three, _, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "shop", Uses: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		got, err := s.ConsumeJoinToken(ctx, three, "shop")
+		if err != nil {
+			t.Fatalf("use %d of 3: %v", i+1, err)
+		}
+		if got.UsesLeft != 2-i || got.Used.IsZero() != (i < 2) {
+			t.Fatalf("after use %d of 3: %+v", i+1, got)
+		}
+	}
+	if _, err := s.ConsumeJoinToken(ctx, three, "shop"); !errors.Is(err, store.ErrTokenUsed) {
+		t.Fatalf("fourth use of three: %v, want ErrTokenUsed", err)
+	}
+
+	for _, bad := range []struct {
+		spec  store.JoinTokenSpec
+		field string
+	}{
+		{store.JoinTokenSpec{Service: "bad name"}, "service"},
+		{store.JoinTokenSpec{Service: "shop", TTL: -time.Second}, "ttl"},
+		{store.JoinTokenSpec{Service: "shop", TTL: store.MaxJoinTokenTTL + time.Second}, "ttl"},
+		{store.JoinTokenSpec{Service: "shop", Uses: -1}, "uses"},
+		{store.JoinTokenSpec{Service: "shop", Uses: store.MaxJoinTokenUses + 1}, "uses"},
+	} {
+		_, _, err = s.CreateJoinToken(ctx, bad.spec)
+		wantInvalid(t, err, bad.field)
+	}
 }
 
 func testJoinTokenRace(t *testing.T, open OpenFunc) {
-	s := open(t)
-	tok, _, err := s.CreateJoinToken(t.Context(), "shop", 0)
+	raceJoinToken(t, open(t), 1)
+}
+
+func testJoinTokenUsesRace(t *testing.T, open OpenFunc) {
+	raceJoinToken(t, open(t), 3)
+}
+
+// raceJoinToken has 16 consumers claim a token of uses uses at once.
+func raceJoinToken(t *testing.T, s store.Store, uses int) {
+	tok, _, err := s.CreateJoinToken(t.Context(), store.JoinTokenSpec{Service: "shop", Uses: uses})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1032,8 +1069,69 @@ func testJoinTokenRace(t *testing.T, open OpenFunc) {
 	}
 	close(start)
 	wg.Wait()
-	if won.Load() != 1 || used.Load() != n-1 {
-		t.Fatalf("%d won, %d told used; want 1 and %d", won.Load(), used.Load(), n-1)
+	if won.Load() != int32(uses) || used.Load() != n-int32(uses) {
+		t.Fatalf("%d won, %d told used up; want %d and %d", won.Load(), used.Load(), uses, n-uses)
+	}
+}
+
+func testJoinTokenListRevoke(t *testing.T, open OpenFunc) {
+	s := open(t)
+	ctx := t.Context()
+	shop, shopInfo, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "shop", Uses: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ordersInfo, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ConsumeJoinToken(ctx, shop, "shop"); err != nil {
+		t.Fatal(err)
+	}
+	list := func(f store.JoinTokenFilter) []store.JoinToken {
+		t.Helper()
+		got, err := s.JoinTokens(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	got := list(store.JoinTokenFilter{})
+	if len(got) != 2 || got[0].ID != ordersInfo.ID || got[1].ID != shopInfo.ID || got[1].UsesLeft != 2 || got[1].Uses != 3 || got[1].LastUsed.IsZero() {
+		t.Fatalf("JoinTokens = %+v, want orders' then shop's with 2 uses left", got)
+	}
+	raw, _ := json.Marshal(got)
+	if secret := shop[len(shop)-43:]; strings.Contains(string(raw), secret) {
+		t.Fatalf("the list holds the secret: %s", raw)
+	}
+	if got := list(store.JoinTokenFilter{Service: "shop"}); len(got) != 1 || got[0].ID != shopInfo.ID {
+		t.Fatalf("JoinTokens(shop) = %+v", got)
+	}
+
+	revoked, err := s.RevokeJoinToken(ctx, shopInfo.ID)
+	if err != nil || revoked.Revoked.IsZero() || revoked.ID != shopInfo.ID {
+		t.Fatalf("RevokeJoinToken = %+v, %v", revoked, err)
+	}
+	again, err := s.RevokeJoinToken(ctx, shopInfo.ID)
+	if err != nil || !again.Revoked.Equal(revoked.Revoked) {
+		t.Fatalf("revoking again = %+v, %v; want the first revocation kept", again, err)
+	}
+	if _, err := s.ConsumeJoinToken(ctx, shop, "shop"); !errors.Is(err, store.ErrTokenRevoked) {
+		t.Fatalf("a revoked token's use: %v, want ErrTokenRevoked", err)
+	}
+	if got := list(store.JoinTokenFilter{}); len(got) != 1 || got[0].ID != ordersInfo.ID {
+		t.Fatalf("usable tokens after revocation = %+v, want orders' only", got)
+	}
+	if got := list(store.JoinTokenFilter{All: true}); len(got) != 2 || got[1].Revoked.IsZero() || got[1].UsesLeft != 2 {
+		t.Fatalf("every token after revocation = %+v", got)
+	}
+	for _, id := range []string{"0123456789abcdef", "nope", ""} {
+		if _, err := s.RevokeJoinToken(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("RevokeJoinToken(%q) = %v, want ErrNotFound", id, err)
+		}
+	}
+	if _, err := s.JoinTokens(ctx, store.JoinTokenFilter{Service: "bad name"}); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("JoinTokens(bad service) = %v, want ErrInvalid", err)
 	}
 }
 
