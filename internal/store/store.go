@@ -146,6 +146,8 @@ type Store interface {
 
 	// Detections is what the control plane's detection engine needs.
 	Detections
+	// Dashboards is what the dashboard needs.
+	Dashboards
 
 	// Close releases the store's connections and ends its subscriptions.
 	Close() error
@@ -279,6 +281,16 @@ type EventFilter struct {
 	// verified, its user included: what may drive a decision about the
 	// user.
 	ActorUserVerified bool
+
+	// Kinds and Services, if not empty, select the events of any of them
+	// (at most MaxFilterValues each), besides Kind and Service.
+	Kinds    []string
+	Services []string
+	Action   string
+	// Attacks selects the events whose Action is not ActionObserved.
+	Attacks bool
+	// ActorCIDR selects the events whose ActorIP is in that network.
+	ActorCIDR string
 
 	// After continues a query: only events strictly after it in the order
 	// of the query (before it when Reverse).

@@ -118,14 +118,24 @@ func (s *Store) Instances(ctx context.Context, f store.InstanceFilter) ([]store.
 	if !f.SeenBefore.IsZero() {
 		where = append(where, `i.last_seen_ns < `+a.add(f.SeenBefore.UnixNano()))
 	}
-	q := `SELECT service, id, version, go_version, modules, routes, peers, db_drivers, exposed, first_seen_ns, last_seen_ns
-		FROM instances i`
+	cond := `1 = 1`
 	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
+		cond = strings.Join(where, ` AND `)
 	}
-	rows, err := s.r.Query(ctx, q+` ORDER BY service, id`, a...)
+	out, err := s.instancesWhere(ctx, cond+` ORDER BY i.service, i.id`, a...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: instances: %w", s.d.Name, err)
+	}
+	return out, nil
+}
+
+// instancesWhere returns the instances i that match cond, which may end
+// with ORDER BY and LIMIT.
+func (s *Store) instancesWhere(ctx context.Context, cond string, a ...any) ([]store.Instance, error) {
+	rows, err := s.r.Query(ctx, `SELECT service, id, version, go_version, modules, routes, peers, db_drivers, exposed, first_seen_ns, last_seen_ns
+		FROM instances i WHERE `+cond, a...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	out := []store.Instance{}
@@ -135,23 +145,20 @@ func (s *Store) Instances(ctx context.Context, f store.InstanceFilter) ([]store.
 		var first, last int64
 		if err := rows.Scan(&in.Service, &in.ID, &in.Version, &in.GoVersion, &modules, &routes, &peers, &drivers,
 			&in.Exposed, &first, &last); err != nil {
-			return nil, fmt.Errorf("%s: instances: %w", s.d.Name, err)
+			return nil, err
 		}
 		for _, l := range []struct {
 			text []byte
 			into any
 		}{{modules, &in.Modules}, {routes, &in.Routes}, {peers, &in.Peers}, {drivers, &in.DBDrivers}} {
 			if err := json.Unmarshal(l.text, l.into); err != nil {
-				return nil, fmt.Errorf("%s: instances: %s/%s: %w", s.d.Name, in.Service, in.ID, err)
+				return nil, fmt.Errorf("%s/%s: %w", in.Service, in.ID, err)
 			}
 		}
 		in.FirstSeen, in.LastSeen = fromNS(first), fromNS(last)
 		out = append(out, in)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: instances: %w", s.d.Name, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Services implements store.Store.
