@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -176,10 +177,11 @@ func truncateText(s string, n int) string {
 	return s[:n] + "…"
 }
 
-// ActorIPKey is the form of an address that sorts as the address does: 32
-// hex digits of its 16 bytes (IPv4 as IPv4-mapped IPv6), "" for "". The
-// stores keep it beside the address, so that a network is a range of keys
-// (ActorIPKeyRange).
+// ActorIPKey is the form of an address that sorts as the address does:
+// "4" and 8 hex digits for IPv4 (an IPv4-mapped IPv6 address included),
+// "6" and 32 for IPv6; "" for "". The stores keep it beside the address,
+// so that a network is a range of keys (ActorIPKeyRange), and IPv4 and
+// IPv6 ranges never overlap, as netip.Prefix.Contains sees them.
 func ActorIPKey(ip string) string {
 	if ip == "" {
 		return ""
@@ -188,27 +190,32 @@ func ActorIPKey(ip string) string {
 	if err != nil {
 		return ""
 	}
-	b := a.Unmap().As16()
-	return hex.EncodeToString(b[:])
+	a = a.Unmap()
+	if a.Is4() {
+		b := a.As4()
+		return "4" + hex.EncodeToString(b[:])
+	}
+	b := a.As16()
+	return "6" + hex.EncodeToString(b[:])
 }
 
 // ActorIPKeyRange returns the first and last keys (ActorIPKey) of the
-// addresses in network cidr, which must be valid.
+// addresses in network cidr.
 func ActorIPKeyRange(cidr string) (lo, hi string, err error) {
 	p, err := parsePrefix("actor_cidr", cidr)
 	if err != nil {
 		return "", "", err
 	}
-	first := p.Addr().As16()
-	bits := p.Bits()
-	if p.Addr().Is4() {
-		bits += 96
-	}
-	last := first
-	for i := bits; i < 128; i++ {
+	first := p.Addr().AsSlice()
+	last := slices.Clone(first)
+	for i := p.Bits(); i < len(last)*8; i++ {
 		last[i/8] |= 1 << (7 - i%8)
 	}
-	return hex.EncodeToString(first[:]), hex.EncodeToString(last[:]), nil
+	family := "6"
+	if p.Addr().Is4() {
+		family = "4"
+	}
+	return family + hex.EncodeToString(first), family + hex.EncodeToString(last), nil
 }
 
 // EventDimension is what CountEvents groups by.

@@ -1,8 +1,8 @@
 -- The dashboard's queries.
 --
--- actor_ip_key is the actor's address as 32 hex digits of its 16 bytes
--- (IPv4 as IPv4-mapped IPv6; see store.ActorIPKey): keys sort as the
--- addresses do, so that the events of a network are a range of them.
+-- actor_ip_key is the actor's address as "4" and 8 hex digits, or "6" and
+-- 32 (see store.ActorIPKey): keys sort as the addresses do, so that the
+-- events of a network are a range of them.
 -- '' when the event names no address; NULL for the events stored before
 -- this migration that name one, which the store fills in as it opens.
 ALTER TABLE events ADD COLUMN actor_ip_key TEXT;
