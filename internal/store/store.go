@@ -424,8 +424,12 @@ type Instance struct {
 	Modules   []Module `json:"modules"`              // dependencies from the build info
 	Routes    []string `json:"routes"`               // route patterns seen, e.g. "GET /users/{id}"
 	Peers     []string `json:"peers"`                // outbound peers seen (SPIFFE IDs or hosts)
-	DBDrivers []string `json:"db_drivers"`           // e.g. "postgres", "sqlite"
-	Exposed   bool     `json:"exposed"`              // traffic reaches it from the edge
+	// Callers are the calls it received from other services, each
+	// "CALLER METHOD /pattern": the caller's service name from its SVID,
+	// the method, and the route's path pattern.
+	Callers   []string `json:"callers"`
+	DBDrivers []string `json:"db_drivers"` // e.g. "postgres", "sqlite"
+	Exposed   bool     `json:"exposed"`    // traffic reaches it from the edge
 
 	FirstSeen time.Time `json:"first_seen"` // set by the store
 	LastSeen  time.Time `json:"last_seen"`  // set by the store at each heartbeat

@@ -304,7 +304,7 @@ func ValidateInstance(in Instance) (Instance, error) {
 		name  string
 		items *[]string
 		max   int
-	}{{"routes", &in.Routes, 512}, {"peers", &in.Peers, 512}, {"db_drivers", &in.DBDrivers, 64}} {
+	}{{"routes", &in.Routes, 512}, {"peers", &in.Peers, 512}, {"db_drivers", &in.DBDrivers, 64}, {"callers", &in.Callers, 768}} {
 		if len(*l.items) > maxItems {
 			return in, invalid(l.name, fmt.Sprintf("%d, at most %d", len(*l.items), maxItems))
 		}

@@ -349,7 +349,7 @@ func testActivity(t *testing.T, open OpenFunc) {
 	if _, err := s.PutPolicy(t.Context(), "services: {}\n", store.AnyVersion); err != nil {
 		t.Fatal(err)
 	}
-	for _, in := range []store.Instance{{Service: "new", ID: "n1", Version: "1.2"}, {Service: "old", ID: "i2"}} {
+	for _, in := range []store.Instance{{Service: "new", ID: "n1", Version: "1.2", Callers: []string{"gateway GET /items/{id}"}}, {Service: "old", ID: "i2"}} {
 		if err := s.Heartbeat(t.Context(), in); err != nil {
 			t.Fatal(err)
 		}
@@ -371,6 +371,9 @@ func testActivity(t *testing.T, open OpenFunc) {
 	var instances []string
 	for _, in := range act.Instances {
 		instances = append(instances, in.Service+"/"+in.ID)
+		if want := map[string][]string{"new": {"gateway GET /items/{id}"}, "old": {}}[in.Service]; !slices.Equal(in.Callers, want) || in.Callers == nil {
+			t.Errorf("%s/%s callers %#v, want %#v", in.Service, in.ID, in.Callers, want)
+		}
 	}
 	slices.Sort(instances)
 	if want := []string{"new/n1", "old/i2"}; !slices.Equal(instances, want) {
