@@ -34,6 +34,8 @@
 //	GET    /v1/events/{id}            A    the event, with related events of its trace and actor
 //	GET    /v1/stats/overview         A    ?range= &buckets= &top=: the dashboard's overview, counted by the store
 //	GET    /v1/actors/timeline        A    ?actor=ip:ADDR|cidr:NET|user:ID|session:HASH &cursor= &limit=
+//	GET    /v1/graph                  A    ?range=: services, who may call and was seen calling whom, attacks
+//	GET    /v1/services/{name}        A    ?range=: a service's inventory gathered from its instances
 //
 // Endpoints authenticate their callers three ways: the admin token as a
 // bearer token (everything but joining and the signing key); a service's SVID as the TLS client

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -281,22 +280,8 @@ func (h *Handler) topActors(ctx context.Context, window store.EventFilter, top i
 // currentPolicy returns the latest policy parsed, and the edge services
 // it means; nil if there is none.
 func (h *Handler) currentPolicy(ctx context.Context) (*policy.Policy, []string, error) {
-	p, err := h.cfg.Store.Policy(ctx, 0)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, h.gateways, nil
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	pol, err := policy.Parse(p.YAML)
-	if err != nil {
-		return nil, nil, err
-	}
-	edge := pol.Edge
-	if edge == nil {
-		edge = h.gateways
-	}
-	return pol, edge, nil
+	pol, edge, _, err := h.policyAndEdge(ctx)
+	return pol, edge, err
 }
 
 // edgeReach returns the services the edge reaches by the policy.
@@ -761,6 +746,8 @@ func (h *Handler) routeDashboard(admin func(func(http.ResponseWriter, *http.Requ
 	h.mux.Handle("GET /v1/events/{id}", admin(h.getEvent))
 	h.mux.Handle("GET /v1/stats/overview", admin(h.getOverview))
 	h.mux.Handle("GET /v1/actors/timeline", admin(h.getTimeline))
+	h.mux.Handle("GET /v1/graph", admin(h.getGraph))
+	h.mux.Handle("GET /v1/services/{name}", admin(h.getServiceInventory))
 }
 
 // ErrorResponse returns the status and the JSON body (without a request

@@ -39,6 +39,20 @@ type Dashboards interface {
 	// LiveInstances counts, per service, the instances last seen at or
 	// after seenAfter; services without one are left out.
 	LiveInstances(ctx context.Context, seenAfter time.Time) (map[string]int, error)
+	// InstanceLinks returns, for every instance, what the service graph
+	// needs of it (not its modules), ordered by (Service, ID).
+	InstanceLinks(ctx context.Context) ([]InstanceLinks, error)
+}
+
+// InstanceLinks is what an instance reports of the other services: the
+// peers it built clients for and the calls it received.
+type InstanceLinks struct {
+	Service  string    `json:"service"`
+	ID       string    `json:"id"`
+	Peers    []string  `json:"peers"`
+	Callers  []string  `json:"callers"`
+	Exposed  bool      `json:"exposed"`
+	LastSeen time.Time `json:"last_seen"`
 }
 
 // ActionObserved is the action of the events that refused nothing and

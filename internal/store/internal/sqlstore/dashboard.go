@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -320,6 +321,36 @@ func (s *Store) LiveInstances(ctx context.Context, seenAfter time.Time) (map[str
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("%s: live instances: %w", s.d.Name, err)
+	}
+	return out, nil
+}
+
+// InstanceLinks implements store.Store.
+func (s *Store) InstanceLinks(ctx context.Context) ([]store.InstanceLinks, error) {
+	rows, err := s.r.Query(ctx, `SELECT service, id, peers, callers, exposed, last_seen_ns FROM instances ORDER BY service, id`)
+	if err != nil {
+		return nil, fmt.Errorf("%s: instance links: %w", s.d.Name, err)
+	}
+	defer rows.Close()
+	out := []store.InstanceLinks{}
+	for rows.Next() {
+		var l store.InstanceLinks
+		var peers, callers []byte
+		var last int64
+		if err := rows.Scan(&l.Service, &l.ID, &peers, &callers, &l.Exposed, &last); err != nil {
+			return nil, fmt.Errorf("%s: instance links: %w", s.d.Name, err)
+		}
+		if err := json.Unmarshal(peers, &l.Peers); err != nil {
+			return nil, fmt.Errorf("%s: instance links: %s/%s: %w", s.d.Name, l.Service, l.ID, err)
+		}
+		if err := json.Unmarshal(callers, &l.Callers); err != nil {
+			return nil, fmt.Errorf("%s: instance links: %s/%s: %w", s.d.Name, l.Service, l.ID, err)
+		}
+		l.LastSeen = fromNS(last)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: instance links: %w", s.d.Name, err)
 	}
 	return out, nil
 }
