@@ -36,6 +36,9 @@
 //	GET    /v1/actors/timeline        A    ?actor=ip:ADDR|cidr:NET|user:ID|session:HASH &cursor= &limit=
 //	GET    /v1/graph                  A    ?range=: services, who may call and was seen calling whom, attacks
 //	GET    /v1/services/{name}        A    ?range=: a service's inventory gathered from its instances
+//	GET    /v1/policy/versions        A    ?before= &limit=: the policy's versions, newest first
+//	GET    /v1/policy/diff            A    ?from= &to=: the unified diff between two versions
+//	POST   /v1/policy/dryrun          A    YAML body, ?range=: the recent calls a proposed policy would decide otherwise
 //
 // Endpoints authenticate their callers three ways: the admin token as a
 // bearer token (everything but joining and the signing key); a service's SVID as the TLS client

@@ -748,6 +748,9 @@ func (h *Handler) routeDashboard(admin func(func(http.ResponseWriter, *http.Requ
 	h.mux.Handle("GET /v1/actors/timeline", admin(h.getTimeline))
 	h.mux.Handle("GET /v1/graph", admin(h.getGraph))
 	h.mux.Handle("GET /v1/services/{name}", admin(h.getServiceInventory))
+	h.mux.Handle("GET /v1/policy/versions", admin(h.getPolicyVersions))
+	h.mux.Handle("GET /v1/policy/diff", admin(h.getPolicyDiff))
+	h.mux.Handle("POST /v1/policy/dryrun", admin(h.postPolicyDryRun))
 }
 
 // ErrorResponse returns the status and the JSON body (without a request
