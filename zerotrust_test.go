@@ -309,6 +309,7 @@ func TestZeroTrustMesh(t *testing.T) {
 				Instances []struct {
 					Routes    []string `json:"routes"`
 					Peers     []string `json:"peers"`
+					Callers   []string `json:"callers"`
 					DBDrivers []string `json:"db_drivers"`
 					Exposed   bool     `json:"exposed"`
 					GoVersion string   `json:"go_version"`
@@ -319,7 +320,8 @@ func TestZeroTrustMesh(t *testing.T) {
 			if len(got.Instances) == 1 {
 				in := got.Instances[0]
 				if slices.Contains(in.Routes, "GET /orders") && slices.Equal(in.DBDrivers, []string{"sqlite"}) &&
-					slices.Equal(in.Peers, []string{"spiffe://example.org/svc/users"}) && in.Exposed && in.Live && in.GoVersion != "" {
+					slices.Equal(in.Peers, []string{"spiffe://example.org/svc/users"}) && in.Exposed && in.Live && in.GoVersion != "" &&
+					slices.Equal(in.Callers, []string{"web GET /orders"}) { // the call web made, by its SVID
 					break
 				}
 			}

@@ -66,51 +66,8 @@ type EventPage struct {
 }
 
 func (h *Handler) getEvents(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	if err := onlyParams(q, "since", "until", "kind", "service", "actor_ip", "actor_user", "session_hash", "trace_id", "limit", "cursor", "order", "actor_verified", "actor_user_verified"); err != nil {
-		return err
-	}
-	f := store.EventFilter{
-		Kind: q.Get("kind"), Service: q.Get("service"), ActorIP: q.Get("actor_ip"),
-		ActorUser: q.Get("actor_user"), SessionHash: q.Get("session_hash"), TraceID: q.Get("trace_id"),
-	}
-	var err error
-	if s := q.Get("actor_verified"); s != "" {
-		if f.ActorVerified, err = strconv.ParseBool(s); err != nil {
-			return badRequest("actor_verified", "actor_verified must be true or false")
-		}
-	}
-	if s := q.Get("actor_user_verified"); s != "" {
-		if f.ActorUserVerified, err = strconv.ParseBool(s); err != nil {
-			return badRequest("actor_user_verified", "actor_user_verified must be true or false")
-		}
-	}
-	if f.Since, err = timeParam(q, "since", h.cfg.Now()); err != nil {
-		return err
-	}
-	if f.Until, err = timeParam(q, "until", h.cfg.Now()); err != nil {
-		return err
-	}
-	if s := q.Get("limit"); s != "" {
-		if f.Limit, err = strconv.Atoi(s); err != nil || f.Limit <= 0 {
-			return badRequest("limit", "limit must be a positive integer")
-		}
-	}
-	if s := q.Get("cursor"); s != "" {
-		c, err := store.ParseCursor(s)
-		if err != nil {
-			return err
-		}
-		f.After = &c
-	}
-	switch q.Get("order") {
-	case "", "asc":
-	case "desc":
-		f.Reverse = true
-	default:
-		return badRequest("order", "order must be asc or desc")
-	}
-	if f, err = store.ValidateEventFilter(f); err != nil {
+	f, err := ParseEventQuery(r.URL.Query(), h.cfg.Now())
+	if err != nil {
 		return err
 	}
 	events, err := h.cfg.Store.QueryEvents(r.Context(), f)

@@ -9,7 +9,7 @@
 // join token):
 //
 //	POST   /v1/events                 A S  a batch of events, idempotent by event id
-//	GET    /v1/events                 A    ?since= &until= &kind= &service= &actor_ip= &trace_id= &limit= &cursor= &order=
+//	GET    /v1/events                 A    ?since= &until= &kind=… &service=… &action= &attacks= &actor= &actor_cidr= &trace_id= &limit= &cursor= &order= (ParseEventQuery)
 //	POST   /v1/decisions              A    create a decision
 //	GET    /v1/decisions[/{id}]       A S  ?expired=true to include expired ones; a service: those it enforces
 //	DELETE /v1/decisions/{id}         A
@@ -33,6 +33,14 @@
 //	GET    /v1/decisions/{id}/explain A    the decision, its alert and evidence events
 //	GET    /v1/scenarios              A    the detection scenarios in force
 //	POST   /v1/scenarios/replay       A    what scenarios would raise over stored events
+//	GET    /v1/events/{id}            A    the event, with related events of its trace and actor
+//	GET    /v1/stats/overview         A    ?range= &buckets= &top=: the dashboard's overview, counted by the store
+//	GET    /v1/actors/timeline        A    ?actor=ip:ADDR|cidr:NET|user:ID|session:HASH &cursor= &limit=
+//	GET    /v1/graph                  A    ?range=: services, who may call and was seen calling whom, attacks
+//	GET    /v1/services/{name}        A    ?range=: a service's inventory gathered from its instances
+//	GET    /v1/policy/versions        A    ?before= &limit=: the policy's versions, newest first
+//	GET    /v1/policy/diff            A    ?from= &to=: the unified diff between two versions
+//	POST   /v1/policy/dryrun          A    YAML body, ?range=: the recent calls a proposed policy would decide otherwise
 //
 // Endpoints authenticate their callers three ways: the admin token as a
 // bearer token (everything but joining and the signing key); a service's SVID as the TLS client
@@ -279,6 +287,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("GET /v1/decisions/{id}/explain", admin(h.explainDecision))
 	h.mux.Handle("GET /v1/scenarios", admin(h.getScenarios))
 	h.mux.Handle("POST /v1/scenarios/replay", admin(h.replay))
+	h.routeDashboard(admin)
 	return h, nil
 }
 

@@ -157,6 +157,8 @@ type Store interface {
 
 	// Detections is what the control plane's detection engine needs.
 	Detections
+	// Dashboards is what the dashboard needs.
+	Dashboards
 
 	// Close releases the store's connections and ends its subscriptions.
 	Close() error
@@ -291,6 +293,16 @@ type EventFilter struct {
 	// verified, its user included: what may drive a decision about the
 	// user.
 	ActorUserVerified bool
+
+	// Kinds and Services, if not empty, select the events of any of them
+	// (at most MaxFilterValues each), besides Kind and Service.
+	Kinds    []string
+	Services []string
+	Action   string
+	// Attacks selects the events whose Action is not ActionObserved.
+	Attacks bool
+	// ActorCIDR selects the events whose ActorIP is in that network.
+	ActorCIDR string
 
 	// After continues a query: only events strictly after it in the order
 	// of the query (before it when Reverse).
@@ -448,8 +460,12 @@ type Instance struct {
 	Modules   []Module `json:"modules"`              // dependencies from the build info
 	Routes    []string `json:"routes"`               // route patterns seen, e.g. "GET /users/{id}"
 	Peers     []string `json:"peers"`                // outbound peers seen (SPIFFE IDs or hosts)
-	DBDrivers []string `json:"db_drivers"`           // e.g. "postgres", "sqlite"
-	Exposed   bool     `json:"exposed"`              // traffic reaches it from the edge
+	// Callers are the calls it received from other services, each
+	// "CALLER METHOD /pattern": the caller's service name from its SVID,
+	// the method, and the route's path pattern.
+	Callers   []string `json:"callers"`
+	DBDrivers []string `json:"db_drivers"` // e.g. "postgres", "sqlite"
+	Exposed   bool     `json:"exposed"`    // traffic reaches it from the edge
 
 	FirstSeen time.Time `json:"first_seen"` // set by the store
 	LastSeen  time.Time `json:"last_seen"`  // set by the store at each heartbeat

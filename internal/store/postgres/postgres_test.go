@@ -159,3 +159,21 @@ func TestPruneWhileAnotherReplicaPrunesIsBusy(t *testing.T) {
 		}
 	}
 }
+
+func TestActorIPKeysAreFilledInAtOpen(t *testing.T) {
+	dsn := newSchema(t)
+	storetest.TestActorIPKeyBackfill(t, opener(dsn), func(t *testing.T) {
+		conn, err := pgx.Connect(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		tag, err := conn.Exec(t.Context(), `UPDATE events SET actor_ip_key = NULL WHERE actor_ip <> ''`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tag.RowsAffected() < 2000 {
+			t.Fatalf("forgot %d keys", tag.RowsAffected())
+		}
+	})
+}

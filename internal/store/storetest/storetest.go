@@ -69,6 +69,7 @@ func Run(t *testing.T, newDB func(t *testing.T) OpenFunc) {
 		{"pruned changes make a watcher behind them reset", testPruneChanges},
 	}
 	tests = append(tests, detectionTests...)
+	tests = append(tests, dashboardTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
