@@ -11,8 +11,10 @@
 // every machine. Its state is bounded: each scenario holds at most
 // Config.MaxKeys buckets (least recently used evicted, counted in
 // Stats), drained buckets are forgotten, a bucket's distinct values are
-// counted exactly up to 64 and by a 4 KiB HyperLogLog sketch past that,
-// and every string it keeps is cut to a few hundred bytes.
+// counted exactly up to 64 and by a 4 KiB HyperLogLog sketch past that
+// (hashed with a key drawn at random per engine, so that nobody can craft
+// values that undercount), and every string it keeps is cut to a few
+// hundred bytes.
 //
 // # Scenarios
 //
@@ -53,7 +55,8 @@
 // Expressions are github.com/expr-lang/expr over the event, as evt with
 // the JSON field names of Event (evt.actor.ip, evt.login.exists,
 // evt.object.owner, evt.attrs.role), plus key(a, b, ...) (a space-joined
-// key, "" if a part is empty), ip_range(ip) and in_cidr(ip, cidr). They
+// key, a part with a space or quote written Go-quoted so that no two
+// lists of parts give one key; "" if a part is empty), ip_range(ip) and in_cidr(ip, cidr). They
 // are compiled once at load against the event's type: a misspelt field
 // is a load error naming the file, the line and the scenario field, as
 // is an unknown field, a bad duration or a missing ttl.

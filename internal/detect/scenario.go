@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -261,7 +262,13 @@ var exprOptions = []expr.Option{
 
 // joinKey joins a key's parts with a space, or is "" when a part is
 // empty: a key that names an actor field never groups the events that
-// lack it (an unverified user is blanked, see Event).
+// lack it (an unverified user is blanked, see Event). A part that holds a
+// space, a double quote or a backslash, or that is not valid UTF-8, is
+// written Go-quoted (strconv.Quote), so that the encoding is unambiguous:
+// key("a b", "c") and key("a", "b c") are two keys ("\"a b\" c" and
+// "a \"b c\""), where joined plainly both would be "a b c" and an
+// attacker who chooses a login name could share a victim's bucket. Parts
+// of other text, which is what keys hold, are written as they are.
 func joinKey(parts []any) string {
 	n := 0
 	for _, p := range parts {
@@ -277,9 +284,20 @@ func joinKey(parts []any) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(p.(string))
+		s := p.(string)
+		if needsQuote(s) {
+			b.WriteString(strconv.Quote(s))
+		} else {
+			b.WriteString(s)
+		}
 	}
 	return b.String()
+}
+
+// needsQuote says whether a key part must be quoted to keep key()
+// unambiguous.
+func needsQuote(s string) bool {
+	return strings.ContainsAny(s, " \"\\") || !utf8.ValidString(s)
 }
 
 // ipRange is the /24 of an IPv4 address or the /64 of an IPv6 one, ""
