@@ -42,6 +42,8 @@ type Config struct {
 	// Quotas per service identity; the zero value is the control plane's
 	// defaults.
 	Quotas control.Quotas
+	// Detect, unless nil, runs the detection engine (control.ServerConfig.Detect).
+	Detect *control.DetectConfig
 }
 
 // ControlPlane is a control plane serving on 127.0.0.1.
@@ -100,7 +102,8 @@ func (c *ControlPlane) newClient() *http.Client {
 }
 
 func (c *ControlPlane) start(addr string) error {
-	cfg := control.ServerConfig{Dir: c.Dir, Addr: addr, SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout, Quotas: c.cfg.Quotas}
+	cfg := control.ServerConfig{Dir: c.Dir, Addr: addr, SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout, Quotas: c.cfg.Quotas,
+		Detect: c.cfg.Detect}
 	var srv *control.Server
 	var err error
 	// A restarted control plane comes back on its address; the port may
