@@ -107,16 +107,16 @@ type Detector struct {
 
 // DetectorStats counts what the detector did in this process.
 type DetectorStats struct {
-	Leading       bool          `json:"leading"`
-	Cursor        int64         `json:"cursor"` // the last seq processed
-	Events        uint64        `json:"events"` // events processed as leader
-	Warmup        uint64        `json:"warmup"` // events replayed to rebuild state on taking the lead
-	Alerts        uint64        `json:"alerts"` // alerts stored (not counting those already stored)
-	Decisions     uint64        `json:"decisions"`
-	Skipped       uint64        `json:"skipped"`        // decisions refused as invalid
-	Reloads       uint64        `json:"reloads"`
-	Lifted        uint64        `json:"lifted"` // decisions an operator lifted, whose scenario then ended its silence
-	Engine        *detect.Stats `json:"engine,omitempty"`
+	Leading   bool          `json:"leading"`
+	Cursor    int64         `json:"cursor"` // the last seq processed
+	Events    uint64        `json:"events"` // events processed as leader
+	Warmup    uint64        `json:"warmup"` // events replayed to rebuild state on taking the lead
+	Alerts    uint64        `json:"alerts"` // alerts stored (not counting those already stored)
+	Decisions uint64        `json:"decisions"`
+	Skipped   uint64        `json:"skipped"` // decisions refused as invalid
+	Reloads   uint64        `json:"reloads"`
+	Lifted    uint64        `json:"lifted"` // decisions an operator lifted, whose scenario then ended its silence
+	Engine    *detect.Stats `json:"engine,omitempty"`
 }
 
 // NewDetector loads the scenarios (built-ins and cfg.ScenarioDir) and
