@@ -27,6 +27,7 @@
 //	filter: evt.kind == "login_failure"     # which events count (a condition)
 //	groupby: evt.actor.ip                   # the bucket's key; "" leaves the event out
 //	distinct: evt.login.name                # optional: count distinct values, not events
+//	sequence: evt.object.id                 # optional, instead: count the steps of a walk n, n+1, n+2…
 //	capacity: 20                            # leaky: the event that takes the level over it raises the alert
 //	leakspeed: 30s                          # one event (or value) leaks out each period
 //	blackhole: 1h                           # after an alert the key is silent (default: the decision's TTL)
@@ -42,6 +43,12 @@
 //	  ttl: 1h
 //	  escalation: {max: 7d}                 # TTL × 2 on each repeat, up to max
 //	  simulate: false                       # true: recorded and shown, not enforced
+//
+// A sequence scenario reads the number that ends the expression's value
+// ("1042" of "o-1042") and fills by one for the first value and for each
+// step of 1 or 2 onwards in the walk's direction; a repeat, a jump or a
+// step back fills nothing, so that reading a few neighbouring objects back
+// and forth is not a walk.
 //
 // Other fields: weight (leaky: how much an event fills, default its
 // Count), condition (conditional: the event for which it holds raises the

@@ -121,6 +121,11 @@ type bucketExtra struct {
 	distinct  *distinctSet // from the second distinct value; the first's hash is in h0
 	members   *memberSet
 	blackhole int64 // silent until then
+	// The walk of a sequence scenario: the number of the last value, and
+	// the direction of the last step (+1, -1; 0 before the first step).
+	seq    int64
+	seqDir int8
+	seqSet bool
 }
 
 type memberSet struct {
@@ -465,6 +470,17 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 			return alerts
 		}
 		amount = b.addDistinct(e.hash.sum(v))
+	case s.sequence != nil:
+		v, err := e.runString(s.sequence)
+		if err != nil {
+			st.stats.Errors++
+			return alerts
+		}
+		n, ok := trailingNumber(v)
+		if !ok {
+			return alerts
+		}
+		amount = b.extra().step(n, b.events == 0)
 	case s.weight != nil:
 		w, err := e.vm.Run(s.weight, &e.env)
 		if err != nil {
@@ -498,6 +514,55 @@ func boundKey(k string) string {
 	}
 	sum := sha256.Sum256([]byte(k))
 	return truncate(k, maxKeyBytes-36) + "…" + hex.EncodeToString(sum[:16])
+}
+
+// maxSequenceStep is the widest step that continues a walk: a walker
+// that skips a deleted or missing id is still walking.
+const maxSequenceStep = 2
+
+// step counts the value n of a sequence scenario and returns how much
+// the bucket fills: 1 for the first value of an empty bucket, 1 for a
+// step of 1 or 2 from the last value in the walk's direction, 0 for
+// anything else (the same value, a jump, a step back: going back and
+// forth between two neighbours is reading, not walking).
+func (x *bucketExtra) step(n int64, empty bool) float64 {
+	defer func() { x.seq, x.seqSet = n, true }()
+	if empty || !x.seqSet {
+		x.seqDir = 0
+		return 1
+	}
+	d := n - x.seq
+	dir := int8(1)
+	if d < 0 {
+		d, dir = -d, -1
+	}
+	if d < 1 || d > maxSequenceStep {
+		x.seqDir = 0
+		return 0
+	}
+	if x.seqDir != 0 && dir != x.seqDir {
+		x.seqDir = dir
+		return 0
+	}
+	x.seqDir = dir
+	return 1
+}
+
+// trailingNumber reads the number that ends s ("1042" of "o-1042" or
+// "/orders/1042"), at most 18 digits; false if s ends in no digit.
+func trailingNumber(s string) (int64, bool) {
+	i := len(s)
+	for i > 0 && s[i-1] >= '0' && s[i-1] <= '9' && len(s)-i < 18 {
+		i--
+	}
+	if i == len(s) {
+		return 0, false
+	}
+	var n int64
+	for _, c := range []byte(s[i:]) {
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 func (b *bucket) extra() *bucketExtra {

@@ -82,6 +82,7 @@ type Scenario struct {
 	Line      int
 
 	filter, groupby, distinct, weight, cancelOn, condition, value *vm.Program
+	sequence                                                      *vm.Program
 	exceptions                                                    []exception
 	blackholeIsTTL                                                bool
 	kinds                                                         []string // nil: any
@@ -465,7 +466,7 @@ func oneLine(s string) string {
 	return s
 }
 
-var scenarioFields = []string{"name", "description", "type", "filter", "groupby", "distinct", "weight",
+var scenarioFields = []string{"name", "description", "type", "filter", "groupby", "distinct", "sequence", "weight",
 	"capacity", "leakspeed", "blackhole", "cancel_on", "condition", "members", "exceptions", "response"}
 
 func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
@@ -495,7 +496,7 @@ func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
 	switch s.Type {
 	case Leaky, Conditional:
 	case Trigger:
-		for _, f := range []string{"capacity", "leakspeed", "distinct", "weight", "cancel_on", "condition", "members"} {
+		for _, f := range []string{"capacity", "leakspeed", "distinct", "sequence", "weight", "cancel_on", "condition", "members"} {
 			if fs.has(f) {
 				return nil, fs.err(f, errors.New("not used by type trigger"))
 			}
@@ -533,6 +534,12 @@ func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
 	}
 	if s.distinct != nil && s.weight != nil {
 		return nil, fs.err("weight", errors.New("not used with distinct (a new value weighs one)"))
+	}
+	if s.sequence, err = fs.program("sequence", ev, reflect.String); err != nil {
+		return nil, err
+	}
+	if s.sequence != nil && (s.distinct != nil || s.weight != nil) {
+		return nil, fs.err("sequence", errors.New("not used with distinct or weight (a step of the walk weighs one)"))
 	}
 	if s.cancelOn, err = fs.program("cancel_on", ev, reflect.Bool); err != nil {
 		return nil, err

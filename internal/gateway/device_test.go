@@ -331,8 +331,13 @@ func TestAccountTakeoverKeysOnTheGatewaysDevice(t *testing.T) {
 	if status, _, _ := alice.do("POST", "/login", right); status != 200 {
 		t.Errorf("alice signing in again after the takeover: %d, want 200", status)
 	}
-	got := e.cp.Events(t, "kind=decision_enforced")
-	if !slices.ContainsFunc(got, func(raw json.RawMessage) bool { return strings.Contains(string(raw), a.Decisions[0].ID) }) {
-		t.Errorf("no decision_enforced event names %s", a.Decisions[0].ID)
+	// The refusal is reported (by the gateway, or by the service's agent
+	// if its watch saw the decision first), naming the decision.
+	names := func(raw json.RawMessage) bool { return strings.Contains(string(raw), a.Decisions[0].ID) }
+	for deadline := time.Now().Add(time.Minute); !slices.ContainsFunc(e.cp.Events(t, "kind=decision_enforced"), names); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no decision_enforced event names %s after a minute", a.Decisions[0].ID)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

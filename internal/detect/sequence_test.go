@@ -1,0 +1,80 @@
+package detect
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+const walk = `
+name: walk
+type: leaky
+filter: evt.kind == "object_access"
+groupby: evt.actor.ip
+sequence: evt.object.id
+capacity: 4
+leakspeed: 1m
+`
+
+// A sequence scenario fills for a walk (steps of 1 or 2 one way), and not
+// for repeats, jumps or going back and forth.
+func TestSequenceCountsWalksOnly(t *testing.T) {
+	cases := []struct {
+		name  string
+		ids   []string
+		alert bool
+	}{
+		{"a walk up", []string{"o-10", "o-11", "o-12", "o-13", "o-14"}, true},
+		{"a walk down, skipping", []string{"/orders/50", "/orders/48", "/orders/47", "/orders/45", "/orders/44"}, true},
+		{"back and forth between neighbours", []string{"o-10", "o-11", "o-10", "o-11", "o-10", "o-11", "o-10", "o-11"}, false},
+		{"the same id again and again", []string{"o-7", "o-7", "o-7", "o-7", "o-7", "o-7"}, false},
+		{"jumps", []string{"o-3", "o-90", "o-14", "o-602", "o-35", "o-1000"}, false},
+		{"ids without a number", []string{"o-a", "o-b", "o-c", "o-d", "o-e", "o-f"}, false},
+		{"a walk broken by a jump starts again", []string{"o-1", "o-2", "o-3", "o-900", "o-4", "o-5"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := mustEngine(t, Config{Scenarios: mustParse(t, walk)})
+			var alerts []Alert
+			for i, id := range tc.ids {
+				ev := at(time.Duration(i)*time.Second, KindObjectAccess, "203.0.113.9")
+				ev.Object.ID = id
+				alerts = append(alerts, e.Process(ev)...)
+			}
+			if got := len(alerts) > 0; got != tc.alert {
+				t.Errorf("ids %v: alert %v, want %v", tc.ids, got, tc.alert)
+			}
+		})
+	}
+}
+
+func TestSequenceIsExclusiveWithDistinctAndWeight(t *testing.T) {
+	for _, extra := range []string{"distinct: evt.object.id", "weight: 2"} {
+		_, err := Parse("x.yaml", []byte(walk+extra+"\n"))
+		var le *LoadError
+		if !errors.As(err, &le) || le.Field != "sequence" && le.Field != "weight" {
+			t.Errorf("sequence with %q: %v, want a load error naming the field", extra, err)
+		}
+	}
+	trig := "name: t\ntype: trigger\nfilter: evt.kind == \"x\"\ngroupby: evt.actor.ip\nsequence: evt.object.id\n"
+	if _, err := Parse("t.yaml", []byte(trig)); err == nil {
+		t.Error("sequence accepted on a trigger scenario")
+	}
+}
+
+func TestTrailingNumber(t *testing.T) {
+	for s, want := range map[string]int64{"1042": 1042, "o-1042": 1042, "/orders/7": 7, "a9b12": 12} {
+		if n, ok := trailingNumber(s); !ok || n != want {
+			t.Errorf("trailingNumber(%q) = %d, %v; want %d", s, n, ok, want)
+		}
+	}
+	for _, s := range []string{"", "abc", "12a"} {
+		if _, ok := trailingNumber(s); ok {
+			t.Errorf("trailingNumber(%q): a number", s)
+		}
+	}
+	if n, ok := trailingNumber(fmt.Sprint("x", "123456789012345678901234")); !ok || n != 789012345678901234 {
+		t.Errorf("a long run of digits: %d, %v; want its last 18", n, ok)
+	}
+}
