@@ -55,7 +55,7 @@ Usage:
   rampart token create [-ttl 1h] SERVICE
                                  create a single-use join token for a service
   rampart decisions add [-action block] [-ttl D] [-reason R] [-force] SCOPE VALUE
-                                 block an actor (SCOPE: ip, cidr, user, session)
+                                 block an actor (SCOPE: ip, cidr, user, session, device)
   rampart decisions list [-all]  list decisions
   rampart decisions rm ID...     remove decisions
   rampart decisions explain ID   why a decision was made: origin, alert, scenario, evidence events
