@@ -379,7 +379,13 @@ func (e *Engine) runString(p *vm.Program) (string, error) {
 
 func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Alert {
 	s := st.s
-	ok, err := e.runBool(s.filter, &e.env)
+	filter := s.filter
+	if s.filterRest != nil {
+		// The engine runs s only for its kinds (process): the filter's
+		// conditions on the kind hold.
+		filter = s.filterRest
+	}
+	ok, err := e.runBool(filter, &e.env)
 	if err != nil {
 		st.stats.Errors++
 		return alerts

@@ -83,6 +83,7 @@ type Scenario struct {
 
 	filter, groupby, distinct, weight, cancelOn, condition, value *vm.Program
 	sequence                                                      *vm.Program
+	filterRest                                                    *vm.Program // the filter without its conditions on the kind (filterAfterKinds)
 	exceptions                                                    []exception
 	blackholeIsTTL                                                bool
 	kinds                                                         []string // nil: any
@@ -518,6 +519,11 @@ func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
 		s.kinds = kinds
 		if s.kinds == nil {
 			s.kinds = []string{} // matches no kind
+		}
+		if rest, ok := filterAfterKinds(filterSrc); ok {
+			// Compiled from the printed syntax tree; should that ever
+			// fail, the whole filter runs.
+			s.filterRest, _ = compileExpr(rest, ev, reflect.Bool, func(err error) error { return err })
 		}
 	}
 	if s.groupby, err = fs.program("groupby", ev, reflect.String); err != nil {

@@ -1,8 +1,12 @@
 package detect
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -76,5 +80,59 @@ func TestTrailingNumber(t *testing.T) {
 	}
 	if n, ok := trailingNumber(fmt.Sprint("x", "123456789012345678901234")); !ok || n != 789012345678901234 {
 		t.Errorf("a long run of digits: %d, %v; want its last 18", n, ok)
+	}
+}
+
+// The filter the engine runs without its kind conditions agrees with the
+// whole filter on every event of every fixture whose kind the scenario
+// runs for.
+func TestFilterAfterKindsAgreesWithTheFilter(t *testing.T) {
+	dirs, _ := filepath.Glob(filepath.Join("testdata", "fixtures", "*", "input.jsonl"))
+	var evs []Event
+	for _, p := range dirs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range splitLines(data) {
+			var ev Event
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatal(err)
+			}
+			evs = append(evs, bound(ev))
+		}
+	}
+	e := mustEngine(t, Config{})
+	stripped := 0
+	for _, s := range Builtin() {
+		if s.filterRest == nil {
+			continue
+		}
+		stripped++
+		for i := range evs {
+			if !slices.Contains(s.kinds, evs[i].Kind) {
+				continue
+			}
+			env := eventEnv{Evt: &evs[i]}
+			full, err1 := e.runBool(s.filter, &env)
+			rest, err2 := e.runBool(s.filterRest, &env)
+			if full != rest || (err1 == nil) != (err2 == nil) {
+				t.Fatalf("%s on %s: filter %v (%v), without kinds %v (%v)", s.Name, evs[i].ID, full, err1, rest, err2)
+			}
+		}
+	}
+	if stripped < 10 {
+		t.Errorf("%d built-ins run a filter without kinds, want most", stripped)
+	}
+	for src, want := range map[string]string{
+		`evt.kind == "a" && evt.status > 3`:                       `(evt.status > 3)`,
+		`evt.kind in ["a", "b"] && evt.x == 1 && evt.kind == "a"`: `(evt.x == 1)`,
+		`(evt.kind == "a" || evt.kind == "b") && evt.y`:           `(evt.y)`,
+		`evt.kind == "a" || evt.status > 3`:                       ``,
+		`evt.kind == "a"`:                                         ``,
+	} {
+		if got, _ := filterAfterKinds(src); got != want {
+			t.Errorf("filterAfterKinds(%q) = %q, want %q", src, got, want)
+		}
 	}
 }

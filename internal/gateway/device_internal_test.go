@@ -132,3 +132,29 @@ func TestDeviceConfValidate(t *testing.T) {
 		t.Errorf("default cookie %q", d.Cookie)
 	}
 }
+
+// BenchmarkDeviceIdentify is what the device fingerprint adds to a request:
+//
+//	go test -run '^$' -bench DeviceIdentify -cpu 1 ./internal/gateway/
+func BenchmarkDeviceIdentify(b *testing.B) {
+	d, _ := newDevices(DeviceConf{Cookie: defaultDeviceCookie})
+	ip := netip.MustParseAddr("198.51.100.7")
+	b.Run("cookie", func(b *testing.B) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36")
+		r.AddCookie(&http.Cookie{Name: defaultDeviceCookie, Value: d.cookieValue([]byte("0123456789abcdef"))})
+		h := http.Header{}
+		b.ReportAllocs()
+		for b.Loop() {
+			d.identify(h, r, ip)
+		}
+	})
+	b.Run("new-device", func(b *testing.B) {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("User-Agent", "curl/8.5.0")
+		b.ReportAllocs()
+		for b.Loop() {
+			d.identify(http.Header{}, r, ip)
+		}
+	})
+}
