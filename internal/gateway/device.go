@@ -9,9 +9,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"net/netip"
 	"os"
+	"sync"
 )
 
 // Device fingerprints: what tells two browsers behind one address (an
@@ -99,6 +101,17 @@ func validCookieName(s string) bool {
 type devices struct {
 	cookie string // "" issues none
 	key    []byte
+	macs   sync.Pool // hash.Hash: HMAC-SHA-256 under key, reused (keying one costs two SHA-256 blocks)
+}
+
+// newMAC returns an HMAC-SHA-256 under the device key, reset; give it back
+// with d.macs.Put.
+func (d *devices) newMAC() hash.Hash {
+	if m, ok := d.macs.Get().(hash.Hash); ok {
+		m.Reset()
+		return m
+	}
+	return hmac.New(sha256.New, d.key)
 }
 
 func newDevices(cfg DeviceConf) (*devices, error) {
@@ -188,28 +201,34 @@ func (d *devices) cookieID(r *http.Request) ([]byte, bool) {
 		return nil, false
 	}
 	id, mac := raw[:deviceIDBytes], raw[deviceIDBytes:]
-	if !hmac.Equal(mac, d.mac(id)) {
+	want := d.mac(id)
+	if !hmac.Equal(mac, want[:]) {
 		return nil, false
 	}
 	return id, true
 }
 
-func (d *devices) mac(id []byte) []byte {
-	m := hmac.New(sha256.New, d.key)
+func (d *devices) mac(id []byte) [deviceMACBytes]byte {
+	m := d.newMAC()
+	defer d.macs.Put(m)
 	m.Write([]byte("rampart device cookie v1\x00"))
 	m.Write(id)
-	return m.Sum(nil)[:deviceMACBytes]
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	return [deviceMACBytes]byte(sum[:deviceMACBytes])
 }
 
 func (d *devices) cookieValue(id []byte) string {
-	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), d.mac(id)...))
+	mac := d.mac(id)
+	return base64.RawURLEncoding.EncodeToString(append(append([]byte{}, id...), mac[:]...))
 }
 
 // fingerprint hashes what identifies the device: the cookie id ('c') or
 // the network ('t'), and the traits of the client. Each variable-length
 // part is length-prefixed, so that no two lists of parts hash alike.
 func (d *devices) fingerprint(kind byte, id []byte, network netip.Prefix, r *http.Request) string {
-	m := hmac.New(sha256.New, d.key)
+	m := d.newMAC()
+	defer d.macs.Put(m)
 	var n [4]byte
 	part := func(b []byte) {
 		binary.BigEndian.PutUint32(n[:], uint32(len(b)))
@@ -234,6 +253,10 @@ func (d *devices) fingerprint(kind byte, id []byte, network netip.Prefix, r *htt
 		part(nil)
 		part(nil)
 	}
-	sum := m.Sum(nil)
-	return string(kind) + "-" + hex.EncodeToString(sum[:16])
+	var sum [sha256.Size]byte
+	m.Sum(sum[:0])
+	var out [2 + 32]byte
+	out[0], out[1] = kind, '-'
+	hex.Encode(out[2:], sum[:16])
+	return string(out[:])
 }
