@@ -148,7 +148,10 @@
 // bears, and refuses an unqualified call of those for a read-only actor
 // (pg_catalog.lower(x) passes). A function created after a connection was
 // opened is known from the next connection on; if the catalogue cannot be
-// read, what was known stays.
+// read, what was known stays. MySQL and MariaDB call the built-in for an
+// unqualified built-in name. SQLite has no catalogue of functions: one the
+// application registers through its driver under a built-in's name is not
+// seen.
 //
 // What it cannot see: a SELECT from a view that calls a function of the
 // application's is a read to the guard; so is a PostgreSQL function called
