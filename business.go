@@ -306,14 +306,12 @@ func (a *Agent) reportBusiness(ctx context.Context, req *request, ev Event) {
 	ev.ID, ev.Time, ev.Service, ev.Action = newID(), time.Now().UTC(), a.service, ActionObserved
 	_, ev.Location = applicationStack(3)
 	req.describe(&ev)
-	if (ev.Kind == KindLoginSuccess || ev.Kind == KindLoginFailure) && req.actor != nil && req.actor.User == "" {
-		// A login attempt is the client's, whose actor the token names:
-		// the user SetUser claims (a session the client already holds,
-		// perhaps of an account of its own) is not backed by the token,
-		// and an event whose actor is claimed keys no detection at all,
-		// its address included.
-		ev.ActorUser = ""
-	}
+	// A login attempt under a user SetUser claims (a session the client
+	// already holds, perhaps of an account of its own) keeps that user:
+	// the control plane stores it as claimed (the token backs the address
+	// and session, not the user) and detection reads the address and
+	// session only, so the claim neither hides the attempt nor names
+	// anyone in a decision.
 	// The control plane refuses an actor user over 256 bytes, and the
 	// batch with it: a user with a long name (the gateway does not bound
 	// its token's sub) would get every event of the batch refused. Cut,

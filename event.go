@@ -50,6 +50,7 @@ type Event struct {
 	ActorIP     string `json:"actor_ip,omitempty"`     // the external client, from the gateway's actor token
 	ActorUser   string `json:"actor_user,omitempty"`   //
 	SessionHash string `json:"session_hash,omitempty"` //
+	Device      string `json:"device,omitempty"`       // the gateway's device fingerprint, from the actor token
 	TraceID     string `json:"trace_id,omitempty"`     // W3C trace id
 	Decision    string `json:"decision,omitempty"`     // the control-plane decision enforced: decision_enforced, read_only_write
 
@@ -164,6 +165,7 @@ func (q *request) describe(ev *Event) {
 	ev.TraceID = q.traceID
 	if a := q.actor; a != nil {
 		ev.ActorIP, ev.ActorUser, ev.SessionHash = actorAddr(a.IP), truncate(a.User, maxActorUser), a.Session
+		ev.Device = a.Device
 		ev.ActorToken = q.actorToken
 	}
 	if ev.ActorUser == "" {

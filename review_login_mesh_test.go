@@ -70,7 +70,12 @@ services:
 	if err := json.Unmarshal(cp.Events(t, q)[0], &stored); err != nil {
 		t.Fatal(err)
 	}
-	if ev := control.DetectEvent(stored); ev.Actor.IP != "203.0.113.7" || ev.Login.Name != "victim@example.com" {
-		t.Errorf("detection reads actor %+v login %+v, want 203.0.113.7 failing for victim@example.com", ev.Actor, ev.Login)
+	if ev := control.DetectEvent(stored); ev.Actor.IP != "203.0.113.7" || ev.Actor.User != "" || ev.Login.Name != "victim@example.com" {
+		t.Errorf("detection reads actor %+v login %+v, want 203.0.113.7, no user, failing for victim@example.com", ev.Actor, ev.Login)
+	}
+	// The session's user is kept as the service's claim: stored, marked
+	// claimed, read by no scenario.
+	if stored.ActorUser != "mallory" || stored.ActorUserClaimedBy != "auth" {
+		t.Errorf("stored user %q claimed by %q, want mallory claimed by auth", stored.ActorUser, stored.ActorUserClaimedBy)
 	}
 }

@@ -507,7 +507,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 			z.exposed.Store(true)
 		}
 		ctx = actor.NewTokenContext(actor.NewContext(ctx, act), token)
-		sub := decision.Subject{IP: act.IP, User: act.User, Session: act.Session}
+		sub := decision.Subject{IP: act.IP, User: act.User, Session: act.Session, Device: act.Device}
 		sensitive := func() bool { return authz.Sensitive(r.Method, path) }
 		set, now := z.decisions.Load(), time.Now()
 		var d decision.Decision

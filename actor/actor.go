@@ -18,6 +18,7 @@
 //	sub  the authenticated end user, absent for an anonymous actor
 //	ip   the external client IP
 //	sid  hex SHA-256 of the session cookie or bearer credential (never the credential)
+//	dev  the device fingerprint the gateway computed (see package internal/gateway), absent if none
 //	iat, nbf, exp   issued-at and expiry; a token lives minutes, not hours
 //
 // # Trust model
@@ -59,7 +60,7 @@
 // received beside the event; the control plane verifies it (with a relaxed
 // expiry, for late delivery, and the audience naming that service) and
 // stores the event's actor as verified only if the token names the same IP,
-// user and session. Otherwise the actor is stored as claimed by the
+// user, session and device. Otherwise the actor is stored as claimed by the
 // service and never drives an automatic decision (see package
 // internal/control).
 //
@@ -102,6 +103,12 @@ type Actor struct {
 	IP      netip.Addr // the external client's IP address
 	User    string     // the authenticated end user; "" if anonymous
 	Session string     // hex SHA-256 of the session or bearer credential; "" if none
+	// Device is the gateway's fingerprint of the client device: a hash
+	// of the signed device cookie it issued (or, for a client that
+	// returns none, of its network and traits), "" if none. It tells
+	// two browsers behind one address apart; the client can drop it (and
+	// become a new device), not choose another's.
+	Device string
 
 	// Set by Verify from the token.
 	Issuer   string    // the gateway that vouched for the actor

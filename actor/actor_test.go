@@ -89,7 +89,7 @@ func newPair(t testing.TB, k testKey, c *fakeclock.Clock) (*Signer, *Verifier) {
 	return s, v
 }
 
-var alice = Actor{IP: netip.MustParseAddr("203.0.113.7"), User: "alice", Session: strings.Repeat("ab", 32)}
+var alice = Actor{IP: netip.MustParseAddr("203.0.113.7"), User: "alice", Session: strings.Repeat("ab", 32), Device: "c-0123456789abcdef"}
 
 func TestTokenCarriesTheActorToEveryVerifier(t *testing.T) {
 	for _, alg := range []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA} {
@@ -105,7 +105,7 @@ func TestTokenCarriesTheActorToEveryVerifier(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.IP != alice.IP || got.User != "alice" || got.Session != alice.Session || got.KeyID != k.id ||
+			if got.IP != alice.IP || got.User != "alice" || got.Session != alice.Session || got.Device != alice.Device || got.KeyID != k.id ||
 				got.Issuer != "spiffe://example.org/svc/gateway" || !got.Expires.Equal(c.Now().Add(DefaultLifetime)) {
 				t.Errorf("verified %+v, want alice's IP, user, session, key %s", got, k.id)
 			}
@@ -132,6 +132,11 @@ func TestSignerReusesATokenUntilHalfItsLifetime(t *testing.T) {
 	bob.User = "bob"
 	if t3, _ := s.Token(bob); t3 == t1 {
 		t.Error("another user got alice's token")
+	}
+	device := alice
+	device.Device = "c-fedcba9876543210"
+	if t4, _ := s.Token(device); t4 == t1 {
+		t.Error("another device of alice's got the token of the first: a device decision would miss it")
 	}
 	other := alice
 	other.IP = netip.MustParseAddr("203.0.113.8")

@@ -54,8 +54,8 @@ type Signer struct {
 }
 
 type signKey struct {
-	ip                 [16]byte
-	user, session, aud string
+	ip                         [16]byte
+	user, session, device, aud string
 }
 
 // Audience is the set of services a token is for: the SPIFFE IDs in its
@@ -155,14 +155,14 @@ func (s *Signer) KeyID() string {
 }
 
 // Token returns a token for a with SignerConfig.Audience, reusing a recent
-// one for the same actor. Only a's IP, User and Session are used.
+// one for the same actor. Only a's IP, User, Session and Device are used.
 func (s *Signer) Token(a Actor) (string, error) {
 	return s.token(a, Audience{ids: []string{s.cfg.Audience}, key: s.cfg.Audience})
 }
 
 // TokenFor returns a token for a naming the services of aud, reusing a
-// recent one for the same actor and audience. Only a's IP, User and
-// Session are used.
+// recent one for the same actor and audience. Only a's IP, User,
+// Session and Device are used.
 func (s *Signer) TokenFor(a Actor, aud Audience) (string, error) {
 	if len(aud.ids) == 0 {
 		return "", errors.New("actor: TokenFor: empty audience (use NewAudience)")
@@ -174,7 +174,7 @@ func (s *Signer) token(a Actor, aud Audience) (string, error) {
 	if !a.IP.IsValid() {
 		return "", errors.New("actor: Token: the actor has no IP address")
 	}
-	k := signKey{ip: a.IP.Unmap().As16(), user: a.User, session: a.Session, aud: aud.key}
+	k := signKey{ip: a.IP.Unmap().As16(), user: a.User, session: a.Session, device: a.Device, aud: aud.key}
 	now := s.cfg.Now()
 	s.mu.RLock()
 	got, ok := s.cache[k]
@@ -197,6 +197,7 @@ func (s *Signer) token(a Actor, aud Audience) (string, error) {
 		},
 		IP:      a.IP.Unmap().String(),
 		Session: a.Session,
+		Device:  a.Device,
 	}
 	token, err := jwt.Signed(signer).Claims(c).Serialize()
 	if err != nil {
@@ -218,4 +219,5 @@ type claims struct {
 	jwt.Claims
 	IP      string `json:"ip"`
 	Session string `json:"sid,omitempty"`
+	Device  string `json:"dev,omitempty"`
 }

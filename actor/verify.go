@@ -231,6 +231,7 @@ func (v *Verifier) verify(token string, now time.Time) (Actor, error) {
 		IP:       ip.Unmap(),
 		User:     c.Subject,
 		Session:  c.Session,
+		Device:   c.Device,
 		Issuer:   c.Issuer,
 		IssuedAt: c.IssuedAt.Time(),
 		Expires:  c.Expiry.Time(),

@@ -140,6 +140,19 @@
 // returns an error wrapping rampart.ErrBlocked, in monitor mode too: the
 // decision refuses, not the guard.
 //
+// A built-in's name is not proof that the built-in is called: PostgreSQL
+// resolves an unqualified name over the search_path and the argument types,
+// so public.lower(integer) of the application is what SELECT lower(1)
+// runs. On PostgreSQL the guard therefore reads, on each new connection,
+// which of its pure built-in names a function outside pg_catalog also
+// bears, and refuses an unqualified call of those for a read-only actor
+// (pg_catalog.lower(x) passes). A function created after a connection was
+// opened is known from the next connection on; if the catalogue cannot be
+// read, what was known stays. MySQL and MariaDB call the built-in for an
+// unqualified built-in name. SQLite has no catalogue of functions: one the
+// application registers through its driver under a built-in's name is not
+// seen.
+//
 // What it cannot see: a SELECT from a view that calls a function of the
 // application's is a read to the guard; so is a PostgreSQL function called
 // with attribute notation (t.f for f(t)), or through an operator or a cast

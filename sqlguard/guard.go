@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rampartsec/rampart"
 )
@@ -19,6 +20,9 @@ type Guard struct {
 	sink    string
 	toks    sync.Pool // *[]token, reused across statements
 	indexes indexCache
+	// shadowed: PostgreSQL's pure built-in names that a function of
+	// another schema shadows (shadow.go), learnt at each new connection.
+	shadowed atomic.Pointer[map[string]struct{}]
 }
 
 // New returns a guard that reports to agent and lexes statements as d.
@@ -113,7 +117,13 @@ func (g *Guard) checkReadOnly(ctx context.Context, stmt string, lex func() []tok
 	if !ok {
 		return nil
 	}
-	why := readOnlyRefusal(g.dialect, stmt, lex())
+	toks := lex()
+	why := readOnlyRefusal(g.dialect, stmt, toks)
+	if why == "" && g.dialect == Postgres {
+		if s := g.shadowed.Load(); s != nil && len(*s) > 0 {
+			why = shadowRefusal(*s, stmt, toks)
+		}
+	}
 	if why == "" {
 		return nil
 	}

@@ -54,6 +54,11 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.g.dialect == Postgres {
+		// An error keeps what was learnt before (see shadowQuery); the
+		// connection itself is fine.
+		_ = c.g.learnShadowed(ctx, dc)
+	}
 	return &conn{Conn: dc, g: c.g}, nil
 }
 

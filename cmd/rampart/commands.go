@@ -189,7 +189,7 @@ func decisionsAdd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	pos, err := parseFlags(fs, args, 2)
 	if err != nil {
 		if _, ok := err.(usageError); ok {
-			return usageError{err.Error() + ": SCOPE (ip, cidr, user, session) and VALUE"}
+			return usageError{err.Error() + ": SCOPE (ip, cidr, user, session, device) and VALUE"}
 		}
 		return err
 	}

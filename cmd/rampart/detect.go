@@ -234,8 +234,8 @@ func scenariosList(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	if d := list.Detector; d != nil {
-		fmt.Fprintf(stdout, "\nThis replica: leading %v, %d events processed, %d alerts, %d decisions, %d device decisions skipped (no enforcer yet)\n",
-			d.Leading, d.Events, d.Alerts, d.Decisions, d.SkippedDevice)
+		fmt.Fprintf(stdout, "\nThis replica: leading %v, %d events processed, %d alerts, %d decisions, %d skipped as invalid\n",
+			d.Leading, d.Events, d.Alerts, d.Decisions, d.Skipped)
 	}
 	return nil
 }

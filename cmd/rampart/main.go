@@ -61,7 +61,7 @@ Usage:
                                  list join tokens: id, service, uses left, expiry (never the secret)
   rampart token revoke ID...     refuse the remaining uses of join tokens
   rampart decisions add [-action block] [-ttl D] [-reason R] [-force] SCOPE VALUE
-                                 block an actor (SCOPE: ip, cidr, user, session)
+                                 block an actor (SCOPE: ip, cidr, user, session, device)
   rampart decisions list [-all]  list decisions
   rampart decisions rm ID...     remove decisions
   rampart decisions explain ID   why a decision was made: origin, alert, scenario, evidence events

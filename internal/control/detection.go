@@ -79,8 +79,9 @@ type DetectConfig struct {
 // Decisions carry their origin (the scenario), the alert and its evidence.
 // A scenario in simulate mode records its decisions (simulated: true)
 // without making them a change on the watch, and enforcers are never
-// given them. A device decision has no enforcer yet: it is recorded in the
-// alert as skipped, and counted (DetectorStats.SkippedDevice).
+// given them. A device decision names the fingerprint the gateway put in
+// the actor token (actor.Actor.Device); gateways and agents enforce it as
+// any other scope.
 //
 // A scenario that decided stays silent about its key for a while (by
 // default the decision's TTL). When an operator lifts (deletes) one of its
@@ -106,17 +107,16 @@ type Detector struct {
 
 // DetectorStats counts what the detector did in this process.
 type DetectorStats struct {
-	Leading       bool          `json:"leading"`
-	Cursor        int64         `json:"cursor"` // the last seq processed
-	Events        uint64        `json:"events"` // events processed as leader
-	Warmup        uint64        `json:"warmup"` // events replayed to rebuild state on taking the lead
-	Alerts        uint64        `json:"alerts"` // alerts stored (not counting those already stored)
-	Decisions     uint64        `json:"decisions"`
-	SkippedDevice uint64        `json:"skipped_device"` // decisions on a device, which no enforcer knows yet
-	Skipped       uint64        `json:"skipped"`        // other decisions refused as invalid
-	Reloads       uint64        `json:"reloads"`
-	Lifted        uint64        `json:"lifted"` // decisions an operator lifted, whose scenario then ended its silence
-	Engine        *detect.Stats `json:"engine,omitempty"`
+	Leading   bool          `json:"leading"`
+	Cursor    int64         `json:"cursor"` // the last seq processed
+	Events    uint64        `json:"events"` // events processed as leader
+	Warmup    uint64        `json:"warmup"` // events replayed to rebuild state on taking the lead
+	Alerts    uint64        `json:"alerts"` // alerts stored (not counting those already stored)
+	Decisions uint64        `json:"decisions"`
+	Skipped   uint64        `json:"skipped"` // decisions refused as invalid
+	Reloads   uint64        `json:"reloads"`
+	Lifted    uint64        `json:"lifted"` // decisions an operator lifted, whose scenario then ended its silence
+	Engine    *detect.Stats `json:"engine,omitempty"`
 }
 
 // NewDetector loads the scenarios (built-ins and cfg.ScenarioDir) and
@@ -364,7 +364,7 @@ func (d *Detector) warmup(ctx context.Context, eng *detect.Engine, cursor int64,
 
 // storeAlert stores a with the decisions it asks for.
 func (d *Detector) storeAlert(ctx context.Context, a detect.Alert, lifts *liftWatch) error {
-	sa, ds, skippedDevice, skipped := AlertRecord(a, d.cfg.Now())
+	sa, ds, skipped := AlertRecord(a, d.cfg.Now())
 	created, err := d.st.PutAlert(ctx, sa, ds)
 	if err != nil {
 		return err
@@ -376,7 +376,6 @@ func (d *Detector) storeAlert(ctx context.Context, a detect.Alert, lifts *liftWa
 		d.count(func(s *DetectorStats) {
 			s.Alerts++
 			s.Decisions += uint64(len(ds))
-			s.SkippedDevice += uint64(skippedDevice)
 			s.Skipped += uint64(skipped)
 		})
 		d.log.Info("control: detection: alert", "scenario", a.Scenario, "key", a.Key, "id", sa.ID, "decisions", len(ds))
@@ -461,7 +460,7 @@ func (d *Detector) replayedAlert(ctx context.Context, eng *detect.Engine, a dete
 	if len(a.Decisions) == 0 {
 		return nil
 	}
-	sa, _, _, _ := AlertRecord(a, d.cfg.Now())
+	sa, _, _ := AlertRecord(a, d.cfg.Now())
 	stored, err := d.st.Alert(ctx, sa.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		var found bool
@@ -508,10 +507,9 @@ func (d *Detector) storedAlertOf(ctx context.Context, a detect.Alert, since time
 
 // AlertRecord is what the control plane stores of a: the alert, with an id
 // derived from it, and the decisions it makes, at now, with ids derived
-// from the alert's. Decisions that cannot be made are recorded in the
-// alert as skipped, and counted: device ones (no enforcer knows devices
-// yet) and invalid ones.
-func AlertRecord(a detect.Alert, now time.Time) (store.Alert, []store.Decision, int, int) {
+// from the alert's. Decisions that cannot be made (invalid ones) are
+// recorded in the alert as skipped, and counted.
+func AlertRecord(a detect.Alert, now time.Time) (store.Alert, []store.Decision, int) {
 	first := a.First.Format(time.RFC3339Nano)
 	if len(a.Evidence) > 0 {
 		first = a.Evidence[0]
@@ -520,7 +518,7 @@ func AlertRecord(a detect.Alert, now time.Time) (store.Alert, []store.Decision, 
 	sa := store.Alert{ID: id, Scenario: a.Scenario, Key: a.Key, Count: a.Count, Distinct: a.Distinct,
 		First: a.First, Last: a.Last, Evidence: a.Evidence, Decisions: []store.AlertDecision{}}
 	var ds []store.Decision
-	var skippedDevice, skipped int
+	var skipped int
 	for i, dd := range a.Decisions {
 		ad := store.AlertDecision{Scope: string(dd.Scope), Value: dd.Value, Action: store.DecisionAction(dd.Action),
 			TTL: dd.TTL.String(), Simulated: dd.Simulate}
@@ -535,9 +533,11 @@ func AlertRecord(a detect.Alert, now time.Time) (store.Alert, []store.Decision, 
 			scope = store.ScopeUser
 		case detect.ScopeSession:
 			scope = store.ScopeSession
+		case detect.ScopeDevice:
+			scope = store.ScopeDevice
 		default:
-			ad.Skipped = fmt.Sprintf("no enforcer knows the %s scope yet", dd.Scope)
-			skippedDevice++
+			ad.Skipped = fmt.Sprintf("unknown scope %q", dd.Scope)
+			skipped++
 			sa.Decisions = append(sa.Decisions, ad)
 			continue
 		}
@@ -554,7 +554,7 @@ func AlertRecord(a detect.Alert, now time.Time) (store.Alert, []store.Decision, 
 		sa.Decisions = append(sa.Decisions, ad)
 		ds = append(ds, sd)
 	}
-	return sa, ds, skippedDevice, skipped
+	return sa, ds, skipped
 }
 
 func alertReason(a detect.Alert, dd detect.Decision) string {

@@ -49,34 +49,37 @@ func mustJSON(t *testing.T, v any) string {
 	return string(b)
 }
 
-func TestAlertRecordMapsScopesAndSkipsDevices(t *testing.T) {
+func TestAlertRecordMapsScopesDevicesIncluded(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	a := detect.Alert{Scenario: "s", Key: "k", Count: 5, First: now, Last: now, Evidence: []string{"e1", "e2"},
 		Decisions: []detect.Decision{
 			{Scope: detect.ScopeRange, Value: "203.0.113.0/24", Action: detect.Block, TTL: time.Hour},
-			{Scope: detect.ScopeDevice, Value: "dev-1", Action: detect.Block, TTL: time.Hour},
+			{Scope: detect.ScopeDevice, Value: "c-0123456789abcdef", Action: detect.Block, TTL: time.Hour},
 			{Scope: detect.ScopeUser, Value: "mallory", Action: detect.ReadOnly, TTL: time.Hour, Simulate: true},
 			{Scope: detect.ScopeIP, Value: "not an ip", Action: detect.Block, TTL: time.Hour},
 		}}
-	sa, ds, device, invalid := AlertRecord(a, now)
+	sa, ds, invalid := AlertRecord(a, now)
 	if sa.ID != store.AlertID("s", "k", "e1") || !sa.Simulated || len(sa.Decisions) != 4 {
 		t.Errorf("alert %+v", sa)
 	}
-	if device != 1 || invalid != 1 || len(ds) != 2 {
-		t.Fatalf("%d decisions, %d device, %d invalid; want 2, 1, 1", len(ds), device, invalid)
+	if invalid != 1 || len(ds) != 3 {
+		t.Fatalf("%d decisions, %d invalid; want 3, 1", len(ds), invalid)
 	}
 	if ds[0].Scope != store.ScopeCIDR || ds[0].Origin != "s" || ds[0].AlertID != sa.ID || !ds[0].Expires.Equal(now.Add(time.Hour)) ||
 		len(ds[0].Evidence) != 2 || ds[0].ID != sa.Decisions[0].ID {
 		t.Errorf("range decision %+v", ds[0])
 	}
-	if !ds[1].Simulated || ds[1].Scope != store.ScopeUser {
-		t.Errorf("user decision %+v", ds[1])
+	if ds[1].Scope != store.ScopeDevice || ds[1].Value != "c-0123456789abcdef" || ds[1].ID != sa.Decisions[1].ID {
+		t.Errorf("device decision %+v: want it made, as any scope", ds[1])
 	}
-	if sa.Decisions[1].Skipped == "" || sa.Decisions[3].Skipped == "" {
-		t.Errorf("skipped decisions not said: %+v", sa.Decisions)
+	if !ds[2].Simulated || ds[2].Scope != store.ScopeUser {
+		t.Errorf("user decision %+v", ds[2])
+	}
+	if sa.Decisions[1].Skipped != "" || sa.Decisions[3].Skipped == "" {
+		t.Errorf("skipped decisions: %+v; want only the invalid one", sa.Decisions)
 	}
 	// The same alert again: the same ids.
-	sa2, ds2, _, _ := AlertRecord(a, now.Add(time.Minute))
+	sa2, ds2, _ := AlertRecord(a, now.Add(time.Minute))
 	if sa2.ID != sa.ID || ds2[0].ID != ds[0].ID {
 		t.Error("ids differ for the same alert")
 	}

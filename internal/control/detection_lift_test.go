@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/rampartsec/rampart/internal/control"
@@ -51,6 +52,11 @@ func TestALiftedDecisionLetsTheSameAttackBeDecidedAgain(t *testing.T) {
 	if second.AlertID == first.AlertID {
 		t.Errorf("the second decision has the first's alert %s", first.AlertID)
 	}
+	// A lift by a person says the decision was wrong: the next is not a
+	// repeat, its TTL is the scenario's base (1h), not twice it.
+	if strings.Contains(second.Reason, "repeat") {
+		t.Errorf("the decision after a lift escalates: %q", second.Reason)
+	}
 }
 
 // A decision lifted while no replica leads is not silenced again by the
@@ -83,5 +89,7 @@ func TestALiftedDecisionStaysLiftedAfterAFailover(t *testing.T) {
 		st := e.det.Stats()
 		return st.Leading && st.Warmup > 0 && st.Lifted == 1
 	})
-	decideInjection(t, e, "203.0.113.41", []store.Decision{first})
+	if second := decideInjection(t, e, "203.0.113.41", []store.Decision{first}); strings.Contains(second.Reason, "repeat") {
+		t.Errorf("the decision after a lift escalates: %q", second.Reason)
+	}
 }

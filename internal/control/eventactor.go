@@ -1,7 +1,9 @@
 package control
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/netip"
 	"slices"
 	"time"
@@ -110,12 +112,34 @@ func backs(v *actor.Verifier, seen map[string]verifiedToken, token string, ev st
 	switch {
 	case err != nil || ip.Unmap() != a.IP || ev.SessionHash != a.Session:
 		return notBacked
+	case !deviceBacked(ev.Data, a.Device):
+		// The event names another device than the token: detection
+		// reads the device of a verified actor (DetectEvent), so a
+		// service must not choose it.
+		return notBacked
 	case ev.ActorUser == a.User:
 		return backed
 	case a.User == "":
 		return backedButUser
 	}
 	return notBacked
+}
+
+// deviceBacked reports whether the device an event's data names (its
+// "device" field, which the SDK copies from the actor token) is the
+// token's device, or the data names none. Data without the word is not
+// decoded.
+func deviceBacked(data []byte, device string) bool {
+	if !bytes.Contains(data, []byte(`"device"`)) {
+		return true
+	}
+	var d struct {
+		Device string `json:"device"`
+	}
+	if json.Unmarshal(data, &d) != nil {
+		return false
+	}
+	return d.Device == "" || d.Device == device
 }
 
 // eventVerifier returns a Verifier of the tokens received by caller, with

@@ -45,6 +45,8 @@ type Config struct {
 	// PostgresDSN, if set, stores in PostgreSQL (e.g. a schema of
 	// storetest.PostgresSchema) instead of SQLite in the data directory.
 	PostgresDSN string
+	// Detect, unless nil, runs the detection engine (control.ServerConfig.Detect).
+	Detect *control.DetectConfig
 }
 
 // ControlPlane is a control plane serving on 127.0.0.1.
@@ -104,7 +106,7 @@ func (c *ControlPlane) newClient() *http.Client {
 
 func (c *ControlPlane) start(addr string) error {
 	cfg := control.ServerConfig{Dir: c.Dir, Addr: addr, SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout, Quotas: c.cfg.Quotas,
-		PostgresDSN: c.cfg.PostgresDSN}
+		PostgresDSN: c.cfg.PostgresDSN, Detect: c.cfg.Detect}
 	var srv *control.Server
 	var err error
 	// A restarted control plane comes back on its address; the port may

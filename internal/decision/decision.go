@@ -1,5 +1,5 @@
 // Package decision matches requests against the control plane's decisions
-// (block an IP, a network, a user or a session; block its sensitive routes
+// (block an IP, a network, a user, a session or a device; block its sensitive routes
 // only; make it read-only; rate-limit it). The gateway and every service hold
 // a Set, replaced whole when the watch reports a change, and ask it about
 // each request: a lookup per scope, no lock.
@@ -33,6 +33,7 @@ const (
 	ScopeCIDR    Scope = "cidr"    // a network: "203.0.113.0/24"
 	ScopeUser    Scope = "user"    // an authenticated end user's id
 	ScopeSession Scope = "session" // hex SHA-256 of a session or bearer credential
+	ScopeDevice  Scope = "device"  // a device fingerprint the gateway computed (actor.Actor.Device)
 )
 
 // Decision is one decision as the control plane's API gives it.
@@ -54,6 +55,7 @@ type Subject struct {
 	IP      netip.Addr
 	User    string
 	Session string
+	Device  string
 }
 
 // Set is an immutable set of decisions, indexed by scope.
@@ -64,6 +66,7 @@ type Set struct {
 	bits     []int // prefix lengths present, longest first
 	users    map[string][]*Decision
 	sessions map[string][]*Decision
+	devices  map[string][]*Decision
 }
 
 // NewSet indexes ds. A decision with an unknown scope or action, or a value
@@ -72,7 +75,7 @@ type Set struct {
 // be silent.
 func NewSet(ds []Decision) (*Set, error) {
 	s := &Set{ips: map[netip.Addr][]*Decision{}, prefixes: map[netip.Prefix][]*Decision{},
-		users: map[string][]*Decision{}, sessions: map[string][]*Decision{}}
+		users: map[string][]*Decision{}, sessions: map[string][]*Decision{}, devices: map[string][]*Decision{}}
 	for i := range ds {
 		d := &ds[i]
 		switch d.Action {
@@ -105,6 +108,8 @@ func NewSet(ds []Decision) (*Set, error) {
 			s.users[d.Value] = append(s.users[d.Value], d)
 		case ScopeSession:
 			s.sessions[d.Value] = append(s.sessions[d.Value], d)
+		case ScopeDevice:
+			s.devices[d.Value] = append(s.devices[d.Value], d)
 		default:
 			return nil, fmt.Errorf("decision %s: unknown scope %q", d.ID, d.Scope)
 		}
@@ -155,8 +160,11 @@ func (s *Set) each(sub Subject, now time.Time, fn func(*Decision) bool) {
 	if sub.User != "" && !visit(s.users[sub.User]) {
 		return
 	}
-	if sub.Session != "" {
-		visit(s.sessions[sub.Session])
+	if sub.Session != "" && !visit(s.sessions[sub.Session]) {
+		return
+	}
+	if sub.Device != "" {
+		visit(s.devices[sub.Device])
 	}
 }
 

@@ -118,3 +118,35 @@ func BenchmarkRefusal(b *testing.B) {
 		}
 	}
 }
+
+// A device decision matches the requests whose actor carries that device,
+// whatever their address, user or session, and no other.
+func TestDeviceDecisions(t *testing.T) {
+	s := mustSet(t,
+		Decision{ID: "d1", Scope: ScopeDevice, Value: "c-aaaa", Action: Block},
+		Decision{ID: "d2", Scope: ScopeDevice, Value: "c-bbbb", Action: ReadOnly},
+		Decision{ID: "d3", Scope: ScopeDevice, Value: "c-cccc", Action: RateLimit, RateLimit: 30},
+	)
+	ip := netip.MustParseAddr("198.51.100.7")
+	if d, ok := s.Refusal(Subject{IP: ip, User: "alice", Device: "c-aaaa"}, "GET", nil, now); !ok || d.ID != "d1" {
+		t.Errorf("blocked device: %+v %v, want d1", d, ok)
+	}
+	if _, ok := s.Refusal(Subject{IP: ip, User: "alice", Device: "c-dddd"}, "POST", nil, now); ok {
+		t.Error("the same address and user from another device refused")
+	}
+	if _, ok := s.Refusal(Subject{IP: ip, Device: "c-bbbb"}, "GET", nil, now); ok {
+		t.Error("a read-only device refused a GET")
+	}
+	if d, ok := s.Refusal(Subject{IP: ip, Device: "c-bbbb"}, "POST", nil, now); !ok || d.ID != "d2" {
+		t.Errorf("read-only device POST: %+v %v, want d2", d, ok)
+	}
+	if d, ok := s.Blocking(Subject{Device: "c-aaaa"}, nil, now); !ok || d.ID != "d1" {
+		t.Errorf("Blocking of a blocked device: %+v %v", d, ok)
+	}
+	if d, ok := s.RateLimit(Subject{Device: "c-cccc"}, 120, now); !ok || d.RateLimit != 30 {
+		t.Errorf("rate-limited device: %+v %v", d, ok)
+	}
+	if _, err := NewSet([]Decision{{ID: "x", Scope: "devices", Value: "c-a", Action: Block}}); err == nil {
+		t.Error("an unknown scope was accepted")
+	}
+}

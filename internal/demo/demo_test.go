@@ -216,7 +216,7 @@ func TestTheDemoTellsTheStoryAndTheControlPlaneHoldsEachEvent(t *testing.T) {
 		`HTTP 401 {"error":"wrong email or password"}`,
 		`HTTP 403 {"error":"request refused by a security decision"`, "stored it: decision_enforced, blocked by gateway",
 		"origin    "+demo.StuffingScenario+" (scenario", "decision  block-sensitive on ip 198.18.",
-		"on shop POST /login", "evidence  login_failure, observed by shop", "user anonymous (verified)",
+		`on shop "POST /login"`, "evidence  login_failure, observed by shop", "user anonymous (verified)",
 		strconv.Itoa(demo.StuffingAddrs)+" of the "+strconv.Itoa(demo.StuffingAddrs)+" addresses are refused the login",
 		"curl -H 'X-Forwarded-For: "+demo.HonestIP+"' -X POST", `HTTP 200 {"user":"ana@example.com"}`)
 	if m := regexp.MustCompile(`refused the attacker ([\d.]+) ms after`).FindStringSubmatch(s[3]); m == nil {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"hash/maphash"
 	"math"
 	"math/bits"
 	"slices"
@@ -14,9 +15,11 @@ const exactDistinct = 64
 // of 1.04/√4096 ≈ 1.6%.
 const hllPrecision = 12
 
-// hash64 is FNV-1a with a final mix: fixed, so that a replay counts what
-// the first run counted, and mixed, because HyperLogLog reads the top bits
-// and FNV's are poor for short inputs.
+// hash64 is FNV-1a with a final mix: fixed and public. It hashes the
+// distinct values of an engine made with Config.FixedHash (fixtures, so
+// that a count past 64 is the same on every machine), and the HyperLogLog
+// needs the mix because it reads the top bits and FNV's are poor for short
+// inputs.
 func hash64(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
@@ -29,6 +32,32 @@ func hash64(s string) uint64 {
 	h *= 0xc4ceb9fe1a85ec53
 	h ^= h >> 33
 	return h
+}
+
+// valueHasher hashes the distinct values of one engine. By default it is
+// keyed with a random seed made when the engine is (hash/maphash): with a
+// public hash, an attacker could choose values whose hashes collide, or
+// that all fall in one HyperLogLog register with few leading zeros, and
+// make a thousand distinct login names count as a few dozen. With a secret
+// seed they cannot aim. What the seed changes: exact counts (up to 64
+// distinct values) are the same whatever it is, barring a 64-bit
+// collision, so every built-in scenario (none counts past 50) decides
+// alike in every process and replay; past 64 the estimate may differ by
+// its error (about 1.6%) from one process to the next.
+type valueHasher struct {
+	seed  maphash.Seed
+	fixed bool
+}
+
+func newValueHasher(fixed bool) valueHasher {
+	return valueHasher{seed: maphash.MakeSeed(), fixed: fixed}
+}
+
+func (h valueHasher) sum(s string) uint64 {
+	if h.fixed {
+		return hash64(s)
+	}
+	return maphash.String(h.seed, s)
 }
 
 // distinctSet counts distinct values: exactly (by their 64-bit hash) up

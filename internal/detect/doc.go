@@ -11,8 +11,10 @@
 // every machine. Its state is bounded: each scenario holds at most
 // Config.MaxKeys buckets (least recently used evicted, counted in
 // Stats), drained buckets are forgotten, a bucket's distinct values are
-// counted exactly up to 64 and by a 4 KiB HyperLogLog sketch past that,
-// and every string it keeps is cut to a few hundred bytes.
+// counted exactly up to 64 and by a 4 KiB HyperLogLog sketch past that
+// (hashed with a key drawn at random per engine, so that nobody can craft
+// values that undercount), and every string it keeps is cut to a few
+// hundred bytes.
 //
 // # Scenarios
 //
@@ -25,6 +27,7 @@
 //	filter: evt.kind == "login_failure"     # which events count (a condition)
 //	groupby: evt.actor.ip                   # the bucket's key; "" leaves the event out
 //	distinct: evt.login.name                # optional: count distinct values, not events
+//	sequence: evt.object.id                 # optional, instead: count the steps of a walk n, n+1, n+2…
 //	capacity: 20                            # leaky: the event that takes the level over it raises the alert
 //	leakspeed: 30s                          # one event (or value) leaks out each period
 //	blackhole: 1h                           # after an alert the key is silent (default: the decision's TTL)
@@ -41,6 +44,12 @@
 //	  escalation: {max: 7d}                 # TTL × 2 on each repeat, up to max
 //	  simulate: false                       # true: recorded and shown, not enforced
 //
+// A sequence scenario reads the number that ends the expression's value
+// ("1042" of "o-1042") and fills by one for the first value and for each
+// step of 1 or 2 onwards in the walk's direction; a repeat, a jump or a
+// step back fills nothing, so that reading a few neighbouring objects back
+// and forth is not a walk.
+//
 // Other fields: weight (leaky: how much an event fills, default its
 // Count), condition (conditional: the event for which it holds raises the
 // alert, with count the events already in the bucket), members (decide
@@ -53,7 +62,8 @@
 // Expressions are github.com/expr-lang/expr over the event, as evt with
 // the JSON field names of Event (evt.actor.ip, evt.login.exists,
 // evt.object.owner, evt.attrs.role), plus key(a, b, ...) (a space-joined
-// key, "" if a part is empty), ip_range(ip) and in_cidr(ip, cidr). They
+// key, a part with a space or quote written Go-quoted so that no two
+// lists of parts give one key; "" if a part is empty), ip_range(ip) and in_cidr(ip, cidr). They
 // are compiled once at load against the event's type: a misspelt field
 // is a load error naming the file, the line and the scenario field, as
 // is an unknown field, a bad duration or a missing ttl.

@@ -1,6 +1,8 @@
 package detect
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +43,12 @@ type Config struct {
 	// events are not counted, and a decision that would name one (or a
 	// range that holds one) is dropped with its alert.
 	Allow []Allow
+	// FixedHash hashes distinct values with a fixed, public function
+	// instead of one keyed at random per engine, so that counts past 64
+	// distinct values (HyperLogLog estimates) are the same in every run:
+	// for fixtures and tests. In production it lets an attacker craft
+	// values that undercount (see valueHasher).
+	FixedHash bool
 }
 
 // Allow is one allowlist entry. For ScopeIP (and ScopeRange, the same)
@@ -74,6 +82,7 @@ type Engine struct {
 	anyKind   []*scenarioState            // those for a kind no filter names
 	allow     *allowlist
 	maxKeys   int
+	hash      valueHasher
 	now       int64 // the latest event time seen, unix nanoseconds
 	events    uint64
 	allowed   uint64
@@ -112,6 +121,11 @@ type bucketExtra struct {
 	distinct  *distinctSet // from the second distinct value; the first's hash is in h0
 	members   *memberSet
 	blackhole int64 // silent until then
+	// The walk of a sequence scenario: the number of the last value, and
+	// the direction of the last step (+1, -1; 0 before the first step).
+	seq    int64
+	seqDir int8
+	seqSet bool
 }
 
 type memberSet struct {
@@ -219,7 +233,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{allow: allow, maxKeys: cfg.MaxKeys}
+	e := &Engine{allow: allow, maxKeys: cfg.MaxKeys, hash: newValueHasher(cfg.FixedHash)}
 	if err := e.setScenarios(cfg.Scenarios); err != nil {
 		return nil, err
 	}
@@ -365,7 +379,13 @@ func (e *Engine) runString(p *vm.Program) (string, error) {
 
 func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Alert {
 	s := st.s
-	ok, err := e.runBool(s.filter, &e.env)
+	filter := s.filter
+	if s.filterRest != nil {
+		// The engine runs s only for its kinds (process): the filter's
+		// conditions on the kind hold.
+		filter = s.filterRest
+	}
+	ok, err := e.runBool(filter, &e.env)
 	if err != nil {
 		st.stats.Errors++
 		return alerts
@@ -455,7 +475,18 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 		if v == "" {
 			return alerts
 		}
-		amount = b.addDistinct(hash64(v))
+		amount = b.addDistinct(e.hash.sum(v))
+	case s.sequence != nil:
+		v, err := e.runString(s.sequence)
+		if err != nil {
+			st.stats.Errors++
+			return alerts
+		}
+		n, ok := trailingNumber(v)
+		if !ok {
+			return alerts
+		}
+		amount = b.extra().step(n, b.events == 0)
 	case s.weight != nil:
 		w, err := e.vm.Run(s.weight, &e.env)
 		if err != nil {
@@ -479,12 +510,65 @@ func (e *Engine) run(st *scenarioState, ev *Event, t int64, alerts []Alert) []Al
 	return alerts
 }
 
-// boundKey cuts a long key, keeping it unique by its hash.
+// boundKey cuts a long key, keeping it unique by its SHA-256: fixed,
+// since the key names the alert (its stored id is derived from it, and a
+// new leader must derive the same), and collision-resistant, since the
+// key's text is the attacker's.
 func boundKey(k string) string {
 	if len(k) <= maxKeyBytes {
 		return k
 	}
-	return fmt.Sprintf("%s…%016x", truncate(k, maxKeyBytes-20), hash64(k))
+	sum := sha256.Sum256([]byte(k))
+	return truncate(k, maxKeyBytes-36) + "…" + hex.EncodeToString(sum[:16])
+}
+
+// maxSequenceStep is the widest step that continues a walk: a walker
+// that skips a deleted or missing id is still walking.
+const maxSequenceStep = 2
+
+// step counts the value n of a sequence scenario and returns how much
+// the bucket fills: 1 for the first value of an empty bucket, 1 for a
+// step of 1 or 2 from the last value in the walk's direction, 0 for
+// anything else (the same value, a jump, a step back: going back and
+// forth between two neighbours is reading, not walking).
+func (x *bucketExtra) step(n int64, empty bool) float64 {
+	defer func() { x.seq, x.seqSet = n, true }()
+	if empty || !x.seqSet {
+		x.seqDir = 0
+		return 1
+	}
+	d := n - x.seq
+	dir := int8(1)
+	if d < 0 {
+		d, dir = -d, -1
+	}
+	if d < 1 || d > maxSequenceStep {
+		x.seqDir = 0
+		return 0
+	}
+	if x.seqDir != 0 && dir != x.seqDir {
+		x.seqDir = dir
+		return 0
+	}
+	x.seqDir = dir
+	return 1
+}
+
+// trailingNumber reads the number that ends s ("1042" of "o-1042" or
+// "/orders/1042"), at most 18 digits; false if s ends in no digit.
+func trailingNumber(s string) (int64, bool) {
+	i := len(s)
+	for i > 0 && s[i-1] >= '0' && s[i-1] <= '9' && len(s)-i < 18 {
+		i--
+	}
+	if i == len(s) {
+		return 0, false
+	}
+	var n int64
+	for _, c := range []byte(s[i:]) {
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 func (b *bucket) extra() *bucketExtra {
@@ -768,9 +852,15 @@ func (e *Engine) decide(st *scenarioState, value string, t int64) (Decision, boo
 // The key's next overflow alerts again, from an empty bucket. Of a
 // campaign (Members), only the member value is forgotten: it is decided
 // again when it reaches Min, the campaign's other members stay decided;
-// value "" ends the whole campaign. The actor's escalation memory is
-// kept, as if the lifted decision had expired at the lift: a repeat is
-// still a repeat. Forget reports whether there was a silence to end.
+// value "" ends the whole campaign.
+//
+// The value's escalation history in this scenario is forgotten too: a
+// person lifts a decision because it was wrong (a false positive), and an
+// actor wrongly decided on must not get a doubled TTL the next time the
+// scenario decides against it. The cost: an attacker whose real decision
+// an operator lifts by mistake starts again from the base TTL. Decisions
+// that expire are not lifted: their history stays. Forget reports
+// whether there was a silence to end.
 func (e *Engine) Forget(scenario, key, value string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -780,9 +870,7 @@ func (e *Engine) Forget(scenario, key, value string) bool {
 	}
 	st := e.scenarios[i]
 	if r := st.s.Response; r != nil && r.Escalation != nil && value != "" {
-		if n := st.offenders.peek(string(r.Scope) + "\x00" + value); n != nil {
-			n.v.until = min(n.v.until, e.now)
-		}
+		st.offenders.delete(string(r.Scope) + "\x00" + value)
 	}
 	b := st.buckets.find(boundKey(key))
 	if b == nil || b.x == nil || b.x.blackhole == 0 || e.now >= b.x.blackhole {

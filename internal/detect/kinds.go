@@ -2,6 +2,7 @@ package detect
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/parser"
@@ -69,6 +70,55 @@ func kindsOf(n ast.Node) ([]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// filterAfterKinds returns the filter src without its conditions on the
+// event's kind, when src is a chain of && whose operands include such
+// conditions (evt.kind == "x", evt.kind in [...], or those joined by ||
+// and &&) and others: the engine runs a scenario only for its kinds
+// (filterKinds), so those conditions hold whenever it runs, and each
+// costs a field read that allocates. ok is false when there is nothing
+// to drop or nothing would be left.
+func filterAfterKinds(src string) (rest string, ok bool) {
+	tree, err := parser.Parse(src)
+	if err != nil {
+		return "", false
+	}
+	var operands []ast.Node
+	var flatten func(n ast.Node)
+	flatten = func(n ast.Node) {
+		if b, isBinary := n.(*ast.BinaryNode); isBinary && (b.Operator == "&&" || b.Operator == "and") {
+			flatten(b.Left)
+			flatten(b.Right)
+			return
+		}
+		operands = append(operands, n)
+	}
+	flatten(tree.Node)
+	var kept []string
+	for _, o := range operands {
+		if !onlyKind(o) {
+			kept = append(kept, "("+o.String()+")")
+		}
+	}
+	if len(kept) == 0 || len(kept) == len(operands) {
+		return "", false
+	}
+	return strings.Join(kept, " && "), true
+}
+
+// onlyKind reports whether n is a condition on evt.kind alone.
+func onlyKind(n ast.Node) bool {
+	b, isBinary := n.(*ast.BinaryNode)
+	if !isBinary {
+		return false
+	}
+	switch b.Operator {
+	case "&&", "and", "||", "or":
+		return onlyKind(b.Left) && onlyKind(b.Right)
+	}
+	_, ok := kindsOf(n)
+	return ok
 }
 
 func isEvtKind(n ast.Node) bool {

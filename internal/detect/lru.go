@@ -37,6 +37,13 @@ func (l *lru[V]) get(key string) (n *node[V], created bool) {
 	return n, true
 }
 
+// delete drops key, if present.
+func (l *lru[V]) delete(key string) {
+	if n := l.m[key]; n != nil {
+		l.remove(n)
+	}
+}
+
 // peek returns the node of key without making it recent.
 func (l *lru[V]) peek(key string) *node[V] { return l.m[key] }
 

@@ -81,6 +81,41 @@ var campaigns = []campaign{
 			tr.add(s+time.Duration(i)*4*time.Second, objectAccess("45.39.1.1", "u-mallory", "order", fmt.Sprintf("o-%04d-0", i), fmt.Sprintf("u%04d", i)))
 		}
 	}},
+	{"bola, a walk of consecutive ids", 14 * time.Hour, "bola-sequential", ScopeUser, "u-walker", func(tr *traffic, s time.Duration) {
+		for i := range 8 {
+			tr.add(s+time.Duration(i)*3*time.Second, objectAccess("45.42.1.1", "u-walker", "order", fmt.Sprintf("o-%d", 9000+i), fmt.Sprintf("u%04d", i)))
+		}
+	}},
+	{"object ids probed without a user", 15 * time.Hour, "object-id-probing", ScopeIP, "45.43.1.1", func(tr *traffic, s time.Duration) {
+		for i := range 15 {
+			tr.add(s+time.Duration(i)*2*time.Second, request("45.43.1.1", "", "GET /orders/{id}", fmt.Sprintf("/orders/%d", 7000+i), 404))
+		}
+	}},
+	{"object ids probed by a user", 16 * time.Hour, "object-id-probing-user", ScopeUser, "u-prober", func(tr *traffic, s time.Duration) {
+		for i := range 15 {
+			tr.add(s+time.Duration(i)*2*time.Second, request("45.44.1.1", "u-prober", "GET /orders/{id}", fmt.Sprintf("/orders/%d", 7000+i), 403))
+		}
+	}},
+	{"brute force from one /24", 17 * time.Hour, "brute-force-range", ScopeRange, "45.45.1.0/24", func(tr *traffic, s time.Duration) {
+		for i := range 30 {
+			tr.add(s+time.Duration(i)*2*time.Second, loginFailure(fmt.Sprintf("45.45.1.%d", 10+i), "user0007@example.com", true))
+		}
+	}},
+	{"brute force from one device", 18 * time.Hour, "brute-force-device", ScopeDevice, "c-bot", func(tr *traffic, s time.Duration) {
+		for i := range 15 {
+			tr.add(s+time.Duration(i)*5*time.Second, withDevice(loginFailure(fmt.Sprintf("45.46.%d.1", i), "user0008@example.com", true), "c-bot"))
+		}
+	}},
+	{"scraping objects as a user", 19 * time.Hour, "scraping-objects", ScopeUser, "u-scraper", func(tr *traffic, s time.Duration) {
+		for i := range 400 {
+			tr.add(s+time.Duration(i)*300*time.Millisecond, objectAccess("45.47.1.1", "u-scraper", "product", fmt.Sprintf("p-%d", i), ""))
+		}
+	}},
+	{"scraping objects without a user", 20 * time.Hour, "scraping-objects-anonymous", ScopeIP, "45.48.1.1", func(tr *traffic, s time.Duration) {
+		for i := range 400 {
+			tr.add(s+time.Duration(i)*250*time.Millisecond, objectAccess("45.48.1.1", "", "product", fmt.Sprintf("p-%d", i), ""))
+		}
+	}},
 }
 
 // TestPrecisionOnAGeneratedDay runs a day of benign traffic of 3,000
@@ -93,11 +128,12 @@ var campaigns = []campaign{
 func TestPrecisionOnAGeneratedDay(t *testing.T) {
 	tr := newTraffic(2026)
 	benignDay(tr, 3000, 24*time.Hour)
-	benignIPs, benignUsers, benignRanges := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	benignIPs, benignUsers, benignRanges, benignDevices := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, ev := range tr.evs {
 		benignIPs[ev.Actor.IP] = true
 		benignRanges[ipRange(ev.Actor.IP)] = true
 		benignUsers[ev.Actor.User] = true
+		benignDevices[ev.Actor.Device] = true
 	}
 	for _, c := range campaigns {
 		c.add(tr, c.start)
@@ -117,6 +153,8 @@ func TestPrecisionOnAGeneratedDay(t *testing.T) {
 				benign = benignRanges[d.Value]
 			case ScopeUser:
 				benign = benignUsers[d.Value]
+			case ScopeDevice:
+				benign = benignDevices[d.Value]
 			}
 			if benign {
 				t.Errorf("decision against a benign actor: %s %s %s by %s (key %q, evidence %v)",

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -81,6 +82,8 @@ type Scenario struct {
 	Line      int
 
 	filter, groupby, distinct, weight, cancelOn, condition, value *vm.Program
+	sequence                                                      *vm.Program
+	filterRest                                                    *vm.Program // the filter without its conditions on the kind (filterAfterKinds)
 	exceptions                                                    []exception
 	blackholeIsTTL                                                bool
 	kinds                                                         []string // nil: any
@@ -261,7 +264,13 @@ var exprOptions = []expr.Option{
 
 // joinKey joins a key's parts with a space, or is "" when a part is
 // empty: a key that names an actor field never groups the events that
-// lack it (an unverified user is blanked, see Event).
+// lack it (an unverified user is blanked, see Event). A part that holds a
+// space, a double quote or a backslash, or that is not valid UTF-8, is
+// written Go-quoted (strconv.Quote), so that the encoding is unambiguous:
+// key("a b", "c") and key("a", "b c") are two keys ("\"a b\" c" and
+// "a \"b c\""), where joined plainly both would be "a b c" and an
+// attacker who chooses a login name could share a victim's bucket. Parts
+// of other text, which is what keys hold, are written as they are.
 func joinKey(parts []any) string {
 	n := 0
 	for _, p := range parts {
@@ -277,9 +286,20 @@ func joinKey(parts []any) string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		b.WriteString(p.(string))
+		s := p.(string)
+		if needsQuote(s) {
+			b.WriteString(strconv.Quote(s))
+		} else {
+			b.WriteString(s)
+		}
 	}
 	return b.String()
+}
+
+// needsQuote says whether a key part must be quoted to keep key()
+// unambiguous.
+func needsQuote(s string) bool {
+	return strings.ContainsAny(s, " \"\\") || !utf8.ValidString(s)
 }
 
 // ipRange is the /24 of an IPv4 address or the /64 of an IPv6 one, ""
@@ -447,7 +467,7 @@ func oneLine(s string) string {
 	return s
 }
 
-var scenarioFields = []string{"name", "description", "type", "filter", "groupby", "distinct", "weight",
+var scenarioFields = []string{"name", "description", "type", "filter", "groupby", "distinct", "sequence", "weight",
 	"capacity", "leakspeed", "blackhole", "cancel_on", "condition", "members", "exceptions", "response"}
 
 func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
@@ -477,7 +497,7 @@ func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
 	switch s.Type {
 	case Leaky, Conditional:
 	case Trigger:
-		for _, f := range []string{"capacity", "leakspeed", "distinct", "weight", "cancel_on", "condition", "members"} {
+		for _, f := range []string{"capacity", "leakspeed", "distinct", "sequence", "weight", "cancel_on", "condition", "members"} {
 			if fs.has(f) {
 				return nil, fs.err(f, errors.New("not used by type trigger"))
 			}
@@ -500,6 +520,11 @@ func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
 		if s.kinds == nil {
 			s.kinds = []string{} // matches no kind
 		}
+		if rest, ok := filterAfterKinds(filterSrc); ok {
+			// Compiled from the printed syntax tree; should that ever
+			// fail, the whole filter runs.
+			s.filterRest, _ = compileExpr(rest, ev, reflect.Bool, func(err error) error { return err })
+		}
 	}
 	if s.groupby, err = fs.program("groupby", ev, reflect.String); err != nil {
 		return nil, err
@@ -515,6 +540,12 @@ func compileScenario(file string, n *yaml.Node) (*Scenario, error) {
 	}
 	if s.distinct != nil && s.weight != nil {
 		return nil, fs.err("weight", errors.New("not used with distinct (a new value weighs one)"))
+	}
+	if s.sequence, err = fs.program("sequence", ev, reflect.String); err != nil {
+		return nil, err
+	}
+	if s.sequence != nil && (s.distinct != nil || s.weight != nil) {
+		return nil, fs.err("sequence", errors.New("not used with distinct or weight (a step of the walk weighs one)"))
 	}
 	if s.cancelOn, err = fs.program("cancel_on", ev, reflect.Bool); err != nil {
 		return nil, err

@@ -43,6 +43,7 @@ import (
 //	  issuers: [{issuer: https://id.example.com, audience: shop}]
 //	  api_keys: [{name: partner, sha256: <hex>}]
 //	  session_cookie: sid                # hashed into the actor's session
+//	device: {cookie: rampart_device, key_file: /etc/rampart/device.key}  # device fingerprints (device.go)
 //	routes:
 //	  - name: shop
 //	    host: shop.example.com           # optional; any host if omitted
@@ -55,6 +56,7 @@ import (
 //	    waf_exclusions: [{path_prefix: /api/search, rule_ids: [942100]}]
 //	    rate_limit: {rate: 20, burst: 40, per: ip}   # requests per second per actor
 //	    forward_credentials: false       # pass the user's Authorization / session cookie upstream
+//	    login: false                     # true: the route signs users in (see Route.Login)
 type Config struct {
 	Listen         Listen       `yaml:"listen"`
 	ControlPlane   ControlPlane `yaml:"control_plane"`
@@ -69,6 +71,7 @@ type Config struct {
 	Routes             []Route        `yaml:"routes"`
 	RateLimitRate      int            `yaml:"decision_rate_limit"` // requests per minute for a rate-limit decision without its own
 	ActorToken         ActorTokenConf `yaml:"actor_token"`
+	Device             DeviceConf     `yaml:"device"`
 }
 
 // Listen says where the gateway listens.
@@ -161,8 +164,16 @@ type Route struct {
 	WAFExclusions         []WAFExclusion `yaml:"waf_exclusions"`
 	RateLimit             *RateLimitConf `yaml:"rate_limit"`
 	ForwardCredentials    bool           `yaml:"forward_credentials"`
-	upstream              *url.URL       // parsed Upstream
-	authMode              authn.Mode     // parsed Auth
+	// Login marks the route where users sign in. A read-only decision
+	// does not refuse its requests (block and block-sensitive still do):
+	// account takeover makes a user read-only, and the user must be able
+	// to sign in again to get their account back. The actor token of a
+	// request to it names the address and device but no user or session,
+	// so that the service's own read-only check on the user does not
+	// refuse the sign-in either: the login is what establishes them.
+	Login    bool       `yaml:"login"`
+	upstream *url.URL   // parsed Upstream
+	authMode authn.Mode // parsed Auth
 }
 
 // WAFExclusion turns rules off under a path prefix of a route.
@@ -358,6 +369,7 @@ func (c *Config) validate() error {
 		c.WAF.validate,
 		c.validateDecisionRate,
 		c.ActorToken.validate,
+		c.Device.validate,
 		c.validateRoutes,
 	} {
 		if err := check(); err != nil {

@@ -174,6 +174,7 @@ type Gateway struct {
 	dropped atomic.Uint64
 
 	summaries *summaries // request summaries (summary.go)
+	devices   *devices   // device fingerprints (device.go)
 
 	cancel context.CancelFunc
 	done   sync.WaitGroup
@@ -215,6 +216,12 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if g.devices, err = newDevices(cfg.Device); err != nil {
+		return nil, err
+	}
+	if cfg.Device.KeyFile == "" {
+		g.log.Info("rampart gateway: device cookies are signed with a key of this process; devices change when it restarts (set device.key_file to keep them)")
 	}
 	if g.waf, err = newWAF(cfg); err != nil {
 		return nil, err

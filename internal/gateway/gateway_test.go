@@ -47,6 +47,7 @@ type saw struct {
 	TraceParent   string              `json:"traceparent"`
 	ForwardedFor  string              `json:"x_forwarded_for"`
 	Authorization string              `json:"authorization"`
+	ActorDevice   string              `json:"actor_device"`
 }
 
 // startUpstream runs service name as a member of the mesh.
@@ -69,7 +70,7 @@ func startUpstream(t testing.TB, cp *controltest.ControlPlane, name string, extr
 		a, _ := actor.FromContext(r.Context())
 		s := saw{ActorUser: a.User, ActorSession: a.Session, Headers: r.Header, Path: r.URL.Path, Host: r.Host,
 			BodyBytes: int(n), TraceParent: r.Header.Get("traceparent"), ForwardedFor: r.Header.Get("X-Forwarded-For"),
-			Authorization: r.Header.Get("Authorization")}
+			Authorization: r.Header.Get("Authorization"), ActorDevice: a.Device}
 		if a.IP.IsValid() {
 			s.ActorIP = a.IP.String()
 		}

@@ -54,6 +54,7 @@ type exchange struct {
 	clientIP netip.Addr
 	user     string
 	session  string
+	device   string
 	token    string
 	route    *route
 	score    int
@@ -322,6 +323,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if rt == nil {
 		return
 	}
+	x.device = g.devices.identify(sw.Header(), r, x.clientIP)
 	limit := g.cfg.Limits.MaxBodyBytes
 	if r.ContentLength > limit {
 		g.refuse(sw, x, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", limit))
@@ -337,7 +339,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 
 	// The actor token the services will trust.
 	var err error
-	x.token, err = g.actorToken(rt, actor.Actor{IP: x.clientIP, User: x.user, Session: x.session})
+	a := actor.Actor{IP: x.clientIP, User: x.user, Session: x.session, Device: x.device}
+	if rt.cfg.Login {
+		a.User, a.Session = "", "" // see Route.Login
+	}
+	x.token, err = g.actorToken(rt, a)
 	if err != nil {
 		g.log.Error("rampart gateway: cannot mint the actor token", "err", err)
 		g.refuse(sw, x, http.StatusServiceUnavailable, "gateway cannot vouch for the request")
@@ -408,11 +414,18 @@ func (g *Gateway) authenticate(sw *statusWriter, r *http.Request, x *exchange) (
 // (alt is the path as routeFor returned it), and returns true if one
 // refused the request.
 func (g *Gateway) enforceDecisions(sw *statusWriter, r *http.Request, x *exchange, alt string) (refused bool) {
-	sub := decision.Subject{IP: x.clientIP, User: x.user, Session: x.session}
+	sub := decision.Subject{IP: x.clientIP, User: x.user, Session: x.session, Device: x.device}
 	now := time.Now()
 	set := g.decisions.Load()
 	sensitive := func() bool { return g.sensitive(x.route, r, alt) }
-	if d, refused := set.Refusal(sub, r.Method, sensitive, now); refused {
+	var d decision.Decision
+	var refuse bool
+	if x.route.cfg.Login {
+		d, refuse = set.Blocking(sub, sensitive, now) // read-only does not keep a user from signing in again
+	} else {
+		d, refuse = set.Refusal(sub, r.Method, sensitive, now)
+	}
+	if refuse {
 		g.event(x, r, rampart.Event{Kind: KindDecision, Action: rampart.ActionBlocked, Decision: d.ID,
 			Reason: fmt.Sprintf("%s decision %s on %s %s (%s)", d.Action, d.ID, d.Scope, d.Value, d.Reason)})
 		g.refuse(sw, x, http.StatusForbidden, "request refused by a security decision")
@@ -606,6 +619,7 @@ func (g *Gateway) rateLimited(w http.ResponseWriter, r *http.Request, x *exchang
 func (g *Gateway) event(x *exchange, r *http.Request, ev rampart.Event) {
 	ev.RequestID, ev.Method, ev.Path, ev.RemoteAddr = x.id, r.Method, truncate(r.URL.Path, rampart.MaxEventInput), r.RemoteAddr
 	ev.ActorIP, ev.ActorUser, ev.SessionHash, ev.TraceID = x.clientIP.String(), x.user, x.session, x.trace.TraceID().String()
+	ev.Device = x.device
 	if x.route != nil {
 		ev.Route = x.route.cfg.Name
 	}

@@ -27,11 +27,13 @@ import (
 // holds at most maxKeys keys; the requests of further keys are counted in
 // one overflow summary (no actor, Attrs["overflow"] = "true") and in
 // SummaryOverflow, so that no request goes uncounted and no client can
-// grow the gateway's memory by varying its keys. One client (address and
-// user: the session is a hash of whatever cookie the client sends) holds
+// grow the gateway's memory by varying its keys. One client (address, an
+// IPv6 one by its /64, and user: the session is a hash of whatever cookie
+// the client sends) holds
 // at most maxClientKeys keys of a window: the requests of its further
 // keys are counted in a summary of its own per route and class of status
-// (method and session left out, Status 200, 300, 400, ...,
+// (method and session left out, an IPv6 address replaced by its /64's
+// first address, Status 200, 300, 400, ...,
 // Attrs["folded"] = "true"; past twice the bound the route is left out
 // too), so that a client who varies what it controls of a key (the
 // method is its text, the session its cookie) stays attributed, and

@@ -320,6 +320,7 @@ const (
 	ScopeCIDR    Scope = "cidr"    // Value is a network, e.g. 203.0.113.0/24
 	ScopeUser    Scope = "user"    // Value is a user id from the actor context
 	ScopeSession Scope = "session" // Value is a session hash from the actor context
+	ScopeDevice  Scope = "device"  // Value is a device fingerprint from the actor context
 )
 
 // DecisionAction is what enforcers do to requests in a decision's scope.

@@ -194,14 +194,14 @@ func ValidateDecision(d Decision, now time.Time) (Decision, error) {
 		if err := text("value", d.Value, 256, true); err != nil {
 			return d, err
 		}
-	case ScopeSession:
+	case ScopeSession, ScopeDevice:
 		if err := text("value", d.Value, 128, true); err != nil {
 			return d, err
 		}
 	case "":
-		return d, invalid("scope", "missing (want ip, cidr, user or session)")
+		return d, invalid("scope", "missing (want ip, cidr, user, session or device)")
 	default:
-		return d, invalid("scope", fmt.Sprintf("%q (want ip, cidr, user or session)", d.Scope))
+		return d, invalid("scope", fmt.Sprintf("%q (want ip, cidr, user, session or device)", d.Scope))
 	}
 	switch d.Action {
 	case ActionBlock, ActionBlockSensitive, ActionReadOnly, ActionRateLimit:

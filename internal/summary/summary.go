@@ -6,10 +6,13 @@
 // The bounds are the table's business, in one place, because a client
 // chooses much of a key: its method is the client's text, and its session
 // is the hash of any cookie it sends. A client (address and user, which it
-// cannot vary at will) that makes more than MaxClientKeys keys in a window
+// cannot vary at will; for IPv6 the address's /64, since one host commonly
+// holds a whole /64 and can take a new address per request) that makes
+// more than MaxClientKeys keys in a window
 // has its further requests folded into a key of its route and status
-// class, without method and session; past twice that, of its status class
-// alone. A window holds at most maxKeys keys; the requests of new keys
+// class, without method and session, and for IPv6 under the /64's first
+// address (2001:db8:1:2::) instead of each address; past twice that, of its
+// status class alone. A window holds at most maxKeys keys; the requests of new keys
 // beyond that are counted in an overflow that names no actor. So one
 // client cannot push the others into the overflow.
 package summary
@@ -34,8 +37,19 @@ type Key struct {
 
 // client is the part of a Key that a client cannot vary at will.
 type client struct {
-	ip   netip.Addr
+	ip   netip.Addr // an IPv6 address masked to its /64
 	user string
+}
+
+// clientOf returns k's client.
+func clientOf(k Key) client {
+	ip := k.IP
+	if ip.Is6() && !ip.Is4In6() {
+		if p, err := ip.WithZone("").Prefix(64); err == nil {
+			ip = p.Addr()
+		}
+	}
+	return client{ip, k.User}
 }
 
 // Table counts the keys of one window; E is what the caller keeps per key.
@@ -60,9 +74,9 @@ func (t *Table[E]) Entry(k Key) *E {
 	if e := t.keys[k]; e != nil {
 		return e
 	}
-	c := client{k.IP, k.User}
+	c := clientOf(k)
 	if n := t.clients[c]; n >= MaxClientKeys {
-		k.Method, k.Session, k.Status, k.Folded = "", "", foldStatus(k.Status), true
+		k.IP, k.Method, k.Session, k.Status, k.Folded = c.ip, "", "", foldStatus(k.Status), true
 		if n >= 2*MaxClientKeys && t.keys[k] == nil {
 			k.Route = ""
 		}

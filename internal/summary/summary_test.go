@@ -45,6 +45,42 @@ func TestAClientVaryingItsKeysIsFoldedAndOthersStayCounted(t *testing.T) {
 	}
 }
 
+// A host that takes a new address of its IPv6 /64 for every request is one
+// client: its requests past MaxClientKeys keys are folded under the /64's
+// first address, and it cannot fill the window and push the others into
+// the overflow.
+func TestAnIPv6HostRotatingItsAddressesIsFoldedPer64(t *testing.T) {
+	tab := New[entry](1000)
+	for i := range 20000 {
+		ip := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 8: byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
+		e := tab.Entry(Key{IP: ip, Route: "r", Method: "GET", Status: 404})
+		if e == nil {
+			t.Fatalf("request %d of the rotating host overflowed", i)
+		}
+		e.n++
+	}
+	other := tab.Entry(Key{IP: netip.MustParseAddr("2001:db8:9::1"), Route: "r", Method: "GET", Status: 200})
+	if other == nil {
+		t.Fatal("another IPv6 client was pushed into the overflow")
+	}
+	other.n++
+	keys, overflow := tab.Take()
+	total, folded := 0, 0
+	for k, e := range keys {
+		total += e.n
+		if k.Folded {
+			folded += e.n
+			if k.IP != netip.MustParseAddr("2001:db8:1:2::") {
+				t.Errorf("folded key %+v: want it under the /64's first address", k)
+			}
+		}
+	}
+	if total != 20001 || overflow != 0 || len(keys) > MaxClientKeys+2 || folded != 20000-MaxClientKeys {
+		t.Errorf("%d keys counting %d requests (%d folded), overflow %d; want at most %d keys, nothing lost",
+			len(keys), total, folded, overflow, MaxClientKeys+2)
+	}
+}
+
 func TestAFullWindowOverflowsAndTakeStartsTheNext(t *testing.T) {
 	tab := New[entry](2)
 	for i := range 5 {

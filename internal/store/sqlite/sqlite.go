@@ -134,7 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 				(SELECT rowid FROM instances WHERE last_seen_ns < $1 ORDER BY last_seen_ns LIMIT $2)`,
 		},
 	})
-	// Events stored before migration 0006 lack the key that CIDR
+	// Events stored before migration 0007 lack the key that CIDR
 	// searches use.
 	if _, err := s.core.BackfillActorIPKeys(ctx); err != nil {
 		s.core.Close()

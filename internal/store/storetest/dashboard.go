@@ -418,7 +418,7 @@ func testAlertsByKey(t *testing.T, open OpenFunc) {
 
 // TestActorIPKeyBackfill checks that events stored before the actor IP key
 // existed are found by network once the store is opened again. forget
-// makes the database look as it did after migration 0006 ran over such
+// makes the database look as it did after migration 0007 ran over such
 // events: their keys NULL.
 func TestActorIPKeyBackfill(t *testing.T, open OpenFunc, forget func(t *testing.T)) {
 	s := open(t)

@@ -260,7 +260,7 @@ func (s *Store) AlertsByKey(ctx context.Context, key string, ids []string) ([]st
 }
 
 // BackfillActorIPKeys fills in the actor_ip_key of the events stored
-// before the column existed (migration 0006), in batches, and returns how
+// before the column existed (migration 0007), in batches, and returns how
 // many it filled. The stores call it as they open; once done, it finds
 // nothing at once (the NULL keys are at one end of their index).
 func (s *Store) BackfillActorIPKeys(ctx context.Context) (int, error) {
