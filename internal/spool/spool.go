@@ -104,7 +104,7 @@ type Config struct {
 // Stats are a spool's counters: since Open, except Records, Bytes,
 // Segments and the Unreported ones, which are its state.
 type Stats struct {
-	Records      int   // records waiting to be acknowledged
+	Records      int   // records waiting to be acknowledged, those out for delivery included
 	Bytes        int64 // bytes held: the segments, headers included
 	Segments     int
 	Appended     uint64 // records appended
@@ -792,7 +792,9 @@ func (s *Spool) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.Records, st.Bytes, st.Segments = s.records, s.bytes, len(s.segs)
+	// The records of a batch out for delivery whose segment was dropped
+	// wait for their outcome too.
+	st.Records, st.Bytes, st.Segments = s.records+s.orphans, s.bytes, len(s.segs)
 	return st
 }
 

@@ -157,6 +157,9 @@ func TestRecordsDroppedWhileOutForDeliveryCountOnce(t *testing.T) {
 		b, _ := s.Peek(10, 1<<20)
 		appendAll(t, s, 10, 2000, 10) // drops the batch's segment
 		mid := s.Stats()
+		if uint64(mid.Records)+mid.DroppedFull != 2000 {
+			t.Fatalf("stats with the batch out %+v: waiting + dropped != 2000 appended", mid)
+		}
 		if err := s.Ack(b); err != nil {
 			t.Fatal(err)
 		}
