@@ -54,6 +54,10 @@ import (
 //	    waf_exclusions: [{path_prefix: /api/search, rule_ids: [942100]}]
 //	    rate_limit: {rate: 20, burst: 40, per: ip}   # requests per second per actor
 //	    forward_credentials: false       # pass the user's Authorization / session cookie upstream
+//	events:                            # the events the control plane has not taken yet
+//	  spool_dir: /var/lib/rampart/gateway-spool # kept there (made 0700) across restarts; in memory if omitted
+//	  spool_max_bytes: 67108864        # when full, the oldest are dropped and counted (/healthz)
+//	  spool_max_age: 168h              # undelivered events older than this are dropped and counted
 type Config struct {
 	Listen         Listen       `yaml:"listen"`
 	ControlPlane   ControlPlane `yaml:"control_plane"`
@@ -68,6 +72,28 @@ type Config struct {
 	Routes             []Route        `yaml:"routes"`
 	RateLimitRate      int            `yaml:"decision_rate_limit"` // requests per minute for a rate-limit decision without its own
 	ActorToken         ActorTokenConf `yaml:"actor_token"`
+	Events             EventsConfig   `yaml:"events"`
+}
+
+// EventsConfig says where the gateway keeps the events the control plane
+// has not taken yet (rampart.ControlPlaneConfig documents the spool).
+type EventsConfig struct {
+	// SpoolDir keeps them in files, so that they outlive a restart of the
+	// gateway; each gateway process needs its own. "" keeps them in
+	// memory, where they outlive an outage of the control plane only.
+	SpoolDir string `yaml:"spool_dir"`
+	// SpoolMaxBytes bounds the spool: 0 means 64 MiB with spool_dir, 8
+	// MiB in memory; at least 65536.
+	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
+	// SpoolMaxAge drops undelivered events older than it: 0 means 168h.
+	SpoolMaxAge Duration `yaml:"spool_max_age"`
+}
+
+func (e *EventsConfig) validate() error {
+	if e.SpoolMaxBytes != 0 && e.SpoolMaxBytes < 64<<10 {
+		return fmt.Errorf("events.spool_max_bytes: %d is below the minimum 65536 (0 means the default)", e.SpoolMaxBytes)
+	}
+	return nil
 }
 
 // Listen says where the gateway listens.
@@ -354,6 +380,7 @@ func (c *Config) validate() error {
 		c.validateDecisionRate,
 		c.ActorToken.validate,
 		c.validateRoutes,
+		c.Events.validate,
 	} {
 		if err := check(); err != nil {
 			return err
