@@ -17,7 +17,8 @@
 // head's position is saved (written to a temporary file and renamed, without
 // fsync) at each acknowledgement: after a crash of the machine the last few
 // batches may be delivered a second time, which the receiver ignores, and
-// none is lost. A crash can leave the last record of a segment short or
+// none is lost. (When the last segment is emptied for reuse, the head is
+// synced first, so that a stale head never points into new records.) A crash can leave the last record of a segment short or
 // garbled; Open cuts a segment at its first record whose checksum fails
 // (Stats.CorruptBytes counts what was cut) and keeps every record before.
 //
@@ -775,7 +776,14 @@ func (s *Spool) reset() error {
 		return nil
 	}
 	if seg.f != nil {
+		// The segment's offsets are reused from here on: the cursor that
+		// says so must be on disk before any record is written again,
+		// or a cursor of before, past a crash of the machine, would skip
+		// the new records up to its offset.
 		if err := seg.f.Truncate(int64(len(segMagic))); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+		if err := seg.f.Sync(); err != nil {
 			return fmt.Errorf("spool: %w", err)
 		}
 	} else {
@@ -784,7 +792,7 @@ func (s *Spool) reset() error {
 	s.bytes -= seg.size - int64(len(segMagic))
 	seg.size, seg.records, seg.newest = int64(len(segMagic)), 0, 0
 	s.head, s.headRecs = int64(len(segMagic)), 0
-	return nil
+	return s.syncCursor()
 }
 
 // Stats returns the spool's counters.
@@ -855,6 +863,21 @@ func (s *Spool) saveCursor() {
 	if s.dir == "" {
 		return
 	}
+	s.writeCursor(false)
+}
+
+// syncCursor saves the cursor durably (the file and the directory).
+func (s *Spool) syncCursor() error {
+	if s.dir == "" {
+		return nil
+	}
+	if err := s.writeCursor(true); err != nil {
+		return fmt.Errorf("spool: save the head: %w", err)
+	}
+	return nil
+}
+
+func (s *Spool) writeCursor(durable bool) error {
 	b := make([]byte, 0, len(cursorMagic)+36)
 	b = append(b, cursorMagic...)
 	b = binary.LittleEndian.AppendUint64(b, s.segs[0].seq)
@@ -863,11 +886,26 @@ func (s *Spool) saveCursor() {
 	b = binary.LittleEndian.AppendUint64(b, s.stats.UnreportedExpired)
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 	tmp := filepath.Join(s.dir, cursorFile+".tmp")
-	// Without fsync: a cursor lost with the machine only means a few
-	// batches delivered twice (see the package documentation).
-	if err := os.WriteFile(tmp, b, 0o600); err == nil {
-		os.Rename(tmp, filepath.Join(s.dir, cursorFile))
+	// Mostly without fsync: a cursor lost with the machine only means a
+	// few batches delivered twice (see the package documentation).
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
 	}
+	_, err = f.Write(b)
+	if err == nil && durable {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(s.dir, cursorFile))
+	}
+	if err == nil && durable {
+		syncDir(s.dir)
+	}
+	return err
 }
 
 // readCursor returns the saved cursor, or the zero cursor (read every
