@@ -14,13 +14,15 @@
 // Append writes its records with one write and one fsync before it returns
 // (a group commit per call: callers append a batch at a time), so that an
 // appended record survives a crash of the process and of the machine. The
-// head's position is saved (written to a temporary file and renamed, without
-// fsync) at each acknowledgement: after a crash of the machine the last few
-// batches may be delivered a second time, which the receiver ignores, and
-// none is lost. (When the last segment is emptied for reuse, the head is
-// synced first, so that a stale head never points into new records.) A crash can leave the last record of a segment short or
-// garbled; Open cuts a segment at its first record whose checksum fails
-// (Stats.CorruptBytes counts what was cut) and keeps every record before.
+// head's position is saved at each acknowledgement, written in place with a
+// checksum and without fsync: after a crash of the machine the last few
+// batches may be delivered a second time (or, if the save was torn, the
+// oldest segment again), which the receiver ignores, and none is lost.
+// When the last segment is emptied for reuse, the head is synced first, so
+// that a stale head never points into new records. A crash can leave the
+// last record of a segment short or garbled; Open cuts a segment at its
+// first record whose checksum fails (Stats.CorruptBytes counts what was
+// cut) and keeps every record before.
 //
 // # Limits
 //
@@ -155,6 +157,7 @@ type Spool struct {
 	maxData  int
 	now      func() time.Time
 	lock     *os.File
+	cursor   *os.File // the saved head, written in place
 
 	segs     []*segment
 	nextSeq  uint64
@@ -268,6 +271,10 @@ func (s *Spool) load() error {
 	slices.Sort(seqs)
 	cur := s.readCursor()
 	s.stats.UnreportedFull, s.stats.UnreportedExpired = cur.full, cur.expired
+	if s.cursor, err = os.OpenFile(filepath.Join(s.dir, cursorFile), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	syncDir(s.dir)
 	var headEnds []int64
 	for _, seq := range seqs {
 		path := s.segPath(seq)
@@ -550,6 +557,11 @@ func (s *Spool) Peek(maxRecords, maxBytes int) (*Batch, error) {
 		}
 		sp := span{seq: seg.seq}
 		rd := chunkReader{s: s, seg: seg}
+		if seg.records > 0 {
+			// Read about what the batch needs, not a whole chunk.
+			avg := (seg.size - int64(len(segMagic))) / int64(seg.records)
+			rd.want = min(max(avg*int64(maxRecords+1), 4<<10), chunkBytes)
+		}
 		for off < seg.size {
 			if len(b.Records) >= maxRecords {
 				full = true
@@ -616,6 +628,7 @@ type chunkReader struct {
 	seg   *segment
 	chunk []byte
 	from  int64
+	want  int64 // bytes to read at a time; 0 means chunkBytes
 }
 
 const chunkBytes = 256 << 10
@@ -630,7 +643,11 @@ func (r *chunkReader) at(off int64) (t int64, data []byte, n int, err error) {
 				return t, data, n, err
 			}
 		}
-		want := max(int64(chunkBytes), int64(n))
+		want := r.want
+		if want == 0 {
+			want = chunkBytes
+		}
+		want = max(want, int64(n))
 		r.chunk, err = r.s.readAt(r.seg, off, min(want, r.seg.size-off))
 		if err != nil {
 			return 0, nil, 0, err
@@ -842,6 +859,9 @@ func (s *Spool) closeFiles() {
 			seg.f.Close()
 		}
 	}
+	if s.cursor != nil {
+		s.cursor.Close()
+	}
 	if s.lock != nil {
 		unlockDir(s.lock)
 		s.lock = nil
@@ -866,7 +886,7 @@ func (s *Spool) saveCursor() {
 	s.writeCursor(false)
 }
 
-// syncCursor saves the cursor durably (the file and the directory).
+// syncCursor saves the cursor durably.
 func (s *Spool) syncCursor() error {
 	if s.dir == "" {
 		return nil
@@ -885,27 +905,16 @@ func (s *Spool) writeCursor(durable bool) error {
 	b = binary.LittleEndian.AppendUint64(b, s.stats.UnreportedFull)
 	b = binary.LittleEndian.AppendUint64(b, s.stats.UnreportedExpired)
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
-	tmp := filepath.Join(s.dir, cursorFile+".tmp")
-	// Mostly without fsync: a cursor lost with the machine only means a
-	// few batches delivered twice (see the package documentation).
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	// Written in place: a write torn by a crash fails the checksum, and
+	// a cursor lost only means batches delivered twice, as does one
+	// written without fsync (see the package documentation).
+	if _, err := s.cursor.WriteAt(b, 0); err != nil {
 		return err
 	}
-	_, err = f.Write(b)
-	if err == nil && durable {
-		err = f.Sync()
+	if durable {
+		return s.cursor.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(s.dir, cursorFile))
-	}
-	if err == nil && durable {
-		syncDir(s.dir)
-	}
-	return err
+	return nil
 }
 
 // readCursor returns the saved cursor, or the zero cursor (read every
