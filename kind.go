@@ -54,3 +54,10 @@ const (
 	// status per window, its Count the requests it stands for.
 	KindRequestSummary Kind = "request_summary"
 )
+
+// KindEventsDropped is the kind of the event a ControlSink reports once
+// the control plane takes events again after its spool dropped some (full,
+// or past ControlPlaneConfig.SpoolMaxAge): Count is how many were lost,
+// Attrs["spool_full"] and Attrs["expired"] how many for each reason. Its
+// action is ActionObserved.
+const KindEventsDropped Kind = "events_dropped"

@@ -302,8 +302,12 @@ func (a *Agent) Stats() Stats {
 // Close stops accepting events and waits until the queued ones are delivered
 // or ctx is done. If ctx ends first, Close returns its error and delivery
 // goes on in the background until the queue is empty (each sink call gets
-// a 10-second context); calling Close again waits for it. Guards keep
-// working after Close; their events are dropped and counted.
+// a 10-second context); calling Close again waits for it. A sink with a
+// Flush(context.Context) error method, such as ControlSink, which
+// delivers from its spool, is flushed too, within ctx (or ten seconds if
+// ctx has no deadline); Close does not close the sinks, which the caller
+// owns. Guards keep working after Close; their
+// events are dropped and counted.
 //
 // With Config.Identity, Close first stops following the control plane
 // (the watch and the heartbeats) and waits until both have returned; the
@@ -327,10 +331,25 @@ func (a *Agent) Close(ctx context.Context) error {
 		if d := a.stats.dropped.Load(); d > 0 {
 			a.logger.Warn("rampart: events were dropped", "dropped", d, "delivered", a.stats.delivered.Load())
 		}
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("rampart: close: %d events not delivered: %w", len(a.queue), ctx.Err())
 	}
+	// Sinks that deliver later (ControlSink, from its spool) get the
+	// rest of ctx, or flushWait if ctx has no deadline, so that a service
+	// stopping while the control plane is away does not hang.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, flushWait)
+		defer cancel()
+	}
+	for _, s := range a.sinks {
+		if f, ok := s.(interface{ Flush(context.Context) error }); ok {
+			if err := f.Flush(ctx); err != nil {
+				return fmt.Errorf("rampart: close: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // enqueue never blocks: a full queue drops the event, counts it and warns at
@@ -355,6 +374,10 @@ func (a *Agent) enqueue(ev Event) {
 }
 
 const maxBatch = 64
+
+// flushWait bounds Close's wait for the sinks' Flush when its context has
+// no deadline.
+const flushWait = 10 * time.Second
 
 func (a *Agent) deliver() {
 	defer close(a.delivered)

@@ -51,6 +51,9 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("gateway: no join token: set control_plane.join_token_file or RAMPART_JOIN_TOKEN (create one with 'rampart token create %s'), and control_plane.identity_dir to need it only once", cfg.ControlPlane.Service)
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, nil))
+	if cfg.Events.SpoolDir == "" {
+		logger.Info("rampart gateway: events waiting for the control plane are kept in memory, and lost if the gateway stops first; set events.spool_dir to keep them on disk")
+	}
 	src, err := identity.Join(ctx, identity.JoinConfig{
 		ControlPlane: cfg.ControlPlane.URL, ControlPlaneBundle: bundle, Service: cfg.ControlPlane.Service, Token: token, Logger: logger,
 		Dir: cfg.ControlPlane.IdentityDir,

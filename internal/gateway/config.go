@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,10 @@ import (
 //	    rate_limit: {rate: 20, burst: 40, per: ip}   # requests per second per actor
 //	    forward_credentials: false       # pass the user's Authorization / session cookie upstream
 //	    login: false                     # true: the route signs users in (see Route.Login)
+//	events:                            # the events the control plane has not taken yet
+//	  spool_dir: /var/lib/rampart/gateway-spool # kept there (made 0700) across restarts; default identity_dir/spool, else in memory
+//	  spool_max_bytes: 67108864        # when full, the oldest are dropped and counted (/healthz)
+//	  spool_max_age: 168h              # undelivered events older than this are dropped and counted
 type Config struct {
 	Listen         Listen       `yaml:"listen"`
 	ControlPlane   ControlPlane `yaml:"control_plane"`
@@ -72,6 +77,39 @@ type Config struct {
 	RateLimitRate      int            `yaml:"decision_rate_limit"` // requests per minute for a rate-limit decision without its own
 	ActorToken         ActorTokenConf `yaml:"actor_token"`
 	Device             DeviceConf     `yaml:"device"`
+	Events             EventsConfig   `yaml:"events"`
+}
+
+// EventsConfig says where the gateway keeps the events the control plane
+// has not taken yet (rampart.ControlPlaneConfig documents the spool).
+type EventsConfig struct {
+	// SpoolDir keeps them in files, so that they outlive a restart of the
+	// gateway; each gateway process needs its own. If omitted, they are
+	// kept next to the gateway's saved identity, in the directory spool
+	// under control_plane.identity_dir; with neither, in memory, where
+	// they outlive an outage of the control plane only.
+	SpoolDir string `yaml:"spool_dir"`
+	// SpoolMaxBytes bounds the spool: 0 means 64 MiB with spool_dir, 8
+	// MiB in memory; at least 65536.
+	SpoolMaxBytes int64 `yaml:"spool_max_bytes"`
+	// SpoolMaxAge drops undelivered events older than it: 0 means 168h.
+	SpoolMaxAge Duration `yaml:"spool_max_age"`
+}
+
+// spoolDir is the spool directory: SpoolDir, else "spool" under the
+// identity directory, else "" (in memory).
+func (e *EventsConfig) spoolDir(identityDir string) string {
+	if e.SpoolDir != "" || identityDir == "" {
+		return e.SpoolDir
+	}
+	return filepath.Join(identityDir, "spool")
+}
+
+func (e *EventsConfig) validate() error {
+	if e.SpoolMaxBytes != 0 && e.SpoolMaxBytes < 64<<10 {
+		return fmt.Errorf("events.spool_max_bytes: %d is below the minimum 65536 (0 means the default)", e.SpoolMaxBytes)
+	}
+	return nil
 }
 
 // Listen says where the gateway listens.
@@ -371,6 +409,7 @@ func (c *Config) validate() error {
 		c.ActorToken.validate,
 		c.Device.validate,
 		c.validateRoutes,
+		c.Events.validate,
 	} {
 		if err := check(); err != nil {
 			return err

@@ -170,14 +170,15 @@ type Gateway struct {
 	events  chan rampart.Event
 	closeMu sync.RWMutex // held to send on events; Close takes it to close events
 	closed  bool
-	sink    rampart.Sink
-	dropped atomic.Uint64
+	sink    *rampart.ControlSink // ships the events, through its spool
+	dropped atomic.Uint64        // events lost before the sink: the queue was full, or the gateway closing
 
 	summaries *summaries // request summaries (summary.go)
 	devices   *devices   // device fingerprints (device.go)
 
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // New builds a gateway and starts following the control plane. Call Close
@@ -247,7 +248,9 @@ func New(ctx context.Context, opts Options) (*Gateway, error) {
 		}
 		return len(b.cfg.PathPrefix) - len(a.cfg.PathPrefix)
 	})
-	if g.sink, err = rampart.NewControlSink(rampart.ControlPlaneConfig{URL: cfg.ControlPlane.URL, Client: hc}); err != nil {
+	if g.sink, err = rampart.NewControlSink(rampart.ControlPlaneConfig{URL: cfg.ControlPlane.URL, Client: hc,
+		SpoolDir: cfg.Events.spoolDir(cfg.ControlPlane.IdentityDir), SpoolMaxBytes: cfg.Events.SpoolMaxBytes, SpoolMaxAge: time.Duration(cfg.Events.SpoolMaxAge),
+		Service: cfg.ControlPlane.Service, Logger: g.log}); err != nil {
 		g.closeAuth()
 		return nil, err
 	}
@@ -333,8 +336,16 @@ func (g *Gateway) closeAuth() {
 	}
 }
 
-// Close stops following the control plane and delivers the queued events.
-func (g *Gateway) Close() {
+// closeDelivery is how long Close tries to deliver the spooled events;
+// what is left stays in events.spool_dir for the next start (or, in
+// memory, is lost and counted).
+const closeDelivery = 5 * time.Second
+
+// Close stops following the control plane and delivers the queued events
+// (trying for closeDelivery). Calling it again does nothing.
+func (g *Gateway) Close() { g.closeOnce.Do(g.close) }
+
+func (g *Gateway) close() {
 	g.cancel()
 	g.summaries.close() // reports the last window while events are open
 	g.closeMu.Lock()
@@ -342,6 +353,9 @@ func (g *Gateway) Close() {
 	close(g.events)
 	g.closeMu.Unlock()
 	g.done.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), closeDelivery)
+	g.sink.Close(ctx)
+	cancel()
 	g.closeAuth()
 	for _, r := range g.routes {
 		r.transport.CloseIdleConnections()
@@ -472,16 +486,20 @@ func (g *Gateway) deliver() {
 				break fill
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := g.sink.WriteEvents(ctx, batch); err != nil {
+		// The sink spools them (and counts those it cannot take).
+		if err := g.sink.WriteEvents(context.Background(), batch); err != nil {
 			g.log.Error("rampart gateway: events not delivered", "events", len(batch), "err", err)
 		}
-		cancel()
 	}
 }
 
-// DroppedEvents returns how many events a full queue dropped.
-func (g *Gateway) DroppedEvents() uint64 { return g.dropped.Load() }
+// DroppedEvents returns how many events will never reach the control
+// plane: dropped from a full queue, or by the sink (EventStats).
+func (g *Gateway) DroppedEvents() uint64 { return g.dropped.Load() + g.sink.Stats().Undelivered() }
+
+// EventStats returns the counters of the sink that ships the events and
+// the state of its spool.
+func (g *Gateway) EventStats() rampart.ControlSinkStats { return g.sink.Stats() }
 
 func newID() string {
 	var b [16]byte

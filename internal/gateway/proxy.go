@@ -759,13 +759,44 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return conn, brw, err
 }
 
+// health is the answer of /healthz: DroppedEvents counts every event that
+// will never reach the control plane; Events says why, and what waits.
+type health struct {
+	Status        string      `json:"status"`
+	DroppedEvents uint64      `json:"dropped_events"`
+	Events        eventHealth `json:"events"`
+}
+
+type eventHealth struct {
+	Spooled      int    `json:"spooled"`     // waiting for the control plane
+	SpoolBytes   int64  `json:"spool_bytes"` //
+	Delivered    uint64 `json:"delivered"`
+	QueueFull    uint64 `json:"dropped_queue_full"` // the queue before the spool was full (or the gateway closing)
+	SpoolFull    uint64 `json:"dropped_spool_full"` // the oldest, dropped from a full spool
+	Expired      uint64 `json:"expired"`            // older than events.spool_max_age, undelivered
+	Rejected     uint64 `json:"rejected"`           // refused by the control plane as invalid
+	Lost         uint64 `json:"lost"`               // the spool could not take them
+	CorruptBytes int64  `json:"spool_corrupt_bytes"`
+	Failures     uint64 `json:"delivery_failures"` // attempts that failed and were retried
+}
+
+func (g *Gateway) health() health {
+	st := g.sink.Stats()
+	queue := g.dropped.Load()
+	return health{Status: "ok", DroppedEvents: queue + st.Undelivered(), Events: eventHealth{
+		Spooled: st.Spooled, SpoolBytes: st.SpoolBytes, Delivered: st.Delivered, QueueFull: queue,
+		SpoolFull: st.Dropped, Expired: st.Expired, Rejected: st.Rejected, Lost: st.Lost,
+		CorruptBytes: st.CorruptBytes, Failures: st.Failures,
+	}}
+}
+
 // AdminHandler serves /healthz (the process is up) and /readyz (it has
 // what it needs from the control plane and can serve).
 func (g *Gateway) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, "{\"status\":\"ok\",\"dropped_events\":%d}\n", g.dropped.Load())
+		json.NewEncoder(w).Encode(g.health())
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
