@@ -115,7 +115,8 @@ func Example_readmeZeroTrust() {
 	// README: zerotrust
 	src, err := identity.Join(ctx, identity.JoinConfig{ // or workload.NewSource for SPIRE
 		ControlPlane: "https://cp:8443", ControlPlaneBundle: bundlePEM,
-		Service: "orders", Token: os.Getenv("RAMPART_JOIN_TOKEN"), // single use; renewed at half-life over mTLS
+		Service: "orders", Token: os.Getenv("RAMPART_JOIN_TOKEN"), // renewed at half-life over mTLS
+		Dir: "/var/lib/orders/rampart", // SVID and key saved (0600): a restart renews with them, no new token
 	})
 	if err != nil {
 		log.Fatal(err)
