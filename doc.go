@@ -53,7 +53,9 @@
 //   - path wildcards (r.PathValue); for a subtree pattern ("/files/" or
 //     "/files/{rest...}") what it matched and each of its segments, as code
 //     reading r.URL.Path sees them; with no ServeMux pattern, every segment
-//     of the path;
+//     of the path; with another router, the path parameters its adapter
+//     reports with [SetRoute] (contrib/gin, contrib/echo, contrib/chi), in
+//     the router's order, and the segments of a catch-all's value;
 //   - cookies, each value as sent and unquoted, those net/http drops (a
 //     double quote or a backslash in the value) included;
 //   - every header, User-Agent, Referer and Config.Headers first, the

@@ -75,6 +75,10 @@ type request struct {
 	// actor, "" if none: the request may run, but the guards refuse
 	// what would write (see ReadOnlyFromContext).
 	readOnly string
+
+	// routeFn is the route a router other than ServeMux matched, nil if
+	// none reported one (see SetRoute).
+	routeFn atomic.Pointer[func() Route]
 }
 
 func (q *request) inputs() []Input {
@@ -114,8 +118,14 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// route returns the pattern that matched the request, e.g. "GET /users/{id}".
-func (q *request) route() string { return q.r.Pattern }
+// route returns the pattern that matched the request, e.g. "GET /users/{id}",
+// or the template of the route a router reported with SetRoute.
+func (q *request) route() string {
+	if rt, ok := q.routeOf(); ok {
+		return rt.Template
+	}
+	return q.r.Pattern
+}
 
 // parse records the request's inputs in request order: query, path,
 // cookies, headers, body. The order is the request's, never a map's, so
@@ -133,6 +143,10 @@ func (q *request) parseURL(c *collector) bool {
 	r := q.r
 	if q.rawQuery != "" && !c.query(SourceQuery, q.rawQuery) {
 		return false
+	}
+	if rt, ok := q.routeOf(); ok {
+		// A router's parameters, which r.PathValue does not know.
+		return c.route(rt)
 	}
 	wildcards, subtree := patternWildcards(r.Pattern)
 	for _, name := range wildcards {
