@@ -1,0 +1,153 @@
+// Package contribtest holds what the tests of the contrib modules share: a
+// users table in each real database a guard protects, and a lookup that
+// builds its SQL by concatenation, as the vulnerable code the adapters'
+// tests attack does. Only tests import it.
+//
+// The databases:
+//   - SQLite through modernc.org/sqlite, in a temporary file;
+//   - PostgreSQL at 127.0.0.1:5432, trust auth, user postgres, db test
+//     (RAMPART_TEST_POSTGRES_DSN overrides).
+//
+// A server that cannot be reached skips its tests, except when CI=true,
+// where it fails them: CI must never pass by testing nothing.
+package contribtest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/sqlguard"
+	"modernc.org/sqlite"
+)
+
+// Users are the rows of every users table.
+var Users = []string{"alice", "bob", "carol"}
+
+// DB is a guarded database holding a users table.
+type DB struct {
+	Name  string // "sqlite" or "postgres"
+	DB    *sql.DB
+	Guard *sqlguard.Guard
+	Table string // the table's name, unique to the test
+}
+
+// PostgresDSN returns the DSN of the test PostgreSQL server.
+func PostgresDSN() string {
+	if d := os.Getenv("RAMPART_TEST_POSTGRES_DSN"); d != "" {
+		return d
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable&connect_timeout=5"
+}
+
+// Unavailable skips the test when a server is missing, or fails it in CI.
+func Unavailable(t testing.TB, what string, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required when CI=true: %v", what, err)
+	}
+	t.Skipf("%s unavailable, skipping: %v", what, err)
+}
+
+// RequirePostgres connects to the test server once, to skip (or fail in CI)
+// before a test builds anything.
+func RequirePostgres(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, PostgresDSN())
+	if err != nil {
+		Unavailable(t, "PostgreSQL at 127.0.0.1:5432", err)
+		return
+	}
+	c.Close(ctx)
+}
+
+// Databases opens SQLite and PostgreSQL through sqlguard for agent, each
+// with a users table of Users, dropped when the test ends.
+func Databases(t testing.TB, agent *rampart.Agent) []DB {
+	t.Helper()
+	return []DB{SQLite(t, agent), Postgres(t, agent)}
+}
+
+// SQLite returns a guarded SQLite database in a temporary file.
+func SQLite(t testing.TB, agent *rampart.Agent) DB {
+	t.Helper()
+	g, err := sqlguard.New(agent, sqlguard.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := g.Open(&sqlite.Driver{}, filepath.Join(t.TempDir(), "users.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	d := DB{Name: "sqlite", DB: db, Guard: g, Table: "users"}
+	d.fill(t)
+	return d
+}
+
+// Postgres returns the guarded test PostgreSQL database, with a users table
+// of a name unique to the test.
+func Postgres(t testing.TB, agent *rampart.Agent) DB {
+	t.Helper()
+	RequirePostgres(t)
+	g, err := sqlguard.New(agent, sqlguard.Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := g.Open(stdlib.GetDefaultDriver(), PostgresDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DB{Name: "postgres", DB: db, Guard: g, Table: fmt.Sprintf("users_%d", rand.Uint64()>>1)}
+	t.Cleanup(func() {
+		db.Exec("DROP TABLE IF EXISTS " + d.Table)
+		db.Close()
+	})
+	d.fill(t)
+	return d
+}
+
+func (d DB) fill(t testing.TB) {
+	t.Helper()
+	if _, err := d.DB.Exec("CREATE TABLE " + d.Table + " (name TEXT PRIMARY KEY, role TEXT NOT NULL)"); err != nil {
+		t.Fatalf("%s: %v", d.Name, err)
+	}
+	for _, u := range Users {
+		if _, err := d.DB.Exec("INSERT INTO "+d.Table+" (name, role) VALUES ($1, 'user')", u); err != nil {
+			t.Fatalf("%s: %v", d.Name, err)
+		}
+	}
+}
+
+// UsersNamed is the vulnerable lookup: it builds its SQL with the name
+// concatenated in, and returns the names of the rows it found.
+func (d DB) UsersNamed(ctx context.Context, name string) ([]string, error) {
+	rows, err := d.DB.QueryContext(ctx, "SELECT name FROM "+d.Table+" WHERE name = '"+name+"' ORDER BY name")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
+}
+
+// Injection is the path parameter that dumps every row of the table when
+// concatenated into UsersNamed's SQL.
+const Injection = "x' OR '1'='1"
