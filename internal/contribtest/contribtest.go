@@ -25,6 +25,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/actor"
+	"github.com/rampartsec/rampart/identity"
+	"github.com/rampartsec/rampart/internal/controltest"
+	"github.com/rampartsec/rampart/ramparttest"
 	"github.com/rampartsec/rampart/sqlguard"
 	"modernc.org/sqlite"
 )
@@ -151,3 +155,92 @@ func (d DB) UsersNamed(ctx context.Context, name string) ([]string, error) {
 // Injection is the path parameter that dumps every row of the table when
 // concatenated into UsersNamed's SQL.
 const Injection = "x' OR '1'='1"
+
+// Mesh is a control plane and one service of its mesh, for the tests of
+// what carries an actor (queues, gRPC): the service's agent has an
+// identity, and tokens for its audience come from a gateway's signer.
+type Mesh struct {
+	CP      *controltest.ControlPlane
+	Agent   *rampart.Agent
+	Events  *ramparttest.Recorder
+	Service string
+	ID      string // the service's SPIFFE ID
+	Source  *identity.CASource
+	gateway *identity.CASource
+}
+
+// StartMesh starts a control plane with policy (YAML; "" lets the
+// gateway call service) and an agent for service in its mesh, ready.
+// cfg's Service, Identity, ControlPlane and Logger are filled in; the
+// agent's events go to Events as well as to cfg.Sinks.
+func StartMesh(t testing.TB, service, policy string, cfg rampart.Config) *Mesh {
+	t.Helper()
+	cp := controltest.Start(t, controltest.Config{})
+	if policy == "" {
+		policy = "services:\n  " + service + ":\n    allow:\n      - callers: [gateway]\n"
+	}
+	cp.ApplyPolicy(t, policy)
+	src := cp.Join(t, service)
+	cfg.Service, cfg.Identity, cfg.ControlPlane = service, src, cp.URL
+	a, rec := ramparttest.NewAgent(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svid, err := src.GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Mesh{CP: cp, Agent: a, Events: rec, Service: service, ID: svid.ID.String(), Source: src, gateway: cp.Join(t, "gateway")}
+}
+
+// Token returns an actor token for a that names the service, minted by
+// the gateway at now (time.Now if zero) with lifetime (the signer's
+// default if zero).
+func (m *Mesh) Token(t testing.TB, a actor.Actor, now time.Time, lifetime time.Duration) string {
+	t.Helper()
+	svid, err := m.gateway.GetX509SVID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := actor.SignerConfig{Issuer: svid.ID.String(), Audience: m.CP.TrustDomain.IDString(), Lifetime: lifetime}
+	if !now.IsZero() {
+		cfg.Now = func() time.Time { return now }
+	}
+	s, err := actor.NewSigner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetKey(m.CP.SigningKey(t, m.gateway)); err != nil {
+		t.Fatal(err)
+	}
+	aud, err := actor.NewAudience(m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.TokenFor(a, aud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Block adds a block decision on the actor's IP and returns its id.
+func (m *Mesh) Block(t testing.TB, ip string) string {
+	t.Helper()
+	return m.CP.AddDecision(t, controltest.Decision{Scope: "ip", Value: ip, Action: "block", Reason: "test"})
+}
+
+// Eventually calls cond until it reports true, for up to a minute (a
+// deadline for a busy machine, not an expectation of speed).
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within a minute", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
