@@ -244,3 +244,17 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// MarkVIP is a worker's vulnerable statement: a job's name field is
+// concatenated into an UPDATE. It returns the rows it changed.
+func (d DB) MarkVIP(ctx context.Context, name string) (int64, error) {
+	res, err := d.DB.ExecContext(ctx, "UPDATE "+d.Table+" SET role = 'vip' WHERE name = '"+name+"'")
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// InjectedJob is a job payload whose name field rewrites MarkVIP's UPDATE
+// to change every row.
+const InjectedJob = `{"name": "x' OR '1'='1", "plan": "gold"}`
