@@ -13,7 +13,7 @@
 // A queue worker runs each job in the context [Agent.StartJob] returns: the
 // job's payload is read as a request body (each JSON field an input), and
 // the actor whose request enqueued it (its token travels in the message's
-// headers, [JobHeaders]) is named in the job's events and subject to its
+// headers, [PropagationHeaders]) is named in the job's events and subject to its
 // decisions; contrib/nats and contrib/amqp do both for their brokers. Other
 // code without an HTTP request marks its untrusted values with
 // [WithUntrusted] and gets the same protection for them.

@@ -98,6 +98,12 @@ func Inputs(ctx context.Context) iter.Seq[Input] {
 					return
 				}
 			}
+			added, _ := req.addedInputs()
+			for _, in := range added {
+				if !yield(in) {
+					return
+				}
+			}
 		}
 	}
 }

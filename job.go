@@ -5,13 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/rampartsec/rampart/actor"
-	"github.com/rampartsec/rampart/internal/decision"
 )
 
 // A Job is one message a queue delivered to a worker, as [Agent.StartJob]
@@ -36,7 +32,7 @@ type Job struct {
 	// none (JSON is recognised without it).
 	ContentType string
 	// ActorToken is the actor token the producer put in the message
-	// (the header actor.Header, see JobHeaders).
+	// (the header actor.Header, see PropagationHeaders).
 	ActorToken string
 	// Traceparent and Tracestate are the W3C trace context the producer
 	// put in the message.
@@ -91,35 +87,16 @@ var ErrNotReady = errors.New("rampart: not ready: waiting for the policy from th
 // redelivery. Without an identity, the token cannot be verified and is
 // ignored: the job runs with no actor.
 func (a *Agent) StartJob(ctx context.Context, job Job) (context.Context, error) {
-	r := &http.Request{Method: "JOB", URL: &url.URL{Path: job.Route}, Header: http.Header{}}
+	req, ctx := a.newCallRequest(ctx, jobMethod, job.Route, job.Route, job.ID, job.Traceparent, job.Tracestate)
 	if job.ContentType != "" {
-		r.Header.Set("Content-Type", job.ContentType)
+		req.r.Header.Set("Content-Type", job.ContentType)
 	}
-	if validRequestID(job.ID) {
-		r.Header.Set("X-Request-Id", job.ID)
-	}
-	req := &request{agent: a, r: r}
-	req.set.req = req
-	route := func() Route { return Route{Template: job.Route} }
-	req.routeFn.Store(&route)
 	if a.maxBody > 0 && len(job.Payload) > 0 {
 		req.body = job.Payload[:min(int64(len(job.Payload)), a.maxBody)]
 		if int64(len(job.Payload)) > a.maxBody {
 			// The worker reads the whole payload: past the capture.
 			req.bodyCut = true
 			req.replay.read.Store(int64(len(job.Payload)))
-		}
-	}
-	ctx = context.WithValue(ctx, inputSetKey{}, &req.set)
-	if job.Traceparent != "" {
-		h := http.Header{}
-		h.Set(traceparentHeader, job.Traceparent)
-		if job.Tracestate != "" {
-			h.Set(tracestateHeader, job.Tracestate)
-		}
-		if sc, ok := extractTrace(h); ok {
-			ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
-			req.traceID = sc.TraceID().String()
 		}
 	}
 	z := a.zt
@@ -135,13 +112,6 @@ func (a *Agent) StartJob(ctx context.Context, job Job) (context.Context, error) 
 	if job.ActorToken == "" {
 		return ctx, nil
 	}
-	refuse := func(kind Kind, decisionID, reason string) error {
-		ev := Event{ID: newID(), Time: time.Now().UTC(), Service: a.service, Kind: kind, Action: ActionBlocked,
-			Reason: truncate(reason, MaxEventDetail), Sink: "rampart.StartJob", Decision: decisionID}
-		req.describe(&ev)
-		a.enqueue(ev)
-		return &BlockedError{Event: ev}
-	}
 	now := time.Now()
 	act, err := z.verifier.Verify(job.ActorToken)
 	if errors.Is(err, actor.ErrExpired) && !job.Enqueued.IsZero() && !job.Enqueued.After(now) && now.Sub(job.Enqueued) <= MaxJobDelay {
@@ -151,38 +121,22 @@ func (a *Agent) StartJob(ctx context.Context, job Job) (context.Context, error) 
 		}
 	}
 	if err != nil {
-		return nil, refuse(KindActorInvalid, "", "the job's actor token is refused: "+err.Error())
+		return nil, a.refuseCall(ctx, req, KindActorInvalid, "", "the job's actor token is refused: "+err.Error())
 	}
-	req.actor, req.actorToken = &act, job.ActorToken
-	ctx = actor.NewTokenContext(actor.NewContext(ctx, act), job.ActorToken)
-	sub := decision.Subject{IP: act.IP, User: act.User, Session: act.Session}
-	sensitive := func() bool { return true }
-	set := z.decisions.Load()
-	var d decision.Decision
-	var refused bool
-	if z.readOnlyAtQuery {
-		d, refused = set.Blocking(sub, sensitive, now)
-	} else {
-		d, refused = set.Refusal(sub, http.MethodPost, sensitive, now)
-	}
-	if refused {
-		return nil, refuse(KindDecisionEnforced, d.ID, fmt.Sprintf("%s decision %s on %s %s (%s)", d.Action, d.ID, d.Scope, d.Value, d.Reason))
-	}
-	if set.Len() > 0 {
-		if d, ok := set.ReadOnly(sub, now); ok {
-			req.readOnly = d.ID
-		}
-	}
-	return ctx, nil
+	// A job acts on state: it is a write, to a sensitive route.
+	return a.applyDecisions(ctx, req, act, job.ActorToken, http.MethodPost, func() bool { return true })
 }
 
-// JobHeaders returns the header fields a producer puts in a message so that
+// jobMethod is the method of a job's events.
+const jobMethod = "JOB"
+
+// PropagationHeaders returns the header fields a producer puts in a message so that
 // the worker's StartJob acts for the same actor in the same trace: the
 // actor token of ctx (actor.Header, the token the Handler verified for the
 // request that enqueues the job) and its W3C trace context ("traceparent",
 // "tracestate"). It is empty when ctx carries neither. The queue adapters
 // (contrib/nats, contrib/amqp) set them on the messages they publish.
-func JobHeaders(ctx context.Context) map[string]string {
+func PropagationHeaders(ctx context.Context) map[string]string {
 	out := map[string]string{}
 	if token, ok := actor.TokenFromContext(ctx); ok {
 		out[actor.Header] = token

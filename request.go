@@ -79,6 +79,9 @@ type request struct {
 	// routeFn is the route a router other than ServeMux matched, nil if
 	// none reported one (see SetRoute).
 	routeFn atomic.Pointer[func() Route]
+
+	// added holds the inputs of AddInputs (a gRPC stream's messages).
+	added addedInputs
 }
 
 func (q *request) inputs() []Input {
@@ -422,6 +425,9 @@ func (q *request) incomplete() string {
 	q.once.Do(q.parse)
 	if q.truncated != "" {
 		return q.truncated
+	}
+	if _, why := q.addedInputs(); why != "" {
+		return why
 	}
 	if q.coding == codingUnknown && q.replay.read.Load() > 0 {
 		return "a body in a Content-Encoding the SDK does not decode, read by the handler"

@@ -31,7 +31,7 @@ import (
 	"github.com/rampartsec/rampart/actor"
 )
 
-// Inject sets the job headers of ctx (rampart.JobHeaders: the actor token
+// Inject sets the job headers of ctx (rampart.PropagationHeaders: the actor token
 // and the W3C trace context) in msg's headers, replacing any that msg has,
 // and its timestamp to now if it has none.
 func Inject(ctx context.Context, msg *amqp.Publishing) {
@@ -41,7 +41,7 @@ func Inject(ctx context.Context, msg *amqp.Publishing) {
 	delete(msg.Headers, actor.Header)
 	delete(msg.Headers, "traceparent")
 	delete(msg.Headers, "tracestate")
-	for k, v := range rampart.JobHeaders(ctx) {
+	for k, v := range rampart.PropagationHeaders(ctx) {
 		msg.Headers[k] = v
 	}
 	if msg.Timestamp.IsZero() {

@@ -32,7 +32,7 @@ import (
 	"github.com/rampartsec/rampart/actor"
 )
 
-// Inject sets the job headers of ctx (rampart.JobHeaders: the actor token
+// Inject sets the job headers of ctx (rampart.PropagationHeaders: the actor token
 // and the W3C trace context) on msg, replacing any that msg has.
 func Inject(ctx context.Context, msg *nats.Msg) {
 	if msg.Header == nil {
@@ -43,7 +43,7 @@ func Inject(ctx context.Context, msg *nats.Msg) {
 	msg.Header.Del(actor.Header)
 	msg.Header.Del("traceparent")
 	msg.Header.Del("tracestate")
-	for k, v := range rampart.JobHeaders(ctx) {
+	for k, v := range rampart.PropagationHeaders(ctx) {
 		msg.Header.Set(k, v)
 	}
 }
