@@ -196,7 +196,8 @@ func (a *Agent) applyDecisions(ctx context.Context, req *request, act actor.Acto
 // Each value is read as a request's values are (JSON or an encoding nested
 // in it is decoded). Past Config.MaxInputs the request is incomplete, and
 // its guarded calls fail closed (see CheckInputsComplete). It reports
-// whether ctx belongs to one.
+// whether ctx belongs to one that can record more: false tells a caller
+// feeding values one batch at a time that it may stop.
 func AddInputs(ctx context.Context, ins ...Input) bool {
 	req := requestFor(ctx)
 	if req == nil {
@@ -204,6 +205,9 @@ func AddInputs(ctx context.Context, ins ...Input) bool {
 	}
 	req.added.Lock()
 	defer req.added.Unlock()
+	if req.added.truncated != "" {
+		return false
+	}
 	c := collector{ins: req.added.ins, max: req.agent.maxInputs}
 	for _, in := range ins {
 		if !c.add(in.Source, in.Name, in.Value, 0) {
@@ -211,10 +215,8 @@ func AddInputs(ctx context.Context, ins ...Input) bool {
 		}
 	}
 	req.added.ins = c.ins
-	if c.truncated != "" {
-		req.added.truncated = c.truncated
-	}
-	return true
+	req.added.truncated = c.truncated
+	return c.truncated == ""
 }
 
 // addedInputs are the inputs of AddInputs.

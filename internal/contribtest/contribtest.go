@@ -195,10 +195,23 @@ func StartMesh(t testing.TB, service, policy string, cfg rampart.Config) *Mesh {
 	return &Mesh{CP: cp, Agent: a, Events: rec, Service: service, ID: svid.ID.String(), Source: src, gateway: cp.Join(t, "gateway")}
 }
 
-// Token returns an actor token for a that names the service, minted by
-// the gateway at now (time.Now if zero) with lifetime (the signer's
-// default if zero).
-func (m *Mesh) Token(t testing.TB, a actor.Actor, now time.Time, lifetime time.Duration) string {
+// StartAgent starts the agent of another service of the mesh, ready.
+func (m *Mesh) StartAgent(t testing.TB, service string, cfg rampart.Config) (*rampart.Agent, *ramparttest.Recorder) {
+	t.Helper()
+	cfg.Service, cfg.Identity, cfg.ControlPlane = service, m.CP.Join(t, service), m.CP.URL
+	a, rec := ramparttest.NewAgent(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a, rec
+}
+
+// Token returns an actor token for a that names the service and the
+// services also (by name), minted by the gateway at now (time.Now if
+// zero) with lifetime (the signer's default if zero).
+func (m *Mesh) Token(t testing.TB, a actor.Actor, now time.Time, lifetime time.Duration, also ...string) string {
 	t.Helper()
 	svid, err := m.gateway.GetX509SVID()
 	if err != nil {
@@ -215,7 +228,15 @@ func (m *Mesh) Token(t testing.TB, a actor.Actor, now time.Time, lifetime time.D
 	if err := s.SetKey(m.CP.SigningKey(t, m.gateway)); err != nil {
 		t.Fatal(err)
 	}
-	aud, err := actor.NewAudience(m.ID)
+	ids := []string{m.ID}
+	for _, name := range also {
+		id, err := identity.ServiceID(m.CP.TrustDomain, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id.String())
+	}
+	aud, err := actor.NewAudience(ids...)
 	if err != nil {
 		t.Fatal(err)
 	}
