@@ -162,14 +162,14 @@ func TestAJobThatWaitedPastItsTokenRunsWithinMaxJobDelay(t *testing.T) {
 	}
 }
 
-func TestJobHeadersCarryTheTokenAndTrace(t *testing.T) {
+func TestPropagationHeadersCarryTheTokenAndTrace(t *testing.T) {
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: [16]byte{1}, SpanID: [8]byte{2}, TraceFlags: trace.FlagsSampled})
 	ctx := trace.ContextWithSpanContext(actor.NewTokenContext(context.Background(), "tok"), sc)
-	h := rampart.JobHeaders(ctx)
+	h := rampart.PropagationHeaders(ctx)
 	if h[actor.Header] != "tok" || h["traceparent"] != "00-01000000000000000000000000000000-0200000000000000-01" || len(h) != 2 {
-		t.Errorf("JobHeaders = %v", h)
+		t.Errorf("PropagationHeaders = %v", h)
 	}
-	if h := rampart.JobHeaders(context.Background()); len(h) != 0 {
-		t.Errorf("JobHeaders of an empty context = %v", h)
+	if h := rampart.PropagationHeaders(context.Background()); len(h) != 0 {
+		t.Errorf("PropagationHeaders of an empty context = %v", h)
 	}
 }
