@@ -205,31 +205,32 @@ func AddInputs(ctx context.Context, ins ...Input) bool {
 	}
 	req.added.Lock()
 	defer req.added.Unlock()
-	if req.added.truncated != "" {
+	c := &req.added.c
+	if c.truncated != "" {
 		return false
 	}
-	c := collector{ins: req.added.ins, max: req.agent.maxInputs}
+	c.max = req.agent.maxInputs
 	for _, in := range ins {
 		if !c.add(in.Source, in.Name, in.Value, 0) {
 			break
 		}
 	}
-	req.added.ins = c.ins
-	req.added.truncated = c.truncated
 	return c.truncated == ""
 }
 
-// addedInputs are the inputs of AddInputs.
+// addedInputs are the inputs of AddInputs: one collector for the whole
+// request, so that values are deduplicated across calls and the cap
+// counts them all.
 type addedInputs struct {
 	sync.Mutex
-	ins       []Input
-	truncated string
+	c collector
 }
 
 func (q *request) addedInputs() ([]Input, string) {
 	q.added.Lock()
 	defer q.added.Unlock()
-	return q.added.ins[:len(q.added.ins):len(q.added.ins)], q.added.truncated
+	ins := q.added.c.ins
+	return ins[:len(ins):len(ins)], q.added.c.truncated
 }
 
 // CallBlocked returns the error of the first call a guard blocked while

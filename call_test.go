@@ -54,3 +54,28 @@ func TestAddInputsPastTheCapFailsClosed(t *testing.T) {
 		t.Errorf("a guarded call of a call with more inputs than the cap = %v, want ErrBlocked", err)
 	}
 }
+
+// A stream's messages arrive one at a time: many calls of AddInputs, more
+// values than the collector's first stage holds (it deduplicates past
+// it), all recorded.
+func TestAddInputsAcrossManyCallsRecordsEveryValue(t *testing.T) {
+	a, _ := ramparttest.NewAgent(t, rampart.Config{})
+	ctx, err := a.StartCall(context.Background(), rampart.Call{Method: "POST", Path: "/s/M"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if !rampart.AddInputs(ctx, rampart.Input{Source: "grpc", Name: "n", Value: fmt.Sprintf("value-%d", i)}, rampart.Input{Source: "grpc", Name: "dup", Value: "same"}) {
+			t.Fatalf("AddInputs refused value %d, under the default cap", i)
+		}
+	}
+	values := map[string]bool{}
+	for in := range rampart.Inputs(ctx) {
+		if in.Source == "grpc" {
+			values[in.Value] = true
+		}
+	}
+	if len(values) != 301 {
+		t.Errorf("%d distinct values recorded, want the 300 and the repeated one", len(values))
+	}
+}
