@@ -3,6 +3,7 @@ package rampartgrpc_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -315,5 +316,35 @@ func TestAMessagePastTheCapFailsClosed(t *testing.T) {
 	_, err = pb.NewDirectoryClient(conn).Rename(context.Background(), &pb.RenameRequest{Profile: &pb.Profile{Tags: tags, Manager: &pb.Profile{Name: "alice"}}})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("Rename with 500 tags under a cap of 100 = %v, want PermissionDenied", err)
+	}
+}
+
+// A stream's values add up past the SDK's first dedup stage (256 values)
+// over several messages: every message is still recorded, and the call
+// served.
+func TestALongStreamIsRecordedMessageByMessage(t *testing.T) {
+	a, _ := ramparttest.NewAgent(t, rampart.Config{})
+	addr := serve(t, &directory{db: contribtest.SQLite(t, a)}, rampartgrpc.ServerOptions(a)...)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	s, err := pb.NewDirectoryClient(conn).RenameMany(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 8 {
+		tags := make([]string, 50)
+		for j := range tags {
+			tags[j] = fmt.Sprintf("m%d-tag%d", i, j)
+		}
+		if err := s.Send(&pb.RenameRequest{Profile: &pb.Profile{Name: "alice", Tags: tags}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.CloseAndRecv()
+	if err != nil || len(got.GetNames()) != 8 {
+		t.Errorf("a stream of 8 messages with 400 values = %v, %v; want alice 8 times", got.GetNames(), err)
 	}
 }
