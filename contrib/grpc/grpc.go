@@ -224,9 +224,17 @@ func (w *walker) flush() bool {
 	return ok
 }
 
+// message walks m's populated fields in field-number order, and a map's
+// entries in key order, so that which values fit under the cap is the
+// same every time (protoreflect's Range has no defined order).
 func (w *walker) message(m protoreflect.Message, prefix string) bool {
-	ok := true
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if !m.Has(fd) {
+			continue
+		}
+		v := m.Get(fd)
 		name := string(fd.Name())
 		if prefix != "" {
 			name = prefix + "." + name
@@ -234,20 +242,31 @@ func (w *walker) message(m protoreflect.Message, prefix string) bool {
 		switch {
 		case fd.IsList():
 			l := v.List()
-			for i := 0; i < l.Len() && ok; i++ {
-				ok = w.value(fd, name, l.Get(i))
+			for i := range l.Len() {
+				if !w.value(fd, name, l.Get(i)) {
+					return false
+				}
 			}
 		case fd.IsMap():
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				ok = w.add(name, k.String()) && w.value(fd.MapValue(), name, mv)
-				return ok
+			mv := v.Map()
+			keys := make([]protoreflect.MapKey, 0, mv.Len())
+			mv.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
+				keys = append(keys, k)
+				return true
 			})
+			slices.SortFunc(keys, func(a, b protoreflect.MapKey) int { return strings.Compare(a.String(), b.String()) })
+			for _, k := range keys {
+				if !w.add(name, k.String()) || !w.value(fd.MapValue(), name, mv.Get(k)) {
+					return false
+				}
+			}
 		default:
-			ok = w.value(fd, name, v)
+			if !w.value(fd, name, v) {
+				return false
+			}
 		}
-		return ok
-	})
-	return ok
+	}
+	return true
 }
 
 func (w *walker) value(fd protoreflect.FieldDescriptor, name string, v protoreflect.Value) bool {

@@ -255,7 +255,8 @@ func TestABlockedActorIsRefusedAndAnInvalidTokenUnauthenticated(t *testing.T) {
 }
 
 // Without an identity (no mesh), the interceptors still record every
-// string and bytes field, nested, repeated and in maps, and the metadata.
+// string and bytes field, nested, repeated and in maps, and the metadata,
+// in field-number and key order, the same every time.
 func TestEveryStringAndBytesFieldIsAnInput(t *testing.T) {
 	a, _ := ramparttest.NewAgent(t, rampart.Config{})
 	var got []rampart.Input
@@ -275,7 +276,7 @@ func TestEveryStringAndBytesFieldIsAnInput(t *testing.T) {
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-tenant", "acme'--")
 	_, err = pb.NewDirectoryClient(conn).Rename(ctx, &pb.RenameRequest{
 		Profile: &pb.Profile{
-			Name: "zed", Tags: []string{"t1", "t2"}, Labels: map[string]string{"team": "red"}, Note: []byte("n o t e"),
+			Name: "zed", Tags: []string{"t1", "t2"}, Labels: map[string]string{"team": "red", "area": "north"}, Note: []byte("n o t e"),
 			Manager: &pb.Profile{Name: "boss"},
 		},
 		NewName: "zee", Version: 7,
@@ -288,6 +289,8 @@ func TestEveryStringAndBytesFieldIsAnInput(t *testing.T) {
 		{Source: rampartgrpc.Source, Name: "profile.name", Value: "zed"},
 		{Source: rampartgrpc.Source, Name: "profile.tags", Value: "t1"},
 		{Source: rampartgrpc.Source, Name: "profile.tags", Value: "t2"},
+		{Source: rampartgrpc.Source, Name: "profile.labels", Value: "area"},
+		{Source: rampartgrpc.Source, Name: "profile.labels", Value: "north"},
 		{Source: rampartgrpc.Source, Name: "profile.labels", Value: "team"},
 		{Source: rampartgrpc.Source, Name: "profile.labels", Value: "red"},
 		{Source: rampartgrpc.Source, Name: "profile.note", Value: "n o t e"},
