@@ -1,10 +1,12 @@
 package rampartchi_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/actor"
 	rampartchi "github.com/rampartsec/rampart/contrib/chi"
 	"github.com/rampartsec/rampart/internal/contribtest"
 	"github.com/rampartsec/rampart/ramparttest"
@@ -150,6 +153,34 @@ func TestPathParametersOfMountedRoutersAreInputsInRouterOrder(t *testing.T) {
 			if ev.Route != "/orgs/{org}/users/{name}/*" {
 				t.Errorf("summary route %q, want /orgs/{org}/users/{name}/*", ev.Route)
 			}
+		})
+	}
+}
+
+// In the mesh, the inventory the control plane holds lists chi's route
+// pattern, whichever way the middleware is installed.
+func TestTheRouteReachesTheInventory(t *testing.T) {
+	for _, in := range installs {
+		t.Run(in.name, func(t *testing.T) {
+			m := contribtest.StartMesh(t, "users", "", rampart.Config{})
+			db := contribtest.SQLite(t, m.Agent)
+			url := m.ServeTLS(t, in.install(m.Agent, users(db)))
+			gw, _ := m.StartAgent(t, "gateway", rampart.Config{})
+			client, err := gw.Client("users")
+			if err != nil {
+				t.Fatal(err)
+			}
+			token := m.Token(t, actor.Actor{IP: netip.MustParseAddr("203.0.113.9")}, time.Time{}, 0)
+			req, _ := http.NewRequestWithContext(actor.NewTokenContext(context.Background(), token), http.MethodGet, url+"/users/alice", nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			m.WaitRoute(t, "/users/{name}")
 		})
 	}
 }

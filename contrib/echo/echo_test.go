@@ -1,10 +1,12 @@
 package rampartecho_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/actor"
 	rampartecho "github.com/rampartsec/rampart/contrib/echo"
 	"github.com/rampartsec/rampart/internal/contribtest"
 	"github.com/rampartsec/rampart/ramparttest"
@@ -147,6 +150,34 @@ func TestTheRouteNamesTheRequestSummaries(t *testing.T) {
 			if ev.Route != "/items/:id" || ev.Status != http.StatusOK {
 				t.Errorf("summary route %q status %d, want /items/:id 200", ev.Route, ev.Status)
 			}
+		})
+	}
+}
+
+// In the mesh, the inventory the control plane holds lists the route
+// template, whichever way the middleware is installed.
+func TestTheRouteReachesTheInventory(t *testing.T) {
+	for _, in := range installs {
+		t.Run(in.name, func(t *testing.T) {
+			m := contribtest.StartMesh(t, "users", "", rampart.Config{})
+			db := contribtest.SQLite(t, m.Agent)
+			url := m.ServeTLS(t, in.serve(m.Agent, usersRouter(m.Agent, db, true)))
+			gw, _ := m.StartAgent(t, "gateway", rampart.Config{})
+			client, err := gw.Client("users")
+			if err != nil {
+				t.Fatal(err)
+			}
+			token := m.Token(t, actor.Actor{IP: netip.MustParseAddr("203.0.113.9")}, time.Time{}, 0)
+			req, _ := http.NewRequestWithContext(actor.NewTokenContext(context.Background(), token), http.MethodGet, url+"/users/alice", nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			m.WaitRoute(t, "/users/:name")
 		})
 	}
 }

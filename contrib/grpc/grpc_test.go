@@ -172,6 +172,7 @@ func TestAnInjectionInANestedFieldIsBlockedWithTheActorNamed(t *testing.T) {
 	if err != nil || !slices.Equal(got.GetNames(), []string{"bob"}) {
 		t.Errorf("benign Rename = %v, %v; want [bob]", got.GetNames(), err)
 	}
+	f.m.WaitRoute(t, renameMethod) // the full method is the route in the inventory
 }
 
 func TestAStreamedMessageIsAnInputWhenItArrives(t *testing.T) {

@@ -16,9 +16,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"log"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -279,3 +284,35 @@ func (d DB) MarkVIP(ctx context.Context, name string) (int64, error) {
 // InjectedJob is a job payload whose name field rewrites MarkVIP's UPDATE
 // to change every row.
 const InjectedJob = `{"name": "x' OR '1'='1", "plan": "gold"}`
+
+// ServeTLS serves h with the service's mTLS configuration on 127.0.0.1
+// until the test ends, and returns its https URL.
+func (m *Mesh) ServeTLS(t testing.TB, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = m.Agent.ServerTLSConfig()
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// WaitRoute waits up to a minute for the service's inventory, as the
+// control plane holds it, to list route.
+func (m *Mesh) WaitRoute(t testing.TB, route string) {
+	t.Helper()
+	var routes []string
+	Eventually(t, "the inventory listing "+route, func() bool {
+		var got struct {
+			Instances []struct {
+				Routes []string `json:"routes"`
+			} `json:"instances"`
+		}
+		m.CP.MustDo(t, http.MethodGet, "/v1/instances?service="+m.Service, nil, http.StatusOK, &got)
+		routes = nil
+		for _, in := range got.Instances {
+			routes = append(routes, in.Routes...)
+		}
+		return slices.Contains(routes, route)
+	})
+}
