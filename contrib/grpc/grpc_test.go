@@ -100,6 +100,11 @@ func (d *directory) RenameMany(s grpc.ClientStreamingServer[pb.RenameRequest, pb
 // serve runs the directory on 127.0.0.1 with opts and returns its address.
 func serve(t *testing.T, d *directory, opts ...grpc.ServerOption) string {
 	t.Helper()
+	return serveDirectory(t, d, opts...)
+}
+
+func serveDirectory(t testing.TB, d pb.DirectoryServer, opts ...grpc.ServerOption) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
