@@ -10,8 +10,13 @@
 // request id. Every detection becomes an [Event] delivered asynchronously to
 // the configured sinks.
 //
-// Code without an HTTP request (queue workers, consumers) marks its untrusted
-// input with [WithUntrusted] and gets the same protection.
+// A queue worker runs each job in the context [Agent.StartJob] returns: the
+// job's payload is read as a request body (each JSON field an input), and
+// the actor whose request enqueued it (its token travels in the message's
+// headers, [PropagationHeaders]) is named in the job's events and subject to its
+// decisions; contrib/nats and contrib/amqp do both for their brokers. Other
+// code without an HTTP request marks its untrusted values with
+// [WithUntrusted] and gets the same protection for them.
 //
 // # Logging
 //
@@ -53,7 +58,9 @@
 //   - path wildcards (r.PathValue); for a subtree pattern ("/files/" or
 //     "/files/{rest...}") what it matched and each of its segments, as code
 //     reading r.URL.Path sees them; with no ServeMux pattern, every segment
-//     of the path;
+//     of the path; with another router, the path parameters its adapter
+//     reports with [SetRoute] (contrib/gin, contrib/echo, contrib/chi), in
+//     the router's order, and the segments of a catch-all's value;
 //   - cookies, each value as sent and unquoted, those net/http drops (a
 //     double quote or a backslash in the value) included;
 //   - every header, User-Agent, Referer and Config.Headers first, the

@@ -47,8 +47,9 @@ func inputSetFrom(ctx context.Context) *inputSet {
 
 // WithUntrusted returns a context in which values are untrusted input from
 // source, in addition to any the context already carries. Use it where no
-// HTTP request delivered the data: a queue worker marks the job's payload
-// before it touches a database, the file system or the network.
+// HTTP request delivered the data, value by value: each value is one input,
+// so a JSON document passed whole does not make its fields inputs. A queue
+// worker uses [Agent.StartJob] instead, which parses the payload.
 func WithUntrusted(ctx context.Context, source Source, values ...string) context.Context {
 	parent := inputSetFrom(ctx)
 	s := &inputSet{parent: parent, inputs: make([]Input, 0, len(values))}
@@ -93,6 +94,12 @@ func Inputs(ctx context.Context) iter.Seq[Input] {
 				}
 			}
 			for _, in := range req.lateInputs() {
+				if !yield(in) {
+					return
+				}
+			}
+			added, _ := req.addedInputs()
+			for _, in := range added {
 				if !yield(in) {
 					return
 				}

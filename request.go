@@ -76,6 +76,13 @@ type request struct {
 	// actor, "" if none: the request may run, but the guards refuse
 	// what would write (see ReadOnlyFromContext).
 	readOnly string
+
+	// routeFn is the route a router other than ServeMux matched, nil if
+	// none reported one (see SetRoute).
+	routeFn atomic.Pointer[func() Route]
+
+	// added holds the inputs of AddInputs (a gRPC stream's messages).
+	added addedInputs
 }
 
 func (q *request) inputs() []Input {
@@ -115,8 +122,14 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// route returns the pattern that matched the request, e.g. "GET /users/{id}".
-func (q *request) route() string { return q.r.Pattern }
+// route returns the pattern that matched the request, e.g. "GET /users/{id}",
+// or the template of the route a router reported with SetRoute.
+func (q *request) route() string {
+	if rt, ok := q.routeOf(); ok {
+		return rt.Template
+	}
+	return q.r.Pattern
+}
 
 // parse records the request's inputs in request order: query, path,
 // cookies, headers, body. The order is the request's, never a map's, so
@@ -134,6 +147,10 @@ func (q *request) parseURL(c *collector) bool {
 	r := q.r
 	if q.rawQuery != "" && !c.query(SourceQuery, q.rawQuery) {
 		return false
+	}
+	if rt, ok := q.routeOf(); ok {
+		// A router's parameters, which r.PathValue does not know.
+		return c.route(rt)
 	}
 	wildcards, subtree := patternWildcards(r.Pattern)
 	for _, name := range wildcards {
@@ -409,6 +426,9 @@ func (q *request) incomplete() string {
 	q.once.Do(q.parse)
 	if q.truncated != "" {
 		return q.truncated
+	}
+	if _, why := q.addedInputs(); why != "" {
+		return why
 	}
 	if q.coding == codingUnknown && q.replay.read.Load() > 0 {
 		return "a body in a Content-Encoding the SDK does not decode, read by the handler"

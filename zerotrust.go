@@ -232,11 +232,12 @@ type callKey struct{ caller, method, pattern string }
 // another service, the call: the heartbeat reports them (the service
 // graph's observed edges, and the traffic a policy dry run replays).
 func (z *zeroTrust) served(req *request, r *http.Request) {
-	z.see(z.routes, r.Pattern)
-	if req.callerName == "" || r.Pattern == "" {
+	route := req.route() // a router adapter's template, else the ServeMux pattern
+	z.see(z.routes, route)
+	if req.callerName == "" || route == "" {
 		return
 	}
-	k := callKey{req.callerName, truncate(r.Method, 16), patternPath(r.Pattern)}
+	k := callKey{req.callerName, truncate(r.Method, 16), patternPath(route)}
 	z.seenMu.RLock()
 	_, seen := z.calls[k]
 	full := len(z.calls) >= maxSeen

@@ -33,8 +33,25 @@ func New(agent *rampart.Agent, d Dialect) (*Guard, error) {
 	if !d.valid() {
 		return nil, fmt.Errorf("sqlguard: New: invalid dialect %v", d)
 	}
+	return NewFor(agent, d, "database/sql")
+}
+
+// NewFor is New for the statements of a database API other than
+// database/sql, which the caller checks with [Guard.Check]: events name
+// the sink "<api> (<dialect>)", as "pgx (postgres)" for the native pgx
+// guard of github.com/rampartsec/rampart/contrib/pgx.
+func NewFor(agent *rampart.Agent, d Dialect, api string) (*Guard, error) {
+	if agent == nil {
+		return nil, errors.New("sqlguard: New: agent is nil")
+	}
+	if !d.valid() {
+		return nil, fmt.Errorf("sqlguard: New: invalid dialect %v", d)
+	}
+	if api == "" {
+		return nil, errors.New("sqlguard: NewFor: api is empty")
+	}
 	agent.NoteDatabase(d.String())
-	return &Guard{agent: agent, dialect: d, sink: "database/sql (" + d.String() + ")"}, nil
+	return &Guard{agent: agent, dialect: d, sink: api + " (" + d.String() + ")"}, nil
 }
 
 // Dialect returns the guard's dialect.

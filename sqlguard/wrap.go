@@ -21,6 +21,9 @@ func (g *Guard) Open(drv driver.Driver, dsn string) (*sql.DB, error) {
 	if drv == nil {
 		return nil, errors.New("sqlguard: Open: driver is nil")
 	}
+	if err := g.checkDriver(drv); err != nil {
+		return nil, err
+	}
 	if dc, ok := drv.(driver.DriverContext); ok {
 		c, err := dc.OpenConnector(dsn)
 		if err != nil {
@@ -31,8 +34,12 @@ func (g *Guard) Open(drv driver.Driver, dsn string) (*sql.DB, error) {
 	return g.OpenDB(dsnConnector{drv: drv, dsn: dsn}), nil
 }
 
-// Connector wraps c so that every connection it makes is guarded.
-func (g *Guard) Connector(c driver.Connector) driver.Connector { return &connector{c: c, g: g} }
+// Connector wraps c so that every connection it makes is guarded. When
+// c's driver is known to speak another dialect than the guard's, every
+// connection fails with an error that says so, and Open fails at once.
+func (g *Guard) Connector(c driver.Connector) driver.Connector {
+	return &connector{c: c, g: g, mismatch: g.checkDriver(c.Driver())}
+}
 
 type dsnConnector struct {
 	drv driver.Driver
@@ -43,13 +50,17 @@ func (d dsnConnector) Connect(context.Context) (driver.Conn, error) { return d.d
 func (d dsnConnector) Driver() driver.Driver                        { return d.drv }
 
 type connector struct {
-	c driver.Connector
-	g *Guard
+	c        driver.Connector
+	g        *Guard
+	mismatch error // the driver speaks another dialect (checkDriver)
 }
 
 var _ io.Closer = (*connector)(nil)
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.mismatch != nil {
+		return nil, c.mismatch
+	}
 	dc, err := c.c.Connect(ctx)
 	if err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ import (
 // Shop is the service: its database and its routes.
 type Shop struct {
 	db     *sql.DB
+	agent  *rampart.Agent
 	logger *slog.Logger
 
 	worker     *worker // nil until StartWorker
@@ -47,7 +48,7 @@ func Open(ctx context.Context, agent *rampart.Agent, path string, logger *slog.L
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Shop{db: db, logger: logger}
+	s := &Shop{db: db, agent: agent, logger: logger}
 	if err := s.seed(ctx); err != nil {
 		db.Close()
 		return nil, err

@@ -13,14 +13,19 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/actor"
 )
 
 // An import fetches a product feed from a URL the customer gives, in a
 // background worker: the asynchronous server-side request forgery vector.
-// The worker has no HTTP request, so it marks the job's URL as untrusted
-// with rampart.WithUntrusted, and its client is the SSRF guard's: a feed URL
+// The worker has no HTTP request: the job carries what the request that
+// queued it knew (its payload, and rampart.PropagationHeaders: the actor
+// token and trace context), and the worker runs it in the context
+// agent.StartJob returns, where the payload's fields are untrusted input
+// and the events name the actor. Its client is the SSRF guard's: a feed URL
 // that points at 127.0.0.1, the private network or the cloud's metadata
-// endpoint is refused at the dial.
+// endpoint is refused at the dial. A broker would carry the same headers
+// (contrib/nats, contrib/amqp); the demo keeps its queue in process.
 
 // Import is one feed import job and its outcome.
 type Import struct {
@@ -37,15 +42,23 @@ const maxFeedBytes = 1 << 20
 type worker struct {
 	shop   *Shop
 	client *http.Client
-	jobs   chan int64
+	jobs   chan job
 	wg     sync.WaitGroup
+}
+
+// job is one queued import: its id, and the actor token and trace context
+// of the request that queued it.
+type job struct {
+	id       int64
+	headers  map[string]string
+	enqueued time.Time
 }
 
 // StartWorker starts the import worker with client (the SSRF guard's); it
 // stops when ctx is done or Close is called. The queue holds 64 jobs; a full
 // queue makes POST /imports answer 503 rather than wait.
 func (s *Shop) StartWorker(ctx context.Context, client *http.Client) {
-	w := &worker{shop: s, client: client, jobs: make(chan int64, 64)}
+	w := &worker{shop: s, client: client, jobs: make(chan job, 64)}
 	ctx, cancel := context.WithCancel(ctx)
 	s.stopWorker = func() { cancel(); w.wg.Wait() }
 	s.worker = w
@@ -54,25 +67,41 @@ func (s *Shop) StartWorker(ctx context.Context, client *http.Client) {
 			select {
 			case <-ctx.Done():
 				return
-			case id := <-w.jobs:
-				w.run(ctx, id)
+			case j := <-w.jobs:
+				w.run(ctx, j)
 			}
 		}
 	})
 }
 
-func (w *worker) run(ctx context.Context, id int64) {
+func (w *worker) run(ctx context.Context, j job) {
+	id := j.id
 	var feedURL string
 	if err := w.shop.db.QueryRowContext(ctx, `SELECT url FROM imports WHERE id = ?`, id).Scan(&feedURL); err != nil {
 		w.shop.logger.ErrorContext(ctx, "shop: import job vanished", "id", id, "err", err)
 		return
 	}
-	// The job's payload came from a customer: untrusted, like a request's.
-	jobCtx := rampart.WithUntrusted(ctx, "job", feedURL)
-	status, n, ferr := w.fetch(jobCtx, feedURL)
-	msg := ""
-	if ferr != nil {
-		msg = ferr.Error()
+	// The job's payload came from a customer: untrusted, like a request's,
+	// and the job runs for that customer, whose decisions apply.
+	payload, _ := json.Marshal(map[string]string{"url": feedURL})
+	jobCtx, err := w.shop.agent.StartJob(ctx, rampart.Job{
+		Route: "imports", ID: fmt.Sprintf("import-%d", id), Payload: payload, ContentType: "application/json",
+		ActorToken: j.headers[actor.Header], Traceparent: j.headers["traceparent"], Tracestate: j.headers["tracestate"],
+		Enqueued: j.enqueued,
+	})
+	var status, msg string
+	var n int64
+	if err != nil {
+		status, msg = "failed", err.Error()
+		if errors.Is(err, rampart.ErrBlocked) {
+			status, msg = "blocked", "the job was refused: its actor is refused"
+		}
+	} else {
+		var ferr error
+		status, n, ferr = w.fetch(jobCtx, feedURL)
+		if ferr != nil {
+			msg = ferr.Error()
+		}
 	}
 	if _, err := w.shop.db.ExecContext(ctx, `UPDATE imports SET status = ?, bytes = ?, error = ? WHERE id = ?`, status, n, msg, id); err != nil {
 		w.shop.logger.ErrorContext(ctx, "shop: record import", "id", id, "err", err)
@@ -128,7 +157,7 @@ func (s *Shop) createImport(w http.ResponseWriter, r *http.Request) {
 	}
 	id, _ := res.LastInsertId()
 	select {
-	case s.worker.jobs <- id:
+	case s.worker.jobs <- job{id: id, headers: rampart.PropagationHeaders(r.Context()), enqueued: time.Now()}:
 	default:
 		_, _ = s.db.ExecContext(r.Context(), `UPDATE imports SET status = 'failed', error = 'queue full' WHERE id = ?`, id)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the import queue is full, try again later"})

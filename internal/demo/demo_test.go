@@ -210,7 +210,8 @@ func TestTheDemoTellsTheStoryAndTheControlPlaneHoldsEachEvent(t *testing.T) {
 		t.Errorf("step 3 fell back to the operator's decision:\n%s", s[3])
 	}
 	contains(t, "step 4 (the SSRF)", s[4], "-d '{\"url\":\"http://billing.internal:", "HTTP 202 ", `"status":"blocked"`,
-		"reached 0 times", "stored it: ssrf, blocked by shop", "examples/shop/worker.go:", `input     job = "http://billing.internal:`)
+		"reached 0 times", "stored it: ssrf, blocked by shop", "examples/shop/worker.go:", `input     json url = "http://billing.internal:`,
+		"actor     203.0.113.7, user mallory")
 	contains(t, "step 5 (credential stuffing)", s[5],
 		"curl -H 'X-Forwarded-For: "+demo.StuffingAddr(0)+"' -X POST", "'"+base+"/login'",
 		`HTTP 401 {"error":"wrong email or password"}`,
@@ -236,7 +237,7 @@ func TestTheDemoTellsTheStoryAndTheControlPlaneHoldsEachEvent(t *testing.T) {
 	for _, e := range cp.events(t, "actor_ip="+demo.AttackerIP) {
 		byKind[kindService{e.Kind, e.Service}] = e
 	}
-	for _, want := range []kindService{{"waf", "gateway"}, {"sql_injection", "shop"}, {"decision_enforced", "gateway"}} {
+	for _, want := range []kindService{{"waf", "gateway"}, {"sql_injection", "shop"}, {"decision_enforced", "gateway"}, {"ssrf", "shop"}} {
 		e, ok := byKind[want]
 		if !ok || e.Action != "blocked" || e.ActorUser != demo.AttackerUser {
 			t.Errorf("%s event from %s by %s (%s): got %+v", want.kind, want.service, demo.AttackerIP, demo.AttackerUser, e)
