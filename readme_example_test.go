@@ -9,15 +9,18 @@ package rampart_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/rampartsec/rampart"
+	"github.com/rampartsec/rampart/actor"
 	"github.com/rampartsec/rampart/execguard"
 	"github.com/rampartsec/rampart/fsguard"
 	"github.com/rampartsec/rampart/identity"
@@ -165,5 +168,56 @@ func Example_readmeBusinessEvents() {
 		rampart.ObjectAccess(r.Context(), "order", order.ID, order.Owner) // served to someone not its owner: a signal
 		rampart.TrackEvent(r.Context(), "order_viewed", map[string]string{"id": order.ID})
 	})
+	// README end
+}
+
+type queueMessage struct {
+	Body    []byte
+	Headers map[string]string
+	Time    time.Time
+}
+
+func requeue(queueMessage) {}
+
+func Example_readmeQueue() {
+	agent, err := rampart.New(rampart.Config{Service: "imports"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	var db *sql.DB
+	queue := make(chan queueMessage, 64)
+	mux := http.NewServeMux()
+	ctx := context.Background()
+	// README: queue
+	mux.HandleFunc("POST /imports", func(w http.ResponseWriter, r *http.Request) {
+		body, err := json.Marshal(map[string]string{"url": r.FormValue("url")})
+		if err != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		// The job carries the request's actor token and trace context.
+		queue <- queueMessage{Body: body, Headers: rampart.PropagationHeaders(r.Context()), Time: time.Now()}
+	})
+	for msg := range queue { // the worker
+		jobCtx, err := agent.StartJob(ctx, rampart.Job{
+			Route: "imports", Payload: msg.Body, ContentType: "application/json", // each JSON field is an input
+			ActorToken: msg.Headers[actor.Header], Traceparent: msg.Headers["traceparent"], Enqueued: msg.Time,
+		})
+		if errors.Is(err, rampart.ErrNotReady) {
+			requeue(msg) // the agent is waiting for its policy
+			continue
+		}
+		if err != nil {
+			continue // refused: the actor is blocked, or its token outlived the queue (an event says which)
+		}
+		var job struct{ URL string }
+		if err := json.Unmarshal(msg.Body, &job); err != nil {
+			continue // not JSON: nothing to import
+		}
+		_, err = db.ExecContext(jobCtx, "INSERT INTO imports (url) VALUES ('"+job.URL+"')") // refused if url injects
+		if errors.Is(err, rampart.ErrBlocked) {
+			continue
+		}
+	}
 	// README end
 }
