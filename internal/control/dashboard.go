@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -181,18 +182,32 @@ func (h *Handler) Overview(ctx context.Context, q OverviewQuery) (Overview, erro
 		}
 	}
 
-	counts, err = st.CountEvents(ctx, store.EventCountQuery{Filter: attacks, By: []store.EventDimension{store.ByKind}, Limit: maxListed})
+	// By kind and by service from one scan of the attacks.
+	counts, err = st.CountEvents(ctx, store.EventCountQuery{Filter: attacks, By: []store.EventDimension{store.ByService, store.ByKind}})
 	if err != nil {
 		return Overview{}, err
 	}
-	o.ByKind = []KindCount{}
+	kinds := map[string]int64{}
+	services := map[string]store.EventCount{}
 	for _, c := range counts {
-		o.ByKind = append(o.ByKind, KindCount{Kind: c.Kind, Count: c.Count})
+		kinds[c.Kind] += c.Count
+		sc := services[c.Service]
+		sc.Service, sc.Count, sc.Last = c.Service, sc.Count+c.Count, maxTime(sc.Last, c.Last)
+		services[c.Service] = sc
+		o.AttacksTotal += c.Count
 	}
-	attacksByService, err := st.CountEvents(ctx, store.EventCountQuery{Filter: attacks, By: []store.EventDimension{store.ByService}})
-	if err != nil {
-		return Overview{}, err
+	o.ByKind = make([]KindCount, 0, len(kinds))
+	for k, n := range kinds {
+		o.ByKind = append(o.ByKind, KindCount{Kind: k, Count: n})
 	}
+	slices.SortFunc(o.ByKind, func(a, b KindCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Kind, b.Kind))
+	})
+	o.ByKind = o.ByKind[:min(len(o.ByKind), maxListed)]
+	attacksByService := slices.Collect(maps.Values(services))
+	slices.SortFunc(attacksByService, func(a, b store.EventCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Service, b.Service))
+	})
 	o.ByService = []ServiceCount{}
 	for _, c := range attacksByService[:min(len(attacksByService), maxListed)] {
 		o.ByService = append(o.ByService, ServiceCount{Service: c.Service, Count: c.Count})
@@ -202,7 +217,7 @@ func (h *Handler) Overview(ctx context.Context, q OverviewQuery) (Overview, erro
 		return Overview{}, err
 	}
 	if len(counts) == 1 {
-		o.EventsTotal, o.AttacksTotal = counts[0].Count, counts[0].Attacks
+		o.EventsTotal = counts[0].Count
 	}
 
 	all, err := st.ListDecisions(ctx, true)
@@ -237,14 +252,17 @@ func (h *Handler) Overview(ctx context.Context, q OverviewQuery) (Overview, erro
 	return o, nil
 }
 
-// topActors ranks the addresses and users of the window by their attacks,
-// then their events.
+// topActors returns the addresses and users with the most attacks in the
+// window, with all their events counted: the GROUP BY reads the attacks
+// only, and each top actor's events are counted through its index.
 func (h *Handler) topActors(ctx context.Context, window store.EventFilter, top int, active []store.Decision) ([]ActorSummary, error) {
 	var out []ActorSummary
+	attacks := window
+	attacks.Attacks = true
 	for _, dim := range []store.EventDimension{store.ByActorIP, store.ByActorUser} {
 		// One more than asked: the group of the events without one.
-		counts, err := h.cfg.Store.CountEvents(ctx, store.EventCountQuery{Filter: window,
-			By: []store.EventDimension{dim}, ByAttacks: true, Limit: top + 1})
+		counts, err := h.cfg.Store.CountEvents(ctx, store.EventCountQuery{Filter: attacks,
+			By: []store.EventDimension{dim}, Limit: top + 1})
 		if err != nil {
 			return nil, err
 		}
@@ -256,14 +274,23 @@ func (h *Handler) topActors(ctx context.Context, window store.EventFilter, top i
 			if a.Value == "" {
 				continue
 			}
-			out = append(out, ActorSummary{Actor: a, Attacks: c.Attacks, Events: c.Count, Last: c.Last})
+			out = append(out, ActorSummary{Actor: a, Attacks: c.Count, Last: c.Last})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b ActorSummary) int {
-		return cmp.Or(cmp.Compare(b.Attacks, a.Attacks), cmp.Compare(b.Events, a.Events), b.Last.Compare(a.Last))
+		return cmp.Or(cmp.Compare(b.Attacks, a.Attacks), b.Last.Compare(a.Last))
 	})
 	out = out[:min(len(out), top)]
 	for i := range out {
+		f := out[i].Actor.Filter()
+		f.Since, f.Until = window.Since, window.Until
+		counts, err := h.cfg.Store.CountEvents(ctx, store.EventCountQuery{Filter: f})
+		if err != nil {
+			return nil, err
+		}
+		if len(counts) == 1 {
+			out[i].Events, out[i].Last = counts[0].Count, counts[0].Last
+		}
 		out[i].Decisions = []store.Decision{}
 		for _, d := range active {
 			if out[i].Actor.Covers(d) {
