@@ -609,7 +609,7 @@ type TimelineItem struct {
 // revision.
 type Enforcement struct {
 	Revision      int64     `json:"revision"`
-	FirstRefusals []Refusal `json:"first_refusals"`
+	FirstRefusals []Refusal `json:"first_refusals"` // null when not looked for (past maxEnforcementScans decisions in a page)
 }
 
 // Refusal is the first request a service refused under a decision.
@@ -619,11 +619,13 @@ type Refusal struct {
 	EventID string    `json:"event_id"`
 }
 
-// maxRefusals bounds Enforcement.FirstRefusals, and refusalScan the
-// events read to find them.
+// maxRefusals bounds Enforcement.FirstRefusals, refusalScan the events
+// read to find them, and maxEnforcementScans the decisions of one page
+// whose refusals are looked for (the others have FirstRefusals null).
 const (
-	maxRefusals = 10
-	refusalScan = 1000
+	maxRefusals         = 10
+	refusalScan         = 1000
+	maxEnforcementScans = 20
 )
 
 // ActorTimeline returns a page of actor a's timeline, newest first.
@@ -687,9 +689,15 @@ func (h *Handler) ActorTimeline(ctx context.Context, q TimelineQuery) (Timeline,
 		last := t.Items[len(t.Items)-1]
 		t.Next = store.Cursor{Time: last.Time, ID: last.key}.String()
 	}
+	scanned := 0
 	for i := range t.Items {
-		if t.Items[i].Type == "decision" {
-			if t.Items[i].Enforcement, err = h.enforcement(ctx, a, *t.Items[i].Decision); err != nil {
+		if d := t.Items[i].Decision; d != nil {
+			if scanned == maxEnforcementScans {
+				t.Items[i].Enforcement = &Enforcement{Revision: d.Revision}
+				continue
+			}
+			scanned++
+			if t.Items[i].Enforcement, err = h.enforcement(ctx, a, *d); err != nil {
 				return Timeline{}, err
 			}
 		}
