@@ -311,14 +311,50 @@ func (h *Handler) currentPolicy(ctx context.Context) (*policy.Policy, []string, 
 	return pol, edge, err
 }
 
-// edgeReach returns the services the edge reaches by the policy.
+// edgeReach returns the services the edge reaches by the policy, as
+// policy.Reach would from each edge service (the edge itself left out), in
+// one pass over the allow rules rather than one per service reached.
 func edgeReach(pol *policy.Policy, edge []string) map[string]bool {
 	out := map[string]bool{}
-	for _, e := range edge {
-		for _, s := range pol.Reach(e) {
-			if !slices.Contains(edge, s) {
-				out[s] = true
+	if pol == nil {
+		return out
+	}
+	callees := map[string][]string{} // caller → the services that allow it
+	var open []string                // the services that allow "*"
+	for name, sp := range pol.Services {
+		for _, r := range sp.Allow {
+			for _, c := range r.Callers {
+				if c == "*" {
+					open = append(open, name)
+				} else {
+					callees[c] = append(callees[c], name)
+				}
 			}
+		}
+	}
+	reached := map[string]bool{}
+	queue := slices.Clone(edge)
+	for _, e := range edge {
+		reached[e] = true
+	}
+	for len(queue) > 0 {
+		caller := queue[0]
+		queue = queue[1:]
+		next := callees[caller]
+		if open != nil {
+			next = append(slices.Clone(next), open...)
+			open = nil // every caller reaches them: once is enough
+		}
+		for _, s := range next {
+			if !reached[s] {
+				reached[s] = true
+				queue = append(queue, s)
+			}
+		}
+	}
+	for s := range reached {
+		if !slices.Contains(edge, s) {
+			out[s] = true
 		}
 	}
 	return out
