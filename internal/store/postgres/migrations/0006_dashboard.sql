@@ -9,9 +9,6 @@ ALTER TABLE events ADD COLUMN actor_ip_key text COLLATE "C";
 UPDATE events SET actor_ip_key = '' WHERE actor_ip = '';
 CREATE INDEX events_actor_ip_key ON events (actor_ip_key, time_ns, id);
 CREATE INDEX events_session      ON events (session_hash, time_ns, id);
--- The overview's counts over a time range read this index alone, never
--- the events' rows (their data).
-CREATE INDEX events_counts       ON events (time_ns, action, kind, service, actor_ip, actor_user);
 -- A trace's events in time order, for an event's related events.
 DROP INDEX events_trace;
 CREATE INDEX events_trace        ON events (trace_id, time_ns, id);
