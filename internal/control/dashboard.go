@@ -77,12 +77,13 @@ type ServiceCount struct {
 	Count   int64  `json:"count"`
 }
 
-// ActorSummary is one of the top actors.
+// ActorSummary is one of the top actors: the addresses and users with the
+// most attacks in the overview's range.
 type ActorSummary struct {
 	Actor     store.Actor      `json:"actor"`
-	Attacks   int64            `json:"attacks"`
-	Events    int64            `json:"events"`
-	Last      time.Time        `json:"last"`
+	Attacks   int64            `json:"attacks"`   // its events whose action is not observed
+	Events    int64            `json:"events"`    // all its events
+	Last      time.Time        `json:"last"`      // its latest event
 	Decisions []store.Decision `json:"decisions"` // active ones that apply to it
 }
 
