@@ -302,6 +302,8 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	kind := fs.String("kind", "", "only events of this kind, e.g. sql_injection")
 	service := fs.String("service", "", "only events of this service")
 	actor := fs.String("actor-ip", "", "only events of this external actor IP")
+	actorSpec := fs.String("actor", "", "only events of this actor: ip:ADDRESS, cidr:NETWORK, user:ID or session:HASH")
+	attacks := fs.Bool("attacks", false, "only attacks: events that refused something or would have (not observed)")
 	trace := fs.String("trace", "", "only events of this trace id")
 	since := fs.String("since", "", "only events after this time (RFC 3339) or this long ago (e.g. 1h)")
 	limit := fs.Int("limit", 50, "at most this many events, newest first")
@@ -313,7 +315,10 @@ func runEvents(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	q := url.Values{"order": {"desc"}, "limit": {strconv.Itoa(*limit)}}
-	for k, v := range map[string]string{"kind": *kind, "service": *service, "actor_ip": *actor, "trace_id": *trace, "since": *since} {
+	if *attacks {
+		q.Set("attacks", "true")
+	}
+	for k, v := range map[string]string{"kind": *kind, "service": *service, "actor_ip": *actor, "actor": *actorSpec, "trace_id": *trace, "since": *since} {
 		if v != "" {
 			q.Set(k, v)
 		}

@@ -308,6 +308,17 @@ func TestClientCommandsAgainstARealServer(t *testing.T) {
 		if err != nil || json.Unmarshal([]byte(out), &page) != nil || len(page.Events) != 0 {
 			t.Errorf("events -o json for another service: %q, %v", out, err)
 		}
+		out, err = cp.cli(t, "events", "-o", "json", "-actor", "cidr:203.0.113.0/24", "-attacks")
+		if err != nil || json.Unmarshal([]byte(out), &page) != nil || len(page.Events) != 1 || page.Events[0].ID != "ev-1" {
+			t.Errorf("events -actor cidr:203.0.113.0/24 -attacks: %q, %v", out, err)
+		}
+		out, err = cp.cli(t, "events", "-o", "json", "-actor", "cidr:198.51.100.0/24")
+		if err != nil || json.Unmarshal([]byte(out), &page) != nil || len(page.Events) != 0 {
+			t.Errorf("events of another network: %q, %v", out, err)
+		}
+		if _, err := cp.cli(t, "events", "-actor", "device:x"); err == nil || !strings.Contains(err.Error(), "actor") {
+			t.Errorf("events -actor device:x: %v, want an error naming actor", err)
+		}
 	})
 
 	t.Run("services lists the inventory", func(t *testing.T) {

@@ -202,6 +202,7 @@ type Handler struct {
 	gateways []string     // Config.GatewayServices, or the default
 	limits   *limiter     // Config.Quotas, per service identity
 	watchers changesGroup // one store query per revision for the watches waiting on it
+	policies parsedPolicy // the latest policy parsed, for the dashboard
 
 	stopping   chan struct{} // closed by EndWatches
 	endWatches sync.Once

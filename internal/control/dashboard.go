@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -76,12 +77,13 @@ type ServiceCount struct {
 	Count   int64  `json:"count"`
 }
 
-// ActorSummary is one of the top actors.
+// ActorSummary is one of the top actors: the addresses and users with the
+// most attacks in the overview's range.
 type ActorSummary struct {
 	Actor     store.Actor      `json:"actor"`
-	Attacks   int64            `json:"attacks"`
-	Events    int64            `json:"events"`
-	Last      time.Time        `json:"last"`
+	Attacks   int64            `json:"attacks"`   // its events whose action is not observed
+	Events    int64            `json:"events"`    // all its events
+	Last      time.Time        `json:"last"`      // its latest event
 	Decisions []store.Decision `json:"decisions"` // active ones that apply to it
 }
 
@@ -181,18 +183,32 @@ func (h *Handler) Overview(ctx context.Context, q OverviewQuery) (Overview, erro
 		}
 	}
 
-	counts, err = st.CountEvents(ctx, store.EventCountQuery{Filter: attacks, By: []store.EventDimension{store.ByKind}, Limit: maxListed})
+	// By kind and by service from one scan of the attacks.
+	counts, err = st.CountEvents(ctx, store.EventCountQuery{Filter: attacks, By: []store.EventDimension{store.ByService, store.ByKind}})
 	if err != nil {
 		return Overview{}, err
 	}
-	o.ByKind = []KindCount{}
+	kinds := map[string]int64{}
+	services := map[string]store.EventCount{}
 	for _, c := range counts {
-		o.ByKind = append(o.ByKind, KindCount{Kind: c.Kind, Count: c.Count})
+		kinds[c.Kind] += c.Count
+		sc := services[c.Service]
+		sc.Service, sc.Count, sc.Last = c.Service, sc.Count+c.Count, maxTime(sc.Last, c.Last)
+		services[c.Service] = sc
+		o.AttacksTotal += c.Count
 	}
-	attacksByService, err := st.CountEvents(ctx, store.EventCountQuery{Filter: attacks, By: []store.EventDimension{store.ByService}})
-	if err != nil {
-		return Overview{}, err
+	o.ByKind = make([]KindCount, 0, len(kinds))
+	for k, n := range kinds {
+		o.ByKind = append(o.ByKind, KindCount{Kind: k, Count: n})
 	}
+	slices.SortFunc(o.ByKind, func(a, b KindCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Kind, b.Kind))
+	})
+	o.ByKind = o.ByKind[:min(len(o.ByKind), maxListed)]
+	attacksByService := slices.Collect(maps.Values(services))
+	slices.SortFunc(attacksByService, func(a, b store.EventCount) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), strings.Compare(a.Service, b.Service))
+	})
 	o.ByService = []ServiceCount{}
 	for _, c := range attacksByService[:min(len(attacksByService), maxListed)] {
 		o.ByService = append(o.ByService, ServiceCount{Service: c.Service, Count: c.Count})
@@ -202,7 +218,7 @@ func (h *Handler) Overview(ctx context.Context, q OverviewQuery) (Overview, erro
 		return Overview{}, err
 	}
 	if len(counts) == 1 {
-		o.EventsTotal, o.AttacksTotal = counts[0].Count, counts[0].Attacks
+		o.EventsTotal = counts[0].Count
 	}
 
 	all, err := st.ListDecisions(ctx, true)
@@ -237,14 +253,17 @@ func (h *Handler) Overview(ctx context.Context, q OverviewQuery) (Overview, erro
 	return o, nil
 }
 
-// topActors ranks the addresses and users of the window by their attacks,
-// then their events.
+// topActors returns the addresses and users with the most attacks in the
+// window, with all their events counted: the GROUP BY reads the attacks
+// only, and each top actor's events are counted through its index.
 func (h *Handler) topActors(ctx context.Context, window store.EventFilter, top int, active []store.Decision) ([]ActorSummary, error) {
 	var out []ActorSummary
+	attacks := window
+	attacks.Attacks = true
 	for _, dim := range []store.EventDimension{store.ByActorIP, store.ByActorUser} {
 		// One more than asked: the group of the events without one.
-		counts, err := h.cfg.Store.CountEvents(ctx, store.EventCountQuery{Filter: window,
-			By: []store.EventDimension{dim}, ByAttacks: true, Limit: top + 1})
+		counts, err := h.cfg.Store.CountEvents(ctx, store.EventCountQuery{Filter: attacks,
+			By: []store.EventDimension{dim}, Limit: top + 1})
 		if err != nil {
 			return nil, err
 		}
@@ -256,14 +275,23 @@ func (h *Handler) topActors(ctx context.Context, window store.EventFilter, top i
 			if a.Value == "" {
 				continue
 			}
-			out = append(out, ActorSummary{Actor: a, Attacks: c.Attacks, Events: c.Count, Last: c.Last})
+			out = append(out, ActorSummary{Actor: a, Attacks: c.Count, Last: c.Last})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b ActorSummary) int {
-		return cmp.Or(cmp.Compare(b.Attacks, a.Attacks), cmp.Compare(b.Events, a.Events), b.Last.Compare(a.Last))
+		return cmp.Or(cmp.Compare(b.Attacks, a.Attacks), b.Last.Compare(a.Last))
 	})
 	out = out[:min(len(out), top)]
 	for i := range out {
+		f := out[i].Actor.Filter()
+		f.Since, f.Until = window.Since, window.Until
+		counts, err := h.cfg.Store.CountEvents(ctx, store.EventCountQuery{Filter: f})
+		if err != nil {
+			return nil, err
+		}
+		if len(counts) == 1 {
+			out[i].Events, out[i].Last = counts[0].Count, counts[0].Last
+		}
 		out[i].Decisions = []store.Decision{}
 		for _, d := range active {
 			if out[i].Actor.Covers(d) {
@@ -284,14 +312,50 @@ func (h *Handler) currentPolicy(ctx context.Context) (*policy.Policy, []string, 
 	return pol, edge, err
 }
 
-// edgeReach returns the services the edge reaches by the policy.
+// edgeReach returns the services the edge reaches by the policy, as
+// policy.Reach would from each edge service (the edge itself left out), in
+// one pass over the allow rules rather than one per service reached.
 func edgeReach(pol *policy.Policy, edge []string) map[string]bool {
 	out := map[string]bool{}
-	for _, e := range edge {
-		for _, s := range pol.Reach(e) {
-			if !slices.Contains(edge, s) {
-				out[s] = true
+	if pol == nil {
+		return out
+	}
+	callees := map[string][]string{} // caller → the services that allow it
+	var open []string                // the services that allow "*"
+	for name, sp := range pol.Services {
+		for _, r := range sp.Allow {
+			for _, c := range r.Callers {
+				if c == "*" {
+					open = append(open, name)
+				} else {
+					callees[c] = append(callees[c], name)
+				}
 			}
+		}
+	}
+	reached := map[string]bool{}
+	queue := slices.Clone(edge)
+	for _, e := range edge {
+		reached[e] = true
+	}
+	for len(queue) > 0 {
+		caller := queue[0]
+		queue = queue[1:]
+		next := callees[caller]
+		if open != nil {
+			next = append(slices.Clone(next), open...)
+			open = nil // every caller reaches them: once is enough
+		}
+		for _, s := range next {
+			if !reached[s] {
+				reached[s] = true
+				queue = append(queue, s)
+			}
+		}
+	}
+	for s := range reached {
+		if !slices.Contains(edge, s) {
+			out[s] = true
 		}
 	}
 	return out
@@ -582,7 +646,7 @@ type TimelineItem struct {
 // revision.
 type Enforcement struct {
 	Revision      int64     `json:"revision"`
-	FirstRefusals []Refusal `json:"first_refusals"`
+	FirstRefusals []Refusal `json:"first_refusals"` // null when not looked for (past maxEnforcementScans decisions in a page)
 }
 
 // Refusal is the first request a service refused under a decision.
@@ -592,11 +656,13 @@ type Refusal struct {
 	EventID string    `json:"event_id"`
 }
 
-// maxRefusals bounds Enforcement.FirstRefusals, and refusalScan the
-// events read to find them.
+// maxRefusals bounds Enforcement.FirstRefusals, refusalScan the events
+// read to find them, and maxEnforcementScans the decisions of one page
+// whose refusals are looked for (the others have FirstRefusals null).
 const (
-	maxRefusals = 10
-	refusalScan = 1000
+	maxRefusals         = 10
+	refusalScan         = 1000
+	maxEnforcementScans = 20
 )
 
 // ActorTimeline returns a page of actor a's timeline, newest first.
@@ -660,9 +726,15 @@ func (h *Handler) ActorTimeline(ctx context.Context, q TimelineQuery) (Timeline,
 		last := t.Items[len(t.Items)-1]
 		t.Next = store.Cursor{Time: last.Time, ID: last.key}.String()
 	}
+	scanned := 0
 	for i := range t.Items {
-		if t.Items[i].Type == "decision" {
-			if t.Items[i].Enforcement, err = h.enforcement(ctx, a, *t.Items[i].Decision); err != nil {
+		if d := t.Items[i].Decision; d != nil {
+			if scanned == maxEnforcementScans {
+				t.Items[i].Enforcement = &Enforcement{Revision: d.Revision}
+				continue
+			}
+			scanned++
+			if t.Items[i].Enforcement, err = h.enforcement(ctx, a, *d); err != nil {
 				return Timeline{}, err
 			}
 		}

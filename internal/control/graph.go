@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
@@ -215,7 +216,7 @@ func (h *Handler) policyAndEdge(ctx context.Context) (*policy.Policy, []string, 
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	pol, err := policy.Parse(p.YAML)
+	pol, err := h.policies.parse(p)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -224,6 +225,29 @@ func (h *Handler) policyAndEdge(ctx context.Context) (*policy.Policy, []string, 
 		edge = h.gateways
 	}
 	return pol, edge, p.Version, nil
+}
+
+// parsedPolicy keeps the latest policy version parsed: a version's text
+// never changes, and a large policy costs more to parse than the rest of a
+// dashboard page.
+type parsedPolicy struct {
+	mu      sync.Mutex
+	version int64
+	policy  *policy.Policy
+}
+
+func (c *parsedPolicy) parse(p store.Policy) (*policy.Policy, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.policy != nil && c.version == p.Version {
+		return c.policy, nil
+	}
+	pol, err := policy.Parse(p.YAML)
+	if err != nil {
+		return nil, err
+	}
+	c.version, c.policy = p.Version, pol
+	return pol, nil
 }
 
 func (h *Handler) getGraph(w http.ResponseWriter, r *http.Request) error {

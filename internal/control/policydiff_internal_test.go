@@ -2,12 +2,15 @@ package control
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rampartsec/rampart/internal/policy"
 )
 
 // patch applies a unified diff to a, as patch(1) would with no fuzz: each
@@ -127,5 +130,50 @@ func TestUnifiedDiffFormat(t *testing.T) {
 		}
 	}); !slices.Equal(got, []string{"/items/x", "/files/x", "/", "/static/"}) {
 		t.Errorf("sample paths %v", got)
+	}
+}
+
+// TestEdgeReachIsPolicyReach checks the one-pass reach against the
+// policy's own, on random policies.
+func TestEdgeReachIsPolicyReach(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	for range 300 {
+		var doc strings.Builder
+		doc.WriteString("services:\n")
+		n := 2 + r.IntN(12)
+		for i := range n {
+			rules := r.IntN(3)
+			if rules == 0 {
+				fmt.Fprintf(&doc, "  s%d:\n    allow: []\n", i)
+				continue
+			}
+			fmt.Fprintf(&doc, "  s%d:\n    allow:\n", i)
+			for range rules {
+				caller := fmt.Sprintf("s%d", r.IntN(n+2))
+				switch r.IntN(8) {
+				case 0:
+					caller = `"*"`
+				case 1:
+					caller = "gw"
+				}
+				fmt.Fprintf(&doc, "      - callers: [%s]\n", caller)
+			}
+		}
+		pol, err := policy.Parse(doc.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		edge := []string{"gw", fmt.Sprintf("s%d", r.IntN(n))}
+		want := map[string]bool{}
+		for _, e := range edge {
+			for _, s := range pol.Reach(e) {
+				if !slices.Contains(edge, s) {
+					want[s] = true
+				}
+			}
+		}
+		if got := edgeReach(pol, edge); !maps.Equal(got, want) {
+			t.Fatalf("edge %v over\n%s\nreach %v, want %v", edge, doc.String(), got, want)
+		}
 	}
 }

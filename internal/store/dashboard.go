@@ -343,5 +343,5 @@ type Activity struct {
 	Since     time.Time  `json:"since"`
 	Changes   []Change   `json:"changes"`   // newest first
 	Services  []Service  `json:"services"`  // first seen since, newest first
-	Instances []Instance `json:"instances"` // first seen since, newest first
+	Instances []Instance `json:"instances"` // first seen since, newest first; without their lists (modules, routes, peers, callers, drivers)
 }

@@ -371,6 +371,12 @@ func testActivity(t *testing.T, open OpenFunc) {
 	var instances []string
 	for _, in := range act.Instances {
 		instances = append(instances, in.Service+"/"+in.ID)
+	}
+	ins, err := s.Instances(t.Context(), store.InstanceFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range ins {
 		if want := map[string][]string{"new": {"gateway GET /items/{id}"}, "old": {}}[in.Service]; !slices.Equal(in.Callers, want) || in.Callers == nil {
 			t.Errorf("%s/%s callers %#v, want %#v", in.Service, in.ID, in.Callers, want)
 		}
@@ -378,6 +384,9 @@ func testActivity(t *testing.T, open OpenFunc) {
 	slices.Sort(instances)
 	if want := []string{"new/n1", "old/i2"}; !slices.Equal(instances, want) {
 		t.Errorf("new instances %v, want %v", instances, want)
+	}
+	if act.Instances[0].FirstSeen.IsZero() || act.Instances[0].FirstSeen.Before(since) {
+		t.Errorf("new instance first seen %v, before %v", act.Instances[0].FirstSeen, since)
 	}
 	_, err = s.Activity(t.Context(), time.Time{})
 	wantInvalid(t, err, "since")

@@ -225,11 +225,26 @@ func (s *Store) Activity(ctx context.Context, since time.Time) (store.Activity, 
 	if len(act.Services) > store.MaxQueryLimit {
 		act.Services = act.Services[:store.MaxQueryLimit]
 	}
-	ins, err := s.instancesWhere(ctx, `i.first_seen_ns >= $1 ORDER BY i.first_seen_ns DESC, i.service, i.id LIMIT $2`, ns, store.MaxQueryLimit)
+	// The instances without their lists (modules, routes…): who is new
+	// is what is asked, and a fleet rolled out in the hour is many.
+	rows, err = s.r.Query(ctx, `SELECT service, id, version, go_version, exposed, first_seen_ns, last_seen_ns FROM instances
+		WHERE first_seen_ns >= $1 ORDER BY first_seen_ns DESC, service, id LIMIT $2`, ns, store.MaxQueryLimit)
 	if err != nil {
 		return store.Activity{}, fmt.Errorf("%s: activity: %w", s.d.Name, err)
 	}
-	act.Instances = ins
+	defer rows.Close()
+	for rows.Next() {
+		in := store.Instance{Modules: []store.Module{}, Routes: []string{}, Peers: []string{}, DBDrivers: []string{}, Callers: []string{}}
+		var first, last int64
+		if err := rows.Scan(&in.Service, &in.ID, &in.Version, &in.GoVersion, &in.Exposed, &first, &last); err != nil {
+			return store.Activity{}, fmt.Errorf("%s: activity: %w", s.d.Name, err)
+		}
+		in.FirstSeen, in.LastSeen = fromNS(first), fromNS(last)
+		act.Instances = append(act.Instances, in)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Activity{}, fmt.Errorf("%s: activity: %w", s.d.Name, err)
+	}
 	return act, nil
 }
 
