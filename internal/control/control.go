@@ -189,9 +189,10 @@ type Handler struct {
 	mux *http.ServeMux
 	log *slog.Logger
 
-	gateways []string     // Config.GatewayServices, or the default
-	limits   *limiter     // Config.Quotas, per service identity
-	watchers changesGroup // one store query per revision for the watches waiting on it
+	gateways  []string       // Config.GatewayServices, or the default
+	limits    *limiter       // Config.Quotas, per service identity
+	watchers  changesGroup   // one store query per revision for the watches waiting on it
+	decisions decisionsGroup // one store query for the services reloading the decisions at once
 
 	stopping   chan struct{} // closed by EndWatches
 	endWatches sync.Once
