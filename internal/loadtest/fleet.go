@@ -209,7 +209,9 @@ func (f *Fleet) join(ctx context.Context, i int, roots *x509.CertPool, logger *s
 			RootCAs: roots, MinVersion: tls.VersionTLS12,
 			GetClientCertificate: tlsconfig.GetClientCertificate(src),
 		},
+		// As identity.ControlPlaneClient, the SDK's and the gateway's.
 		ForceAttemptHTTP2: true, DialContext: m.dial.DialContext,
+		HTTP2:           &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
 		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second,
 	}}
 	m.hc = &http.Client{Transport: m.watches}
@@ -654,7 +656,7 @@ func (d *dialer) DialContext(ctx context.Context, network, _ string) (net.Conn, 
 			order = append(slices.Clone(order[i:]), order[:i]...)
 		}
 	}
-	nd := net.Dialer{Timeout: 5 * time.Second}
+	nd := net.Dialer{Timeout: 10 * time.Second}
 	for _, addr := range order {
 		c, err := nd.DialContext(ctx, network, addr)
 		if err == nil {
