@@ -97,7 +97,8 @@ type Fleet struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 
-	syncFailures atomic.Int64 // watch loops that failed and started over
+	syncFailures atomic.Int64           // watch loops that failed and started over
+	syncError    atomic.Pointer[string] // why the last one failed
 
 	mu         sync.Mutex
 	heartbeats samples
@@ -143,7 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	}}
 	n := cfg.Instances + cfg.Gateways
 	f.members = make([]*member, n)
-	logger := slog.New(&countingHandler{n: &f.syncFailures})
+	logger := slog.New(&countingHandler{n: &f.syncFailures, last: &f.syncError})
 	// Join in parallel, as a fleet rolling out would; joining is the
 	// control plane's costliest call (a signature), and is measured apart.
 	jobs := make(chan int)
@@ -403,19 +404,24 @@ type Stats struct {
 	EventsAcked      int
 	EventErrors      int
 	IngestLatency    Summary
-	SyncFailures     int64 // watch loops that failed and started over
-	LastError        error
+	SyncFailures     int64  // watch loops that failed and started over
+	SyncError        string // why the last one failed
+	LastError        error  // of the last heartbeat or event batch that failed
 }
 
 // Stats returns the fleet's measurements so far.
 func (f *Fleet) Stats() Stats {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return Stats{
+	st := Stats{
 		Members: len(f.members), Heartbeats: len(f.heartbeats), HeartbeatErrors: f.hbErrors,
 		HeartbeatLatency: f.heartbeats.summary(), EventBatches: len(f.ingest), EventsAcked: len(f.acked),
 		EventErrors: f.evErrors, IngestLatency: f.ingest.summary(), SyncFailures: f.syncFailures.Load(), LastError: f.lastErr,
 	}
+	if e := f.syncError.Load(); e != nil {
+		st.SyncError = *e
+	}
+	return st
 }
 
 // Close stops every member and waits for them.
@@ -669,13 +675,23 @@ func (d *dialer) DialContext(ctx context.Context, network, _ string) (net.Conn, 
 }
 
 // countingHandler counts the syncers' warnings (a failed watch loop that
-// starts over) and discards the records.
-type countingHandler struct{ n *atomic.Int64 }
+// starts over), keeps the last one's error, and discards the records.
+type countingHandler struct {
+	n    *atomic.Int64
+	last *atomic.Pointer[string]
+}
 
 func (h *countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 	if strings.Contains(r.Message, "sync failed") {
 		h.n.Add(1)
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "err" {
+				s := a.Value.String()
+				h.last.Store(&s)
+			}
+			return true
+		})
 	}
 	return nil
 }

@@ -285,7 +285,10 @@ func report(t *testing.T, title string, sz size, before, after map[string]Usage,
 	fmt.Fprintf(&b, "| decision propagation to every member (from the POST) | %v |\n", ps)
 	fmt.Fprintf(&b, "| heartbeat latency | %v; errors %d |\n", st.HeartbeatLatency, st.HeartbeatErrors)
 	fmt.Fprintf(&b, "| ingest latency (POST /v1/events, 1-3 events; gateways 20) | %v; errors %d; events acknowledged %d |\n", st.IngestLatency, st.EventErrors, st.EventsAcked)
-	fmt.Fprintf(&b, "| watch loops restarted (sync failures) | %d |\n", st.SyncFailures)
+	fmt.Fprintf(&b, "| watch loops restarted (sync failures) | %d %s |\n", st.SyncFailures, oneLine(st.SyncError))
+	if st.LastError != nil {
+		fmt.Fprintf(&b, "| last heartbeat or ingest error | %s |\n", oneLine(st.LastError.Error()))
+	}
 	for _, e := range extra {
 		fmt.Fprintf(&b, "| %s |\n", e)
 	}
@@ -299,6 +302,15 @@ func report(t *testing.T, title string, sz size, before, after map[string]Usage,
 		defer fh.Close()
 		fh.WriteString(b.String())
 	}
+}
+
+// oneLine shortens s to a table cell.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(strings.ReplaceAll(s, "\n", " "), "|", "/")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
 }
 
 // storedPostgres returns how many of ids the events table holds.
