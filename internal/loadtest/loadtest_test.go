@@ -399,12 +399,10 @@ func TestFleetOnTwoPostgreSQLReplicasSurvivesAKill(t *testing.T) {
 		t.Errorf("decision %s: %d members never held it", id, n)
 	}
 	checkRevisions(t, f)
-	if c := f.Connected(); c[a.Addr] != 0 {
-		// A member whose connection broke dialed again; one that has not
-		// needed to since the kill would still name A, which cannot be:
-		// its long poll was on A.
-		t.Errorf("members still connected to the killed replica: %v", c)
-	}
+	// Every member held the decisions made since the kill, which only B
+	// could give: every watch moved there. (Which server a member dialed
+	// last is logged, not checked: a member may have held a connection to
+	// each, and use the one to B without dialing again.)
 	t.Logf("after the kill (%v ago): members per replica %v; propagation %v", time.Since(killed).Round(time.Second), f.Connected(), Summarize(failProp))
 
 	st := f.Stats()
