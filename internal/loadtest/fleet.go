@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -99,6 +100,7 @@ type Fleet struct {
 
 	syncFailures atomic.Int64           // watch loops that failed and started over
 	syncError    atomic.Pointer[string] // why the last one failed
+	syncLog      *countingHandler
 
 	mu         sync.Mutex
 	heartbeats samples
@@ -144,7 +146,8 @@ func Start(ctx context.Context, cfg Config) (*Fleet, error) {
 	}}
 	n := cfg.Instances + cfg.Gateways
 	f.members = make([]*member, n)
-	logger := slog.New(&countingHandler{n: &f.syncFailures, last: &f.syncError})
+	f.syncLog = &countingHandler{n: &f.syncFailures, last: &f.syncError, mu: new(sync.Mutex), causes: map[string]int{}}
+	logger := slog.New(f.syncLog)
 	// Join in parallel, as a fleet rolling out would; joining is the
 	// control plane's costliest call (a signature), and is measured apart.
 	jobs := make(chan int)
@@ -404,9 +407,10 @@ type Stats struct {
 	EventsAcked      int
 	EventErrors      int
 	IngestLatency    Summary
-	SyncFailures     int64  // watch loops that failed and started over
-	SyncError        string // why the last one failed
-	LastError        error  // of the last heartbeat or event batch that failed
+	SyncFailures     int64          // watch loops that failed and started over
+	SyncError        string         // why the last one failed
+	SyncCauses       map[string]int // failures by the end of their error
+	LastError        error          // of the last heartbeat or event batch that failed
 }
 
 // Stats returns the fleet's measurements so far.
@@ -421,6 +425,9 @@ func (f *Fleet) Stats() Stats {
 	if e := f.syncError.Load(); e != nil {
 		st.SyncError = *e
 	}
+	f.syncLog.mu.Lock()
+	st.SyncCauses = maps.Clone(f.syncLog.causes)
+	f.syncLog.mu.Unlock()
 	return st
 }
 
@@ -679,6 +686,21 @@ func (d *dialer) DialContext(ctx context.Context, network, _ string) (net.Conn, 
 type countingHandler struct {
 	n    *atomic.Int64
 	last *atomic.Pointer[string]
+
+	mu     *sync.Mutex
+	causes map[string]int // failures by cause
+}
+
+// cause is the end of an error message, which names the cause without the
+// addresses: "connection reset by peer", "context deadline exceeded".
+func cause(msg string) string {
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	if len(msg) > 80 {
+		msg = msg[:80]
+	}
+	return msg
 }
 
 func (h *countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
@@ -689,6 +711,9 @@ func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
 			if a.Key == "err" {
 				s := a.Value.String()
 				h.last.Store(&s)
+				h.mu.Lock()
+				h.causes[cause(s)]++
+				h.mu.Unlock()
 			}
 			return true
 		})

@@ -285,7 +285,10 @@ func report(t *testing.T, title string, sz size, before, after map[string]Usage,
 	fmt.Fprintf(&b, "| decision propagation to every member (from the POST) | %v |\n", ps)
 	fmt.Fprintf(&b, "| heartbeat latency | %v; errors %d |\n", st.HeartbeatLatency, st.HeartbeatErrors)
 	fmt.Fprintf(&b, "| ingest latency (POST /v1/events, 1-3 events; gateways 20) | %v; errors %d; events acknowledged %d |\n", st.IngestLatency, st.EventErrors, st.EventsAcked)
-	fmt.Fprintf(&b, "| watch loops restarted (sync failures) | %d %s |\n", st.SyncFailures, oneLine(st.SyncError))
+	fmt.Fprintf(&b, "| watch loops restarted (sync failures) | %d; by cause: %v |\n", st.SyncFailures, st.SyncCauses)
+	if st.SyncError != "" {
+		fmt.Fprintf(&b, "| last sync failure | %s |\n", oneLine(st.SyncError))
+	}
 	if st.LastError != nil {
 		fmt.Fprintf(&b, "| last heartbeat or ingest error | %s |\n", oneLine(st.LastError.Error()))
 	}
@@ -302,6 +305,22 @@ func report(t *testing.T, title string, sz size, before, after map[string]Usage,
 		defer fh.Close()
 		fh.WriteString(b.String())
 	}
+}
+
+// logTail logs the last lines of a server's log and how many lines it
+// holds per message (of its last 64 KiB).
+func logTail(t *testing.T, name string, s *Server) {
+	lines := strings.Split(strings.TrimSpace(s.Log()), "\n")
+	count := map[string]int{}
+	for _, l := range lines {
+		if _, msg, ok := strings.Cut(l, "msg="); ok {
+			if i := strings.Index(msg, " from "); i > 0 {
+				msg = msg[:i]
+			}
+			count[oneLine(msg)]++
+		}
+	}
+	t.Logf("%s log: %d lines by message: %v; last: %s", name, len(lines), count, lines[len(lines)-1])
 }
 
 // oneLine shortens s to a table cell.
@@ -386,6 +405,8 @@ func TestFleetOnTwoPostgreSQLReplicasSurvivesAKill(t *testing.T) {
 	after, over := readUsage(servers), time.Since(start)
 	checkRevisions(t, f)
 	report(t, "Two replicas over one PostgreSQL", sz, before, after, over, prop, f.Stats())
+	logTail(t, "replica A", a)
+	logTail(t, "replica B", b)
 
 	// Failover: kill A under the load; its members move to B.
 	survivor := map[string]*Server{"replica B (alone)": b}
