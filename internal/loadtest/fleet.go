@@ -101,6 +101,7 @@ type Fleet struct {
 	syncFailures atomic.Int64           // watch loops that failed and started over
 	syncError    atomic.Pointer[string] // why the last one failed
 	syncLog      *countingHandler
+	skipped      atomic.Int64 // heartbeats and batches not sent: the member's last was still in flight
 
 	mu         sync.Mutex
 	heartbeats samples
@@ -121,7 +122,9 @@ type member struct {
 	cp      *controlsync.Client
 	dial    *dialer
 	watches *watchRecorder
-	sync    *controlsync.Syncer
+
+	heartbeatBusy, eventBusy atomic.Bool // one of each in flight at a time
+	sync                     *controlsync.Syncer
 
 	mu    sync.Mutex
 	evSeq int                  // the last event number
@@ -410,6 +413,7 @@ type Stats struct {
 	SyncFailures     int64          // watch loops that failed and started over
 	SyncError        string         // why the last one failed
 	SyncCauses       map[string]int // failures by the end of their error
+	Skipped          int64          // heartbeats and batches not sent, the member's previous one still in flight
 	LastError        error          // of the last heartbeat or event batch that failed
 }
 
@@ -425,6 +429,7 @@ func (f *Fleet) Stats() Stats {
 	if e := f.syncError.Load(); e != nil {
 		st.SyncError = *e
 	}
+	st.Skipped = f.skipped.Load()
 	f.syncLog.mu.Lock()
 	st.SyncCauses = maps.Clone(f.syncLog.causes)
 	f.syncLog.mu.Unlock()
@@ -489,19 +494,14 @@ func (f *Fleet) adminDo(ctx context.Context, method, path string, in, out any) e
 }
 
 // schedule sends the members' heartbeats and event batches when they are
-// due, through a pool of workers.
+// due, each in a goroutine of its own: the members act independently, so a
+// slow control plane does not lower the rate they offer (a pool of workers
+// would, and hide the slowness). As in the SDK, a member sends one
+// heartbeat, and one event batch, at a time: one due while the last is in
+// flight is skipped, and counted.
 func (f *Fleet) schedule(ctx context.Context) {
-	jobs := make(chan job, 256)
 	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			for j := range jobs {
-				f.run(ctx, j)
-			}
-		})
-	}
 	defer wg.Wait()
-	defer close(jobs)
 	var q jobQueue
 	now := time.Now()
 	for _, m := range f.members {
@@ -515,10 +515,17 @@ func (f *Fleet) schedule(ctx context.Context) {
 	for {
 		for q.Len() > 0 && !q[0].at.After(time.Now()) {
 			j := heap.Pop(&q).(job)
-			select {
-			case jobs <- j:
-			case <-ctx.Done():
-				return
+			busy := &j.m.eventBusy
+			if j.heartbeat {
+				busy = &j.m.heartbeatBusy
+			}
+			if busy.CompareAndSwap(false, true) {
+				wg.Go(func() {
+					defer busy.Store(false)
+					f.run(ctx, j)
+				})
+			} else {
+				f.skipped.Add(1)
 			}
 			next := j
 			if j.heartbeat {

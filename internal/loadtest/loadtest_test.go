@@ -285,6 +285,7 @@ func report(t *testing.T, title string, sz size, before, after map[string]Usage,
 	fmt.Fprintf(&b, "| decision propagation to every member (from the POST) | %v |\n", ps)
 	fmt.Fprintf(&b, "| heartbeat latency | %v; errors %d |\n", st.HeartbeatLatency, st.HeartbeatErrors)
 	fmt.Fprintf(&b, "| ingest latency (POST /v1/events, 1-3 events; gateways 20) | %v; errors %d; events acknowledged %d |\n", st.IngestLatency, st.EventErrors, st.EventsAcked)
+	fmt.Fprintf(&b, "| heartbeats and batches not sent (the member's previous one still in flight) | %d |\n", st.Skipped)
 	fmt.Fprintf(&b, "| watch loops restarted (sync failures) | %d; by cause: %v |\n", st.SyncFailures, st.SyncCauses)
 	if st.SyncError != "" {
 		fmt.Fprintf(&b, "| last sync failure | %s |\n", oneLine(st.SyncError))
