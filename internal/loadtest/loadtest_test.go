@@ -315,9 +315,12 @@ func logTail(t *testing.T, name string, s *Server) {
 	count := map[string]int{}
 	for _, l := range lines {
 		if _, msg, ok := strings.Cut(l, "msg="); ok {
-			if i := strings.Index(msg, " from "); i > 0 {
-				msg = msg[:i]
+			// The message alone: the quoted text, up to " from " (the
+			// server's TLS errors name the client).
+			if rest, ok := strings.CutPrefix(msg, `"`); ok {
+				msg, _, _ = strings.Cut(rest, `"`)
 			}
+			msg, _, _ = strings.Cut(msg, " from ")
 			count[oneLine(msg)]++
 		}
 	}
