@@ -31,6 +31,7 @@ var (
 	gatewaysF  = flag.Int("rampart.gateways", 0, "gateways of the fleet (default 10 with -rampart.scale, else 2)")
 	loadF      = flag.Duration("rampart.load", 0, "how long the steady load runs before the figures are read (default 2m with -rampart.scale, else 5s)")
 	reportF    = flag.String("rampart.report", "", "append the figures, as Markdown, to this file")
+	pgPoolF    = flag.Int("rampart.pgpool", 0, "pool_max_conns of each replica's PostgreSQL pool (default: pgx's, max(4, CPUs))")
 )
 
 type size struct {
@@ -129,6 +130,11 @@ func postgresDatabase(t *testing.T) string {
 		t.Fatal(err)
 	}
 	u.Path = "/" + name
+	if *pgPoolF > 0 {
+		q := u.Query()
+		q.Set("pool_max_conns", fmt.Sprint(*pgPoolF))
+		u.RawQuery = q.Encode()
+	}
 	return u.String()
 }
 
@@ -250,6 +256,50 @@ type usage struct {
 	before     Usage
 	after      Usage
 	unreadable error
+}
+
+// postgresBackends returns the process ids of the PostgreSQL backends
+// connected to the database of dsn.
+func postgresBackends(t *testing.T, dsn string) []int {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var pids []int
+	rows, err := conn.Query(t.Context(), `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pid int
+		if err := rows.Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// backendUsage sums the usage of the backends (CPU, RSS) as one process.
+func backendUsage(pids []int) (Usage, bool) {
+	var sum Usage
+	n := 0
+	for _, pid := range pids {
+		u, err := ProcessUsage(pid)
+		if err != nil {
+			continue
+		}
+		n++
+		sum.CPU += u.CPU
+		sum.RSS += u.RSS
+		sum.PeakRSS += u.PeakRSS
+		sum.FDs += u.FDs
+		sum.Threads += u.Threads
+	}
+	return sum, n > 0
 }
 
 func readUsage(servers map[string]*Server) map[string]Usage {
@@ -404,9 +454,17 @@ func TestFleetOnTwoPostgreSQLReplicasSurvivesAKill(t *testing.T) {
 	}
 
 	servers := map[string]*Server{"replica A": a, "replica B": b}
+	backends := postgresBackends(t, dsn) // the replicas' pools and listeners, open by now
+	pgName := fmt.Sprintf("PostgreSQL (%d backends of this database, summed)", len(backends))
 	before, start := readUsage(servers), time.Now()
+	if u, ok := backendUsage(backends); ok {
+		before[pgName] = u
+	}
 	prop, ids := load(t, f, sz.load, sz.decisions, 0)
 	after, over := readUsage(servers), time.Since(start)
+	if u, ok := backendUsage(backends); ok {
+		after[pgName] = u
+	}
 	checkRevisions(t, f)
 	report(t, "Two replicas over one PostgreSQL", sz, before, after, over, prop, f.Stats())
 	logTail(t, "replica A", a)
