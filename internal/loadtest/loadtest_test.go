@@ -258,11 +258,24 @@ type usage struct {
 	unreadable error
 }
 
+// connDSN is dsn without the pool's parameter, which one connection does
+// not take.
+func connDSN(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	q.Del("pool_max_conns")
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // postgresBackends returns the process ids of the PostgreSQL backends
 // connected to the database of dsn.
 func postgresBackends(t *testing.T, dsn string) []int {
 	t.Helper()
-	conn, err := pgx.Connect(t.Context(), dsn)
+	conn, err := pgx.Connect(t.Context(), connDSN(dsn))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +402,7 @@ func oneLine(s string) string {
 // storedPostgres returns how many of ids the events table holds.
 func storedPostgres(t *testing.T, dsn string, ids []string) int {
 	t.Helper()
-	conn, err := pgx.Connect(t.Context(), dsn)
+	conn, err := pgx.Connect(t.Context(), connDSN(dsn))
 	if err != nil {
 		t.Fatal(err)
 	}
