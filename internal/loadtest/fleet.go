@@ -88,8 +88,9 @@ func (c *Config) defaults() {
 // A member costs one TCP connection (HTTP/2: the long poll, the reloads,
 // the heartbeats and the events share it) and four goroutines: the
 // syncer's loop and its long poll, the SVID renewal of identity.Join, and
-// the connection's reader. Heartbeats and events of all members are sent
-// by one scheduler and a pool of workers.
+// the connection's reader. One scheduler starts the members' heartbeats
+// and event batches when due, each request in a goroutine that ends with
+// it.
 type Fleet struct {
 	cfg     Config
 	admin   *http.Client
