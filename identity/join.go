@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -441,6 +442,13 @@ func (s *CASource) Renewals() int {
 
 // ControlPlaneClient returns an HTTP client for the control plane's API
 // that authenticates with the current SVID (renewals included).
+//
+// Its connection checks that the control plane still answers (an HTTP/2
+// ping after 15 s of silence, the connection closed if none comes back
+// within 10 s), and its connects give up after 10 s. Without these, a network partition leaves
+// the long poll and the heartbeat waiting on a connection whose packets
+// vanish, until TCP gives up (many minutes), and the service learns the
+// control plane's changes that long after the network returns.
 func (s *CASource) ControlPlaneClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{
@@ -448,11 +456,20 @@ func (s *CASource) ControlPlaneClient() *http.Client {
 			MinVersion:           tls.VersionTLS12,
 			GetClientCertificate: tlsconfig.GetClientCertificate(s), // the current SVID, renewals included
 		},
+		DialContext:         (&net.Dialer{Timeout: controlPlaneDialTimeout}).DialContext,
 		ForceAttemptHTTP2:   true,
+		HTTP2:               &http.HTTP2Config{SendPingTimeout: controlPlanePingAfter, PingTimeout: controlPlanePingTimeout},
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}}
 }
+
+// Timeouts of ControlPlaneClient's connections.
+const (
+	controlPlaneDialTimeout = 10 * time.Second
+	controlPlanePingAfter   = 15 * time.Second
+	controlPlanePingTimeout = 10 * time.Second
+)
 
 // Close stops renewal. The current SVID stays usable until it expires.
 func (s *CASource) Close() error {

@@ -180,7 +180,7 @@ func (h *Handler) getDecisions(w http.ResponseWriter, r *http.Request, caller st
 			return badRequest("expired", "expired must be true or false")
 		}
 	}
-	ds, err := h.cfg.Store.ListDecisions(r.Context(), expired)
+	ds, err := h.decisions.list(r.Context(), h.cfg.Store, expired)
 	if err != nil {
 		return err
 	}

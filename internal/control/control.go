@@ -199,10 +199,11 @@ type Handler struct {
 	mux *http.ServeMux
 	log *slog.Logger
 
-	gateways []string     // Config.GatewayServices, or the default
-	limits   *limiter     // Config.Quotas, per service identity
-	watchers changesGroup // one store query per revision for the watches waiting on it
-	policies parsedPolicy // the latest policy parsed, for the dashboard
+	gateways  []string       // Config.GatewayServices, or the default
+	limits    *limiter       // Config.Quotas, per service identity
+	watchers  changesGroup   // one store query per revision for the watches waiting on it
+	decisions decisionsGroup // one store query for the services reloading the decisions at once
+	policies  parsedPolicy   // the latest policy parsed, for the dashboard
 
 	stopping   chan struct{} // closed by EndWatches
 	endWatches sync.Once

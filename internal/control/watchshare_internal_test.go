@@ -2,12 +2,19 @@ package control
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/sqlite"
 )
 
 // gatedStore answers Changes as a real store would around one commit: a
@@ -80,5 +87,91 @@ func TestAWatcherWokenByACommitNeverJoinsAQueryThatStartedBeforeIt(t *testing.T)
 	}
 	if n := st.queries.Load(); n != 2 {
 		t.Errorf("%d queries, want 2: the woken watcher's own, after the commit", n)
+	}
+}
+
+// listGate is a store whose first ListDecisions reads the store, then
+// blocks until released, as a query that read the store just before a
+// commit and is slow to answer.
+type listGate struct {
+	store.Store
+	queries atomic.Int32
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *listGate) ListDecisions(ctx context.Context, expired bool) ([]store.Decision, error) {
+	ds, err := s.Store.ListDecisions(ctx, expired)
+	if s.queries.Add(1) == 1 {
+		close(s.entered)
+		<-s.release
+	}
+	return ds, err
+}
+
+// A new decision wakes every watcher, and each reads the decisions at
+// once: the readers that ask together share one store query, and none is
+// answered by a query that read the store before it asked.
+func TestServicesReadingTheDecisionsTogetherShareOneQuery(t *testing.T) {
+	lite, err := sqlite.Open(t.Context(), sqlite.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	st := &listGate{Store: lite, entered: make(chan struct{}), release: make(chan struct{})}
+	authority, err := ca.Generate(spiffeid.RequireTrustDomainFromString("example.org"), ca.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, hash := NewAdminToken()
+	h, err := New(Config{Store: st, CA: authority, AdminTokenHash: hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() []store.Decision {
+		req := httptest.NewRequest(http.MethodGet, "/v1/decisions", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var l DecisionList
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &l) != nil {
+			t.Errorf("GET /v1/decisions: %d %s", rec.Code, rec.Body)
+		}
+		return l.Decisions
+	}
+	first := make(chan []store.Decision, 1)
+	go func() { first <- get() }() // reads the store before the decision
+	<-st.entered
+	d, err := lite.CreateDecision(t.Context(), store.Decision{Scope: store.ScopeIP, Value: "203.0.113.9", Action: store.ActionBlock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const readers = 50
+	got := make(chan []store.Decision, readers)
+	for range readers {
+		go func() { got <- get() }()
+	}
+	// Before the fix every reader queried the store itself; now they wait
+	// for the query that read before them, then share the next.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	for h.decisions.waits.Load() < readers && st.queries.Load() < readers+1 {
+		if ctx.Err() != nil {
+			t.Fatalf("readers never all waited: %d waits, %d queries", h.decisions.waits.Load(), st.queries.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(st.release)
+	if ds := <-first; len(ds) != 0 {
+		t.Errorf("the query that read before the decision found %v", ds)
+	}
+	for range readers {
+		ds := <-got
+		if len(ds) != 1 || ds[0].ID != d.ID {
+			t.Fatalf("a reader that asked after the decision got %v", ds)
+		}
+	}
+	if n := st.queries.Load(); n != 2 {
+		t.Errorf("%d readers made %d store queries, want 2: the first reader's and one for all the others", readers+1, n)
 	}
 }

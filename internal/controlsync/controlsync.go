@@ -194,7 +194,20 @@ type watchResult struct {
 	err      error
 }
 
+// requestTimeout bounds each load and the read of the current revision;
+// watchGrace is how long past its own timeout a long poll may take to be
+// answered. Without a bound, a request sent on a connection whose packets
+// vanish (a network partition) waits until TCP gives up, many minutes, and
+// the loop with it; with one, the loop starts over, on a new connection,
+// soon after the network returns.
+const (
+	requestTimeout = 30 * time.Second
+	watchGrace     = 15 * time.Second
+)
+
 func (s *Syncer) load(ctx context.Context, src Source) error {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	if err := src.Load(ctx, s.cfg.Client); err != nil {
 		return fmt.Errorf("%s: %w", src.Name, err)
 	}
@@ -206,7 +219,10 @@ func (s *Syncer) load(ctx context.Context, src Source) error {
 
 func (s *Syncer) sync(ctx context.Context) error {
 	var latest watchResult
-	if err := s.cfg.Client.Get(ctx, "/v1/watch?since=latest", &latest); err != nil {
+	lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	err := s.cfg.Client.Get(lctx, "/v1/watch?since=latest", &latest)
+	cancel()
+	if err != nil {
 		return err
 	}
 	for _, src := range s.cfg.Sources {
@@ -223,7 +239,9 @@ func (s *Syncer) sync(ctx context.Context) error {
 	timeout := s.cfg.WatchTimeout.String()
 	watch := func(since int64) {
 		var res watchResult
-		res.err = s.cfg.Client.Get(wctx, "/v1/watch?timeout="+timeout+"&since="+strconv.FormatInt(since, 10), &res)
+		pctx, cancel := context.WithTimeout(wctx, s.cfg.WatchTimeout+watchGrace)
+		res.err = s.cfg.Client.Get(pctx, "/v1/watch?timeout="+timeout+"&since="+strconv.FormatInt(since, 10), &res)
+		cancel()
 		results <- res
 	}
 	go watch(latest.Revision)
