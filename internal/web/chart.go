@@ -14,6 +14,8 @@ type chartView struct {
 	Max           int
 	Ticks         []chartTick
 	Empty         bool
+	Left, BaseY   float64 // where the axis is
+	TopY, TickY   float64 // the maximum's label, the time labels
 }
 
 type chartBar struct {
@@ -36,7 +38,7 @@ const (
 )
 
 func layoutChart(ov Overview) chartView {
-	c := chartView{Width: chartW, Height: chartH}
+	c := chartView{Width: chartW, Height: chartH, Left: chartLeft, BaseY: chartH - chartBottom, TopY: chartTop + 6, TickY: chartH - 6}
 	for _, b := range ov.Buckets {
 		c.Max = max(c.Max, b.Blocked+b.Monitored)
 	}
@@ -196,7 +198,7 @@ func layoutGraph(g Graph) graphView {
 			nv := graphNodeView{GraphNode: n, W: nodeW, H: nodeH,
 				X: graphPad + float64(c*(nodeW+colGap)), Y: graphPad + float64(r*(nodeH+rowGap))}
 			nv.TX, nv.TY, nv.MY, nv.R, nv.Link = nv.X+10, nv.Y+17, nv.Y+32, 6, true
-			nv.Label = truncate(n.Name, 20)
+			nv.Label = truncate(n.Name, 24)
 			var meta []string
 			if n.Instances > 0 {
 				meta = append(meta, fmt.Sprintf("%d inst.", n.Instances))

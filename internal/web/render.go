@@ -53,6 +53,7 @@ var funcs = template.FuncMap{
 	"alertURL":   func(id string) string { return Prefix + "alerts/" + url.PathEscape(id) },
 	"prefix":     func() string { return Prefix },
 	"list":       func(s ...string) []string { return s },
+	"hasPrefix":  strings.HasPrefix,
 	"bars": func(v barsView, key string) any {
 		return struct {
 			Rows []barRow
