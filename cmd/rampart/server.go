@@ -191,6 +191,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	quotaBurst := fs.Int("quota-burst", control.DefaultBurst, "requests a service identity may make at once, over -quota-rate")
 	detectF := addDetectFlags(fs)
 	dashboard := fs.Bool("dashboard", true, "serve the web dashboard under /ui/ on the same listener (sign in with the admin token)")
+	people := fs.String("dashboard-people", "", "file of per-person dashboard credentials, one \"name sha256-hex-of-secret\" a line: their actions are audited under their names")
 	quotaInFlight := fs.Int("quota-in-flight", control.DefaultInFlightPerService, "most requests of one service identity served at once, watches apart; -1: no limit")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
@@ -251,6 +252,22 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var ui func(control.DashboardConfig) (http.Handler, error)
 	if *dashboard {
 		ui = web.Mount
+	}
+	if *dashboard && *people != "" {
+		f, err := os.Open(*people)
+		if err != nil {
+			return fmt.Errorf("server: -dashboard-people: %w", err)
+		}
+		list, err := web.ParsePeople(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("server: -dashboard-people %s: %s", *people, strings.TrimPrefix(err.Error(), "web: "))
+		}
+		ui = func(c control.DashboardConfig) (http.Handler, error) {
+			cfg := web.FromControl(c)
+			cfg.People = list
+			return web.New(cfg)
+		}
 	}
 	srv, err := control.StartServer(ctx, control.ServerConfig{
 		Dir: *dir, Addr: *addr, Hosts: hostNames, PostgresDSN: *pg, CAKEK: kek,
