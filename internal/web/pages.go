@@ -309,8 +309,8 @@ type actorView struct {
 
 type actorDecision struct {
 	decisionView
-	Direct   bool       // on this very actor, not a range holding it
-	Enforced *eventView // the first event that enforced it, if seen
+	Direct   bool        // on this very actor, not a range holding it
+	Enforced []eventView // the first refusal under it by each enforcer
 }
 
 type actionChoice struct {
@@ -385,14 +385,27 @@ func (h *Handler) actor(w http.ResponseWriter, r *http.Request, s *session) erro
 		if !direct && !covers {
 			continue
 		}
-		ad := actorDecision{decisionView: decisionView{d, now}, Direct: direct}
-		for i := len(v.Events) - 1; i >= 0; i-- { // oldest first: the first enforcement
-			if v.Events[i].Decision == d.ID {
-				ad.Enforced = &v.Events[i]
-				break
+		v.Decisions = append(v.Decisions, actorDecision{decisionView: decisionView{d, now}, Direct: direct})
+	}
+	// v.Decisions are oldest first, as the store lists them.
+	if len(v.Decisions) > 0 && scope != "cidr" {
+		// When each enforcer first refused the actor under a decision:
+		// the decision_enforced events that name it, oldest first.
+		f := store.EventFilter{Kind: "decision_enforced", ActorIP: eq.ActorIP, ActorUser: eq.ActorUser, SessionHash: eq.Session,
+			Since: v.Decisions[0].Created.Add(-time.Minute), Limit: store.MaxQueryLimit}
+		refusals, err := h.cfg.Store.QueryEvents(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		for _, e := range refusals {
+			ev := viewEvent(e)
+			for i := range v.Decisions {
+				ad := &v.Decisions[i]
+				if ad.ID == ev.Decision && !slices.ContainsFunc(ad.Enforced, func(x eventView) bool { return x.Service == ev.Service }) {
+					ad.Enforced = append(ad.Enforced, ev)
+				}
 			}
 		}
-		v.Decisions = append(v.Decisions, ad)
 	}
 	slices.SortFunc(v.Decisions, func(a, b actorDecision) int { return b.Created.Compare(a.Created) })
 	h.renderTitled(w, r, http.StatusOK, "actor", "Actor "+truncate(v.Value, 60), s, v)
