@@ -494,11 +494,17 @@ func TestBrowserXSSPayloadsInEventsDoNotRun(t *testing.T) {
 	var events []map[string]any
 	now := time.Now().UTC()
 	for i, p := range payloads {
+		id, ip, user := fmt.Sprintf("xss-%d", i), fmt.Sprintf("198.19.%d.%d", i/250, i%250+1), cleanText(p, 256)
+		at := now.Add(-time.Duration(i) * time.Millisecond)
+		// As an agent posts it: the fields the store indexes, and the
+		// whole event as data.
 		events = append(events, map[string]any{
-			"id": fmt.Sprintf("xss-%d", i), "time": now.Add(-time.Duration(i) * time.Millisecond), "kind": "sql_injection",
-			"action": "blocked", "service": "shop", "actor_ip": fmt.Sprintf("198.19.%d.%d", i/250, i%250+1), "actor_user": cleanText(p, 256),
-			"input": map[string]any{"source": "query", "name": "q", "value": p}, "detail": "SELECT 1 WHERE q = '⟦" + p + "⟧'",
-			"reason": p, "location": p + ":1", "path": "/" + p, "caller": "spiffe://rampart.local/svc/" + p,
+			"id": id, "time": at, "kind": "sql_injection", "action": "blocked", "service": "shop", "actor_ip": ip, "actor_user": user,
+			"data": map[string]any{
+				"id": id, "time": at, "kind": "sql_injection", "action": "blocked", "service": "shop", "actor_ip": ip, "actor_user": user,
+				"input": map[string]any{"source": "query", "name": "q", "value": p}, "detail": "SELECT 1 WHERE q = '⟦" + p + "⟧'",
+				"reason": p, "location": p + ":1", "path": "/" + p, "caller": "spiffe://rampart.local/svc/" + p,
+			},
 		})
 	}
 	d.postEvents(t, events)
