@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -183,9 +184,28 @@ func TestAttackerValuesAreEscapedOnEveryPage(t *testing.T) {
 			t.Logf("decision for payload %d not stored (%v): its fields are checked on the event pages", i, err)
 		}
 	}
+	// Alerts whose key (an actor the scenario counted) is the attacker's.
+	var alertIDs []string
+	for i, p := range payloads[:40] {
+		a := store.Alert{ID: fmt.Sprintf("a-xss-%d", i), Scenario: "injection-escalation", Key: events[i].ActorUser, Count: 3,
+			First: time.Now().Add(-time.Minute), Last: time.Now(), Evidence: []string{events[i].ID}}
+		ds := []store.Decision{{ID: fmt.Sprintf("d-xss-%d", i), Scope: store.ScopeUser, Value: events[i].ActorUser, Action: store.ActionBlock,
+			Reason: truncateBytes(strings.ToValidUTF8(p, ""), 100), Origin: "injection-escalation", Expires: time.Now().Add(time.Hour), AlertID: a.ID}}
+		if _, err := u.st.PutAlert(context.Background(), a, ds); err != nil {
+			t.Logf("alert for payload %d not stored (%v)", i, err)
+			continue
+		}
+		alertIDs = append(alertIDs, a.ID)
+	}
+	if len(alertIDs) < 20 {
+		t.Fatalf("only %d alerts stored", len(alertIDs))
+	}
 	c := u.signIn()
-	pages := []string{"/ui/", "/ui/live", "/ui/events", "/ui/events?attacks=1", "/ui/decisions", "/ui/decisions?state=all",
+	pages := []string{"/ui/", "/ui/live", "/ui/alerts", "/ui/events", "/ui/events?attacks=1", "/ui/decisions", "/ui/decisions?state=all",
 		"/ui/services", "/ui/actor?scope=ip&value=203.0.113.66"}
+	for _, id := range alertIDs {
+		pages = append(pages, "/ui/alerts/"+id)
+	}
 	for i, ev := range events {
 		pages = append(pages, "/ui/events/"+url.PathEscape(ev.ID), "/ui/actor?"+url.Values{"scope": {"user"}, "value": {ev.ActorUser}}.Encode(),
 			"/ui/events?"+url.Values{"service": {ev.Service}, "user": {ev.ActorUser}}.Encode())
