@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rampartsec/rampart/internal/control"
+	"github.com/rampartsec/rampart/internal/policy"
 	"github.com/rampartsec/rampart/internal/store"
 )
 
@@ -710,6 +711,10 @@ func (h *Handler) service(w http.ResponseWriter, r *http.Request, s *session) er
 }
 
 type policyView struct {
+	Flash    string
+	Proposal string       // the text of a proposal shown again
+	Problem  string       // why the proposal was refused
+	DryRun   *dryRunView  // what the proposal would change, when asked
 	Current  store.Policy
 	Shown    store.Policy
 	Versions []store.Policy
@@ -720,18 +725,28 @@ type policyView struct {
 }
 
 func (h *Handler) policy(w http.ResponseWriter, r *http.Request, s *session) error {
+	v := policyView{Flash: truncate(r.URL.Query().Get("done"), 200)}
+	if err := h.policyData(r, &v); err != nil {
+		return err
+	}
+	h.renderTitled(w, r, http.StatusOK, "policy", "Policy", s, v)
+	return nil
+}
+
+func (h *Handler) policyData(r *http.Request, v *policyView) error {
 	ctx := r.Context()
-	var v policyView
 	cur, err := h.cfg.Store.Policy(ctx, 0)
 	if errors.Is(err, store.ErrNotFound) {
 		v.None = true
-		h.renderTitled(w, r, http.StatusOK, "policy", "Policy", s, v)
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	v.Current, v.Shown = cur, cur
+	if v.Proposal == "" {
+		v.Proposal = cur.YAML
+	}
 	if n, err := strconv.ParseInt(r.URL.Query().Get("version"), 10, 64); err == nil && n > 0 && n != cur.Version {
 		if v.Shown, err = h.cfg.Store.Policy(ctx, n); err != nil {
 			return err
@@ -757,7 +772,69 @@ func (h *Handler) policy(w http.ResponseWriter, r *http.Request, s *session) err
 			return err
 		}
 	}
-	h.renderTitled(w, r, http.StatusOK, "policy", "Policy", s, v)
+	return nil
+}
+
+// dryRunView is what a proposed policy would change.
+type dryRunView struct {
+	Services int // services the proposal names
+	Changes  []dryRunChange
+	Note     string
+}
+
+type dryRunChange struct {
+	Caller, Service, Method, Path string
+	Before, After                 string
+	Count                         int64
+}
+
+// proposePolicy checks a proposed policy and either shows what it would
+// change (do=dryrun) or stores it as the next version (do=apply), if the
+// current version is still the one it was derived from.
+func (h *Handler) proposePolicy(w http.ResponseWriter, r *http.Request, s *session) error {
+	text := r.PostForm.Get("yaml")
+	v := policyView{Proposal: text}
+	base, err := strconv.ParseInt(r.PostForm.Get("base"), 10, 64)
+	if err != nil || base < 0 {
+		return badInput("The form does not say which version the proposal changes.")
+	}
+	pol, perr := policy.Parse(text)
+	if perr != nil {
+		v.Problem = perr.Error()
+	}
+	if perr == nil && r.PostForm.Get("do") == "apply" {
+		p, err := h.cfg.Store.PutPolicy(r.Context(), text, base)
+		if errors.Is(err, store.ErrConflict) {
+			v.Problem = "Another version was stored since you started: review it, then propose again."
+		} else if err != nil {
+			return err
+		} else {
+			h.audit(r.Context(), r, s.who, "policy_applied", map[string]any{"version": p.Version, "base": base})
+			h.log.Info("web: policy applied", "who", s.who, "version", p.Version)
+			http.Redirect(w, r, Prefix+"policy?done="+url.QueryEscape("Version "+strconv.FormatInt(p.Version, 10)+" applied."), http.StatusSeeOther)
+			return nil
+		}
+	}
+	if perr == nil && v.Problem == "" {
+		v.DryRun = &dryRunView{Services: len(pol.Services)}
+		if err := h.dryRun(r, text, v.DryRun); err != nil {
+			return err
+		}
+	}
+	if err := h.policyData(r, &v); err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if v.Problem != "" {
+		status = http.StatusBadRequest
+	}
+	h.renderTitled(w, r, status, "policy", "Policy", s, v)
+	return nil
+}
+
+// dryRun fills what the proposal would change over recent traffic.
+func (h *Handler) dryRun(r *http.Request, text string, d *dryRunView) error {
+	d.Note = "The proposal is valid. Comparing it with recent traffic needs the control plane's dry run."
 	return nil
 }
 

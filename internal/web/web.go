@@ -188,6 +188,7 @@ func (h *Handler) routes() {
 	h.mux.Handle("GET "+Prefix+"services", h.page(h.services))
 	h.mux.Handle("GET "+Prefix+"services/{name}", h.page(h.service))
 	h.mux.Handle("GET "+Prefix+"policy", h.page(h.policy))
+	h.mux.Handle("POST "+Prefix+"policy", h.action(h.proposePolicy))
 }
 
 // ServeHTTP implements http.Handler.
@@ -257,7 +258,7 @@ func (h *Handler) action(fn pageFunc) http.Handler {
 			h.errorPage(w, r, http.StatusForbidden, "Refused: the request did not come from the dashboard.")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, store.MaxPolicySize+64<<10)
 		if err := r.ParseForm(); err != nil {
 			h.errorPage(w, r, http.StatusBadRequest, "The form could not be read.")
 			return

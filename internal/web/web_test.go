@@ -325,3 +325,53 @@ func TestBadInputIsAClearError(t *testing.T) {
 		t.Fatalf("bad forms made decisions: %+v", ds)
 	}
 }
+
+func TestAProposedPolicyIsCheckedThenAppliedOnce(t *testing.T) {
+	u := startUI(t, nil)
+	ctx := context.Background()
+	if _, err := u.st.PutPolicy(ctx, "services:\n  shop:\n    allow:\n      - callers: [gateway]\n", store.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	c := u.signIn()
+	csrf := u.csrf(c, "/ui/policy")
+	next := "services:\n  shop:\n    allow:\n      - callers: [gateway, billing]\n"
+	resp, body := u.do(c, "POST", "/ui/policy", url.Values{"csrf": {csrf}, "base": {"1"}, "do": {"apply"}, "yaml": {"services: [oops"}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `id="policy-problem"`) {
+		t.Fatalf("a broken proposal: %s", resp.Status)
+	}
+	resp, body = u.do(c, "POST", "/ui/policy", url.Values{"csrf": {csrf}, "base": {"1"}, "do": {"dryrun"}, "yaml": {next}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `id="dryrun"`) {
+		t.Fatalf("a dry run: %s", resp.Status)
+	}
+	if p, _ := u.st.Policy(ctx, 0); p.Version != 1 {
+		t.Fatalf("a dry run stored version %d", p.Version)
+	}
+	resp, _ = u.do(c, "POST", "/ui/policy", url.Values{"csrf": {csrf}, "base": {"1"}, "do": {"apply"}, "yaml": {next}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("apply: %s", resp.Status)
+	}
+	if p, _ := u.st.Policy(ctx, 0); p.Version != 2 || p.YAML != next {
+		t.Fatalf("after apply: version %d %q", p.Version, p.YAML)
+	}
+	// The same proposal from the same base again: another version came
+	// in between, so it is refused, not stored over it.
+	resp, body = u.do(c, "POST", "/ui/policy", url.Values{"csrf": {csrf}, "base": {"1"}, "do": {"apply"}, "yaml": {next + "  billing: {}\n"}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "Another version was stored") {
+		t.Fatalf("a stale proposal: %s", resp.Status)
+	}
+	if p, _ := u.st.Policy(ctx, 0); p.Version != 2 {
+		t.Fatalf("a stale proposal stored version %d", p.Version)
+	}
+	_, body = u.do(c, "GET", "/ui/policy", nil)
+	if !strings.Contains(body, `<span class="dadd">&#43;       - callers: [gateway, billing]</span>`) {
+		i := strings.Index(body, `id="diff"`)
+		t.Errorf("the policy page shows no diff of version 2: %.400s", body[max(i, 0):])
+	}
+	var applied bool
+	for _, e := range u.auditEvents() {
+		applied = applied || e.Action == "policy_applied"
+	}
+	if !applied {
+		t.Error("applying the policy was not audited")
+	}
+}

@@ -84,7 +84,7 @@ var ourTags = map[string]bool{}
 func init() {
 	for _, t := range strings.Fields(`html head meta title link script body header a span nav form input button main div section
 		h1 h2 h3 p table thead tbody tr th td ul li ol svg line text g rect label select option fieldset legend b br dl dt dd
-		code pre mark details summary defs marker path i`) {
+		code pre mark details summary defs marker path i textarea`) {
 		ourTags[t] = true
 	}
 }
