@@ -712,9 +712,9 @@ func (h *Handler) service(w http.ResponseWriter, r *http.Request, s *session) er
 
 type policyView struct {
 	Flash    string
-	Proposal string       // the text of a proposal shown again
-	Problem  string       // why the proposal was refused
-	DryRun   *dryRunView  // what the proposal would change, when asked
+	Proposal string      // the text of a proposal shown again
+	Problem  string      // why the proposal was refused
+	DryRun   *dryRunView // what the proposal would change, when asked
 	Current  store.Policy
 	Shown    store.Policy
 	Versions []store.Policy
