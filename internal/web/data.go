@@ -39,7 +39,7 @@ type EventQuery struct {
 	ActorIP, ActorUser, Session string
 	TraceID                     string
 	Since, Until                time.Time
-	AttacksOnly                 bool          // actions blocked and monitored only
+	AttacksOnly                 bool          // attacks only (see IsAttack)
 	After                       *store.Cursor // continue after it (newest first)
 	Limit                       int           // 0: 50
 }
@@ -110,14 +110,11 @@ type GraphEdge struct {
 // Internet is the node of external clients in a Graph.
 const Internet = "internet"
 
-// nonAttackKinds are kinds whose events are no attack, whatever their
-// action says.
-var nonAttackKinds = map[string]bool{AuditKind: true, "request_summary": true, "login_success": true, "business": true}
-
 // IsAttack reports whether an event counts as an attack: something was
-// blocked or would have been.
+// refused or would have been; only business events, request summaries
+// and audit events are "observed".
 func IsAttack(e store.Event) bool {
-	return (e.Action == "blocked" || e.Action == "monitored") && !nonAttackKinds[e.Kind]
+	return e.Action != "observed" && e.Kind != AuditKind
 }
 
 // StoreData is the Data of a store alone: filters the store has are
@@ -261,7 +258,7 @@ func (d *storeData) Overview(ctx context.Context, since, until time.Time, n int)
 			}
 			ov.Attacks++
 			i := min(n-1, int(e.Time.Sub(since)/step))
-			if e.Action == "blocked" {
+			if e.Action == "blocked" || e.Action == "refused" {
 				ov.Blocked++
 				ov.Buckets[i].Blocked++
 			} else {

@@ -374,8 +374,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request, s *session) err
 }
 
 // AuditKind is the kind of the events that record what people did in the
-// dashboard; their action says what (sign_in, sign_in_failed, sign_out,
-// decision_created, decision_lifted), their data who and from where.
+// dashboard. Their route says what (sign_in, sign_in_failed, sign_out,
+// decision_created, decision_lifted, policy_applied), their data who and
+// from where; their action is "observed", as they are no attack.
 const AuditKind = "audit"
 
 // AuditService is the service named by audit events.
@@ -388,14 +389,14 @@ func (h *Handler) audit(ctx context.Context, r *http.Request, who, what string, 
 	rand.Read(b[:])
 	now := h.cfg.Now().UTC()
 	id := "audit-" + hex.EncodeToString(b[:])
-	doc := map[string]any{"id": id, "time": now, "kind": AuditKind, "action": what, "service": AuditService,
+	doc := map[string]any{"id": id, "time": now, "kind": AuditKind, "action": "observed", "route": what, "service": AuditService,
 		"who": who, "remote_addr": clientAddr(r), "detail": auditDetail(who, what, details)}
 	for k, v := range details {
 		doc[k] = v
 	}
 	data, err := json.Marshal(doc)
 	if err == nil {
-		ev := store.Event{ID: id, Time: now, Kind: AuditKind, Action: what, Service: AuditService, Route: r.Method + " " + r.URL.Path, Data: data}
+		ev := store.Event{ID: id, Time: now, Kind: AuditKind, Action: "observed", Service: AuditService, Route: what, Data: data}
 		_, err = h.cfg.Store.AppendEvents(context.WithoutCancel(ctx), []store.Event{ev})
 	}
 	if err != nil {

@@ -89,7 +89,7 @@ func TestSignInMakesASessionCookieAndSignOutEndsIt(t *testing.T) {
 	for _, e := range u.auditEvents() {
 		var d struct{ Who string }
 		json.Unmarshal(e.Data, &d)
-		whats = append(whats, e.Action+":"+d.Who)
+		whats = append(whats, e.Route+":"+d.Who)
 	}
 	if strings.Join(whats, " ") != "sign_in_failed: sign_in:admin sign_out:admin" {
 		t.Fatalf("audit events %v, want a failure, a sign-in and a sign-out by admin", whats)
@@ -228,7 +228,7 @@ func TestActionsNeedTheSessionsCSRFToken(t *testing.T) {
 		var d struct{ Who, Decision string }
 		json.Unmarshal(e.Data, &d)
 		if d.Decision != "" {
-			got = append(got, e.Action+":"+d.Who+":"+d.Decision)
+			got = append(got, e.Route+":"+d.Who+":"+d.Decision)
 		}
 	}
 	want := "decision_created:admin:" + ds0(ds) + " decision_lifted:admin:" + ds0(ds)
@@ -369,7 +369,7 @@ func TestAProposedPolicyIsCheckedThenAppliedOnce(t *testing.T) {
 	}
 	var applied bool
 	for _, e := range u.auditEvents() {
-		applied = applied || e.Action == "policy_applied"
+		applied = applied || e.Route == "policy_applied"
 	}
 	if !applied {
 		t.Error("applying the policy was not audited")
