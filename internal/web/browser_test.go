@@ -277,6 +277,15 @@ func (b *browser) waitFor(expr string) {
 	b.t.Fatalf("browser: %s still false after 60 s (last error %v) at %s", expr, last, b.location())
 }
 
+// signIn signs in with the admin token, on the sign-in form.
+func (b *browser) signIn(d *runningDemo) {
+	b.t.Helper()
+	b.run(chromedp.Navigate(d.dashboard+"login"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=token]`), d.token),
+		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
+	b.waitFor(`location.pathname === '/ui/' && !!document.getElementById('live')`)
+}
+
 // reloadUntil reloads the page until expr is true in it, for up to 60 s.
 func (b *browser) reloadUntil(expr string) {
 	b.t.Helper()
@@ -334,10 +343,17 @@ func (b *browser) shoot(name string) {
 	b.run(chromedp.EmulateViewport(1280, 800))
 }
 
-func TestBrowserTheDashboardAnswersAnAttackEndToEnd(t *testing.T) {
-	path := chromium(t)
-	t.Logf("browser: %s", path)
+// TestBrowser drives Chromium through the dashboard of the running demo:
+// one demo (the control plane, the gateway, the shop), a fresh browser
+// profile for each part.
+func TestBrowser(t *testing.T) {
+	t.Logf("browser: %s", chromium(t))
 	d := startDemo(t)
+	t.Run("the dashboard answers an attack end to end", func(t *testing.T) { answerAnAttack(t, d) })
+	t.Run("XSS payloads in events do not run", func(t *testing.T) { xssDoesNotRun(t, d) })
+}
+
+func answerAnAttack(t *testing.T, d *runningDemo) {
 	b := newBrowser(t)
 
 	// Refused without a session: every page sends to the sign-in form.
@@ -357,11 +373,7 @@ func TestBrowserTheDashboardAnswersAnAttackEndToEnd(t *testing.T) {
 	if got := b.eval(`document.querySelector('h1').textContent`); got != "401" {
 		t.Fatalf("the sign-in link used twice: %q, want 401", got)
 	}
-	// Sign in with the admin token.
-	b.run(chromedp.Navigate(d.dashboard+"login"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=token]`), d.token),
-		chromedp.Click(chromedp.CSS(`form button[type=submit]`)))
-	b.waitFor(`location.pathname === '/ui/' && !!document.getElementById('live')`)
+	b.signIn(d)
 	b.waitFor(`document.getElementById('live-status').dataset.state === 'connected'`)
 	b.noInjection("the overview")
 	b.shoot("overview")
@@ -477,12 +489,9 @@ func TestBrowserTheDashboardAnswersAnAttackEndToEnd(t *testing.T) {
 	t.Logf("screenshots in %s", b.dir)
 }
 
-func TestBrowserXSSPayloadsInEventsDoNotRun(t *testing.T) {
-	chromium(t)
-	d := startDemo(t)
+func xssDoesNotRun(t *testing.T, d *runningDemo) {
 	b := newBrowser(t)
-	b.run(chromedp.Navigate(d.signIn))
-	b.waitFor(`location.pathname === '/ui/'`)
+	b.signIn(d)
 
 	payloads := xssPayloads(t)
 	// Some through the real gateway, each from its own address: the WAF
