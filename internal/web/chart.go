@@ -124,7 +124,7 @@ type graphEdgeView struct {
 
 const (
 	maxGraphNodes  = 60
-	nodeW, nodeH   = 150, 40
+	nodeW, nodeH   = 200, 40
 	colGap, rowGap = 70, 16
 	graphPad       = 12
 )
