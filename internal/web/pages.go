@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -335,7 +336,7 @@ func (h *Handler) actor(w http.ResponseWriter, r *http.Request, s *session) erro
 	if !scopes[scope] || value == "" || len(value) > maxFilterLen {
 		return badInput("An actor is a scope (ip, cidr, user or session) and a value of at most " + strconv.Itoa(maxFilterLen) + " bytes.")
 	}
-	v := actorView{Scope: scope, Value: value, Actions: actionChoices, TTLs: ttlChoices, Flash: truncate(q.Get("done"), 200)}
+	v := actorView{Scope: scope, Value: value, Actions: actionChoices, TTLs: ttlChoices, Flash: flash(q)}
 	eq := EventQuery{Limit: pageSize}
 	var prefix netip.Prefix
 	switch scope {
@@ -511,7 +512,7 @@ type decisionsView struct {
 
 func (h *Handler) decisions(w http.ResponseWriter, r *http.Request, s *session) error {
 	q := r.URL.Query()
-	v := decisionsView{State: q.Get("state"), Origin: q.Get("origin"), Simulated: q.Get("simulated"), Flash: truncate(q.Get("done"), 200)}
+	v := decisionsView{State: q.Get("state"), Origin: q.Get("origin"), Simulated: q.Get("simulated"), Flash: flash(q)}
 	if v.State != "expired" && v.State != "all" {
 		v.State = "active"
 	}
@@ -725,7 +726,7 @@ type policyView struct {
 }
 
 func (h *Handler) policy(w http.ResponseWriter, r *http.Request, s *session) error {
-	v := policyView{Flash: truncate(r.URL.Query().Get("done"), 200)}
+	v := policyView{Flash: flash(r.URL.Query())}
 	if err := h.policyData(r, &v); err != nil {
 		return err
 	}
@@ -886,4 +887,16 @@ func lineDiff(a, b string) []diffLine {
 		out = append(out, diffLine{"+", y[j]})
 	}
 	return out
+}
+
+// flashRE matches the messages the dashboard's own redirects carry in
+// ?done=: anything else there is a link someone else made, not shown.
+var flashRE = regexp.MustCompile(`^(Decision [0-9A-Za-z_-]{1,64} (made: [a-z-]+ for [0-9hms.]+|lifted)|Version [0-9]+ applied)\.$`)
+
+// flash is the message of the action just done, if the dashboard sent it.
+func flash(q url.Values) string {
+	if m := q.Get("done"); flashRE.MatchString(m) {
+		return m
+	}
+	return ""
 }

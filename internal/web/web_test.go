@@ -375,3 +375,16 @@ func TestAProposedPolicyIsCheckedThenAppliedOnce(t *testing.T) {
 		t.Error("applying the policy was not audited")
 	}
 }
+
+func TestOnlyTheDashboardsOwnMessagesAreFlashed(t *testing.T) {
+	u := startUI(t, nil)
+	c := u.signIn()
+	_, body := u.do(c, "GET", "/ui/decisions?done="+url.QueryEscape("Your session expired: call +1 555 0100."), nil)
+	if strings.Contains(body, "555 0100") {
+		t.Error("a message from a crafted link is shown")
+	}
+	_, body = u.do(c, "GET", "/ui/decisions?done="+url.QueryEscape("Decision 0a1b2c lifted."), nil)
+	if !strings.Contains(body, `id="flash">Decision 0a1b2c lifted.<`) {
+		t.Error("the dashboard's own message is not shown")
+	}
+}
