@@ -453,7 +453,7 @@ func (a *Agent) Handler(next http.Handler) http.Handler {
 		r2 := r.WithContext(ctx) // one copy of the request
 		req.r = r2
 		if a.zt != nil {
-			defer func() { a.zt.see(a.zt.routes, r2.Pattern) }()
+			defer func() { a.zt.served(req, r2) }()
 		}
 		req.captureBody(r2, a.maxBody)
 		// A nested Handler (two agents, or one applied twice) restores the

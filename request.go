@@ -63,9 +63,10 @@ type request struct {
 	rawQuery string
 
 	// Set by zero trust, when the agent has an identity.
-	caller  string       // the calling service's SPIFFE ID
-	actor   *actor.Actor // the external actor, from the verified token
-	traceID string       // from the W3C traceparent
+	caller     string       // the calling service's SPIFFE ID
+	callerName string       // its service name, "" if it has none
+	actor      *actor.Actor // the external actor, from the verified token
+	traceID    string       // from the W3C traceparent
 
 	actorToken string // the verified actor token, which backs the actor of the request's events
 

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,8 @@ type zeroTrust struct {
 	seenMu            sync.RWMutex
 	routes, peers     map[string]struct{}
 	databases         map[string]struct{}
-	changed           chan struct{} // something new to report: heartbeat soon
+	calls             map[callKey]struct{} // calls received from other services
+	changed           chan struct{}        // something new to report: heartbeat soon
 	exposed           atomic.Bool
 
 	readOnlyAtQuery bool // Config.ReadOnlyAtQuery
@@ -83,7 +85,7 @@ func newZeroTrust(a *Agent, cfg Config) (*zeroTrust, error) {
 	z := &zeroTrust{
 		agent: a, src: cfg.Identity, td: td, cp: cp, log: a.logger, done: make(chan struct{}),
 		instance: newID(), routes: map[string]struct{}{}, peers: map[string]struct{}{},
-		databases: map[string]struct{}{}, changed: make(chan struct{}, 1),
+		databases: map[string]struct{}{}, calls: map[callKey]struct{}{}, changed: make(chan struct{}, 1),
 		revoked: controlsync.NewRevocations(), readOnlyAtQuery: cfg.ReadOnlyAtQuery,
 	}
 	z.verifier, err = actor.NewVerifier(actor.VerifierConfig{
@@ -167,6 +169,7 @@ func (z *zeroTrust) heartbeats(ctx context.Context) {
 		Peers     []string `json:"peers,omitempty"`
 		DBDrivers []string `json:"db_drivers,omitempty"`
 		Exposed   bool     `json:"exposed,omitempty"`
+		Callers   []string `json:"callers,omitempty"`
 	}{Service: z.agent.service, ID: z.instance, GoVersion: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		hb.Version = bi.Main.Version
@@ -182,6 +185,11 @@ func (z *zeroTrust) heartbeats(ctx context.Context) {
 		hb.Routes = sortedKeys(z.routes)
 		hb.Peers = sortedKeys(z.peers)
 		hb.DBDrivers = sortedKeys(z.databases)
+		hb.Callers = hb.Callers[:0]
+		for k := range z.calls {
+			hb.Callers = append(hb.Callers, k.caller+" "+k.method+" "+k.pattern)
+		}
+		slices.Sort(hb.Callers)
 		z.seenMu.Unlock()
 		hb.Exposed = z.exposed.Load()
 		if err := z.cp.Do(ctx, http.MethodPost, "/v1/heartbeat", hb, nil); err != nil && ctx.Err() == nil {
@@ -213,8 +221,51 @@ func sortedKeys(m map[string]struct{}) []string {
 	return out
 }
 
-// maxSeen bounds the routes and peers an instance reports.
+// maxSeen bounds the routes, peers and calls an instance reports.
 const maxSeen = 1000
+
+// callKey is a call an instance received: which service called which
+// route (its method, and its pattern's path).
+type callKey struct{ caller, method, pattern string }
+
+// served records the route a request was served on and, for a call from
+// another service, the call: the heartbeat reports them (the service
+// graph's observed edges, and the traffic a policy dry run replays).
+func (z *zeroTrust) served(req *request, r *http.Request) {
+	z.see(z.routes, r.Pattern)
+	if req.callerName == "" || r.Pattern == "" {
+		return
+	}
+	k := callKey{req.callerName, truncate(r.Method, 16), patternPath(r.Pattern)}
+	z.seenMu.RLock()
+	_, seen := z.calls[k]
+	full := len(z.calls) >= maxSeen
+	z.seenMu.RUnlock()
+	if seen || full {
+		return
+	}
+	z.seenMu.Lock()
+	if _, ok := z.calls[k]; !ok && len(z.calls) < maxSeen {
+		z.calls[k] = struct{}{}
+		select {
+		case z.changed <- struct{}{}:
+		default:
+		}
+	}
+	z.seenMu.Unlock()
+}
+
+// patternPath is the path of a ServeMux pattern, "[METHOD ][HOST]/PATH",
+// at most 512 bytes.
+func patternPath(p string) string {
+	if _, after, ok := strings.Cut(p, " "); ok {
+		p = strings.TrimLeft(after, " \t")
+	}
+	if i := strings.IndexByte(p, '/'); i > 0 {
+		p = p[i:]
+	}
+	return truncate(p, 512)
+}
 
 func (z *zeroTrust) see(m map[string]struct{}, s string) {
 	// Every request calls it with a route already seen: share the lock.
@@ -409,6 +460,7 @@ func (z *zeroTrust) admit(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	req.caller = id.String()
 	caller, _ := identity.ServiceName(id)
+	req.callerName = caller
 	if z.revoked.Revoked(caller) {
 		// Its connections are closed as the revocation arrives; a request
 		// that raced it is refused all the same.

@@ -54,7 +54,7 @@ func readOnlyService(t *testing.T, cp *controltest.ControlPlane, name string, at
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if err := agent.Ready(ctx); err != nil {
 		t.Fatal(err)

@@ -51,7 +51,7 @@ func keepAliveClient(t *testing.T, src identity.Source, service string) (*http.C
 	t.Helper()
 	id, _ := identity.ServiceID(src.TrustDomain(), service)
 	closed := new(atomic.Bool)
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	dialer := &net.Dialer{Timeout: time.Minute}
 	tr := &http.Transport{
 		TLSClientConfig: identity.ClientTLSConfig(src, id),
 		MaxConnsPerHost: 1,
@@ -64,7 +64,7 @@ func keepAliveClient(t *testing.T, src identity.Source, service string) (*http.C
 		},
 	}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 5 * time.Second}, closed
+	return &http.Client{Transport: tr, Timeout: time.Minute}, closed
 }
 
 func get(c *http.Client, url string) error {
@@ -124,10 +124,10 @@ func TestARevokedServiceIsCutOffFromTheMesh(t *testing.T) {
 
 	// The kept-alive connection gamma → alpha is closed by alpha, without
 	// gamma sending anything on it.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !gammaConnClosed.Load() {
 		if time.Now().After(deadline) {
-			t.Fatal("gamma's kept-alive connection to alpha still open 20 s after the revocation")
+			t.Fatal("gamma's kept-alive connection to alpha still open a minute after the revocation")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -173,10 +173,10 @@ func TestARevokedServiceIsCutOffFromTheMesh(t *testing.T) {
 
 	// Reinstated, gamma is admitted again.
 	cp.MustDo(t, http.MethodPost, "/v1/services/gamma/reinstate", nil, http.StatusOK, nil)
-	deadline = time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(time.Minute)
 	for get(client(t, gamma.src, "alpha"), alpha.url+"/ping") != nil {
 		if time.Now().After(deadline) {
-			t.Fatal("gamma still refused 20 s after it was reinstated")
+			t.Fatal("gamma still refused a minute after it was reinstated")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -10,7 +10,10 @@ import (
 )
 
 // A service joins the control plane once with its join token, then serves
-// mutual TLS on the SVID it got, renewed at half-life until Close.
+// mutual TLS on the SVID it got, renewed at half-life until Close. The SVID
+// and its key are saved in Dir: when the service restarts it renews with
+// them, and the token (single use, spent by the first start) is not needed
+// again.
 func ExampleJoin() {
 	bundle, err := os.ReadFile("/etc/rampart/bundle.pem") // the control plane's ca/ca.crt
 	if err != nil {
@@ -21,9 +24,10 @@ func ExampleJoin() {
 		ControlPlaneBundle: bundle,
 		Service:            "orders",
 		Token:              os.Getenv("RAMPART_JOIN_TOKEN"),
+		Dir:                "/var/lib/orders/rampart", // one per process
 	})
 	if err != nil {
-		log.Fatal(err) // identity.ErrTokenUsed, ErrTokenExpired, ... say why
+		log.Fatal(err) // one line: identity.ErrNeedToken, ErrRevoked, ... say what to do
 	}
 	defer src.Close()
 	srv := &http.Server{Addr: ":8443", TLSConfig: identity.ServerTLSConfig(src)}

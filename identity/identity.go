@@ -10,11 +10,14 @@
 // this package, and so the rampart SDK and its guards, link neither gRPC
 // nor protocol buffers.
 //
-// With Join, the service generates its key, sends a CSR with a single-use
-// join token, and renews at half-life over mTLS with its current SVID. The
-// private key never leaves the process. While the control plane is down the
-// service keeps its current SVID and serves until it expires, logging as
-// expiry nears.
+// With Join, the service generates its key, sends a CSR with a join token,
+// and renews at half-life over mTLS with its current SVID. The private key
+// never leaves the service: with JoinConfig.Dir it is saved, with the SVID,
+// in a directory of the service's own (0700, the file 0600), so that a
+// restarted service renews with them instead of needing a new token; a
+// token of several uses ('rampart token create -uses 3') lets a replica
+// set join with one. While the control plane is down the service keeps
+// its current SVID and serves until it expires, logging as expiry nears.
 //
 // # Logging
 //

@@ -37,8 +37,20 @@ type JoinConfig struct {
 	// Service is the service's name; its SPIFFE ID will be
 	// spiffe://<trust domain>/svc/<Service>.
 	Service string
-	// Token is the single-use join token an admin created for Service.
+	// Token is a join token an admin created for Service ('rampart token
+	// create SERVICE'; with -uses N, N replicas join with it). With Dir it
+	// is needed only when Dir holds no SVID that is still valid: a
+	// restarted service renews with the SVID it persisted.
 	Token string
+	// Dir, if set, is a directory of this process's own where the SVID and
+	// its private key persist (SVIDFile, BundleFile; created 0700, files
+	// 0600, each replaced atomically), so that a restarted service comes
+	// back without an administrator: while the persisted SVID is valid,
+	// Join renews with it over mutual TLS instead of using Token. Renewals
+	// are saved there too. Give each process its own Dir: replicas of a
+	// service share a token, not a directory. Empty means the SVID lives
+	// in memory only, and every start needs a fresh token.
+	Dir string
 	// Logger receives renewal failures and expiry warnings (an expired
 	// SVID is an error: peers then refuse the service). Nil means
 	// slog.Default(), so that the application's handler applies.
@@ -69,22 +81,55 @@ type CASource struct {
 // Errors of Join, from the control plane's answer.
 var (
 	ErrTokenUnknown = errors.New("identity: join token unknown (mistyped or forged)")
-	ErrTokenUsed    = errors.New("identity: join token already used")
+	ErrTokenUsed    = errors.New("identity: join token used up")
 	ErrTokenExpired = errors.New("identity: join token expired")
+	ErrTokenRevoked = errors.New("identity: join token revoked by an admin")
 	ErrWrongService = errors.New("identity: join token is for another service")
 	ErrRevoked      = errors.New("identity: service revoked by an admin")
+	// ErrNeedToken is wrapped by Join's error when the service has no
+	// valid SVID to renew with (none persisted in JoinConfig.Dir, or it
+	// expired) and no usable join token: an admin must create one. The
+	// error, one line, says which command does.
+	ErrNeedToken = errors.New("identity: a new join token is needed")
 )
 
-// Join obtains the service's first SVID with a join token and keeps it
-// renewed at half-life until Close.
+// errSVIDRefused is the control plane refusing to renew an SVID it did not
+// issue, or that expired by its clock.
+var errSVIDRefused = errors.New("identity: the control plane refused the SVID")
+
+// refused reports whether err is the control plane's final answer, rather
+// than a failure to reach it or one it may get over (5xx, 429).
+func refused(err error) bool {
+	var re *refusal
+	return errors.As(err, &re)
+}
+
+// refusal is a 4xx answer of the control plane other than 408 and 429.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// Join obtains the service's SVID and keeps it renewed at half-life until
+// Close.
+//
+// Without JoinConfig.Dir it joins with the join token. With it, a start
+// first reads the SVID persisted there: while that SVID is valid Join
+// renews with it over mutual TLS and uses no token; if the control plane
+// cannot be reached, the service starts on the persisted SVID and keeps
+// trying. Only when there is no valid SVID does it join with the token,
+// and if it has none that works it fails with ErrNeedToken, in one line
+// that names the command creating one. A revoked service is refused
+// (ErrRevoked) either way, and a Dir whose files are unusable is an error
+// that never leads to a join with something else.
 func Join(ctx context.Context, cfg JoinConfig) (*CASource, error) {
 	switch {
 	case !strings.HasPrefix(cfg.ControlPlane, "https://"):
 		return nil, fmt.Errorf("identity: JoinConfig.ControlPlane %q must be an https:// URL", cfg.ControlPlane)
 	case cfg.Service == "":
 		return nil, errors.New("identity: JoinConfig.Service is required")
-	case cfg.Token == "":
-		return nil, errors.New("identity: JoinConfig.Token is required (create one with 'rampart token create')")
+	case cfg.Token == "" && cfg.Dir == "":
+		return nil, errors.New("identity: JoinConfig.Token is required without JoinConfig.Dir (create one with 'rampart token create')")
 	}
 	roots := x509.NewCertPool()
 	if !roots.AppendCertsFromPEM(cfg.ControlPlaneBundle) {
@@ -99,6 +144,34 @@ func Join(ctx context.Context, cfg JoinConfig) (*CASource, error) {
 	s := &CASource{cfg: cfg, roots: roots, log: cfg.Logger, done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	why := "it keeps no SVID (JoinConfig.Dir is not set)"
+	if cfg.Dir != "" {
+		if err := prepareDir(cfg.Dir); err != nil {
+			return nil, err
+		}
+		p, err := load(cfg.Dir, cfg.Service)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case p == nil:
+			why = "no SVID is saved in " + cfg.Dir
+		case !cfg.Now().Before(p.svid.Certificates[0].NotAfter):
+			why = fmt.Sprintf("the SVID saved in %s expired at %s", cfg.Dir, p.svid.Certificates[0].NotAfter.UTC().Format(time.RFC3339))
+		default:
+			started, err := s.resume(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			if started {
+				return s, nil
+			}
+			why = fmt.Sprintf("the control plane refused the SVID saved in %s", cfg.Dir)
+		}
+	}
+	if cfg.Token == "" {
+		return nil, s.needToken(why, nil)
 	}
 	req := struct {
 		Token   string `json:"token"`
@@ -115,12 +188,109 @@ func Join(ctx context.Context, cfg JoinConfig) (*CASource, error) {
 	}}
 	defer client.CloseIdleConnections()
 	if err := s.exchange(ctx, client, "/v1/svid", req, key); err != nil {
+		if errors.Is(err, ErrRevoked) {
+			return nil, s.revoked(err)
+		}
+		if errors.Is(err, ErrTokenUsed) || errors.Is(err, ErrTokenExpired) || errors.Is(err, ErrTokenRevoked) || errors.Is(err, ErrTokenUnknown) {
+			return nil, s.needToken(why, err)
+		}
 		return nil, err
 	}
+	if err := s.save(); err != nil {
+		return nil, err
+	}
+	s.start(false)
+	return s, nil
+}
+
+// resume starts s on a persisted SVID that is still valid: renewed with it
+// now if the control plane answers, kept as it is (and renewed later) if
+// it cannot be reached. It returns false, nil if the control plane
+// refused the SVID, for Join to fall back to the token.
+func (s *CASource) resume(ctx context.Context, p *persisted) (started bool, err error) {
+	s.mu.Lock()
+	s.svid, s.bundle, s.td = p.svid, p.bundle, p.svid.ID.TrustDomain()
+	s.got = p.svid.Certificates[0].NotBefore
+	s.mu.Unlock()
+	err = s.renew(ctx)
+	switch {
+	case err == nil:
+		s.log.Info("rampart: SVID renewed with the one saved before the restart", "service", s.cfg.Service, "dir", s.cfg.Dir)
+		s.start(false)
+		return true, nil
+	case errors.Is(err, ErrRevoked):
+		return false, s.revoked(err)
+	case refused(err):
+		s.log.Warn("rampart: the control plane refused the saved SVID", "service", s.cfg.Service, "dir", s.cfg.Dir, "err", err)
+		s.mu.Lock()
+		s.svid, s.bundle = nil, nil
+		s.mu.Unlock()
+		return false, nil
+	case ctx.Err() != nil:
+		return false, err
+	}
+	s.log.Warn("rampart: control plane unreachable; serving with the SVID saved before the restart until it can be renewed",
+		"service", s.cfg.Service, "dir", s.cfg.Dir, "expires", p.svid.Certificates[0].NotAfter, "err", err)
+	s.start(true)
+	return true, nil
+}
+
+// needToken is Join's error when it has no SVID to renew with and no token
+// that works, in one line for the operator.
+func (s *CASource) needToken(why string, tokenErr error) error {
+	token := "no join token was given (JoinConfig.Token)"
+	switch {
+	case errors.Is(tokenErr, ErrTokenUsed):
+		token = "the join token is used up"
+	case errors.Is(tokenErr, ErrTokenExpired):
+		token = "the join token has expired"
+	case errors.Is(tokenErr, ErrTokenRevoked):
+		token = "the join token was revoked"
+	case errors.Is(tokenErr, ErrTokenUnknown):
+		token = "the join token is unknown to the control plane"
+	}
+	return &lineError{
+		msg: fmt.Sprintf("identity: service %s needs a new join token: %s, and %s; create one with 'rampart token create %s' (with -uses N for N replicas) and start the service with it",
+			s.cfg.Service, why, token, s.cfg.Service),
+		errs: []error{ErrNeedToken, tokenErr},
+	}
+}
+
+// revoked is Join's error for a revoked service, in one line.
+func (s *CASource) revoked(err error) error {
+	return &lineError{
+		msg: fmt.Sprintf("identity: service %s was revoked by an admin: the control plane refuses its SVIDs and join tokens until an admin runs 'rampart services reinstate %s'",
+			s.cfg.Service, s.cfg.Service),
+		errs: []error{err},
+	}
+}
+
+// lineError is an error for the operator, in one line, that still wraps
+// its causes for errors.Is.
+type lineError struct {
+	msg  string
+	errs []error
+}
+
+func (e *lineError) Error() string   { return e.msg }
+func (e *lineError) Unwrap() []error { return e.errs }
+
+// start runs the renewal loop; failing says the last renewal failed.
+func (s *CASource) start(failing bool) {
 	rctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	go s.renewLoop(rctx)
-	return s, nil
+	go s.renewLoop(rctx, failing)
+}
+
+// save persists the current SVID in JoinConfig.Dir, if set.
+func (s *CASource) save() error {
+	if s.cfg.Dir == "" {
+		return nil
+	}
+	s.mu.RLock()
+	svid, bundle := s.svid, s.bundle
+	s.mu.RUnlock()
+	return save(s.cfg.Dir, svid, bundle)
 }
 
 func newCSR() (*ecdsa.PrivateKey, []byte, error) {
@@ -215,15 +385,25 @@ func apiError(path string, status int, body []byte) error {
 		kind = ErrTokenUsed
 	case "token_expired":
 		kind = ErrTokenExpired
+	case "token_revoked":
+		kind = ErrTokenRevoked
 	case "token_wrong_service":
 		kind = ErrWrongService
 	case "service_revoked":
 		kind = ErrRevoked
+	case "svid_expired", "svid_untrusted":
+		kind = errSVIDRefused
 	}
+	var err error
 	if kind != nil {
-		return fmt.Errorf("%w (%s: %d %s)", kind, path, status, msg)
+		err = fmt.Errorf("%w (%s: %d %s)", kind, path, status, msg)
+	} else {
+		err = fmt.Errorf("identity: %s: %d %s", path, status, msg)
 	}
-	return fmt.Errorf("identity: %s: %d %s", path, status, msg)
+	if status/100 == 4 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests {
+		return &refusal{err}
+	}
+	return err
 }
 
 // GetX509SVID returns the current SVID.
@@ -251,7 +431,8 @@ func (s *CASource) TrustDomain() spiffeid.TrustDomain {
 	return s.td
 }
 
-// Renewals returns how many times the SVID was renewed.
+// Renewals returns how many times the SVID was renewed; a start that
+// renewed with the SVID saved in JoinConfig.Dir counts one.
 func (s *CASource) Renewals() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -282,10 +463,9 @@ func (s *CASource) Close() error {
 
 // renewLoop renews at half-life; on failure it retries with backoff and
 // keeps the current SVID, warning as expiry nears.
-func (s *CASource) renewLoop(ctx context.Context) {
+func (s *CASource) renewLoop(ctx context.Context, failing bool) {
 	defer close(s.done)
 	retry := s.cfg.RetryInterval
-	failing := false
 	for {
 		s.mu.RLock()
 		leaf, got := s.svid.Certificates[0], s.got
@@ -352,5 +532,11 @@ func (s *CASource) renew(ctx context.Context) error {
 	s.mu.Lock()
 	s.renews++
 	s.mu.Unlock()
+	if err := s.save(); err != nil {
+		// The new SVID serves; only a restart after the saved one
+		// expires will need a token.
+		s.log.Error("rampart: SVID renewed but not saved; a restart after the saved one expires will need a new join token",
+			"service", s.cfg.Service, "dir", s.cfg.Dir, "err", err)
+	}
 	return nil
 }

@@ -17,22 +17,42 @@ import (
 )
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return usageError{"usage: rampart token create [-ttl 1h] SERVICE"}
+	const use = "usage: rampart token create|list|revoke"
+	if len(args) == 0 {
+		return usageError{use}
 	}
+	switch args[0] {
+	case "create":
+		return tokenCreate(ctx, args[1:], stdout, stderr)
+	case "list", "ls":
+		return tokenList(ctx, args[1:], stdout, stderr)
+	case "revoke":
+		return tokenRevoke(ctx, args[1:], stdout, stderr)
+	}
+	return usageError{fmt.Sprintf("unknown token command %q; %s", args[0], use)}
+}
+
+func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cf := addClientFlags(fs)
-	ttl := fs.Duration("ttl", 0, "how long the token is valid (default 1h)")
-	pos, err := parseFlags(fs, args[1:], 1)
+	ttl := fs.Duration("ttl", 0, "how long the token is valid (default 1h, at most 168h)")
+	uses := fs.Int("uses", 1, "how many processes may join with it: one per replica")
+	pos, err := parseFlags(fs, args, 1)
 	if err != nil {
+		if _, ok := err.(usageError); ok {
+			return usageError{err.Error() + ": SERVICE"}
+		}
 		return err
+	}
+	if *uses < 1 || *uses > store.MaxJoinTokenUses {
+		return usageError{fmt.Sprintf("-uses %d: want 1 to %d", *uses, store.MaxJoinTokenUses)}
 	}
 	c, err := cf.client()
 	if err != nil {
 		return err
 	}
-	req := control.TokenRequest{Service: pos[0]}
+	req := control.TokenRequest{Service: pos[0], Uses: *uses}
 	if *ttl != 0 {
 		req.TTL = ttl.String()
 	}
@@ -45,8 +65,97 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return printJSON(stdout, raw)
 	}
 	fmt.Fprintln(stdout, tok.Token)
-	fmt.Fprintf(stderr, "Join token for service %s, single use, expires %s. It is shown only once.\n",
-		tok.Service, tok.Expires.Local().Format(time.RFC3339))
+	n := "single use"
+	if tok.Uses > 1 {
+		n = fmt.Sprintf("%d uses", tok.Uses)
+	}
+	fmt.Fprintf(stderr, "Join token %s for service %s, %s, expires %s. It is shown only once.\n",
+		tok.ID, tok.Service, n, tok.Expires.Local().Format(time.RFC3339))
+	return nil
+}
+
+func tokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token list", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs)
+	service := fs.String("service", "", "only the tokens of this service")
+	all := fs.Bool("all", false, "include used-up, expired and revoked tokens")
+	if _, err := parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *service != "" {
+		q.Set("service", *service)
+	}
+	if *all {
+		q.Set("all", "true")
+	}
+	var list control.TokenList
+	raw, err := c.do(ctx, "GET", "/v1/tokens?"+q.Encode(), nil, &list)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return printJSON(stdout, raw)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSERVICE\tUSES LEFT\tEXPIRES\tLAST USED\tSTATE")
+	now := time.Now()
+	for _, t := range list.Tokens {
+		last := "-"
+		if !t.LastUsed.IsZero() {
+			last = t.LastUsed.Local().Format(time.DateTime)
+		}
+		state := "usable"
+		switch {
+		case !t.Revoked.IsZero():
+			state = "revoked " + t.Revoked.Local().Format(time.DateTime)
+		case t.UsesLeft == 0:
+			state = "used up"
+		case !now.Before(t.Expires):
+			state = "expired"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d of %d\t%s\t%s\t%s\n", t.ID, t.Service, t.UsesLeft, t.Uses, t.Expires.Local().Format(time.DateTime), last, state)
+	}
+	return tw.Flush()
+}
+
+func tokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs)
+	ids, err := parseFlags(fs, args, -1)
+	if err != nil {
+		return err
+	}
+	if len(ids) == 0 {
+		return usageError{"token revoke takes one or more token ids (see 'rampart token list')"}
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	revoked := []store.JoinToken{}
+	for _, id := range ids {
+		var tok store.JoinToken
+		if _, err := c.do(ctx, "POST", "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil, &tok); err != nil {
+			if len(revoked) > 0 {
+				return fmt.Errorf("token %s: %w (revoked before it: %d)", id, err, len(revoked))
+			}
+			return fmt.Errorf("token %s: %w", id, err)
+		}
+		revoked = append(revoked, tok)
+		if !c.json {
+			fmt.Fprintf(stdout, "revoked %s (service %s, %d of %d uses were left)\n", tok.ID, tok.Service, tok.UsesLeft, tok.Uses)
+		}
+	}
+	if c.json {
+		return json.NewEncoder(stdout).Encode(control.TokenList{Tokens: revoked})
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -219,6 +220,43 @@ func TestClientCommandsAgainstARealServer(t *testing.T) {
 		}
 		if _, err := cp.cli(t, "token", "create", "Not_A_Name"); err == nil || !strings.Contains(err.Error(), "HTTP 400") {
 			t.Errorf("invalid service name: %v", err)
+		}
+	})
+
+	t.Run("tokens of several uses are listed without their secret and revoked", func(t *testing.T) {
+		out, err := cp.cli(t, "token", "create", "-uses", "3", "-o", "json", "replicas")
+		var tok control.TokenResponse
+		if err != nil || json.Unmarshal([]byte(out), &tok) != nil || tok.Uses != 3 || tok.ID == "" {
+			t.Fatalf("token create -uses 3: %q, %v", out, err)
+		}
+		out, err = cp.cli(t, "tokens", "list", "-service", "replicas")
+		if err != nil || !strings.HasPrefix(out, "ID") || !strings.Contains(out, tok.ID) || !strings.Contains(out, "3 of 3") || !strings.Contains(out, "usable") {
+			t.Fatalf("tokens list: %q, %v", out, err)
+		}
+		if secret := tok.Token[strings.Index(tok.Token, ".")+1:]; strings.Contains(out, secret) {
+			t.Fatalf("tokens list shows the secret: %q", out)
+		}
+		out, err = cp.cli(t, "token", "revoke", tok.ID)
+		if err != nil || !strings.Contains(out, "revoked "+tok.ID) || !strings.Contains(out, "3 of 3 uses were left") {
+			t.Fatalf("token revoke: %q, %v", out, err)
+		}
+		if out, err := cp.cli(t, "token", "list", "-service", "replicas"); err != nil || strings.Contains(out, tok.ID) {
+			t.Errorf("token list after revoke: %q, %v; want it gone from the usable ones", out, err)
+		}
+		out, err = cp.cli(t, "token", "list", "-all", "-o", "json")
+		var list control.TokenList
+		if err != nil || json.Unmarshal([]byte(out), &list) != nil || !slices.ContainsFunc(list.Tokens, func(t store.JoinToken) bool { return t.ID == tok.ID && !t.Revoked.IsZero() }) {
+			t.Errorf("token list -all -o json: %q, %v", out, err)
+		}
+		if _, err := cp.cli(t, "token", "revoke", "0123456789abcdef"); err == nil || !strings.Contains(err.Error(), "HTTP 404") {
+			t.Errorf("revoking an unknown token: %v, want a 404", err)
+		}
+		var ue usageError
+		if _, err := cp.cli(t, "token", "create", "-uses", "0", "replicas"); !errors.As(err, &ue) {
+			t.Errorf("-uses 0: %v, want a usage error", err)
+		}
+		if _, err := cp.cli(t, "token", "revoke"); !errors.As(err, &ue) {
+			t.Errorf("revoke without an id: %v, want a usage error", err)
 		}
 	})
 

@@ -47,12 +47,13 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		token = strings.TrimSpace(string(raw))
 	}
-	if token == "" {
-		return fmt.Errorf("gateway: no join token: set control_plane.join_token_file or RAMPART_JOIN_TOKEN (create one with 'rampart token create %s')", cfg.ControlPlane.Service)
+	if token == "" && cfg.ControlPlane.IdentityDir == "" {
+		return fmt.Errorf("gateway: no join token: set control_plane.join_token_file or RAMPART_JOIN_TOKEN (create one with 'rampart token create %s'), and control_plane.identity_dir to need it only once", cfg.ControlPlane.Service)
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, nil))
 	src, err := identity.Join(ctx, identity.JoinConfig{
 		ControlPlane: cfg.ControlPlane.URL, ControlPlaneBundle: bundle, Service: cfg.ControlPlane.Service, Token: token, Logger: logger,
+		Dir: cfg.ControlPlane.IdentityDir,
 	})
 	if err != nil {
 		return fmt.Errorf("gateway: join the control plane: %w", err)

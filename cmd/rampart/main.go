@@ -7,7 +7,8 @@
 //     server serves the control-plane API over TLS from one.
 //   - gateway runs the edge gateway that a gateway.yaml describes.
 //   - token, decisions, policy, events and services administer a running
-//     control plane over its API: join tokens, the decisions that refuse
+//     control plane over its API: join tokens (created with a number of
+//     uses, listed, revoked), the decisions that refuse
 //     or slow an actor, the authorization policy, the security events, and
 //     the service inventory and its revocations. They print tables, or
 //     JSON with -o json.
@@ -52,8 +53,13 @@ Usage:
                                  or RAMPART_CA_KEK), and detect abuse in the events it stores
   rampart gateway [-c gateway.yaml]
                                  run the edge gateway: WAF, authentication, decisions, actor tokens
-  rampart token create [-ttl 1h] SERVICE
-                                 create a single-use join token for a service
+  rampart token create [-ttl 1h] [-uses 1] SERVICE
+                                 create a join token for a service: -uses N lets N replicas
+                                 join with it (a restarted service renews with its persisted
+                                 SVID and needs no new token)
+  rampart token list [-service S] [-all]
+                                 list join tokens: id, service, uses left, expiry (never the secret)
+  rampart token revoke ID...     refuse the remaining uses of join tokens
   rampart decisions add [-action block] [-ttl D] [-reason R] [-force] SCOPE VALUE
                                  block an actor (SCOPE: ip, cidr, user, session)
   rampart decisions list [-all]  list decisions
@@ -114,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return noHelpErr(runServer(ctx, args[1:], stdout, stderr))
 	case "gateway":
 		return runGateway(ctx, args[1:], stdout, stderr)
-	case "token":
+	case "token", "tokens":
 		return noHelpErr(runToken(ctx, args[1:], stdout, stderr))
 	case "decisions":
 		return noHelpErr(runDecisions(ctx, args[1:], stdout, stderr))

@@ -66,51 +66,8 @@ type EventPage struct {
 }
 
 func (h *Handler) getEvents(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	if err := onlyParams(q, "since", "until", "kind", "service", "actor_ip", "actor_user", "session_hash", "trace_id", "limit", "cursor", "order", "actor_verified", "actor_user_verified"); err != nil {
-		return err
-	}
-	f := store.EventFilter{
-		Kind: q.Get("kind"), Service: q.Get("service"), ActorIP: q.Get("actor_ip"),
-		ActorUser: q.Get("actor_user"), SessionHash: q.Get("session_hash"), TraceID: q.Get("trace_id"),
-	}
-	var err error
-	if s := q.Get("actor_verified"); s != "" {
-		if f.ActorVerified, err = strconv.ParseBool(s); err != nil {
-			return badRequest("actor_verified", "actor_verified must be true or false")
-		}
-	}
-	if s := q.Get("actor_user_verified"); s != "" {
-		if f.ActorUserVerified, err = strconv.ParseBool(s); err != nil {
-			return badRequest("actor_user_verified", "actor_user_verified must be true or false")
-		}
-	}
-	if f.Since, err = timeParam(q, "since", h.cfg.Now()); err != nil {
-		return err
-	}
-	if f.Until, err = timeParam(q, "until", h.cfg.Now()); err != nil {
-		return err
-	}
-	if s := q.Get("limit"); s != "" {
-		if f.Limit, err = strconv.Atoi(s); err != nil || f.Limit <= 0 {
-			return badRequest("limit", "limit must be a positive integer")
-		}
-	}
-	if s := q.Get("cursor"); s != "" {
-		c, err := store.ParseCursor(s)
-		if err != nil {
-			return err
-		}
-		f.After = &c
-	}
-	switch q.Get("order") {
-	case "", "asc":
-	case "desc":
-		f.Reverse = true
-	default:
-		return badRequest("order", "order must be asc or desc")
-	}
-	if f, err = store.ValidateEventFilter(f); err != nil {
+	f, err := ParseEventQuery(r.URL.Query(), h.cfg.Now())
+	if err != nil {
 		return err
 	}
 	events, err := h.cfg.Store.QueryEvents(r.Context(), f)
@@ -260,43 +217,6 @@ func (h *Handler) deleteDecision(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// TokenRequest is the body of POST /v1/tokens.
-type TokenRequest struct {
-	Service string `json:"service"`
-	TTL     string `json:"ttl,omitempty"` // a Go duration; "" means store.DefaultJoinTokenTTL
-}
-
-// TokenResponse is the response to POST /v1/tokens: the only time the
-// token's plaintext is shown.
-type TokenResponse struct {
-	Token   string    `json:"token"`
-	Service string    `json:"service"`
-	Expires time.Time `json:"expires"`
-}
-
-func (h *Handler) postToken(w http.ResponseWriter, r *http.Request) error {
-	var req TokenRequest
-	if err := decodeJSON(w, r, h.cfg.MaxBodyBytes, &req); err != nil {
-		return err
-	}
-	if err := ca.ValidateServiceName(req.Service); err != nil {
-		return badRequest("service", err.Error())
-	}
-	var ttl time.Duration
-	if req.TTL != "" {
-		var err error
-		if ttl, err = time.ParseDuration(req.TTL); err != nil || ttl <= 0 {
-			return badRequest("ttl", "ttl must be a positive duration such as 15m or 1h")
-		}
-	}
-	plain, tok, err := h.cfg.Store.CreateJoinToken(r.Context(), req.Service, ttl)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, TokenResponse{Token: plain, Service: tok.Service, Expires: tok.Expires})
-	return nil
-}
-
 // SVIDRequest is the body of POST /v1/svid: a service joins with its join
 // token and a CSR for a key it generated.
 type SVIDRequest struct {
@@ -324,7 +244,7 @@ func (h *Handler) postSVID(w http.ResponseWriter, r *http.Request) error {
 	if req.Token == "" {
 		return badRequest("token", "token is missing")
 	}
-	if _, err := store.HashJoinToken(req.Token); err != nil {
+	if _, _, err := store.ParseJoinToken(req.Token); err != nil {
 		return err // not in the format of a token: forged or mistyped
 	}
 	csr, err := base64.StdEncoding.DecodeString(req.CSR)

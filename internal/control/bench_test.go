@@ -88,7 +88,7 @@ func BenchmarkJoin(b *testing.B) {
 		b.StopTimer()
 		if len(tokens) == 0 {
 			for range cap(tokens) {
-				tok, _, err := e.store.CreateJoinToken(b.Context(), "api", time.Hour)
+				tok, _, err := e.store.CreateJoinToken(b.Context(), store.JoinTokenSpec{Service: "api", TTL: time.Hour})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -9,14 +9,16 @@
 // join token):
 //
 //	POST   /v1/events                 A S  a batch of events, idempotent by event id
-//	GET    /v1/events                 A    ?since= &until= &kind= &service= &actor_ip= &trace_id= &limit= &cursor= &order=
+//	GET    /v1/events                 A    ?since= &until= &kind=… &service=… &action= &attacks= &actor= &actor_cidr= &trace_id= &limit= &cursor= &order= (ParseEventQuery)
 //	POST   /v1/decisions              A    create a decision
 //	GET    /v1/decisions[/{id}]       A S  ?expired=true to include expired ones; a service: those it enforces
 //	DELETE /v1/decisions/{id}         A
 //	PUT    /v1/policy                 A    YAML body (application/yaml), ?base=VERSION
 //	GET    /v1/policy                 A S  ?version=N, latest by default; a service: its slice (PolicyView)
 //	GET    /v1/watch                  A S  ?since=REVISION: changes as soon as there are any (long poll)
-//	POST   /v1/tokens                 A    a join token for a service, shown once
+//	POST   /v1/tokens                 A    a join token for a service (uses, ttl), shown once
+//	GET    /v1/tokens                 A    ?service= &all=true: the join tokens, never their secrets
+//	POST   /v1/tokens/{id}/revoke     A    refuse the token's remaining uses
 //	POST   /v1/svid                   J    join: the token and a CSR give an SVID and the bundle
 //	POST   /v1/svid/renew             S    a new SVID for the same service, refused once revoked
 //	GET    /v1/bundle                      X.509 bundle and actor-token JWKS
@@ -31,6 +33,14 @@
 //	GET    /v1/decisions/{id}/explain A    the decision, its alert and evidence events
 //	GET    /v1/scenarios              A    the detection scenarios in force
 //	POST   /v1/scenarios/replay       A    what scenarios would raise over stored events
+//	GET    /v1/events/{id}            A    the event, with related events of its trace and actor
+//	GET    /v1/stats/overview         A    ?range= &buckets= &top=: the dashboard's overview, counted by the store
+//	GET    /v1/actors/timeline        A    ?actor=ip:ADDR|cidr:NET|user:ID|session:HASH &cursor= &limit=
+//	GET    /v1/graph                  A    ?range=: services, who may call and was seen calling whom, attacks
+//	GET    /v1/services/{name}        A    ?range=: a service's inventory gathered from its instances
+//	GET    /v1/policy/versions        A    ?before= &limit=: the policy's versions, newest first
+//	GET    /v1/policy/diff            A    ?from= &to=: the unified diff between two versions
+//	POST   /v1/policy/dryrun          A    YAML body, ?range=: the recent calls a proposed policy would decide otherwise
 //
 // Endpoints authenticate their callers three ways: the admin token as a
 // bearer token (everything but joining and the signing key); a service's SVID as the TLS client
@@ -256,6 +266,8 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("GET /v1/decisions/{id}", h.agent(h.getDecision))
 	h.mux.Handle("DELETE /v1/decisions/{id}", admin(h.deleteDecision))
 	h.mux.Handle("POST /v1/tokens", admin(h.postToken))
+	h.mux.Handle("GET /v1/tokens", admin(h.getTokens))
+	h.mux.Handle("POST /v1/tokens/{id}/revoke", admin(h.revokeToken))
 	h.mux.Handle("PUT /v1/policy", admin(h.putPolicy))
 	h.mux.Handle("GET /v1/policy", h.agent(h.getPolicy))
 	h.mux.Handle("GET /v1/watch", h.agent(anyCaller(h.watch)))
@@ -275,6 +287,7 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.Handle("GET /v1/decisions/{id}/explain", admin(h.explainDecision))
 	h.mux.Handle("GET /v1/scenarios", admin(h.getScenarios))
 	h.mux.Handle("POST /v1/scenarios/replay", admin(h.replay))
+	h.routeDashboard(admin)
 	return h, nil
 }
 

@@ -51,6 +51,7 @@ const (
 	CodeTokenUnknown      = "token_unknown"
 	CodeTokenUsed         = "token_used"
 	CodeTokenExpired      = "token_expired"
+	CodeTokenRevoked      = "token_revoked"
 	CodeTokenWrongService = "token_wrong_service"
 	CodeServiceRevoked    = "service_revoked"
 	CodeSVIDExpired       = "svid_expired"   // renewal with an expired SVID
@@ -85,9 +86,11 @@ func classify(err error) *apiError {
 	case errors.Is(err, store.ErrTokenUnknown):
 		return e(http.StatusUnauthorized, CodeTokenUnknown, "join token unknown: it was never issued or is mistyped")
 	case errors.Is(err, store.ErrTokenUsed):
-		return e(http.StatusConflict, CodeTokenUsed, "join token already used: create a new one with 'rampart token create'")
+		return e(http.StatusConflict, CodeTokenUsed, "join token used up (every use it allowed is spent): create a new one with 'rampart token create'")
 	case errors.Is(err, store.ErrTokenExpired):
 		return e(http.StatusGone, CodeTokenExpired, "join token expired: create a new one with 'rampart token create'")
+	case errors.Is(err, store.ErrTokenRevoked):
+		return e(http.StatusForbidden, CodeTokenRevoked, "join token revoked by an admin: create a new one with 'rampart token create'")
 	case errors.Is(err, store.ErrTokenWrongService):
 		return e(http.StatusForbidden, CodeTokenWrongService, "join token was created for another service")
 	case errors.Is(err, ca.ErrSVIDExpired):

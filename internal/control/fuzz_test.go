@@ -13,6 +13,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/control"
+	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/sqlite"
 )
 
@@ -33,7 +34,7 @@ func FuzzSVIDEndpoint(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	tok, _, err := s.CreateJoinToken(context.Background(), "api", time.Hour)
+	tok, _, err := s.CreateJoinToken(context.Background(), store.JoinTokenSpec{Service: "api", TTL: time.Hour})
 	if err != nil {
 		f.Fatal(err)
 	}

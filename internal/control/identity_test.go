@@ -118,7 +118,7 @@ func TestRefusedJoinTokensGetDistinctErrors(t *testing.T) {
 	// …and the token stays good for its own service.
 	decode[control.SVIDResponse](t, e.join(t, forWeb, "web", csr), http.StatusCreated)
 
-	forged, _ := store.NewJoinToken() // well formed, never issued
+	forged, _, _ := store.NewJoinToken() // well formed, never issued
 	wantError(t, e.join(t, forged, "api", csr), http.StatusUnauthorized, control.CodeTokenUnknown)
 	wantError(t, e.join(t, "rjt_"+strings.Repeat("A", 10), "api", csr), http.StatusUnauthorized, control.CodeTokenUnknown)
 	eb := wantError(t, e.join(t, "", "api", csr), http.StatusBadRequest, "invalid")

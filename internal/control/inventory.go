@@ -18,8 +18,11 @@ type Heartbeat struct {
 	Modules   []store.Module `json:"modules,omitempty"`
 	Routes    []string       `json:"routes,omitempty"`
 	Peers     []string       `json:"peers,omitempty"`
-	DBDrivers []string       `json:"db_drivers,omitempty"`
-	Exposed   bool           `json:"exposed,omitempty"`
+	// Callers are the calls received from other services, each "CALLER
+	// METHOD /pattern" (see store.Instance.Callers).
+	Callers   []string `json:"callers,omitempty"`
+	DBDrivers []string `json:"db_drivers,omitempty"`
+	Exposed   bool     `json:"exposed,omitempty"`
 }
 
 // postHeartbeat registers or refreshes an instance. A service
@@ -35,7 +38,7 @@ func (h *Handler) postHeartbeat(w http.ResponseWriter, r *http.Request, caller s
 	quota := store.InstanceQuota{Max: h.cfg.Quotas.InstancesPerService, LiveAfter: h.cfg.Now().Add(-h.cfg.StaleAfter)}
 	err := h.cfg.Store.HeartbeatQuota(r.Context(), store.Instance{
 		Service: hb.Service, ID: hb.ID, Version: hb.Version, GoVersion: hb.GoVersion, Modules: hb.Modules,
-		Routes: hb.Routes, Peers: hb.Peers, DBDrivers: hb.DBDrivers, Exposed: hb.Exposed,
+		Routes: hb.Routes, Peers: hb.Peers, DBDrivers: hb.DBDrivers, Exposed: hb.Exposed, Callers: hb.Callers,
 	}, quota)
 	if errors.Is(err, store.ErrQuota) {
 		// A slot frees when the instance seen longest ago goes stale.

@@ -48,7 +48,7 @@ const (
 // Requests made with the admin token are never held to these quotas: the
 // admin must be able to act (revoke the misbehaving service) while a
 // service misbehaves. Joining (a join token, no identity yet) is not either;
-// a join token is single use.
+// a join token allows the few uses an admin gave it.
 //
 // The instance quota is kept in the store, so it holds across replicas
 // (store.Store.HeartbeatQuota). The others are counted by each replica in

@@ -38,7 +38,7 @@ func trusting(t *testing.T, dir string) *http.Client {
 	roots.AppendCertsFromPEM(pem)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	return &http.Client{Transport: tr, Timeout: time.Minute}
 }
 
 func TestServerServesUntilShutdownThenReleasesItsStore(t *testing.T) {
@@ -60,7 +60,7 @@ func TestServerServesUntilShutdownThenReleasesItsStore(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET /v1/bundle: %s", resp.Status)
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
 		}

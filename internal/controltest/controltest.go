@@ -42,6 +42,9 @@ type Config struct {
 	// Quotas per service identity; the zero value is the control plane's
 	// defaults.
 	Quotas control.Quotas
+	// PostgresDSN, if set, stores in PostgreSQL (e.g. a schema of
+	// storetest.PostgresSchema) instead of SQLite in the data directory.
+	PostgresDSN string
 }
 
 // ControlPlane is a control plane serving on 127.0.0.1.
@@ -100,7 +103,8 @@ func (c *ControlPlane) newClient() *http.Client {
 }
 
 func (c *ControlPlane) start(addr string) error {
-	cfg := control.ServerConfig{Dir: c.Dir, Addr: addr, SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout, Quotas: c.cfg.Quotas}
+	cfg := control.ServerConfig{Dir: c.Dir, Addr: addr, SVIDTTL: c.cfg.SVIDTTL, WatchTimeout: c.cfg.WatchTimeout, Quotas: c.cfg.Quotas,
+		PostgresDSN: c.cfg.PostgresDSN}
 	var srv *control.Server
 	var err error
 	// A restarted control plane comes back on its address; the port may
@@ -149,13 +153,18 @@ func (c *ControlPlane) Restart(t testing.TB) {
 	}
 }
 
-// JoinToken creates a join token for service.
+// JoinToken creates a single-use join token for service.
 func (c *ControlPlane) JoinToken(t testing.TB, service string) string {
 	t.Helper()
-	var got struct {
-		Token string `json:"token"`
-	}
-	c.MustDo(t, http.MethodPost, "/v1/tokens", map[string]string{"service": service}, http.StatusCreated, &got)
+	return c.JoinTokenUses(t, service, 1)
+}
+
+// JoinTokenUses creates a join token for service that uses processes may
+// join with.
+func (c *ControlPlane) JoinTokenUses(t testing.TB, service string, uses int) string {
+	t.Helper()
+	var got control.TokenResponse
+	c.MustDo(t, http.MethodPost, "/v1/tokens", control.TokenRequest{Service: service, Uses: uses}, http.StatusCreated, &got)
 	return got.Token
 }
 

@@ -33,8 +33,8 @@ func loadBalancer(t *testing.T, gatewayURL string) string {
 // address local (Linux routes all of 127.0.0.0/8 to lo), so that the load
 // balancer sees distinct clients.
 func clientAt(local string) *http.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: time.Minute}
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: d.DialContext}}
 }
 
 // TestForwardedHeaderCannotMakeTheLoadBalancerTheClient is issue 10, item
@@ -77,13 +77,13 @@ func TestForwardedHeaderCannotMakeTheLoadBalancerTheClient(t *testing.T) {
 
 	// An IP block on the client holds whatever Forwarded header it sends.
 	p.cp.AddDecision(t, controltest.Decision{Scope: "ip", Value: "127.0.0.2", Action: "block", Reason: "issue 10 item 1"})
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		if status, _ := get(mallory, "/api/items", ""); status == http.StatusForbidden {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the block on 127.0.0.2 was not enforced after 20 s")
+			t.Fatal("the block on 127.0.0.2 was not enforced after a minute")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -128,7 +128,7 @@ func TestTrustedProxyWithoutAUsableAddressIsRefused(t *testing.T) {
 	routes := "routes:\n" + p.route("shop", "/", "")
 	xffGateway := serveGateway(t, p.cp, "trusted_proxies: [127.0.0.1/32]\n"+routes, time.Second, true)
 	fwdGateway := serveGateway(t, p.cp, "trusted_proxies: [127.0.0.1/32]\ntrusted_proxy_header: Forwarded\n"+routes, time.Second, true)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	for _, c := range []struct {
 		name, base, header, value string
 	}{

@@ -33,6 +33,7 @@ import (
 //	  bundle: /etc/rampart/bundle.pem # verifies the control plane and the upstreams
 //	  service: gateway                # the gateway's service name (its SVID)
 //	  join_token_file: /run/secrets/rampart-join-token
+//	  identity_dir: /var/lib/rampart-gateway/identity # the SVID and key saved: restarts renew with them, no new token
 //	trusted_proxies: [10.0.0.0/8]     # whose forwarding header to believe
 //	trusted_proxy_header: X-Forwarded-For # the one they write: X-Forwarded-For (default), Forwarded or X-Real-IP
 //	limits: {max_header_bytes: 32768, max_body_bytes: 10485760, read_header_timeout: 5s,
@@ -85,6 +86,10 @@ type ControlPlane struct {
 	Bundle        string `yaml:"bundle"`
 	Service       string `yaml:"service"`
 	JoinTokenFile string `yaml:"join_token_file"`
+	// IdentityDir, if set, keeps the gateway's SVID and key
+	// (identity.JoinConfig.Dir): a restarted gateway renews with them and
+	// needs a join token only if they are gone or expired.
+	IdentityDir string `yaml:"identity_dir"`
 }
 
 // Limits bound what clients may send and how long they may take.

@@ -101,8 +101,8 @@ func serveGatewayAs(t testing.TB, cp *controltest.ControlPlane, src identity.Sou
 	if waitReady {
 		select {
 		case <-g.Ready():
-		case <-time.After(10 * time.Second):
-			t.Fatal("gateway not ready after 10 s")
+		case <-time.After(time.Minute):
+			t.Fatal("gateway not ready after a minute")
 		}
 	}
 	return sg
@@ -125,25 +125,30 @@ func (sg *servedGateway) stop(t testing.TB, within time.Duration) error {
 // proxyEnv is a control plane and service "shop" with the handlers the
 // proxy tests need besides the echo of gateway_test.go:
 //
-//	/stream?n=N&every=D&type=T&first=F&pad=P
+//	/stream?n=N&every=D&type=T&first=F&pad=P&lockstep=1
 //	                            N chunks ("data: i\n\n", P bytes longer), flushed,
-//	                            one every D, the first after F
+//	                            one every D, the first after F; with lockstep, each
+//	                            after the test said (on received) that the client
+//	                            has the one before
 //	/ws                         the server half of an RFC 6455 handshake, then an echo of raw bytes
 //	/slow?d=D                   answers after D (or when the request is cancelled)
+//	/held                       answers once the test closes release (or when the request is cancelled)
 type proxyEnv struct {
 	cp   *controltest.ControlPlane
 	shop *upstream
 
-	streamed   atomic.Int64  // chunks /stream has written and flushed
+	streamed   atomic.Int64  // chunks /stream has begun to write
+	received   chan struct{} // the test sends when its client has a chunk of a lockstep /stream
 	streamDone chan error    // receives when a /stream ends: nil if it wrote every chunk
-	arrived    chan string   // the path of each /slow request, when it arrives
+	arrived    chan string   // the path of each /slow or /held request, when it arrives
+	release    chan struct{} // closed by the test to let /held requests answer
 	upgrades   atomic.Int64  // connections /ws has upgraded
 	wsClosed   chan struct{} // receives when an upgraded connection ends
 }
 
 func newProxyEnv(t *testing.T) *proxyEnv {
 	t.Helper()
-	p := &proxyEnv{arrived: make(chan string, 16), wsClosed: make(chan struct{}, 16), streamDone: make(chan error, 16)}
+	p := &proxyEnv{arrived: make(chan string, 16), release: make(chan struct{}), received: make(chan struct{}, 1), wsClosed: make(chan struct{}, 16), streamDone: make(chan error, 16)}
 	p.cp = controltest.Start(t, controltest.Config{})
 	p.cp.ApplyPolicy(t, policyYAML)
 	p.shop = startUpstream(t, p.cp, "shop", func(mux *http.ServeMux) {
@@ -161,6 +166,17 @@ func newProxyEnv(t *testing.T) *proxyEnv {
 			case <-r.Context().Done():
 			}
 		})
+		mux.HandleFunc("/held", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case p.arrived <- r.URL.Path:
+			default:
+			}
+			select {
+			case <-p.release:
+				fmt.Fprintln(w, "released")
+			case <-r.Context().Done():
+			}
+		})
 	})
 	return p
 }
@@ -170,6 +186,7 @@ func (p *proxyEnv) stream(w http.ResponseWriter, r *http.Request) {
 	every, _ := time.ParseDuration(r.URL.Query().Get("every"))
 	first, _ := time.ParseDuration(r.URL.Query().Get("first"))
 	pad, _ := strconv.Atoi(r.URL.Query().Get("pad"))
+	lockstep := r.URL.Query().Get("lockstep") == "1"
 	w.Header().Set("Content-Type", r.URL.Query().Get("type"))
 	rc := http.NewResponseController(w)
 	var err error
@@ -190,11 +207,19 @@ func (p *proxyEnv) stream(w http.ResponseWriter, r *http.Request) {
 			err = r.Context().Err()
 			return
 		}
+		p.streamed.Add(1)
 		fmt.Fprintf(w, "data: %d%s\n\n", i, strings.Repeat("x", pad))
 		if err = rc.Flush(); err != nil {
 			return
 		}
-		p.streamed.Add(1)
+		if lockstep {
+			select {
+			case <-p.received:
+			case <-r.Context().Done():
+				err = r.Context().Err()
+				return
+			}
+		}
 	}
 }
 
@@ -240,7 +265,7 @@ func (p *proxyEnv) websocket(w http.ResponseWriter, r *http.Request) {
 // at addr and returns the upgraded connection and its reader.
 func dialWebSocket(t *testing.T, addr, path string) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	conn, err := net.DialTimeout("tcp", addr, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +273,7 @@ func dialWebSocket(t *testing.T, addr, path string) (net.Conn, *bufio.Reader) {
 	key := base64.StdEncoding.EncodeToString([]byte("sixteen byte key"))
 	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: chat.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
 		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nOrigin: http://chat.example.com\r\n\r\n", path, key)
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.SetReadDeadline(time.Now().Add(time.Minute))
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -271,7 +296,7 @@ func dialWebSocket(t *testing.T, addr, path string) (net.Conn, *bufio.Reader) {
 // echo writes msg on an upgraded connection and reads it back.
 func echo(t *testing.T, conn net.Conn, br *bufio.Reader, msg string) {
 	t.Helper()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.SetDeadline(time.Now().Add(time.Minute))
 	defer conn.SetDeadline(time.Time{})
 	if _, err := io.WriteString(conn, msg); err != nil {
 		t.Fatalf("write on the upgraded connection: %v", err)
@@ -289,12 +314,12 @@ func echo(t *testing.T, conn net.Conn, br *bufio.Reader, msg string) {
 // status line of the answer ("" if the connection closed without one).
 func rawRequest(t *testing.T, addr, raw string) string {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	conn, err := net.DialTimeout("tcp", addr, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.SetDeadline(time.Now().Add(time.Minute))
 	if _, err := io.WriteString(conn, raw); err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ services:
     upstream: %s
     service: catalog
 `, shop.url, catalog.url), time.Second, true)
-	c := &http.Client{Timeout: 10 * time.Second}
+	c := &http.Client{Timeout: time.Minute}
 	status := func(path string) int {
 		resp, err := c.Get(gw.url + path)
 		if err != nil {
@@ -57,10 +57,10 @@ services:
 	cp.MustDo(t, http.MethodPost, "/v1/services/shop/revoke", nil, http.StatusOK, nil)
 	// The gateway keeps its connection to shop alive: only closing it,
 	// and refusing a new handshake, turns the next call into a 502.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for status("/shop/a") != http.StatusBadGateway {
 		if time.Now().After(deadline) {
-			t.Fatal("the gateway still reaches shop 20 s after shop was revoked")
+			t.Fatal("the gateway still reaches shop a minute after shop was revoked")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -68,10 +68,10 @@ services:
 		t.Errorf("catalog, not revoked: %d", s)
 	}
 	cp.MustDo(t, http.MethodPost, "/v1/services/shop/reinstate", nil, http.StatusOK, nil)
-	deadline = time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(time.Minute)
 	for status("/shop/a") != http.StatusOK {
 		if time.Now().After(deadline) {
-			t.Fatal("the gateway does not reach shop 20 s after it was reinstated")
+			t.Fatal("the gateway does not reach shop a minute after it was reinstated")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

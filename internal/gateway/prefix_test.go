@@ -21,7 +21,7 @@ func TestPrefixesMatchOnPathSegments(t *testing.T) {
 		sha256.Sum256([]byte(key)),
 		p.route("shop", "/", "    auth: required\n    waf_exclusions: [{path_prefix: /products, rule_ids: [942100]}]\n"),
 		p.route("public", "/public", "    auth: off\n")), time.Second, true)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	get := func(path string, withKey bool) int {
 		t.Helper()
 		req, _ := http.NewRequest("GET", gw.url+path, nil)

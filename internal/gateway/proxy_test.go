@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,7 +71,7 @@ func TestStreamedResponsesReachTheClientChunkByChunk(t *testing.T) {
 	// write_timeout is shorter than the streams: a stream that keeps
 	// flushing must outlive it.
 	gw := serveGateway(t, p.cp, "limits: {write_timeout: 1s}\nroutes:\n"+p.route("shop", "/", ""), 2*time.Second, true)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	for _, c := range []struct {
 		name, typ string
 		first     time.Duration // before the first chunk
@@ -84,7 +85,7 @@ func TestStreamedResponsesReachTheClientChunkByChunk(t *testing.T) {
 			const n, every = 20, 100 * time.Millisecond
 			p.streamed.Store(0)
 			start := time.Now()
-			resp, err := client.Get(fmt.Sprintf("%s/stream?n=%d&every=%v&type=%s&first=%v&pad=%d", gw.url, n, every, c.typ, c.first, c.pad))
+			resp, err := client.Get(fmt.Sprintf("%s/stream?n=%d&every=%v&type=%s&first=%v&pad=%d&lockstep=1", gw.url, n, every, c.typ, c.first, c.pad))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,19 +104,21 @@ func TestStreamedResponsesReachTheClientChunkByChunk(t *testing.T) {
 				if want := fmt.Sprintf("data: %d%s\n", i, strings.Repeat("x", c.pad)); event != want {
 					t.Fatalf("chunk %d is %.20q (%d bytes), want %.20q (%d bytes)", i, event, len(event), want, len(want))
 				}
+				// The upstream writes the next chunk only once the client
+				// has this one: a gateway that buffered would leave both
+				// waiting until the client's timeout. Counted, not timed.
+				if sent := p.streamed.Load(); sent != int64(i+1) {
+					t.Errorf("chunk %d arrived when the upstream had written %d", i, sent)
+				}
+				p.received <- struct{}{}
 				if i == 0 {
 					first = time.Since(start)
-					// The upstream is at most a chunk or two further on; if
-					// the gateway buffered, it would have written them all.
-					if sent := p.streamed.Load(); sent > 3 {
-						t.Errorf("the first chunk arrived when the upstream had written %d of %d", sent, n)
-					}
 				}
 			}
 			total := time.Since(start)
 			t.Logf("first chunk after %v, all %d after %v", first.Round(time.Millisecond), n, total.Round(time.Millisecond))
-			// That the first chunk came before the rest were written is
-			// counted above; how soon is load's business. The last cannot
+			// That each chunk came before the next was written is
+			// proved above; how soon is load's business. The last cannot
 			// come before the upstream paced it out: a lower bound, which a
 			// busy machine only moves later.
 			if total < c.first+(n-1)*every {
@@ -145,8 +148,8 @@ func TestStreamedResponsesReachTheClientChunkByChunk(t *testing.T) {
 				t.Fatal("the upstream wrote the whole stream to a client that reads nothing")
 			}
 			t.Logf("the upstream's stream ended after %v with %v", time.Since(start).Round(time.Millisecond), err)
-		case <-time.After(10 * time.Second):
-			t.Fatal("the stream to a client that reads nothing is still open after 10 s")
+		case <-time.After(time.Minute):
+			t.Fatal("the stream to a client that reads nothing is still open after a minute")
 		}
 	})
 }
@@ -173,8 +176,8 @@ func TestWebSocketUpgradeToAnMTLSUpstream(t *testing.T) {
 	conn.Close()
 	select {
 	case <-p.wsClosed:
-	case <-time.After(5 * time.Second):
-		t.Error("the upstream's connection is still open 5 s after the client closed")
+	case <-time.After(time.Minute):
+		t.Error("the upstream's connection is still open a minute after the client closed")
 	}
 	// The access log has the upgrade, once it ended.
 	deadline := time.Now().Add(60 * time.Second)
@@ -198,7 +201,7 @@ func TestWebSocketUpgradeToAnMTLSUpstream(t *testing.T) {
 		defer conn.Close()
 		// No Sec-WebSocket-Key: the upstream refuses, and the client gets its 400, not a 101.
 		fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		conn.SetReadDeadline(time.Now().Add(time.Minute))
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -215,7 +218,7 @@ func TestForwardingHeadersAreBelievedOnlyFromTrustedProxies(t *testing.T) {
 	trusting := serveGateway(t, p.cp, "trusted_proxies: [127.0.0.1/32]\n"+routes, time.Second, true)
 	trustingFwd := serveGateway(t, p.cp, "trusted_proxies: [127.0.0.1/32]\ntrusted_proxy_header: Forwarded\n"+routes, time.Second, true)
 	distrusting := serveGateway(t, p.cp, routes, time.Second, true)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	get := func(base string, hdr http.Header) (int, saw) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", base+"/api/items", nil)
@@ -299,7 +302,7 @@ func TestClientCannotSendIdentityHeadersUpstream(t *testing.T) {
 		// Naming the gateway's own headers hop-by-hop must not remove them.
 		"Connection": {"Rampart-Actor, X-Forwarded-For, X-Request-Id"},
 	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,13 +357,13 @@ func TestClientCannotSendIdentityHeadersUpstream(t *testing.T) {
 
 func TestBadInputIsRefusedAndTheGatewayKeepsServing(t *testing.T) {
 	p := newProxyEnv(t)
-	gw := serveGateway(t, p.cp, fmt.Sprintf(`limits: {max_header_bytes: 4096, max_body_bytes: 1024, read_header_timeout: 1s, upstream_timeout: 2s}
+	gw := serveGateway(t, p.cp, fmt.Sprintf(`limits: {max_header_bytes: 4096, max_body_bytes: 1024, read_header_timeout: 1s, upstream_timeout: 5s}
 routes:
 %s%s  - name: down
     path_prefix: /down/
     upstream: http://%s
 `, p.route("shop", "/", ""), p.route("raw", "/raw/", "    inspect_body: false\n"), freePort(t)), 2*time.Second, true)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	ok := func(t *testing.T) {
 		t.Helper()
 		resp, err := client.Get(gw.url + "/api/items")
@@ -457,7 +460,7 @@ routes:
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		conn.SetDeadline(time.Now().Add(time.Minute))
 		// By Content-Length the body is "3\r\na=b\r\n0\r\n\r\nGET /smuggled..."; by
 		// the chunks, it is "a=b" and a second request follows.
 		io.WriteString(conn, "POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
@@ -478,9 +481,17 @@ routes:
 	})
 
 	t.Run("slowloris connections are cut by read_header_timeout while others are served", func(t *testing.T) {
+		// Each connection sends a header byte every 500 ms until the
+		// gateway cuts it: without read_header_timeout it would stay open
+		// until the test's own deadline of a minute. How soon after the
+		// second it is cut is the machine's business; not before it is
+		// the gateway's (a lower bound, which load only moves later).
 		const conns = 50
 		start := time.Now()
 		cut := make(chan time.Duration, conns)
+		var open atomic.Int32
+		open.Store(conns)
+		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		for range conns {
 			c, err := net.Dial("tcp", gw.addr)
@@ -489,11 +500,15 @@ routes:
 			}
 			defer c.Close()
 			wg.Add(2)
-			go func() { // one header byte every 500 ms, forever
+			go func() { // one header byte every 500 ms, until cut
 				defer wg.Done()
 				io.WriteString(c, "GET /api/items HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-				for time.Since(start) < 10*time.Second {
-					time.Sleep(500 * time.Millisecond)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(500 * time.Millisecond):
+					}
 					if _, err := c.Write([]byte("a")); err != nil {
 						return
 					}
@@ -501,7 +516,8 @@ routes:
 			}()
 			go func() {
 				defer wg.Done()
-				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				defer open.Add(-1)
+				c.SetReadDeadline(time.Now().Add(time.Minute))
 				_, err := io.Copy(io.Discard, c) // until the gateway closes
 				if errors.Is(err, os.ErrDeadlineExceeded) {
 					cut <- -1
@@ -510,24 +526,25 @@ routes:
 				cut <- time.Since(start)
 			}()
 		}
+		// Ordinary requests are served while the slow connections are
+		// held open (at least one, however long it takes).
 		var latencies []time.Duration
-		for time.Since(start) < 2500*time.Millisecond {
+		for len(latencies) == 0 || open.Load() == conns {
 			t0 := time.Now()
 			ok(t)
 			latencies = append(latencies, time.Since(t0))
 			time.Sleep(20 * time.Millisecond)
 		}
 		for range conns {
-			if d := <-cut; d < 0 || d < 900*time.Millisecond || d > 3*time.Second {
-				t.Errorf("a slowloris connection was cut after %v, want about 1 s (read_header_timeout)", d)
+			if d := <-cut; d < 0 {
+				t.Error("a slowloris connection was still open after a minute, want it cut after read_header_timeout (1 s)")
+			} else if d < 900*time.Millisecond {
+				t.Errorf("a slowloris connection was cut after %v, before read_header_timeout (1 s)", d)
 			}
 		}
+		close(stop)
 		slices.Sort(latencies)
-		p50, worst := latencies[len(latencies)/2], latencies[len(latencies)-1]
-		t.Logf("%d ordinary requests during the attack: p50 %v, max %v", len(latencies), p50, worst)
-		if p50 > 200*time.Millisecond || worst > time.Second {
-			t.Errorf("ordinary requests during the attack: p50 %v, max %v; want under 200 ms and 1 s", p50, worst)
-		}
+		t.Logf("%d ordinary requests during the attack: p50 %v, max %v", len(latencies), latencies[len(latencies)/2], latencies[len(latencies)-1])
 		wg.Wait()
 	})
 
@@ -547,7 +564,7 @@ routes:
 		}
 		errorJSON(t, "slow upstream", resp, http.StatusGatewayTimeout)
 		if d := time.Since(start); d > 30*time.Second {
-			t.Errorf("504 after %v, want about 2 s (upstream_timeout), long before the upstream answers", d)
+			t.Errorf("504 after %v, want about 5 s (upstream_timeout), long before the upstream answers at 40 s", d)
 		}
 	})
 }
@@ -603,9 +620,12 @@ func TestPathsThatUpstreamsMayReadDifferentlyAreRefused(t *testing.T) {
 	}
 }
 
+// TestShutdownLetsRequestsInFlightFinish holds a request at the upstream
+// until the test has seen the listeners close, rather than letting it
+// sleep for a time a busy machine might outlast before the test looks.
 func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	p := newProxyEnv(t)
-	gw := serveGateway(t, p.cp, "routes:\n"+p.route("shop", "/", ""), 5*time.Second, true)
+	gw := serveGateway(t, p.cp, "routes:\n"+p.route("shop", "/", ""), time.Minute, true)
 	type result struct {
 		status int
 		body   string
@@ -614,7 +634,7 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(gw.url + "/slow?d=1500ms")
+		resp, err := (&http.Client{Timeout: 2 * time.Minute}).Get(gw.url + "/held")
 		if err != nil {
 			done <- result{err: err, at: time.Now()}
 			return
@@ -625,17 +645,17 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	}()
 	select {
 	case <-p.arrived:
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the request did not reach the upstream")
 	}
-	start := time.Now()
 	gw.cancel()
-	// The listeners close at once, the admin one too, while the request is
-	// still in flight.
+	// The listeners close, the admin one too, while the request is still
+	// in flight.
+	deadline := time.Now().Add(time.Minute)
 	for _, ln := range []net.Listener{gw.ls.HTTP, gw.ls.Admin} {
 		for !closed(ln) {
-			if time.Since(start) > time.Second {
-				t.Fatalf("%s still accepts connections 1 s after Serve's context ended", ln.Addr())
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still accepts connections a minute after Serve's context ended", ln.Addr())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -643,10 +663,13 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 	select {
 	case r := <-done:
 		t.Fatalf("the request in flight ended (%d, %v) before the upstream answered", r.status, r.err)
+	case err := <-gw.served:
+		t.Fatalf("Serve returned (%v) with a request in flight", err)
 	default:
 	}
+	close(p.release)
 	r := <-done
-	if r.err != nil || r.status != 200 || r.body != "slept 1.5s\n" {
+	if r.err != nil || r.status != 200 || r.body != "released\n" {
 		t.Fatalf("request in flight: %d %q %v", r.status, r.body, r.err)
 	}
 	select {
@@ -657,15 +680,20 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 		if time.Now().Before(r.at) {
 			t.Error("Serve returned before the request in flight was answered")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve still running 5 s after the last request ended")
+	case <-time.After(time.Minute):
+		t.Fatal("Serve still running a minute after the last request ended")
 	}
 	if !closed(gw.ls.HTTP) {
 		t.Error("the listener accepts connections after Serve returned")
 	}
 
 	t.Run("upgraded connections are closed at the end of the grace", func(t *testing.T) {
-		gw := serveGateway(t, p.cp, "routes:\n"+p.route("shop", "/", ""), time.Second, true)
+		// The grace is long enough for an echo on a busy machine; Serve
+		// must not return before it ends (a lower bound, which load only
+		// moves later), and must close the upgraded connection when it
+		// does.
+		const grace = 2 * time.Second
+		gw := serveGateway(t, p.cp, "routes:\n"+p.route("shop", "/", ""), grace, true)
 		conn, br := dialWebSocket(t, gw.addr, "/ws")
 		echo(t, conn, br, "before the shutdown")
 		start := time.Now()
@@ -677,21 +705,21 @@ func TestShutdownLetsRequestsInFlightFinish(t *testing.T) {
 			if err != nil {
 				t.Errorf("Serve: %v", err)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("Serve still running 5 s after its context ended")
+		case <-time.After(time.Minute):
+			t.Fatal("Serve still running a minute after its context ended")
 		}
 		took := time.Since(start)
-		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		conn.SetReadDeadline(time.Now().Add(time.Minute))
 		if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 			t.Errorf("upgraded connection after Serve returned: read %d, %v; want EOF", n, err)
 		}
 		select {
 		case <-p.wsClosed:
-		case <-time.After(3 * time.Second):
-			t.Error("the upstream's side of the upgraded connection is still open after Serve returned")
+		case <-time.After(time.Minute):
+			t.Error("the upstream's side of the upgraded connection is still open a minute after Serve returned")
 		}
-		if took < 900*time.Millisecond || took > 3*time.Second {
-			t.Errorf("Serve returned %v after its context ended, want after the grace of 1 s", took)
+		if took < grace-100*time.Millisecond {
+			t.Errorf("Serve returned %v after its context ended, want after the grace of %v", took, grace)
 		}
 	})
 }
@@ -701,7 +729,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	src := cp.Join(t, "gateway")
 	cp.Stop()
 	gw := serveGatewayAs(t, cp, src, nil, fmt.Sprintf("routes:\n  - upstream: http://%s\n", freePort(t)), time.Second, false)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	get := func(url string) (int, map[string]any) {
 		t.Helper()
 		resp, err := client.Get(url)
@@ -733,8 +761,8 @@ func TestHealthAndReadiness(t *testing.T) {
 	start := time.Now()
 	select {
 	case <-gw.Ready():
-	case <-time.After(15 * time.Second):
-		t.Fatal("not ready 15 s after the control plane came back")
+	case <-time.After(time.Minute):
+		t.Fatal("not ready a minute after the control plane came back")
 	}
 	t.Logf("ready %v after the control plane came back", time.Since(start).Round(time.Millisecond))
 	if status, body := get(gw.admin + "/readyz"); status != 200 || body["status"] != "ready" {
@@ -816,7 +844,7 @@ func TestHTTPSListener(t *testing.T) {
 		cancel()
 		<-served
 	}()
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: roots}, ForceAttemptHTTP2: true}}
 	for _, path := range []string{"/api/items", "/stream?n=3&every=10ms&type=text/event-stream"} {
 		resp, err := client.Get("https://" + ls.HTTPS.Addr().String() + path)

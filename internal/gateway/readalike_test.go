@@ -88,7 +88,7 @@ func TestSensitiveRoutesAsServletContainersReadThem(t *testing.T) {
 	cp.ApplyPolicy(t, policyYAML)
 	shop := startUpstream(t, cp, "shop", nil)
 	gw := serveGateway(t, cp, "routes:\n  - {name: shop, path_prefix: /, upstream: "+shop.url+", service: shop}\n", time.Second, true)
-	client := &http.Client{Timeout: 20 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	var lastBody string
 	post := func(path string) int {
 		t.Helper()
@@ -127,7 +127,7 @@ func TestRoutesAgreeWithCaseInsensitiveServers(t *testing.T) {
 		sha256.Sum256([]byte(key)),
 		p.route("public", "/", "    auth: off\n"),
 		p.route("admin", "/api/admin", "    auth: required\n")), time.Second, true)
-	client := &http.Client{Timeout: 20 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	var lastBody string
 	do := func(method, path string) int {
 		t.Helper()
@@ -170,14 +170,14 @@ func TestRoutesAgreeWithCaseInsensitiveServers(t *testing.T) {
 // the gateway's answer and not a race between the two.
 func waitGatewayEnforces(t *testing.T, post func() (int, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		status, body := post()
 		if status == http.StatusForbidden && strings.Contains(body, "security decision") {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the gateway did not enforce the block-sensitive decision on POST /api/checkout after 30 s: %d %s", status, body)
+			t.Fatalf("the gateway did not enforce the block-sensitive decision on POST /api/checkout after a minute: %d %s", status, body)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -23,7 +23,7 @@ services:
 `)
 	users := startUpstream(t, cp, "users", nil)
 	gw := serveGateway(t, cp, "routes:\n  - {name: users, path_prefix: /, upstream: "+users.url+", service: users}\n", time.Second, true)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	const n = 12
 	for i := range n {
 		resp, err := client.Get(gw.url + "/users/" + string(rune('a'+i)))
@@ -84,7 +84,7 @@ services:
 `)
 	users := startUpstream(t, cp, "users", nil)
 	gw := serveGateway(t, cp, "routes:\n  - {name: users, path_prefix: /, upstream: "+users.url+", service: users}\n", time.Second, true)
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
 	const n = 100 // over 2 windows, one holds more keys than a client may
 	for i := range n {
 		req, _ := http.NewRequest(fmt.Sprintf("M%03d", i), gw.url+"/users/a", nil)

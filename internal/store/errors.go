@@ -11,9 +11,10 @@ var (
 	ErrBusy     = errors.New("store: busy")           // Prune while another replica prunes
 	ErrQuota    = errors.New("store: quota exceeded") // HeartbeatQuota: the service has its most live instances
 
-	ErrTokenUnknown      = errors.New("store: join token unknown")      // never issued, forged or malformed
-	ErrTokenUsed         = errors.New("store: join token already used") // single use
-	ErrTokenExpired      = errors.New("store: join token expired")      // past its expiry
+	ErrTokenUnknown      = errors.New("store: join token unknown") // never issued, forged or malformed
+	ErrTokenUsed         = errors.New("store: join token used up") // every use it allowed is spent
+	ErrTokenExpired      = errors.New("store: join token expired") // past its expiry
+	ErrTokenRevoked      = errors.New("store: join token revoked") // by an admin, before it was used up
 	ErrTokenWrongService = errors.New("store: join token for another service")
 )
 

@@ -16,13 +16,15 @@
 // Errors callers branch on: [ErrInvalid] (bad input; the [*InvalidError]
 // names the field), [ErrNotFound], [ErrConflict] (a write from an outdated
 // version: PutPolicy, PutActorKeys), and the join-token errors
-// [ErrTokenUnknown], [ErrTokenUsed], [ErrTokenExpired], [ErrTokenWrongService].
+// [ErrTokenUnknown], [ErrTokenUsed], [ErrTokenExpired], [ErrTokenRevoked],
+// [ErrTokenWrongService].
 // A method that fails has written nothing, except Prune, whose batches
 // each commit on their own.
 //
 // Nothing is deleted but by request, or by [Store.Prune], which the control
 // plane runs on a schedule so that storage stays bounded: old events and
-// changes, expired decisions, spent join tokens and gone instances.
+// changes, expired decisions, used-up, expired or revoked join tokens and
+// gone instances.
 package store
 
 import (
@@ -99,16 +101,25 @@ type Store interface {
 	// is closed when ctx is done or the store is closed.
 	Subscribe(ctx context.Context) (<-chan int64, error)
 
-	// CreateJoinToken creates a single-use token for one service, valid for
-	// ttl (0 means DefaultJoinTokenTTL). Only its hash is stored: the
-	// plaintext is returned here, once.
-	CreateJoinToken(ctx context.Context, service string, ttl time.Duration) (plaintext string, tok JoinToken, err error)
-	// ConsumeJoinToken marks a token used, atomically: of concurrent callers
-	// with the same token, exactly one succeeds. It fails with
-	// ErrTokenUnknown (never issued, forged, malformed), ErrTokenUsed,
-	// ErrTokenExpired or ErrTokenWrongService; a token presented for the
-	// wrong service stays usable for its own.
+	// CreateJoinToken creates a token for one service that allows
+	// spec.Uses joins (0 means 1) until it expires after spec.TTL (0 means
+	// DefaultJoinTokenTTL). Only its hash is stored: the plaintext is
+	// returned here, once.
+	CreateJoinToken(ctx context.Context, spec JoinTokenSpec) (plaintext string, tok JoinToken, err error)
+	// ConsumeJoinToken spends one use of a token, atomically: of concurrent
+	// callers with a token of n uses, exactly n succeed. It fails with
+	// ErrTokenUnknown (never issued, forged, malformed), ErrTokenRevoked,
+	// ErrTokenUsed, ErrTokenExpired or ErrTokenWrongService; a token
+	// presented for the wrong service stays usable for its own. The secret
+	// is compared in constant time.
 	ConsumeJoinToken(ctx context.Context, plaintext, service string) (JoinToken, error)
+	// JoinTokens lists the join tokens, newest first: those still usable,
+	// or with f.All every one not yet pruned. No secret is in the list.
+	JoinTokens(ctx context.Context, f JoinTokenFilter) ([]JoinToken, error)
+	// RevokeJoinToken refuses every later use of the token with this id
+	// (ErrNotFound if there is none) and returns it; revoking a revoked
+	// token changes nothing.
+	RevokeJoinToken(ctx context.Context, id string) (JoinToken, error)
 
 	// Heartbeat registers an instance or refreshes it: everything it reports
 	// replaces what was stored, LastSeen becomes now.
@@ -146,6 +157,8 @@ type Store interface {
 
 	// Detections is what the control plane's detection engine needs.
 	Detections
+	// Dashboards is what the dashboard needs.
+	Dashboards
 
 	// Close releases the store's connections and ends its subscriptions.
 	Close() error
@@ -167,7 +180,7 @@ type PruneConfig struct {
 	// DecisionsBefore: decisions that expired before it (and before now:
 	// a live decision is never pruned).
 	DecisionsBefore time.Time
-	// TokensBefore: join tokens used, or expired, before it.
+	// TokensBefore: join tokens used up, expired or revoked before it.
 	TokensBefore time.Time
 	// InstancesBefore: instances last seen before it. Their services stay
 	// known (and revoked ones revoked).
@@ -214,6 +227,7 @@ const (
 	MaxActorKeysSize    = 1 << 20   // bytes of the actor-token key set
 	DefaultJoinTokenTTL = time.Hour // join token lifetime when none is given
 	MaxJoinTokenTTL     = 7 * 24 * time.Hour
+	MaxJoinTokenUses    = 1000 // joins one token may allow
 )
 
 // AnyVersion, as the base of PutPolicy, stores the policy whatever the latest
@@ -279,6 +293,16 @@ type EventFilter struct {
 	// verified, its user included: what may drive a decision about the
 	// user.
 	ActorUserVerified bool
+
+	// Kinds and Services, if not empty, select the events of any of them
+	// (at most MaxFilterValues each), besides Kind and Service.
+	Kinds    []string
+	Services []string
+	Action   string
+	// Attacks selects the events whose Action is not ActionObserved.
+	Attacks bool
+	// ActorCIDR selects the events whose ActorIP is in that network.
+	ActorCIDR string
 
 	// After continues a query: only events strictly after it in the order
 	// of the query (before it when Reverse).
@@ -395,12 +419,36 @@ type Change struct {
 	Time     time.Time  `json:"time"`
 }
 
-// JoinToken describes a join token; its plaintext is never stored.
+// JoinToken describes a join token; its plaintext is never stored, and
+// nothing here is secret.
 type JoinToken struct {
-	Service string    `json:"service"`
-	Created time.Time `json:"created"`
-	Expires time.Time `json:"expires"`
-	Used    time.Time `json:"used,omitzero"` // zero while unused
+	ID       string    `json:"id"` // public: it names the token in lists and revocations
+	Service  string    `json:"service"`
+	Created  time.Time `json:"created"`
+	Expires  time.Time `json:"expires"`
+	Uses     int       `json:"uses"`      // how many joins it allows
+	UsesLeft int       `json:"uses_left"` // how many are left; 0 once used up
+	LastUsed time.Time `json:"last_used,omitzero"`
+	Used     time.Time `json:"used,omitzero"`    // when its last use was spent; zero while uses are left
+	Revoked  time.Time `json:"revoked,omitzero"` // zero unless revoked
+}
+
+// Usable reports whether the token can still be used to join at now.
+func (t JoinToken) Usable(now time.Time) bool {
+	return t.UsesLeft > 0 && t.Revoked.IsZero() && now.Before(t.Expires)
+}
+
+// JoinTokenSpec is what CreateJoinToken creates.
+type JoinTokenSpec struct {
+	Service string
+	TTL     time.Duration // 0 means DefaultJoinTokenTTL, at most MaxJoinTokenTTL
+	Uses    int           // 0 means 1, at most MaxJoinTokenUses: one per replica that joins with it
+}
+
+// JoinTokenFilter selects join tokens.
+type JoinTokenFilter struct {
+	Service string // "" means every service
+	All     bool   // include used-up, expired and revoked tokens (until pruned)
 }
 
 // Instance is one running process of a service, as its agent reports it.
@@ -412,8 +460,12 @@ type Instance struct {
 	Modules   []Module `json:"modules"`              // dependencies from the build info
 	Routes    []string `json:"routes"`               // route patterns seen, e.g. "GET /users/{id}"
 	Peers     []string `json:"peers"`                // outbound peers seen (SPIFFE IDs or hosts)
-	DBDrivers []string `json:"db_drivers"`           // e.g. "postgres", "sqlite"
-	Exposed   bool     `json:"exposed"`              // traffic reaches it from the edge
+	// Callers are the calls it received from other services, each
+	// "CALLER METHOD /pattern": the caller's service name from its SVID,
+	// the method, and the route's path pattern.
+	Callers   []string `json:"callers"`
+	DBDrivers []string `json:"db_drivers"` // e.g. "postgres", "sqlite"
+	Exposed   bool     `json:"exposed"`    // traffic reaches it from the edge
 
 	FirstSeen time.Time `json:"first_seen"` // set by the store
 	LastSeen  time.Time `json:"last_seen"`  // set by the store at each heartbeat

@@ -37,36 +37,52 @@ func FuzzParseCursor(f *testing.F) {
 	})
 }
 
-func TestJoinTokenHashes(t *testing.T) {
-	tok, hash := NewJoinToken()
-	if !strings.HasPrefix(tok, "rjt_") || len(hash) != 32 {
-		t.Fatalf("NewJoinToken = %q, %d-byte hash", tok, len(hash))
+func TestJoinTokensParse(t *testing.T) {
+	tok, id, hash := NewJoinToken()
+	if !strings.HasPrefix(tok, "rjt_"+id+".") || !ValidJoinTokenID(id) || len(hash) != 32 {
+		t.Fatalf("NewJoinToken = %q, id %q, %d-byte hash", tok, id, len(hash))
 	}
-	got, err := HashJoinToken(tok)
-	if err != nil || string(got) != string(hash) {
-		t.Fatalf("HashJoinToken(fresh token) = %x, %v; want %x", got, err, hash)
+	gotID, got, err := ParseJoinToken(tok)
+	if err != nil || gotID != id || string(got) != string(hash) {
+		t.Fatalf("ParseJoinToken(fresh token) = %q, %x, %v; want %q, %x", gotID, got, err, id, hash)
 	}
-	other, _ := NewJoinToken()
-	if h, _ := HashJoinToken(other); string(h) == string(hash) {
-		t.Fatal("two tokens share a hash")
+	other, otherID, _ := NewJoinToken()
+	if gotID, h, _ := ParseJoinToken(other); string(h) == string(hash) || gotID == id || otherID == id {
+		t.Fatal("two tokens share a hash or an id")
 	}
+	t.Run("a token made before ids is read without one", func(t *testing.T) {
+		secret := tok[len("rjt_")+len(id)+1:]
+		gotID, got, err := ParseJoinToken("rjt_" + secret)
+		if err != nil || gotID != "" || string(got) != string(hash) {
+			t.Fatalf("ParseJoinToken(old format) = %q, %x, %v; want no id and %x", gotID, got, err, hash)
+		}
+	})
+	t.Run("malformed tokens are unknown", func(t *testing.T) {
+		for _, bad := range []string{"", "rjt_", tok[:len(tok)-1], tok + "A", "rjt_" + strings.ToUpper(id) + tok[len("rjt_")+len(id):],
+			"rjt_" + id + "." + strings.Repeat("A", 42) + "!", "Bearer " + tok} {
+			if _, _, err := ParseJoinToken(bad); err != ErrTokenUnknown {
+				t.Errorf("ParseJoinToken(%q) = %v, want ErrTokenUnknown", bad, err)
+			}
+		}
+	})
 }
 
-func FuzzHashJoinToken(f *testing.F) {
-	tok, _ := NewJoinToken()
+func FuzzParseJoinToken(f *testing.F) {
+	tok, _, _ := NewJoinToken()
 	f.Add(tok)
 	f.Add("rjt_")
 	f.Add("rjt_" + strings.Repeat("A", 43))
+	f.Add("rjt_0123456789abcdef." + strings.Repeat("A", 43))
 	f.Fuzz(func(t *testing.T, s string) {
-		h, err := HashJoinToken(s)
+		id, h, err := ParseJoinToken(s)
 		if err != nil {
 			if err != ErrTokenUnknown {
-				t.Fatalf("HashJoinToken(%q) = %v, want ErrTokenUnknown", s, err)
+				t.Fatalf("ParseJoinToken(%q) = %v, want ErrTokenUnknown", s, err)
 			}
 			return
 		}
-		if len(h) != 32 {
-			t.Fatalf("hash of %d bytes", len(h))
+		if len(h) != 32 || id != "" && !ValidJoinTokenID(id) {
+			t.Fatalf("ParseJoinToken(%q) = id %q, hash of %d bytes", s, id, len(h))
 		}
 	})
 }

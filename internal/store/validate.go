@@ -128,6 +128,30 @@ func ValidateEventFilter(f EventFilter) (EventFilter, error) {
 		}
 		f.ActorIP = ip
 	}
+	if err := text("action", f.Action, 64, false); err != nil {
+		return f, err
+	}
+	for _, l := range []struct {
+		name   string
+		values []string
+		max    int
+	}{{"kind", f.Kinds, 128}, {"service", f.Services, 253}} {
+		if len(l.values) > MaxFilterValues {
+			return f, invalid(l.name, fmt.Sprintf("%d values, at most %d", len(l.values), MaxFilterValues))
+		}
+		for _, v := range l.values {
+			if err := text(l.name, v, l.max, true); err != nil {
+				return f, err
+			}
+		}
+	}
+	if f.ActorCIDR != "" {
+		p, err := parsePrefix("actor_cidr", f.ActorCIDR)
+		if err != nil {
+			return f, err
+		}
+		f.ActorCIDR = p.String()
+	}
 	if f.After != nil {
 		if err := identifier("cursor", f.After.ID); err != nil {
 			return f, err
@@ -236,6 +260,28 @@ func ValidateServiceName(name string) error {
 	return nil
 }
 
+// ValidateJoinTokenSpec checks a join token to create and fills in the
+// defaults.
+func ValidateJoinTokenSpec(spec JoinTokenSpec) (JoinTokenSpec, error) {
+	if err := ValidateServiceName(spec.Service); err != nil {
+		return spec, err
+	}
+	ttl, err := ValidateJoinTokenTTL(spec.TTL)
+	if err != nil {
+		return spec, err
+	}
+	spec.TTL = ttl
+	switch {
+	case spec.Uses == 0:
+		spec.Uses = 1
+	case spec.Uses < 0:
+		return spec, invalid("uses", "negative")
+	case spec.Uses > MaxJoinTokenUses:
+		return spec, invalid("uses", fmt.Sprintf("%d, at most %d", spec.Uses, MaxJoinTokenUses))
+	}
+	return spec, nil
+}
+
 // ValidateJoinTokenTTL checks a join token lifetime and fills in the
 // default.
 func ValidateJoinTokenTTL(ttl time.Duration) (time.Duration, error) {
@@ -280,7 +326,7 @@ func ValidateInstance(in Instance) (Instance, error) {
 		name  string
 		items *[]string
 		max   int
-	}{{"routes", &in.Routes, 512}, {"peers", &in.Peers, 512}, {"db_drivers", &in.DBDrivers, 64}} {
+	}{{"routes", &in.Routes, 512}, {"peers", &in.Peers, 512}, {"db_drivers", &in.DBDrivers, 64}, {"callers", &in.Callers, 768}} {
 		if len(*l.items) > maxItems {
 			return in, invalid(l.name, fmt.Sprintf("%d, at most %d", len(*l.items), maxItems))
 		}

@@ -41,12 +41,13 @@ func (s *Store) appendEvents(ctx context.Context, evs []store.Event) (int, int64
 		claimedBy                        = make([]string, n)
 		userClaimedBy                    = make([]string, n)
 		offset                           = make([]int64, n)
+		ipKey                            = make([]string, n)
 	)
 	for i, e := range evs {
 		id[i], at[i], kind[i], action[i], service[i], route[i] = e.ID, e.Time.UnixNano(), e.Kind, e.Action, e.Service, e.Route
 		ip[i], user[i], session[i], trace[i] = e.ActorIP, e.ActorUser, e.SessionHash, e.TraceID
 		data[i], verified[i], claimedBy[i], offset[i] = e.Data, e.ActorVerified, e.ActorClaimedBy, rank[e.ID]
-		userClaimedBy[i] = e.ActorUserClaimedBy
+		userClaimedBy[i], ipKey[i] = e.ActorUserClaimedBy, store.ActorIPKey(e.ActorIP)
 		if data[i] == nil {
 			data[i] = []byte{} // the column is NOT NULL
 		}
@@ -54,14 +55,14 @@ func (s *Store) appendEvents(ctx context.Context, evs []store.Event) (int, int64
 	var last int64
 	rows, err := s.pool.Query(ctx, `WITH c AS (UPDATE event_seq SET value = value + $16 WHERE id = 1 RETURNING value - $16 AS base),
 		n AS (SELECT pg_notify($17, (base + $16)::text) FROM c),
-		i AS (INSERT INTO events (`+sqlstore.EventColumns+`, seq)
-			SELECT u.id, u.t, u.kind, u.action, u.service, u.route, u.ip, u.usr, u.sess, u.trace, u.data, u.verified, u.claimed, u.uclaimed, c.base + u.off
+		i AS (INSERT INTO events (`+sqlstore.EventColumns+`, seq, actor_ip_key)
+			SELECT u.id, u.t, u.kind, u.action, u.service, u.route, u.ip, u.usr, u.sess, u.trace, u.data, u.verified, u.claimed, u.uclaimed, c.base + u.off, u.ipkey
 			FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-				$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::boolean[], $13::text[], $14::text[], $15::bigint[])
-				AS u(id, t, kind, action, service, route, ip, usr, sess, trace, data, verified, claimed, uclaimed, off), c
+				$7::text[], $8::text[], $9::text[], $10::text[], $11::bytea[], $12::boolean[], $13::text[], $14::text[], $15::bigint[], $18::text[])
+				AS u(id, t, kind, action, service, route, ip, usr, sess, trace, data, verified, claimed, uclaimed, off, ipkey), c
 			ON CONFLICT (id) DO NOTHING RETURNING 1)
 		SELECT (SELECT count(*) FROM i), (SELECT base + $16 FROM c), (SELECT count(*) FROM n)`,
-		id, at, kind, action, service, route, ip, user, session, trace, data, verified, claimedBy, userClaimedBy, offset, int64(n), s.events)
+		id, at, kind, action, service, route, ip, user, session, trace, data, verified, claimedBy, userClaimedBy, offset, int64(n), s.events, ipKey)
 	if err != nil {
 		return 0, 0, err
 	}

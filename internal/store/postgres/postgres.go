@@ -115,6 +115,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		Prune:      pruneSQL,
 		PruneLock:  s.pruneLock,
 	})
+	// Events stored before migration 0006 lack the key that CIDR
+	// searches use.
+	if _, err := s.core.BackfillActorIPKeys(ctx); err != nil {
+		s.core.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

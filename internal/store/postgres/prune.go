@@ -24,8 +24,8 @@ var pruneSQL = sqlstore.PruneSQL{
 		(SELECT id FROM events WHERE time_ns < $1 ORDER BY time_ns LIMIT $2)`,
 	Decisions: `DELETE FROM decisions WHERE expires_ns < $1 AND id IN
 		(SELECT id FROM decisions WHERE expires_ns < $1 ORDER BY expires_ns LIMIT $2)`,
-	JoinTokens: `DELETE FROM join_tokens WHERE (expires_ns < $1 OR used_ns < $1) AND hash IN
-		(SELECT hash FROM join_tokens WHERE expires_ns < $1 OR used_ns < $1 LIMIT $2)`,
+	JoinTokens: `DELETE FROM join_tokens WHERE (expires_ns < $1 OR used_ns < $1 OR revoked_ns < $1) AND hash IN
+		(SELECT hash FROM join_tokens WHERE expires_ns < $1 OR used_ns < $1 OR revoked_ns < $1 LIMIT $2)`,
 	Instances: `DELETE FROM instances WHERE last_seen_ns < $1 AND (service, id) IN
 		(SELECT service, id FROM instances WHERE last_seen_ns < $1 ORDER BY last_seen_ns LIMIT $2)`,
 }

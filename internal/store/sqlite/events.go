@@ -33,8 +33,8 @@ func (s *Store) appendEvents(ctx context.Context, evs []store.Event) (int, int64
 }
 
 func insertEvents(ctx context.Context, tx *sql.Tx, evs []store.Event, base int64) (int, error) {
-	st, err := tx.PrepareContext(ctx, `INSERT INTO events (`+sqlstore.EventColumns+`, seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
+	st, err := tx.PrepareContext(ctx, `INSERT INTO events (`+sqlstore.EventColumns+`, seq, actor_ip_key)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
 	if err != nil {
 		return 0, err
 	}
@@ -52,7 +52,8 @@ func insertEvents(ctx context.Context, tx *sql.Tx, evs []store.Event, base int64
 			data = []byte{} // the column is NOT NULL
 		}
 		res, err := st.ExecContext(ctx, e.ID, e.Time.UnixNano(), e.Kind, e.Action, e.Service, e.Route,
-			e.ActorIP, e.ActorUser, e.SessionHash, e.TraceID, data, e.ActorVerified, e.ActorClaimedBy, e.ActorUserClaimedBy, base+int64(i)+1)
+			e.ActorIP, e.ActorUser, e.SessionHash, e.TraceID, data, e.ActorVerified, e.ActorClaimedBy, e.ActorUserClaimedBy, base+int64(i)+1,
+			store.ActorIPKey(e.ActorIP))
 		if err != nil {
 			return 0, err
 		}

@@ -129,11 +129,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			Decisions: `DELETE FROM decisions WHERE rowid IN
 				(SELECT rowid FROM decisions WHERE expires_ns < $1 ORDER BY expires_ns LIMIT $2)`,
 			JoinTokens: `DELETE FROM join_tokens WHERE rowid IN
-				(SELECT rowid FROM join_tokens WHERE expires_ns < $1 OR used_ns < $1 LIMIT $2)`,
+				(SELECT rowid FROM join_tokens WHERE expires_ns < $1 OR used_ns < $1 OR revoked_ns < $1 LIMIT $2)`,
 			Instances: `DELETE FROM instances WHERE rowid IN
 				(SELECT rowid FROM instances WHERE last_seen_ns < $1 ORDER BY last_seen_ns LIMIT $2)`,
 		},
 	})
+	// Events stored before migration 0006 lack the key that CIDR
+	// searches use.
+	if _, err := s.core.BackfillActorIPKeys(ctx); err != nil {
+		s.core.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -2,11 +2,15 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 )
 
 func TestOpenConfiguresTheDatabase(t *testing.T) {
@@ -92,4 +96,30 @@ func TestOpenRefusesANewerSchema(t *testing.T) {
 	if _, err := Open(t.Context(), Config{Dir: dir}); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("Open over a newer schema = %v, want a refusal", err)
 	}
+}
+
+func TestActorIPKeysAreFilledInAtOpen(t *testing.T) {
+	dir := t.TempDir()
+	open := func(tb testing.TB) store.Store {
+		s, err := Open(context.Background(), Config{Dir: dir})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { s.Close() })
+		return s
+	}
+	storetest.TestActorIPKeyBackfill(t, open, func(t *testing.T) {
+		db, err := sql.Open("sqlite", filepath.Join(dir, FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		n, err := db.ExecContext(t.Context(), `UPDATE events SET actor_ip_key = NULL WHERE actor_ip <> ''`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows, _ := n.RowsAffected(); rows < 2000 {
+			t.Fatalf("forgot %d keys", rows)
+		}
+	})
 }

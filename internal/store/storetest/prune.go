@@ -34,19 +34,34 @@ func testPrune(t *testing.T, open OpenFunc) {
 	live := mustDecide(t, s, store.Decision{Scope: store.ScopeIP, Value: "192.0.2.2", Action: store.ActionBlock, Expires: time.Now().Add(time.Hour)})
 	forever := mustDecide(t, s, store.Decision{Scope: store.ScopeUser, Value: "eve", Action: store.ActionReadOnly})
 
-	// Join tokens: one used, one expired, one usable.
-	usedTok, _, err := s.CreateJoinToken(ctx, "shop", 0)
+	// Join tokens: one used up, one expired, one revoked, one usable and
+	// one with a use spent and one left.
+	usedTok, _, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "shop"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ConsumeJoinToken(ctx, usedTok, "shop"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.CreateJoinToken(ctx, "shop", 10*time.Millisecond); err != nil {
+	if _, _, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "shop", TTL: 10 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	usable, _, err := s.CreateJoinToken(ctx, "orders", time.Hour)
+	_, revoked, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "shop", Uses: 2})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeJoinToken(ctx, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	usable, _, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "orders", TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	partly, _, err := s.CreateJoinToken(ctx, store.JoinTokenSpec{Service: "orders", Uses: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ConsumeJoinToken(ctx, partly, "orders"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -72,8 +87,8 @@ func testPrune(t *testing.T, open OpenFunc) {
 		Batch:           2,
 	}
 	got := prune(t, s, cfg)
-	want := store.PruneResult{Events: 5, Decisions: 1, JoinTokens: 2, Instances: 1}
-	if got != want || got.Total() != 9 {
+	want := store.PruneResult{Events: 5, Decisions: 1, JoinTokens: 3, Instances: 1}
+	if got != want || got.Total() != 10 {
 		t.Errorf("Prune = %+v, want %+v", got, want)
 	}
 	t.Run("a retried prune deletes nothing more", func(t *testing.T) {
@@ -104,6 +119,9 @@ func testPrune(t *testing.T, open OpenFunc) {
 	}
 	if _, err := s.ConsumeJoinToken(ctx, usable, "orders"); err != nil {
 		t.Errorf("the usable token was pruned: %v", err)
+	}
+	if _, err := s.ConsumeJoinToken(ctx, partly, "orders"); err != nil {
+		t.Errorf("the token with a use left was pruned: %v", err)
 	}
 	ins, err := s.Instances(ctx, store.InstanceFilter{})
 	if err != nil {

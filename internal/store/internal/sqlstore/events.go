@@ -37,28 +37,8 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 	if err != nil {
 		return nil, err
 	}
-	var where []string
 	var a args
-	if !f.Since.IsZero() {
-		where = append(where, `time_ns >= `+a.add(f.Since.UnixNano()))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, `time_ns < `+a.add(f.Until.UnixNano()))
-	}
-	for _, eq := range []struct{ column, value string }{
-		{"kind", f.Kind}, {"service", f.Service}, {"actor_ip", f.ActorIP},
-		{"actor_user", f.ActorUser}, {"session_hash", f.SessionHash}, {"trace_id", f.TraceID},
-	} {
-		if eq.value != "" {
-			where = append(where, eq.column+` = `+a.add(eq.value))
-		}
-	}
-	if f.ActorVerified || f.ActorUserVerified {
-		where = append(where, `actor_verified = true`)
-	}
-	if f.ActorUserVerified {
-		where = append(where, `actor_user_claimed_by = ''`)
-	}
+	where := eventWhere(f, &a)
 	order := `time_ns, id`
 	if f.After != nil {
 		cmp := `>`
@@ -100,4 +80,53 @@ func (s *Store) QueryEvents(ctx context.Context, f store.EventFilter) ([]store.E
 		return nil, fmt.Errorf("%s: query events: %w", s.d.Name, err)
 	}
 	return out, nil
+}
+
+// eventWhere returns the conditions that select the events of f, a
+// validated filter, with their parameters added to a. Its After, Reverse
+// and Limit are the caller's.
+func eventWhere(f store.EventFilter, a *args) []string {
+	var where []string
+	if !f.Since.IsZero() {
+		where = append(where, `time_ns >= `+a.add(f.Since.UnixNano()))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, `time_ns < `+a.add(f.Until.UnixNano()))
+	}
+	for _, eq := range []struct{ column, value string }{
+		{"kind", f.Kind}, {"service", f.Service}, {"actor_ip", f.ActorIP}, {"action", f.Action},
+		{"actor_user", f.ActorUser}, {"session_hash", f.SessionHash}, {"trace_id", f.TraceID},
+	} {
+		if eq.value != "" {
+			where = append(where, eq.column+` = `+a.add(eq.value))
+		}
+	}
+	for _, in := range []struct {
+		column string
+		values []string
+	}{{"kind", f.Kinds}, {"service", f.Services}} {
+		if len(in.values) == 0 {
+			continue
+		}
+		marks := make([]string, len(in.values))
+		for i, v := range in.values {
+			marks[i] = a.add(v)
+		}
+		where = append(where, in.column+` IN (`+strings.Join(marks, `, `)+`)`)
+	}
+	if f.Attacks {
+		where = append(where, `action <> `+a.add(store.ActionObserved))
+	}
+	if f.ActorCIDR != "" {
+		// Validated: the range cannot fail.
+		lo, hi, _ := store.ActorIPKeyRange(f.ActorCIDR)
+		where = append(where, `actor_ip_key BETWEEN `+a.add(lo)+` AND `+a.add(hi))
+	}
+	if f.ActorVerified || f.ActorUserVerified {
+		where = append(where, `actor_verified = true`)
+	}
+	if f.ActorUserVerified {
+		where = append(where, `actor_user_claimed_by = ''`)
+	}
+	return where
 }

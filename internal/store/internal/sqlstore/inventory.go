@@ -25,8 +25,8 @@ func (s *Store) HeartbeatQuota(ctx context.Context, in store.Instance, q store.I
 	if err != nil {
 		return err
 	}
-	var lists [4]string // JSON text, which SQLite's TEXT and PostgreSQL's jsonb both take
-	for i, v := range []any{in.Modules, in.Routes, in.Peers, in.DBDrivers} {
+	var lists [5]string // JSON text, which SQLite's TEXT and PostgreSQL's jsonb both take
+	for i, v := range []any{in.Modules, in.Routes, in.Peers, in.DBDrivers, in.Callers} {
 		b, err := json.Marshal(v)
 		if err != nil {
 			return fmt.Errorf("%s: heartbeat: %w", s.d.Name, err)
@@ -45,12 +45,12 @@ func (s *Store) HeartbeatQuota(ctx context.Context, in store.Instance, q store.I
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO instances (service, id, version, go_version, modules, routes, peers, db_drivers,
-			exposed, first_seen_ns, last_seen_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+			exposed, first_seen_ns, last_seen_ns, callers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
 			ON CONFLICT (service, id) DO UPDATE SET version = excluded.version, go_version = excluded.go_version,
 			modules = excluded.modules, routes = excluded.routes, peers = excluded.peers, db_drivers = excluded.db_drivers,
-			exposed = excluded.exposed, last_seen_ns = excluded.last_seen_ns`,
+			exposed = excluded.exposed, last_seen_ns = excluded.last_seen_ns, callers = excluded.callers`,
 			in.Service, in.ID, in.Version, in.GoVersion, lists[0], lists[1], lists[2], lists[3],
-			in.Exposed, now)
+			in.Exposed, now, lists[4])
 		return 0, err
 	})
 	if err != nil {
@@ -118,40 +118,47 @@ func (s *Store) Instances(ctx context.Context, f store.InstanceFilter) ([]store.
 	if !f.SeenBefore.IsZero() {
 		where = append(where, `i.last_seen_ns < `+a.add(f.SeenBefore.UnixNano()))
 	}
-	q := `SELECT service, id, version, go_version, modules, routes, peers, db_drivers, exposed, first_seen_ns, last_seen_ns
-		FROM instances i`
+	cond := `1 = 1`
 	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
+		cond = strings.Join(where, ` AND `)
 	}
-	rows, err := s.r.Query(ctx, q+` ORDER BY service, id`, a...)
+	out, err := s.instancesWhere(ctx, cond+` ORDER BY i.service, i.id`, a...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: instances: %w", s.d.Name, err)
+	}
+	return out, nil
+}
+
+// instancesWhere returns the instances i that match cond, which may end
+// with ORDER BY and LIMIT.
+func (s *Store) instancesWhere(ctx context.Context, cond string, a ...any) ([]store.Instance, error) {
+	rows, err := s.r.Query(ctx, `SELECT service, id, version, go_version, modules, routes, peers, db_drivers, exposed, first_seen_ns, last_seen_ns, callers
+		FROM instances i WHERE `+cond, a...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	out := []store.Instance{}
 	for rows.Next() {
 		var in store.Instance
-		var modules, routes, peers, drivers []byte
+		var modules, routes, peers, drivers, callers []byte
 		var first, last int64
 		if err := rows.Scan(&in.Service, &in.ID, &in.Version, &in.GoVersion, &modules, &routes, &peers, &drivers,
-			&in.Exposed, &first, &last); err != nil {
-			return nil, fmt.Errorf("%s: instances: %w", s.d.Name, err)
+			&in.Exposed, &first, &last, &callers); err != nil {
+			return nil, err
 		}
 		for _, l := range []struct {
 			text []byte
 			into any
-		}{{modules, &in.Modules}, {routes, &in.Routes}, {peers, &in.Peers}, {drivers, &in.DBDrivers}} {
+		}{{modules, &in.Modules}, {routes, &in.Routes}, {peers, &in.Peers}, {drivers, &in.DBDrivers}, {callers, &in.Callers}} {
 			if err := json.Unmarshal(l.text, l.into); err != nil {
-				return nil, fmt.Errorf("%s: instances: %s/%s: %w", s.d.Name, in.Service, in.ID, err)
+				return nil, fmt.Errorf("%s/%s: %w", in.Service, in.ID, err)
 			}
 		}
 		in.FirstSeen, in.LastSeen = fromNS(first), fromNS(last)
 		out = append(out, in)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("%s: instances: %w", s.d.Name, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // Services implements store.Store.

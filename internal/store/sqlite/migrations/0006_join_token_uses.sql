@@ -1,0 +1,14 @@
+-- Join tokens that allow several joins (a replica set), listed and revoked
+-- by an id that is not secret. A token made before keeps its single use,
+-- and takes as id the first 8 bytes of the hash of its secret, in hex: the
+-- hash is not secret either (it cannot be turned back into the token).
+-- used_ns is now when the last use was spent (NULL while uses are left).
+ALTER TABLE join_tokens ADD COLUMN id TEXT NOT NULL DEFAULT '';
+ALTER TABLE join_tokens ADD COLUMN uses INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE join_tokens ADD COLUMN joins INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE join_tokens ADD COLUMN last_used_ns INTEGER;
+ALTER TABLE join_tokens ADD COLUMN revoked_ns INTEGER;
+UPDATE join_tokens SET joins = 1, last_used_ns = used_ns WHERE used_ns IS NOT NULL;
+UPDATE join_tokens SET id = lower(hex(substr(hash, 1, 8)));
+CREATE UNIQUE INDEX join_tokens_id ON join_tokens (id);
+CREATE INDEX join_tokens_created ON join_tokens (created_ns);
