@@ -22,13 +22,17 @@ type DashboardConfig struct {
 	// Scenarios returns the detection scenarios in force, with the
 	// detector's counters when one runs (nil then otherwise).
 	Scenarios func() ([]ScenarioInfo, *DetectorStats)
-	Logger    *slog.Logger
+	// API is the control plane's handler, whose methods answer the
+	// dashboard's questions as its endpoints do (Overview, EventDetail,
+	// ActorTimeline, Graph, PolicyDryRun…).
+	API    *Handler
+	Logger *slog.Logger
 }
 
 // dashboardConfig is the DashboardConfig of a server over data.
-func dashboardConfig(data *Data, detector *Detector, logger *slog.Logger) DashboardConfig {
+func dashboardConfig(data *Data, detector *Detector, api *Handler, logger *slog.Logger) DashboardConfig {
 	return DashboardConfig{
-		Store: data.Store, AdminTokenHash: data.AdminTokenHash, Logger: logger,
+		Store: data.Store, AdminTokenHash: data.AdminTokenHash, API: api, Logger: logger,
 		Scenarios: func() ([]ScenarioInfo, *DetectorStats) {
 			list := detect.Builtin()
 			var stats *DetectorStats

@@ -207,7 +207,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	var handler http.Handler = h
 	var endStreams func()
 	if cfg.Dashboard != nil {
-		ui, err := cfg.Dashboard(dashboardConfig(data, detector, logger))
+		ui, err := cfg.Dashboard(dashboardConfig(data, detector, h, logger))
 		if err != nil {
 			data.Store.Close()
 			return nil, fmt.Errorf("control: dashboard: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,12 +12,16 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rampartsec/rampart/internal/ca"
+	"github.com/rampartsec/rampart/internal/control"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/sqlite"
 	"github.com/rampartsec/rampart/internal/web"
@@ -44,14 +49,15 @@ func (c *clock) Add(d time.Duration) {
 
 // ui is a dashboard over a real SQLite store, served over TLS.
 type ui struct {
-	t     *testing.T
+	t     testing.TB
 	h     *web.Handler
 	st    store.Store
-	srv   *httptest.Server
+	url   string       // the server's, https://127.0.0.1:port
+	base  *http.Client // trusts the server's certificate
 	clock *clock
 }
 
-func startUI(t *testing.T, mod func(*web.Config)) *ui {
+func startUI(t testing.TB, mod func(*web.Config)) *ui {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), sqlite.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -73,7 +79,52 @@ func startUI(t *testing.T, mod func(*web.Config)) *ui {
 		h.EndStreams()
 		srv.Close()
 	})
-	return &ui{t: t, h: h, st: st, srv: srv, clock: c}
+	return &ui{t: t, h: h, st: st, url: srv.URL, base: srv.Client(), clock: c}
+}
+
+// startControlUI is startUI served by a real control plane, 'rampart
+// server' in process: its store, its API's aggregates (web.ControlData),
+// its HTTPS listener.
+func startControlUI(t testing.TB, mod func(*web.Config)) *ui {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	if _, err := control.InitWith(context.Background(), dir, "example.org", control.InitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Now().UTC()}
+	u := &ui{t: t, clock: c}
+	srv, err := control.StartServer(context.Background(), control.ServerConfig{Dir: dir, Addr: "127.0.0.1:0",
+		Dashboard: func(dc control.DashboardConfig) (http.Handler, error) {
+			cfg := web.FromControl(dc)
+			sum := sha256.Sum256([]byte(adminToken))
+			cfg.AdminTokenHash, cfg.Now = sum[:], c.Now // the test's token and clock
+			if mod != nil {
+				mod(&cfg)
+			}
+			h, err := web.New(cfg)
+			u.h, u.st = h, dc.Store
+			return h, err
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	pem, err := os.ReadFile(filepath.Join(dir, control.CADir, ca.CertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pem)
+	u.url = srv.URL()
+	u.base = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	return u
+}
+
+// eachSource runs fn over a dashboard on a bare store (web.StoreData) and
+// over one served by a control plane (web.ControlData).
+func eachSource(t *testing.T, fn func(t *testing.T, start func(testing.TB, func(*web.Config)) *ui)) {
+	t.Run("over the store", func(t *testing.T) { fn(t, startUI) })
+	t.Run("over the control plane", func(t *testing.T) { fn(t, startControlUI) })
 }
 
 // client is a browser-like client: a cookie jar, no redirects followed,
@@ -81,7 +132,7 @@ func startUI(t *testing.T, mod func(*web.Config)) *ui {
 func (u *ui) client() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	c := new(http.Client)
-	*c = *u.srv.Client() // a copy: the server's client is shared
+	*c = *u.base // a copy: the server's client is shared
 	c.Jar = jar
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return c
@@ -93,13 +144,13 @@ func (u *ui) do(c *http.Client, method, path string, form url.Values) (*http.Res
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
-	req, err := http.NewRequest(method, u.srv.URL+path, body)
+	req, err := http.NewRequest(method, u.url+path, body)
 	if err != nil {
 		u.t.Fatal(err)
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", u.srv.URL)
+		req.Header.Set("Origin", u.url)
 		req.Header.Set("Sec-Fetch-Site", "same-origin")
 	}
 	resp, err := c.Do(req)
@@ -166,5 +217,3 @@ func (u *ui) auditEvents() []store.Event {
 	}
 	return evs
 }
-
-var _ = tls.VersionTLS12

@@ -71,8 +71,11 @@ type Config struct {
 	// Scenarios returns the detection scenarios in force and the
 	// detector's counters; nil shows none.
 	Scenarios func() ([]control.ScenarioInfo, *control.DetectorStats)
-	// Data answers the pages' questions about events; nil means over
-	// Store (see StoreData).
+	// API, if set, is the control plane's handler: the pages then ask it
+	// what the database can count (ControlData).
+	API *control.Handler
+	// Data answers the pages' questions about events; nil means
+	// ControlData with API, else StoreData.
 	Data Data
 	// SessionTTL, IdleTimeout and MaxSessions bound sessions; zero means
 	// the defaults. When MaxSessions are held, a new sign-in ends the
@@ -86,7 +89,7 @@ type Config struct {
 
 // FromControl is the Config of the dashboard of a control plane.
 func FromControl(c control.DashboardConfig) Config {
-	return Config{Store: c.Store, AdminTokenHash: c.AdminTokenHash, Scenarios: c.Scenarios, Logger: c.Logger}
+	return Config{Store: c.Store, AdminTokenHash: c.AdminTokenHash, Scenarios: c.Scenarios, API: c.API, Logger: c.Logger}
 }
 
 // Mount is a control.ServerConfig.Dashboard that serves the dashboard.
@@ -140,7 +143,11 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.Data == nil {
+	switch {
+	case cfg.Data != nil:
+	case cfg.API != nil:
+		cfg.Data = ControlData(cfg.API, cfg.Store)
+	default:
 		cfg.Data = StoreData(cfg.Store)
 	}
 	h := &Handler{cfg: cfg, data: cfg.Data, log: cfg.Logger, mux: http.NewServeMux(), stopping: make(chan struct{}),

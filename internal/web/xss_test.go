@@ -15,6 +15,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/web"
 )
 
 // xssPayloads are the attack strings of the CRS's XSS regression tests
@@ -172,62 +173,64 @@ func textOf(body, id string) (string, bool) {
 }
 
 func TestAttackerValuesAreEscapedOnEveryPage(t *testing.T) {
-	u := startUI(t, nil)
-	payloads := xssPayloads(t)
-	events := make([]store.Event, len(payloads))
-	for i, p := range payloads {
-		events[i] = storeAttack(u, p)
-		// A decision whose reason and value are the attacker's (a user
-		// name is one).
-		if _, err := u.st.CreateDecision(context.Background(), store.Decision{Scope: store.ScopeUser, Value: events[i].ActorUser,
-			Action: store.ActionBlock, Reason: truncateBytes(p, 500), Origin: truncateBytes(p, 64), Expires: time.Now().Add(time.Hour)}); err != nil {
-			t.Logf("decision for payload %d not stored (%v): its fields are checked on the event pages", i, err)
+	eachSource(t, func(t *testing.T, start func(testing.TB, func(*web.Config)) *ui) {
+		u := start(t, nil)
+		payloads := xssPayloads(t)
+		events := make([]store.Event, len(payloads))
+		for i, p := range payloads {
+			events[i] = storeAttack(u, p)
+			// A decision whose reason and value are the attacker's (a user
+			// name is one).
+			if _, err := u.st.CreateDecision(context.Background(), store.Decision{Scope: store.ScopeUser, Value: events[i].ActorUser,
+				Action: store.ActionBlock, Reason: truncateBytes(p, 500), Origin: truncateBytes(p, 64), Expires: time.Now().Add(time.Hour)}); err != nil {
+				t.Logf("decision for payload %d not stored (%v): its fields are checked on the event pages", i, err)
+			}
 		}
-	}
-	// Alerts whose key (an actor the scenario counted) is the attacker's.
-	var alertIDs []string
-	for i, p := range payloads[:40] {
-		a := store.Alert{ID: fmt.Sprintf("a-xss-%d", i), Scenario: "injection-escalation", Key: events[i].ActorUser, Count: 3,
-			First: time.Now().Add(-time.Minute), Last: time.Now(), Evidence: []string{events[i].ID}}
-		ds := []store.Decision{{ID: fmt.Sprintf("d-xss-%d", i), Scope: store.ScopeUser, Value: events[i].ActorUser, Action: store.ActionBlock,
-			Reason: truncateBytes(strings.ToValidUTF8(p, ""), 100), Origin: "injection-escalation", Expires: time.Now().Add(time.Hour), AlertID: a.ID}}
-		if _, err := u.st.PutAlert(context.Background(), a, ds); err != nil {
-			t.Logf("alert for payload %d not stored (%v)", i, err)
-			continue
+		// Alerts whose key (an actor the scenario counted) is the attacker's.
+		var alertIDs []string
+		for i, p := range payloads[:40] {
+			a := store.Alert{ID: fmt.Sprintf("a-xss-%d", i), Scenario: "injection-escalation", Key: events[i].ActorUser, Count: 3,
+				First: time.Now().Add(-time.Minute), Last: time.Now(), Evidence: []string{events[i].ID}}
+			ds := []store.Decision{{ID: fmt.Sprintf("d-xss-%d", i), Scope: store.ScopeUser, Value: events[i].ActorUser, Action: store.ActionBlock,
+				Reason: truncateBytes(strings.ToValidUTF8(p, ""), 100), Origin: "injection-escalation", Expires: time.Now().Add(time.Hour), AlertID: a.ID}}
+			if _, err := u.st.PutAlert(context.Background(), a, ds); err != nil {
+				t.Logf("alert for payload %d not stored (%v)", i, err)
+				continue
+			}
+			alertIDs = append(alertIDs, a.ID)
 		}
-		alertIDs = append(alertIDs, a.ID)
-	}
-	if len(alertIDs) < 20 {
-		t.Fatalf("only %d alerts stored", len(alertIDs))
-	}
-	c := u.signIn()
-	pages := []string{"/ui/", "/ui/live", "/ui/alerts", "/ui/events", "/ui/events?attacks=1", "/ui/decisions", "/ui/decisions?state=all",
-		"/ui/services", "/ui/actor?scope=ip&value=203.0.113.66"}
-	for _, id := range alertIDs {
-		pages = append(pages, "/ui/alerts/"+id)
-	}
-	for i, ev := range events {
-		pages = append(pages, "/ui/events/"+url.PathEscape(ev.ID), "/ui/actor?"+url.Values{"scope": {"user"}, "value": {ev.ActorUser}}.Encode(),
-			"/ui/events?"+url.Values{"service": {ev.Service}, "user": {ev.ActorUser}}.Encode())
-		if i%10 == 0 {
-			pages = append(pages, "/ui/services/"+url.PathEscape(ev.Service))
+		if len(alertIDs) < 20 {
+			t.Fatalf("only %d alerts stored", len(alertIDs))
 		}
-	}
-	for _, page := range pages {
-		resp, body := u.do(c, "GET", page, nil)
-		if resp.StatusCode != 200 && resp.StatusCode != 404 && resp.StatusCode != 400 { // 400: not a service name
-			t.Errorf("%s: %s", page, resp.Status)
+		c := u.signIn()
+		pages := []string{"/ui/", "/ui/live", "/ui/alerts", "/ui/events", "/ui/events?attacks=1", "/ui/decisions", "/ui/decisions?state=all",
+			"/ui/services", "/ui/actor?scope=ip&value=203.0.113.66"}
+		for _, id := range alertIDs {
+			pages = append(pages, "/ui/alerts/"+id)
 		}
-		checkDOM(t, page, body)
-	}
-	// And the values are shown, as text, whole.
-	for i, ev := range events {
-		_, body := u.do(c, "GET", "/ui/events/"+url.PathEscape(ev.ID), nil)
-		if got, ok := textOf(body, "input-value"); !ok || got != payloads[i] {
-			t.Errorf("payload %d: the input shown is %q, want %q", i, got, payloads[i])
+		for i, ev := range events {
+			pages = append(pages, "/ui/events/"+url.PathEscape(ev.ID), "/ui/actor?"+url.Values{"scope": {"user"}, "value": {ev.ActorUser}}.Encode(),
+				"/ui/events?"+url.Values{"service": {ev.Service}, "user": {ev.ActorUser}}.Encode())
+			if i%10 == 0 {
+				pages = append(pages, "/ui/services/"+url.PathEscape(ev.Service))
+			}
 		}
-		if got, _ := textOf(body, "statement"); !strings.Contains(got, payloads[i]) {
-			t.Errorf("payload %d: the statement shown lacks the input", i)
+		for _, page := range pages {
+			resp, body := u.do(c, "GET", page, nil)
+			if resp.StatusCode != 200 && resp.StatusCode != 404 && resp.StatusCode != 400 { // 400: not a service name
+				t.Errorf("%s: %s", page, resp.Status)
+			}
+			checkDOM(t, page, body)
 		}
-	}
+		// And the values are shown, as text, whole.
+		for i, ev := range events {
+			_, body := u.do(c, "GET", "/ui/events/"+url.PathEscape(ev.ID), nil)
+			if got, ok := textOf(body, "input-value"); !ok || got != payloads[i] {
+				t.Errorf("payload %d: the input shown is %q, want %q", i, got, payloads[i])
+			}
+			if got, _ := textOf(body, "statement"); !strings.Contains(got, payloads[i]) {
+				t.Errorf("payload %d: the statement shown lacks the input", i)
+			}
+		}
+	})
 }
