@@ -25,7 +25,7 @@ func (d *controlData) SearchEvents(ctx context.Context, q EventQuery) (EventPage
 		limit = 50
 	}
 	f := store.EventFilter{Kind: q.Kind, Service: q.Service, Action: q.Action, Attacks: q.AttacksOnly, ActorIP: q.ActorIP,
-		ActorUser: q.ActorUser, SessionHash: q.Session, TraceID: q.TraceID, Since: q.Since, Until: q.Until,
+		ActorCIDR: q.ActorCIDR, ActorUser: q.ActorUser, SessionHash: q.Session, TraceID: q.TraceID, Since: q.Since, Until: q.Until,
 		After: q.After, Reverse: true, Limit: limit + 1}
 	evs, err := d.st.QueryEvents(ctx, f)
 	if err != nil {

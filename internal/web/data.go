@@ -37,6 +37,7 @@ type Data interface {
 type EventQuery struct {
 	Kind, Service, Action       string
 	ActorIP, ActorUser, Session string
+	ActorCIDR                   string // events whose actor IP is in it
 	TraceID                     string
 	Since, Until                time.Time
 	AttacksOnly                 bool          // attacks only (see IsAttack)
@@ -147,7 +148,8 @@ func (d *storeData) SearchEvents(ctx context.Context, q EventQuery) (EventPage, 
 	if limit <= 0 {
 		limit = 50
 	}
-	f := store.EventFilter{Kind: q.Kind, Service: q.Service, ActorIP: q.ActorIP, ActorUser: q.ActorUser, SessionHash: q.Session,
+	f := store.EventFilter{Kind: q.Kind, Service: q.Service, Action: q.Action, Attacks: q.AttacksOnly, ActorIP: q.ActorIP,
+		ActorCIDR: q.ActorCIDR, ActorUser: q.ActorUser, SessionHash: q.Session,
 		TraceID: q.TraceID, Since: q.Since, Until: q.Until, After: q.After, Reverse: true, Limit: store.MaxQueryLimit}
 	var page EventPage
 	for page.Scanned < maxScan {

@@ -3,6 +3,7 @@ package web
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -354,6 +355,7 @@ func (h *Handler) actor(w http.ResponseWriter, r *http.Request, s *session) erro
 		}
 		prefix = p.Masked()
 		v.Value = prefix.String()
+		eq.ActorCIDR = v.Value
 	case "user":
 		eq.ActorUser = value
 	case "session":
@@ -363,37 +365,27 @@ func (h *Handler) actor(w http.ResponseWriter, r *http.Request, s *session) erro
 	if eq.After, err = cursorParam(q); err != nil {
 		return err
 	}
-	if scope != "cidr" { // a range's events are its addresses'
-		page, err := h.data.SearchEvents(r.Context(), eq)
-		if err != nil {
-			return err
-		}
-		v.Events, v.Next = viewEvents(page.Events), cursorString(page.Next)
+	page, err := h.data.SearchEvents(r.Context(), eq)
+	if err != nil {
+		return err
 	}
-	ds, err := h.cfg.Store.ListDecisions(r.Context(), true)
+	v.Events, v.Next = viewEvents(page.Events), cursorString(page.Next)
+	// Those on it, and for an address those on a range that holds it,
+	// for a range those on its addresses and overlapping ranges.
+	ds, err := h.cfg.Store.ActorDecisions(r.Context(), store.Actor{Scope: store.Scope(scope), Value: v.Value})
 	if err != nil {
 		return err
 	}
 	now := h.cfg.Now()
 	for _, d := range ds {
 		direct := string(d.Scope) == scope && d.Value == v.Value
-		covers := false
-		if scope == "ip" && d.Scope == store.ScopeCIDR {
-			if p, err := netip.ParsePrefix(d.Value); err == nil {
-				a, _ := netip.ParseAddr(v.Value)
-				covers = p.Contains(a)
-			}
-		}
-		if !direct && !covers {
-			continue
-		}
 		v.Decisions = append(v.Decisions, actorDecision{decisionView: decisionView{d, now}, Direct: direct})
 	}
 	// v.Decisions are oldest first, as the store lists them.
-	if len(v.Decisions) > 0 && scope != "cidr" {
+	if len(v.Decisions) > 0 {
 		// When each enforcer first refused the actor under a decision:
 		// the decision_enforced events that name it, oldest first.
-		f := store.EventFilter{Kind: "decision_enforced", ActorIP: eq.ActorIP, ActorUser: eq.ActorUser, SessionHash: eq.Session,
+		f := store.EventFilter{Kind: "decision_enforced", ActorIP: eq.ActorIP, ActorCIDR: eq.ActorCIDR, ActorUser: eq.ActorUser, SessionHash: eq.Session,
 			Since: v.Decisions[0].Created.Add(-time.Minute), Limit: store.MaxQueryLimit}
 		refusals, err := h.cfg.Store.QueryEvents(r.Context(), f)
 		if err != nil {
@@ -833,9 +825,32 @@ func (h *Handler) proposePolicy(w http.ResponseWriter, r *http.Request, s *sessi
 	return nil
 }
 
-// dryRun fills what the proposal would change over recent traffic.
+// dryRun fills what the proposal would change over the last day's
+// traffic: the calls the policy denied (authz_denied events) and those
+// the services reported, evaluated by both policies.
 func (h *Handler) dryRun(r *http.Request, text string, d *dryRunView) error {
-	d.Note = "The proposal is valid. Comparing it with recent traffic needs the control plane's dry run."
+	if h.cfg.API == nil {
+		d.Note = "The proposal is valid. Comparing it with recent traffic needs the control plane's dry run."
+		return nil
+	}
+	now := h.cfg.Now()
+	res, err := h.cfg.API.PolicyDryRun(r.Context(), text, now.Add(-24*time.Hour), now)
+	if err != nil {
+		return err
+	}
+	for _, c := range res.Changes {
+		path := c.Path
+		if c.Route != "" {
+			path = c.Route
+		}
+		d.Changes = append(d.Changes, dryRunChange{Caller: c.Caller, Service: c.Service, Method: c.Method, Path: path,
+			Before: c.Before, After: c.After, Count: int64(c.Count)})
+	}
+	d.Note = fmt.Sprintf("Over the last 24 h: %d distinct calls denied and %d allowed were evaluated; %d would change.",
+		res.Observed.Denied, res.Observed.Allowed, len(res.Changes))
+	if res.Truncated {
+		d.Note += " (The window held more denied calls than a dry run reads: the oldest were left out.)"
+	}
 	return nil
 }
 

@@ -396,3 +396,24 @@ func TestOnlyTheDashboardsOwnMessagesAreFlashed(t *testing.T) {
 		t.Error("the dashboard's own message is not shown")
 	}
 }
+
+func TestAnActorPageShowsTheRangesThatHoldIt(t *testing.T) {
+	eachSource(t, func(t *testing.T, start func(testing.TB, func(*web.Config)) *ui) {
+		u := start(t, nil)
+		ev := u.event("waf", "blocked", "gateway", "198.51.100.9", "", map[string]any{"reason": "CRS anomaly score 10; rules 942100"})
+		d, err := u.st.CreateDecision(context.Background(), store.Decision{Scope: store.ScopeCIDR, Value: "198.51.100.0/24",
+			Action: store.ActionReadOnly, Reason: "a scraping range", Expires: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := u.signIn()
+		_, body := u.do(c, "GET", "/ui/actor?scope=ip&value=198.51.100.9", nil)
+		if !strings.Contains(body, `data-decision="`+d.ID+`"`) || !strings.Contains(body, "on cidr 198.51.100.0/24") {
+			t.Error("the address's page does not show the range's decision")
+		}
+		_, body = u.do(c, "GET", "/ui/actor?scope=cidr&value=198.51.100.77/24", nil)
+		if !strings.Contains(body, ev.ID) || !strings.Contains(body, `data-decision="`+d.ID+`"`) {
+			t.Error("the range's page does not show its address's event and its decision")
+		}
+	})
+}
