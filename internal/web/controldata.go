@@ -101,6 +101,9 @@ func (d *controlData) Overview(ctx context.Context, since, until time.Time, n in
 			ov.TopActors = append(ov.TopActors, Count{a.Actor.Value, int(a.Attacks)})
 		}
 	}
+	for _, l := range o.Changes.DecisionsLifted {
+		ov.Lifted = append(ov.Lifted, Lifted{ID: l.ID, Time: l.Time})
+	}
 	recent, err := d.st.QueryEvents(ctx, store.EventFilter{Since: since, Until: until, Attacks: true, Reverse: true, Limit: 15})
 	if err != nil {
 		return Overview{}, err

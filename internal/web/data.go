@@ -67,6 +67,15 @@ type Overview struct {
 	// Truncated: the window held more events than the source reads; the
 	// figures are those of the newest ones.
 	Truncated bool
+	// Lifted are the decisions deleted in the last hour, when the source
+	// knows (they are gone from the store).
+	Lifted []Lifted
+}
+
+// Lifted is a decision lifted (deleted) and when.
+type Lifted struct {
+	ID   string
+	Time time.Time
 }
 
 // Monitored counts the attacks that were not blocked.

@@ -90,6 +90,9 @@ func (h *Handler) overviewData(r *http.Request) (overviewView, error) {
 				Prefix + "decisions?state=all"})
 		}
 	}
+	for _, l := range ov.Lifted {
+		v.Changes = append(v.Changes, change{l.Time, "decision " + l.ID + " lifted", Prefix + "events?kind=" + AuditKind})
+	}
 	v.Active = len(active)
 	slices.SortFunc(active, func(a, b store.Decision) int { return b.Created.Compare(a.Created) })
 	v.Decisions = viewDecisions(active[:min(8, len(active))], now)

@@ -417,3 +417,20 @@ func TestAnActorPageShowsTheRangesThatHoldIt(t *testing.T) {
 		}
 	})
 }
+
+func TestTheOverviewSaysWhichDecisionsWereLifted(t *testing.T) {
+	u := startControlUI(t, nil)
+	c := u.signIn()
+	d, err := u.st.CreateDecision(context.Background(), store.Decision{Scope: store.ScopeIP, Value: "192.0.2.80",
+		Action: store.ActionBlock, Expires: time.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := u.do(c, "POST", "/ui/decisions/"+d.ID+"/lift", url.Values{"csrf": {u.csrf(c, "/ui/")}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("lift: %s", resp.Status)
+	}
+	u.clock.Add(2 * time.Second) // past the overview's cache
+	if _, body := u.do(c, "GET", "/ui/live", nil); !strings.Contains(body, "decision "+d.ID+" lifted") {
+		t.Error("the overview's changes do not say the decision was lifted")
+	}
+}
