@@ -656,14 +656,17 @@ func (h *Handler) services(w http.ResponseWriter, r *http.Request, s *session) e
 }
 
 type serviceView struct {
-	Service   store.Service
-	Instances []store.Instance
-	Sensitive []string
-	Callers   []GraphEdge
-	Callees   []GraphEdge
-	Attacks   []eventView
-	Now       time.Time
-	Stale     time.Duration
+	Calls         []string // calls it received, "CALLER METHOD /pattern", when known
+	AttacksByKind []Count  // attacks on it in the last day, when known
+	EdgeReachable bool     // the policy lets the edge reach it
+	Service       store.Service
+	Instances     []store.Instance
+	Sensitive     []string
+	Callers       []GraphEdge
+	Callees       []GraphEdge
+	Attacks       []eventView
+	Now           time.Time
+	Stale         time.Duration
 }
 
 func (h *Handler) service(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -696,6 +699,18 @@ func (h *Handler) service(w http.ResponseWriter, r *http.Request, s *session) er
 		if e.From == name {
 			v.Callees = append(v.Callees, e)
 		}
+	}
+	if h.cfg.API != nil {
+		inv, err := h.cfg.API.ServiceInventory(r.Context(), name, now.Add(-24*time.Hour), now)
+		if err != nil {
+			return err
+		}
+		v.Calls, v.EdgeReachable = inv.Calls, inv.EdgeReachable
+		byKind := map[string]int{}
+		for k, n := range inv.AttacksByKind {
+			byKind[k] = int(n)
+		}
+		v.AttacksByKind = topCounts(byKind, 20)
 	}
 	page, err := h.data.SearchEvents(r.Context(), EventQuery{Service: name, AttacksOnly: true, Limit: 20})
 	if err != nil {

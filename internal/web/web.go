@@ -319,6 +319,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.errorPage(w, r, http.StatusBadRequest, strings.TrimPrefix(err.Error(), "store: "))
 	case errors.Is(err, context.Canceled):
 	default:
+		// The control plane's own errors say their status, as its API
+		// answers them.
+		if status, body := control.ErrorResponse(err); status >= 400 && status < 500 {
+			h.errorPage(w, r, status, body.Error)
+			return
+		}
 		h.log.Error("web: page failed", "path", r.URL.Path, "err", err)
 		h.errorPage(w, r, http.StatusInternalServerError, "Something went wrong on the server; it is logged.")
 	}
