@@ -144,6 +144,34 @@ func (v eventView) Line() string {
 	return v.Location[i+1:]
 }
 
+// ShortFile is File from its module's root when the function's package
+// path says where that is ("examples/shop/shop.go" rather than the
+// build machine's absolute path), else File.
+func (v eventView) ShortFile() string {
+	file, fn := v.File(), v.Function()
+	if fn == "" || !strings.Contains(file, "/") {
+		return file
+	}
+	pkg := fn
+	if i := strings.LastIndexByte(pkg, '/'); i >= 0 {
+		if j := strings.IndexByte(pkg[i:], '.'); j >= 0 {
+			pkg = pkg[:i+j]
+		}
+	} else if j := strings.IndexByte(pkg, '.'); j >= 0 {
+		pkg = pkg[:j]
+	}
+	dir, base := file[:strings.LastIndexByte(file, '/')], file[strings.LastIndexByte(file, '/')+1:]
+	d, p := strings.Split(dir, "/"), strings.Split(pkg, "/")
+	k := 0
+	for k < len(d) && k < len(p)-1 && d[len(d)-1-k] == p[len(p)-1-k] {
+		k++
+	}
+	if k == 0 {
+		return file
+	}
+	return strings.Join(d[len(d)-k:], "/") + "/" + base
+}
+
 // Function is the innermost application frame's function.
 func (v eventView) Function() string {
 	if len(v.Stack) > 0 {
