@@ -24,6 +24,7 @@ import (
 	"github.com/rampartsec/rampart/internal/control"
 	"github.com/rampartsec/rampart/internal/store"
 	"github.com/rampartsec/rampart/internal/store/sqlite"
+	"github.com/rampartsec/rampart/internal/store/storetest"
 	"github.com/rampartsec/rampart/internal/web"
 )
 
@@ -87,13 +88,26 @@ func startUI(t testing.TB, mod func(*web.Config)) *ui {
 // its HTTPS listener.
 func startControlUI(t testing.TB, mod func(*web.Config)) *ui {
 	t.Helper()
+	return startControlUIOn(t, "", mod)
+}
+
+// startPostgresUI is startControlUI over PostgreSQL (a fresh schema of
+// the database at 127.0.0.1:5432, or RAMPART_TEST_POSTGRES); it skips
+// without one, and fails under CI=true.
+func startPostgresUI(t testing.TB, mod func(*web.Config)) *ui {
+	t.Helper()
+	return startControlUIOn(t, storetest.PostgresSchema(t, "rampart_web_test_"), mod)
+}
+
+func startControlUIOn(t testing.TB, postgresDSN string, mod func(*web.Config)) *ui {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	if _, err := control.InitWith(context.Background(), dir, "example.org", control.InitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Now().UTC()}
 	u := &ui{t: t, clock: c}
-	srv, err := control.StartServer(context.Background(), control.ServerConfig{Dir: dir, Addr: "127.0.0.1:0",
+	srv, err := control.StartServer(context.Background(), control.ServerConfig{Dir: dir, Addr: "127.0.0.1:0", PostgresDSN: postgresDSN,
 		Dashboard: func(dc control.DashboardConfig) (http.Handler, error) {
 			cfg := web.FromControl(dc)
 			sum := sha256.Sum256([]byte(adminToken))
@@ -121,10 +135,12 @@ func startControlUI(t testing.TB, mod func(*web.Config)) *ui {
 }
 
 // eachSource runs fn over a dashboard on a bare store (web.StoreData) and
-// over one served by a control plane (web.ControlData).
+// over one served by a control plane (web.ControlData), on SQLite and on
+// PostgreSQL.
 func eachSource(t *testing.T, fn func(t *testing.T, start func(testing.TB, func(*web.Config)) *ui)) {
 	t.Run("over the store", func(t *testing.T) { fn(t, startUI) })
 	t.Run("over the control plane", func(t *testing.T) { fn(t, startControlUI) })
+	t.Run("over the control plane on PostgreSQL", func(t *testing.T) { fn(t, startPostgresUI) })
 }
 
 // client is a browser-like client: a cookie jar, no redirects followed,
