@@ -7,7 +7,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/rampartsec/rampart/internal/policy"
@@ -134,19 +133,6 @@ func StoreData(st store.Store) Data { return &storeData{st: st} }
 
 type storeData struct {
 	st store.Store
-
-	mu    sync.Mutex
-	cache map[overviewKey]overviewEntry
-}
-
-type overviewKey struct {
-	since, until time.Time
-	n            int
-}
-
-type overviewEntry struct {
-	at time.Time
-	ov Overview
 }
 
 // maxScan bounds the events one question reads.
@@ -236,15 +222,6 @@ func (d *storeData) Overview(ctx context.Context, since, until time.Time, n int)
 	if n <= 0 || !since.Before(until) {
 		return Overview{}, errors.New("web: overview: empty window")
 	}
-	// Pages ask for windows that end now: a second-old answer will do,
-	// and spares the store when many browsers watch.
-	key := overviewKey{since.Truncate(time.Second), until.Truncate(time.Second), n}
-	d.mu.Lock()
-	if e, ok := d.cache[key]; ok && time.Since(e.at) < time.Second {
-		d.mu.Unlock()
-		return e.ov, nil
-	}
-	d.mu.Unlock()
 	ov := Overview{Since: since, Until: until, Buckets: make([]Bucket, n)}
 	step := until.Sub(since) / time.Duration(n)
 	for i := range ov.Buckets {
@@ -292,12 +269,6 @@ func (d *storeData) Overview(ctx context.Context, since, until time.Time, n int)
 		f.After = &c
 	}
 	ov.ByKind, ov.ByService, ov.TopActors = topCounts(kinds, 10), topCounts(services, 10), topCounts(actors, 10)
-	d.mu.Lock()
-	if d.cache == nil || len(d.cache) > 64 {
-		d.cache = map[overviewKey]overviewEntry{}
-	}
-	d.cache[key] = overviewEntry{time.Now(), ov}
-	d.mu.Unlock()
 	return ov, nil
 }
 

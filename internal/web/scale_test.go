@@ -110,7 +110,7 @@ func BenchmarkPages10kEvents1kServices(b *testing.B) {
 	for _, source := range []struct {
 		name  string
 		start func(testing.TB, func(*web.Config)) *ui
-	}{{"store", startUI}, {"control", startControlUI}} {
+	}{{"store", startUI}, {"control", startControlUI}, {"control-postgres", startPostgresUI}} {
 		b.Run(source.name, func(b *testing.B) { benchmarkPages(b, source.start) })
 	}
 }
