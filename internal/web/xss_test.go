@@ -208,7 +208,16 @@ func TestAttackerValuesAreEscapedOnEveryPage(t *testing.T) {
 		for _, id := range alertIDs {
 			pages = append(pages, "/ui/alerts/"+id)
 		}
+		// Under the race detector, the control plane's sources (the same
+		// templates over other queries) get every 4th payload's pages.
+		every := 1
+		if raceEnabled && !strings.HasSuffix(t.Name(), "over_the_store") {
+			every = 4
+		}
 		for i, ev := range events {
+			if i%every != 0 {
+				continue
+			}
 			pages = append(pages, "/ui/events/"+url.PathEscape(ev.ID), "/ui/actor?"+url.Values{"scope": {"user"}, "value": {ev.ActorUser}}.Encode(),
 				"/ui/events?"+url.Values{"service": {ev.Service}, "user": {ev.ActorUser}}.Encode())
 			if i%10 == 0 {
@@ -224,6 +233,9 @@ func TestAttackerValuesAreEscapedOnEveryPage(t *testing.T) {
 		}
 		// And the values are shown, as text, whole.
 		for i, ev := range events {
+			if i%every != 0 {
+				continue
+			}
 			_, body := u.do(c, "GET", "/ui/events/"+url.PathEscape(ev.ID), nil)
 			if got, ok := textOf(body, "input-value"); !ok || got != payloads[i] {
 				t.Errorf("payload %d: the input shown is %q, want %q", i, got, payloads[i])
