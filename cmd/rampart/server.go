@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rampartsec/rampart/internal/ca"
 	"github.com/rampartsec/rampart/internal/control"
+	"github.com/rampartsec/rampart/internal/web"
 )
 
 func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -188,6 +190,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	quotaRate := fs.Float64("quota-rate", control.DefaultRequestsPerSecond, "requests per second per service identity (token bucket); -1: no limit")
 	quotaBurst := fs.Int("quota-burst", control.DefaultBurst, "requests a service identity may make at once, over -quota-rate")
 	detectF := addDetectFlags(fs)
+	dashboard := fs.Bool("dashboard", true, "serve the web dashboard under /ui/ on the same listener (sign in with the admin token)")
+	people := fs.String("dashboard-people", "", "file of per-person dashboard credentials, one \"name sha256-hex-of-secret\" a line: their actions are audited under their names")
 	quotaInFlight := fs.Int("quota-in-flight", control.DefaultInFlightPerService, "most requests of one service identity served at once, watches apart; -1: no limit")
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
@@ -245,6 +249,26 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			hostNames = append(hostNames, h)
 		}
 	}
+	var ui func(control.DashboardConfig) (http.Handler, error)
+	if *dashboard {
+		ui = web.Mount
+	}
+	if *dashboard && *people != "" {
+		f, err := os.Open(*people)
+		if err != nil {
+			return fmt.Errorf("server: -dashboard-people: %w", err)
+		}
+		list, err := web.ParsePeople(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("server: -dashboard-people %s: %s", *people, strings.TrimPrefix(err.Error(), "web: "))
+		}
+		ui = func(c control.DashboardConfig) (http.Handler, error) {
+			cfg := web.FromControl(c)
+			cfg.People = list
+			return web.New(cfg)
+		}
+	}
 	srv, err := control.StartServer(ctx, control.ServerConfig{
 		Dir: *dir, Addr: *addr, Hosts: hostNames, PostgresDSN: *pg, CAKEK: kek,
 		ActorKeyRotation: *rotation, ActorKeyPublishAhead: *ahead, GatewayServices: gatewayNames,
@@ -256,13 +280,17 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			InstancesPerService: *quotaInstances, WatchesPerService: *quotaWatches, Watches: *quotaAllWatches,
 			RequestsPerSecond: *quotaRate, Burst: *quotaBurst, InFlightPerService: *quotaInFlight,
 		},
-		Detect: detectCfg,
-		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+		Detect:    detectCfg,
+		Dashboard: ui,
+		Logger:    slog.New(slog.NewTextHandler(stderr, nil)),
 	})
 	if err != nil {
 		return errors.New(strings.TrimPrefix(err.Error(), "control: "))
 	}
 	fmt.Fprintf(stdout, "rampart: control plane serving on %s (trust domain %s)\n", srv.URL(), srv.TrustDomain().Name())
+	if *dashboard {
+		fmt.Fprintf(stdout, "rampart: dashboard at %s%s (sign in with the admin token)\n", srv.URL(), web.Prefix)
+	}
 	select {
 	case <-srv.Done():
 		// It stopped by itself: its listener failed, or its key

@@ -131,6 +131,11 @@ type ServerConfig struct {
 	// Detect, unless nil, runs the detection engine over the stored events
 	// (see Detector); nil runs none.
 	Detect *DetectConfig
+	// Dashboard, unless nil, makes the web dashboard (package web), which
+	// the server then serves under DashboardPath beside the API, on the
+	// same listener. A handler that has an EndStreams method has it called
+	// when the server shuts down, like the watches' long polls.
+	Dashboard func(DashboardConfig) (http.Handler, error)
 	// Logger receives the store's, the actor keys' and the API's messages;
 	// nil discards them.
 	Logger *slog.Logger
@@ -199,6 +204,19 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		data.Store.Close()
 		return nil, err
 	}
+	var handler http.Handler = h
+	var endStreams func()
+	if cfg.Dashboard != nil {
+		ui, err := cfg.Dashboard(dashboardConfig(data, detector, h, logger))
+		if err != nil {
+			data.Store.Close()
+			return nil, fmt.Errorf("control: dashboard: %w", err)
+		}
+		if e, ok := ui.(interface{ EndStreams() }); ok {
+			endStreams = e.EndStreams
+		}
+		handler = withDashboard(h, ui)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		data.Store.Close()
@@ -220,7 +238,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	s := &Server{
 		addr: ln.Addr().String(), td: data.CA.TrustDomain(), data: data, done: make(chan struct{}),
 		srv: &http.Server{
-			Handler:           h,
+			Handler:           handler,
 			TLSConfig:         tlsConfig,
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       time.Minute,
@@ -230,6 +248,9 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 		},
 	}
 	s.srv.RegisterOnShutdown(h.EndWatches)
+	if endStreams != nil {
+		s.srv.RegisterOnShutdown(endStreams)
+	}
 	// Keep the actor-token keys on schedule, with the other servers over
 	// the store, until the server stops.
 	bgCtx, stopBackground := context.WithCancel(context.Background())

@@ -34,6 +34,7 @@ import (
 	"github.com/rampartsec/rampart/internal/detect"
 	"github.com/rampartsec/rampart/internal/gateway"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/web"
 	"github.com/rampartsec/rampart/ssrfguard"
 )
 
@@ -62,6 +63,16 @@ type Config struct {
 	// Ready, when not nil, receives the gateway's URL once the story is
 	// told.
 	Ready chan<- string
+	// DashboardReady, when not nil, receives the dashboard's URL and a
+	// fresh one-time sign-in link once the story is told.
+	DashboardReady chan<- Dashboard
+}
+
+// Dashboard is where the demo's dashboard is, and a one-time link that
+// signs its first visitor in as the admin (web.SignInLinkTTL).
+type Dashboard struct {
+	URL        string
+	SignInLink string
 }
 
 // The attacker of the story, and what it sends.
@@ -136,6 +147,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Ready != nil {
 		cfg.Ready <- d.gatewayURL
 	}
+	if cfg.DashboardReady != nil {
+		cfg.DashboardReady <- Dashboard{URL: d.dashboardURL(), SignInLink: d.control.URL() + d.ui.SignInLink()}
+	}
 	if cfg.Once {
 		return nil
 	}
@@ -152,6 +166,7 @@ type demo struct {
 
 	dataDir, caFile, adminToken string
 	control                     *control.Server
+	ui                          *web.Handler // the dashboard, served by the control plane
 	admin                       *http.Client // trusts the control plane's CA
 	policyVersion               int64
 
@@ -166,6 +181,9 @@ type demo struct {
 	began      time.Time // when the demo started
 	injectedAt time.Time // when step 2's blind injection was answered
 }
+
+// dashboardURL is the dashboard's address.
+func (d *demo) dashboardURL() string { return d.control.URL() + web.Prefix }
 
 func (d *demo) onClose(f func()) { d.cleanups = append(d.cleanups, f) }
 
@@ -235,8 +253,13 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 		}
 		d.onClose(func() { os.RemoveAll(detectCfg.ScenarioDir) })
 	}
+	dashboard := func(c control.DashboardConfig) (http.Handler, error) {
+		ui, err := web.New(web.FromControl(c))
+		d.ui = ui
+		return ui, err
+	}
 	srv, err := control.StartServer(ctx, control.ServerConfig{Dir: dir, Addr: addr, CAKEK: kek, Logger: d.log,
-		Detect: detectCfg})
+		Detect: detectCfg, Dashboard: dashboard})
 	if err != nil {
 		return fmt.Errorf("demo: control plane: %w", err)
 	}

@@ -188,7 +188,7 @@ func get(t *testing.T, u string, attacker bool) (int, string) {
 func TestTheDemoTellsTheStoryAndTheControlPlaneHoldsEachEvent(t *testing.T) {
 	base, out := start(t, rampart.ModeBlock)
 	s := steps(t, out.String())
-	contains(t, "the introduction", s[0], "Gateway        "+base, "Control plane  https://127.0.0.1:", "Dashboard      none yet",
+	contains(t, "the introduction", s[0], "Gateway        "+base, "Control plane  https://127.0.0.1:", "Dashboard      https://127.0.0.1:", "/ui/login/link?token=",
 		"export RAMPART_ADDR=", "export RAMPART_TOKEN=rat_", "export RAMPART_CA=", "rampart events")
 	contains(t, "step 1 (the WAF)", s[1],
 		"curl -H 'X-Forwarded-For: 203.0.113.7' -H 'X-API-Key: "+demo.AttackerAPIKey+"' '"+base+"/products?q="+url.QueryEscape(demo.InjectionQuery)+"'",

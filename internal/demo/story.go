@@ -18,6 +18,7 @@ import (
 	"github.com/rampartsec/rampart/examples/shop"
 	"github.com/rampartsec/rampart/internal/control"
 	"github.com/rampartsec/rampart/internal/store"
+	"github.com/rampartsec/rampart/internal/web"
 )
 
 // tell prints what runs where, then plays the attacker's story against it.
@@ -43,7 +44,9 @@ func (d *demo) tell(ctx context.Context) error {
 		detection = "simulated in monitor mode: recorded, not enforced"
 	}
 	fmt.Fprintf(w, "  Detection      the built-in scenarios over the stored events, %s\n", detection)
-	fmt.Fprintf(w, "  Dashboard      none yet: the CLI shows the events, decisions and inventory.\n\n")
+	fmt.Fprintf(w, "  Dashboard      %s\n", d.dashboardURL())
+	fmt.Fprintf(w, "                 sign in: %s%s\n", d.control.URL(), d.ui.SignInLink())
+	fmt.Fprintf(w, "                 (that link works once, for %v; then sign in with RAMPART_TOKEN below)\n\n", web.SignInLinkTTL)
 	fmt.Fprintf(w, "  Use the CLI against this control plane from another terminal:\n")
 	fmt.Fprintf(w, "    export RAMPART_ADDR=%s\n", d.control.Addr())
 	fmt.Fprintf(w, "    export RAMPART_TOKEN=%s\n", d.adminToken)
@@ -316,6 +319,7 @@ func (d *demo) printEvent(e store.Event, ev rampart.Event) {
 	if e.Kind == "sql_injection" && ev.Detail != "" {
 		fmt.Fprintf(w, "     query     %s\n", truncate(ev.Detail, 240))
 	}
+	fmt.Fprintf(w, "     dashboard %s (the chain from the actor to the line)\n", d.control.URL()+web.Prefix+"events/"+url.PathEscape(e.ID))
 }
 
 func actorOf(e store.Event) string {
@@ -343,6 +347,12 @@ func locationOf(e store.Event, ev rampart.Event) string {
 
 // follow prints the events the control plane stores until ctx is done.
 func (d *demo) follow(ctx context.Context) error {
+	fmt.Fprintf(d.out, "\nIn the dashboard (%s): the Overview charts these attacks and adds new ones live;\n", d.dashboardURL())
+	fmt.Fprintf(d.out, "each event page draws the chain from the attacker through the gateway to the shop's line of\n")
+	fmt.Fprintf(d.out, "code; the attacker's page (%s) shows its timeline and the decisions\n",
+		d.control.URL()+web.Prefix+"actor?"+url.Values{"scope": {"ip"}, "value": {AttackerIP}}.Encode())
+	fmt.Fprintf(d.out, "about it, with buttons to block it, make it read-only or lift a decision; Services draws the\n")
+	fmt.Fprintf(d.out, "service graph, Policy the policy and its versions.\n")
 	fmt.Fprintf(d.out, "\nThe demo keeps serving: try the curl lines above, or your own. New security events appear\n")
 	fmt.Fprintf(d.out, "below as the control plane stores them. Press Ctrl-C to stop.\n\n")
 	q := url.Values{"order": {"asc"}, "limit": {"100"}, "since": {time.Now().UTC().Format(time.RFC3339Nano)}}
