@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -409,7 +408,7 @@ func (d *demo) startShop(ctx context.Context) error {
 		defer cancel()
 		agent.Close(cctx) // delivers the last events
 	})
-	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, detectionWait)
 	defer cancel()
 	if err := agent.Ready(rctx); err != nil {
 		return err
@@ -513,8 +512,8 @@ func (d *demo) startGateway(ctx context.Context) error {
 	case err := <-served:
 		served <- err
 		return fmt.Errorf("demo: gateway: %w", err)
-	case <-time.After(15 * time.Second):
-		return errors.New("demo: gateway: not ready after 15 s: it could not reach the control plane")
+	case <-time.After(detectionWait):
+		return fmt.Errorf("demo: gateway: not ready after %v: it could not reach the control plane", detectionWait)
 	case <-ctx.Done():
 		return ctx.Err()
 	}

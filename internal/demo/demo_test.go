@@ -117,7 +117,7 @@ func cliFrom(t *testing.T, intro string) *cli {
 	roots.AppendCertsFromPEM(pem)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &cli{addr: env["RAMPART_ADDR"], token: env["RAMPART_TOKEN"], client: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	return &cli{addr: env["RAMPART_ADDR"], token: env["RAMPART_TOKEN"], client: &http.Client{Transport: tr, Timeout: time.Minute}}
 }
 
 // storedEvent is an event as GET /v1/events returns it.
