@@ -254,7 +254,7 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 	roots.AppendCertsFromPEM(bundle)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	d.admin = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	d.admin = &http.Client{Transport: tr, Timeout: detectionWait}
 	d.onClose(tr.CloseIdleConnections)
 	var p store.Policy
 	if err := d.call(ctx, http.MethodPut, "/v1/policy", demoPolicy, &p); err != nil {
@@ -519,7 +519,7 @@ func (d *demo) startGateway(ctx context.Context) error {
 	}
 	d.gatewayURL = "http://" + ln.Addr().String()
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}
-	d.client = &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	d.client = &http.Client{Transport: tr, Timeout: detectionWait}
 	d.onClose(tr.CloseIdleConnections)
 	return nil
 }
