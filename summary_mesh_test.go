@@ -100,7 +100,7 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: agent.Handler(mux), TLSConfig: agent.ServerTLSConfig(), ErrorLog: slogDiscard(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: agent.Handler(mux), TLSConfig: agent.ServerTLSConfig(), ErrorLog: slogDiscard(), ReadHeaderTimeout: time.Minute}
 	go srv.ServeTLS(ln, "", "")
 	t.Cleanup(func() { srv.Close() })
 	return cp, agent, ln.Addr().String()

@@ -195,7 +195,7 @@ func hopServe(b *testing.B, h http.Handler, cfg *tls.Config) hopServer {
 		b.Fatal(err)
 	}
 	s := hopServer{url: "https://" + ln.Addr().String(), conns: new(atomic.Int64)}
-	srv := &http.Server{Handler: h, TLSConfig: cfg, ErrorLog: slogDiscard(), ReadHeaderTimeout: 5 * time.Second,
+	srv := &http.Server{Handler: h, TLSConfig: cfg, ErrorLog: slogDiscard(), ReadHeaderTimeout: time.Minute,
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				s.conns.Add(1)

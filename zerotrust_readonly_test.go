@@ -117,7 +117,7 @@ func readOnlyService(t *testing.T, cp *controltest.ControlPlane, name string, at
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: agent.Handler(mux), TLSConfig: agent.ServerTLSConfig(),
-		ErrorLog: slogDiscard(), ReadHeaderTimeout: 5 * time.Second}
+		ErrorLog: slogDiscard(), ReadHeaderTimeout: time.Minute}
 	go srv.ServeTLS(ln, "", "")
 	t.Cleanup(func() {
 		srv.Close()

@@ -100,7 +100,7 @@ func startService(t *testing.T, cp *controltest.ControlPlane, name string, route
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: agent.Handler(mux), TLSConfig: agent.ServerTLSConfig(),
-		ErrorLog: slogDiscard(), ReadHeaderTimeout: 5 * time.Second}
+		ErrorLog: slogDiscard(), ReadHeaderTimeout: time.Minute}
 	go srv.ServeTLS(ln, "", "")
 	t.Cleanup(func() {
 		srv.Close()

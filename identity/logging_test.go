@@ -69,7 +69,9 @@ func attr(rec slog.Record, key string) string {
 // stops the control plane, so that every renewal fails from then on.
 func joinAndLoseTheControlPlane(t *testing.T, logger *slog.Logger) {
 	t.Helper()
-	cp := controltest.Start(t, controltest.Config{SVIDTTL: 2 * time.Second})
+	// 5 s: under -race beside busy loops, joining took longer than 2 s
+	// and the SVID had expired before Join could verify it.
+	cp := controltest.Start(t, controltest.Config{SVIDTTL: 5 * time.Second})
 	src, err := identity.Join(t.Context(), identity.JoinConfig{
 		ControlPlane: cp.URL, ControlPlaneBundle: cp.BundlePEM, Service: "orders", Token: cp.JoinToken(t, "orders"),
 		RetryInterval: 50 * time.Millisecond, Logger: logger,

@@ -118,7 +118,7 @@ func openBackend(t *testing.T, name string) *backend {
 func (b *backend) ping() error {
 	db := sql.OpenDB(b.connector())
 	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	return db.PingContext(ctx)
 }
@@ -238,7 +238,7 @@ func newFixture(t *testing.T, b *backend) *fixture {
 			}
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, s := range stmts {
 		if _, err := fx.admin.ExecContext(ctx, s); err != nil {

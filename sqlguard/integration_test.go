@@ -921,7 +921,7 @@ func TestIntegrationBenign(t *testing.T) {
 				failures++
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		agent.Close(ctx)
 		if n := agent.Stats().Events; n != 0 {
@@ -1035,7 +1035,7 @@ func TestIntegrationMonitor(t *testing.T) {
 			t.Errorf("stacked insert in monitor mode: status %d body %q, canary rows %d, want 200 and 1", r.status, r.body, n)
 		}
 		sent[r.id] = "visit"
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := agent.Close(ctx); err != nil {
 			t.Fatal(err)

@@ -60,7 +60,7 @@ func roDatabase(t *testing.T, d sqlguard.Dialect) roDB {
 	}
 	if err == nil {
 		db := sql.OpenDB(c)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err = db.PingContext(ctx)
 		cancel()
 		db.Close()

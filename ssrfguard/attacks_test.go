@@ -43,7 +43,7 @@ func TestDNSRebindingIsCaughtWhereTheConnectionIsMade(t *testing.T) {
 			w := newWorld(t) // a fresh DNS server: rebind.test starts public again
 			agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 			guarded := setup != "unguarded"
-			client := &http.Client{Transport: w.plainRealBase(), Timeout: 5 * time.Second}
+			client := &http.Client{Transport: w.plainRealBase(), Timeout: time.Minute}
 			switch setup {
 			case "net.Dialer":
 				client = w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase()})
@@ -101,7 +101,7 @@ func TestRedirectFromAnUntrustedHostIsTainted(t *testing.T) {
 				if strings.Contains(to, "0x7f.1") {
 					t.Skip("Go's resolver does not read 0x7f.1 as an address")
 				}
-				client := &http.Client{Transport: w.simBase(), Timeout: 5 * time.Second}
+				client := &http.Client{Transport: w.simBase(), Timeout: time.Minute}
 				before, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
 				resp, err := client.Get(input)
 				if err == nil {
@@ -120,7 +120,7 @@ func TestRedirectFromAnUntrustedHostIsTainted(t *testing.T) {
 			t.Run(fmt.Sprintf("guarded/%d/%s", hops, to), func(t *testing.T) {
 				agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 				g := w.guard(t, agent, ssrfguard.Config{})
-				client := g.Client(&http.Client{Transport: w.simBase(), Timeout: 5 * time.Second})
+				client := g.Client(&http.Client{Transport: w.simBase(), Timeout: time.Minute})
 				before, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
 				ctx := rampart.WithUntrusted(context.Background(), "job", input)
 				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, input, nil)
@@ -159,7 +159,7 @@ func TestRedirectFromAnAllowedHostIsStillTainted(t *testing.T) {
 	w := newWorld(t)
 	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
 	_, aport, _ := strings.Cut(w.attacker.Listener.Addr().String(), ":")
-	client := w.guard(t, agent, ssrfguard.Config{Allow: []string{"attacker.loop.test"}}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+	client := w.guard(t, agent, ssrfguard.Config{Allow: []string{"attacker.loop.test"}}).Client(&http.Client{Transport: realBase(), Timeout: time.Minute})
 	input := fmt.Sprintf("http://attacker.loop.test:%s/r?to=%s", aport, redirectTo(fmt.Sprintf("http://127.0.0.1:%d/canary", w.canary.port)))
 	ctx := rampart.WithUntrusted(context.Background(), "job", input)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, input, nil)
@@ -188,7 +188,7 @@ func TestSelfCallRule(t *testing.T) {
 	// host is another service.
 	w := newWorld(t)
 	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
-	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: time.Minute})
 	svc := newService(t, agent, client)
 	self := svc.self()
 	other := fmt.Sprintf("http://127.0.0.1:%d/canary", w.canary.port)
@@ -253,7 +253,7 @@ func TestCaseMappedInputIsStillTheHost(t *testing.T) {
 		t.Run(target+"/unguarded", func(t *testing.T) {
 			// The exploit is real: the mapped URL reaches an internal address.
 			hits, dialed := w.canary.hits.Load(), len(w.sim.Dialed())
-			resp, err := (&http.Client{Transport: plain, Timeout: 5 * time.Second}).Get(target)
+			resp, err := (&http.Client{Transport: plain, Timeout: time.Minute}).Get(target)
 			if err == nil {
 				resp.Body.Close()
 			}
@@ -274,7 +274,7 @@ func TestCaseMappedInputIsStillTheHost(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			client := g.Client(&http.Client{Transport: base, Timeout: 5 * time.Second})
+			client := g.Client(&http.Client{Transport: base, Timeout: time.Minute})
 			loc := nextLine()
 			resp, err := client.Do(req)
 			requireBlocked(t, resp, err, loc)

@@ -73,7 +73,7 @@ func realBase() *http.Transport { return &http.Transport{} }
 
 // plainRealBase is realBase without a guard: same resolver, no checks.
 func (w *world) plainRealBase() *http.Transport {
-	return &http.Transport{DialContext: (&net.Dialer{Resolver: w.resolver, Timeout: 5 * time.Second}).DialContext}
+	return &http.Transport{DialContext: (&net.Dialer{Resolver: w.resolver, Timeout: time.Minute}).DialContext}
 }
 
 // simBase dials through the simulated network.
@@ -243,8 +243,8 @@ func requireBlocked(t testing.TB, resp *http.Response, err error, location strin
 func TestExploitsReachTheirTargetsWithoutTheGuard(t *testing.T) {
 	w := newWorld(t)
 	exploits := readExploits(t)
-	live := &http.Client{Transport: w.plainRealBase(), Timeout: 5 * time.Second}
-	offline := &http.Client{Transport: w.simBase(), Timeout: 5 * time.Second}
+	live := &http.Client{Transport: w.plainRealBase(), Timeout: time.Minute}
+	offline := &http.Client{Transport: w.simBase(), Timeout: time.Minute}
 	n := 0
 	for _, e := range exploits {
 		input, target := e.request(w.canary.port)
@@ -304,7 +304,7 @@ func TestGuardBlocksEveryExploit(t *testing.T) {
 		{"custom DialContext", w.simBase(), false},
 	}
 	for _, setup := range setups {
-		client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: setup.base, Timeout: 5 * time.Second})
+		client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: setup.base, Timeout: time.Minute})
 		svc := newService(t, agent, client)
 		libc := ssrfguard.ReadsSpellings(w.guard(t, agent, ssrfguard.Config{}))
 		for _, e := range exploits {
@@ -485,7 +485,7 @@ func TestGuardLetsBenignRequestsThrough(t *testing.T) {
 	}
 	total := 0
 	for _, setup := range setups {
-		client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: setup.base, Timeout: 5 * time.Second})
+		client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: setup.base, Timeout: time.Minute})
 		svc := newService(t, agent, client)
 		lines := readBenign(t, svc.self(), w.canary.port)
 		if len(lines) < 100 {

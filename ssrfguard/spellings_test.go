@@ -20,8 +20,8 @@ import (
 func TestZeroAddressReachesThisHostAndIsBlocked(t *testing.T) {
 	w := newWorld(t)
 	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
-	unguarded := &http.Client{Transport: w.plainRealBase(), Timeout: 5 * time.Second}
-	guarded := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+	unguarded := &http.Client{Transport: w.plainRealBase(), Timeout: time.Minute}
+	guarded := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: time.Minute})
 	do := func(c *http.Client, host string) (*http.Response, error, string) {
 		target := fmt.Sprintf("http://%s:%d/canary", host, w.canary.port)
 		ctx := rampart.WithUntrusted(context.Background(), "job", target)
@@ -80,7 +80,7 @@ func TestBareNumbersInURLsAreNotEvents(t *testing.T) {
 		if ssrfguard.ReadsSpellings(g) {
 			t.Fatal("the test resolver, Go's, reads numbers as addresses")
 		}
-		svc := newService(t, agent, g.Client(&http.Client{Transport: setup.base, Timeout: 5 * time.Second}))
+		svc := newService(t, agent, g.Client(&http.Client{Transport: setup.base, Timeout: time.Minute}))
 		for _, c := range []struct{ input, target string }{
 			{"40184", "http://40184/products/40184?page=40184"},
 			{"http://40184/", "http://40184/"},

@@ -74,7 +74,7 @@ func TestAllowAndDenyLists(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			client := w.guard(t, agent, tt.cfg).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+			client := w.guard(t, agent, tt.cfg).Client(&http.Client{Transport: realBase(), Timeout: time.Minute})
 			target := strings.ReplaceAll(tt.target, "{port}", fmt.Sprint(port))
 			ctx := context.Background()
 			if tt.input != "" {
@@ -140,7 +140,7 @@ func TestMetadataEndpointsAreDeniedWithoutInput(t *testing.T) {
 func TestMonitorModeReportsEveryAttemptAndLetsItThrough(t *testing.T) {
 	w := newWorld(t)
 	agent, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
-	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: time.Minute})
 	targets := []string{
 		fmt.Sprintf("http://127.0.0.1:%d/canary", w.canary.port),          // decided from the host
 		fmt.Sprintf("http://loop.attacker.test:%d/canary", w.canary.port), // decided at the dial
@@ -183,7 +183,7 @@ func TestMonitorModeReportsEveryAttemptAndLetsItThrough(t *testing.T) {
 func TestMonitorModeReportsRequestsWhoseDialFails(t *testing.T) {
 	w := newWorld(t)
 	agent, events := ramparttest.NewAgent(t, rampart.Config{Mode: rampart.ModeMonitor})
-	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: time.Minute})
 	target := "http://loop.attacker.test:" + closedPort(t) + "/" // decided at the dial
 	ctx := rampart.WithUntrusted(context.Background(), "job", target)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
@@ -274,7 +274,7 @@ func TestProxiedRequestsAreCheckedByTheTargetNotTheProxy(t *testing.T) {
 	defer proxy.Close()
 	proxyURL, _ := url.Parse(proxy.URL)
 	base := &http.Transport{Proxy: http.ProxyURL(proxyURL)}
-	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: base, Timeout: 5 * time.Second})
+	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: base, Timeout: time.Minute})
 
 	for _, target := range []string{"http://example.com/feed", "http://partner.example/api"} {
 		ctx := rampart.WithUntrusted(context.Background(), "job", target)
@@ -379,7 +379,7 @@ func TestHTTPSAndHTTP2KeepWorking(t *testing.T) {
 func TestConcurrentRequestsAreRaceFree(t *testing.T) {
 	w := newWorld(t)
 	agent, _ := ramparttest.NewAgent(t, rampart.Config{})
-	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: 5 * time.Second})
+	client := w.guard(t, agent, ssrfguard.Config{}).Client(&http.Client{Transport: realBase(), Timeout: time.Minute})
 	good := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { rw.Write([]byte("ok")) }))
 	defer good.Close()
 	var wg sync.WaitGroup

@@ -216,8 +216,13 @@ func TestAMisbehavingServiceCannotExhaustTheControlPlane(t *testing.T) {
 	cp.MustDo(t, http.MethodGet, "/v1/instances?service=rogue", nil, http.StatusOK, &ins)
 	t.Logf("rogue: %d heartbeats registered, %d refused; %d watches answered, %d refused; %d instances stored",
 		registered.Load(), refusedInstances.Load(), watched.Load(), refusedWatches.Load(), len(ins.Instances))
-	if len(ins.Instances) != maxInstances || registered.Load() != maxInstances {
-		t.Errorf("%d instances stored, %d registered; want exactly the quota, %d", len(ins.Instances), registered.Load(), maxInstances)
+	// An instance counts as gone control.DefaultStaleAfter after its last
+	// heartbeat, and a new one may take its place: only a run that outlasts
+	// that (a busy machine) may register more than the quota over its
+	// course, never more than the quota at once (checkBounds).
+	if reg := registered.Load(); len(ins.Instances) != maxInstances || reg < maxInstances ||
+		reg != maxInstances && time.Since(started) < control.DefaultStaleAfter {
+		t.Errorf("%d instances stored, %d registered in %v; want exactly the quota, %d", len(ins.Instances), reg, time.Since(started).Round(time.Second), maxInstances)
 	}
 	if watched.Load() == 0 {
 		t.Error("no watch of rogue was ever answered: the quota refused them all")

@@ -12,7 +12,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -278,7 +277,7 @@ func (d *demo) startControlPlane(ctx context.Context) error {
 	roots.AppendCertsFromPEM(bundle)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	d.admin = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	d.admin = &http.Client{Transport: tr, Timeout: detectionWait}
 	d.onClose(tr.CloseIdleConnections)
 	var p store.Policy
 	if err := d.call(ctx, http.MethodPut, "/v1/policy", demoPolicy, &p); err != nil {
@@ -432,7 +431,7 @@ func (d *demo) startShop(ctx context.Context) error {
 		defer cancel()
 		agent.Close(cctx) // delivers the last events
 	})
-	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	rctx, cancel := context.WithTimeout(ctx, detectionWait)
 	defer cancel()
 	if err := agent.Ready(rctx); err != nil {
 		return err
@@ -536,14 +535,14 @@ func (d *demo) startGateway(ctx context.Context) error {
 	case err := <-served:
 		served <- err
 		return fmt.Errorf("demo: gateway: %w", err)
-	case <-time.After(15 * time.Second):
-		return errors.New("demo: gateway: not ready after 15 s: it could not reach the control plane")
+	case <-time.After(detectionWait):
+		return fmt.Errorf("demo: gateway: not ready after %v: it could not reach the control plane", detectionWait)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	d.gatewayURL = "http://" + ln.Addr().String()
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 4}
-	d.client = &http.Client{Transport: tr, Timeout: 20 * time.Second}
+	d.client = &http.Client{Transport: tr, Timeout: detectionWait}
 	d.onClose(tr.CloseIdleConnections)
 	return nil
 }

@@ -45,7 +45,9 @@ func StuffingAddr(i int) string { return fmt.Sprintf("198.18.%d.%d", i, 10+i%200
 // detectionWait is how long the story waits for the detection engine to
 // answer: the events travel from the shop's agent to the control plane,
 // through the detector, and its decision to the gateway's watch, on a
-// machine that may be busy.
+// machine that may be busy. The story waits as long for anything else
+// (a decision to reach the gateway, an event to be stored, its services
+// to be ready): milliseconds on an idle machine, seconds on a busy one.
 const detectionWait = 60 * time.Second
 
 // stepDecision is step 3: the response. The injection-escalation scenario

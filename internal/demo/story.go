@@ -240,7 +240,7 @@ func (d *demo) printCurl(r request, a answer) {
 
 // until sends r again and again until its answer satisfies ok.
 func (d *demo) until(ctx context.Context, r request, ok func(answer) bool) (answer, error) {
-	return d.within(ctx, 10*time.Second, time.Millisecond, r, ok)
+	return d.within(ctx, detectionWait, time.Millisecond, r, ok)
 }
 
 // within is until with a deadline of its own, sending r every pause.
@@ -274,7 +274,7 @@ func (d *demo) showEvent(ctx context.Context, kind, service, traceID string, sin
 	if traceID != "" {
 		q.Set("trace_id", traceID)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(detectionWait)
 	for {
 		var page control.EventPage
 		if err := d.call(ctx, http.MethodGet, "/v1/events?"+q.Encode(), nil, &page); err != nil {
@@ -288,7 +288,7 @@ func (d *demo) showEvent(ctx context.Context, kind, service, traceID string, sin
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("demo: the control plane has no %s event from %s after 10 s", kind, service)
+			return fmt.Errorf("demo: the control plane has no %s event from %s after %v", kind, service, detectionWait)
 		}
 		select {
 		case <-ctx.Done():

@@ -87,7 +87,7 @@ func startUpstream(t testing.TB, cp *controltest.ControlPlane, name string, extr
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: agent.Handler(mux), TLSConfig: agent.ServerTLSConfig(), ReadHeaderTimeout: 5 * time.Second,
+	srv := &http.Server{Handler: agent.Handler(mux), TLSConfig: agent.ServerTLSConfig(), ReadHeaderTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
 	go srv.ServeTLS(ln, "", "")
 	t.Cleanup(func() {
