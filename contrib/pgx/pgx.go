@@ -20,10 +20,10 @@
 // returns an error wrapping rampart.ErrBlocked, from Query and Exec, from
 // Row.Scan for QueryRow, and from every result and Close of a batch.
 //
-// What is not guarded: the *pgx.Conn of Tx.Conn, of Pool.Acquire (not
-// offered here: acquire from the pgxpool.Pool and wrap its Conn() with
-// NewConn for the time you hold it) and the pgconn.PgConn below them. Give
-// the code that handles requests the guarded values only.
+// Pool.Acquire hands out a guarded PoolConn. What is not guarded: the
+// *pgx.Conn of Tx.Conn and of a pgxpool.Conn acquired from the unwrapped
+// pool, and the pgconn.PgConn below them. Give the code that handles
+// requests the guarded values only.
 package rampartpgx
 
 import (
@@ -122,6 +122,29 @@ func (p *Pool) Stat() *pgxpool.Stat { return p.p.Stat() }
 
 // Close closes the pool.
 func (p *Pool) Close() { p.p.Close() }
+
+// Acquire takes a connection from the pool, as pgxpool.Pool.Acquire does,
+// and returns it guarded: its statements are checked like the pool's.
+// Release it when done.
+func (p *Pool) Acquire(ctx context.Context) (*PoolConn, error) {
+	res, err := p.p.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &PoolConn{Conn: &Conn{c: res.Conn(), g: p.g, prepared: new(sync.Map)}, res: res}, nil
+}
+
+// PoolConn is a connection acquired from a Pool: a Conn whose statements
+// are checked, which goes back to the pool with Release. Its Close is not
+// to be called: Release returns it.
+type PoolConn struct {
+	*Conn
+	res *pgxpool.Conn
+}
+
+// Release returns the connection to its pool. The PoolConn must not be
+// used after.
+func (pc *PoolConn) Release() { pc.res.Release() }
 
 // Conn is a *pgx.Conn whose statements are checked. Like a pgx.Conn, it is
 // not safe for concurrent use.

@@ -79,7 +79,12 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ctxTx.Rollback(context.Background()) })
-	f.guarded = map[string]querier{"Pool": pool, "Conn": conn, "Pool.Begin": ptx, "Conn.Begin": ctxTx}
+	acquired, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(acquired.Release)
+	f.guarded = map[string]querier{"Pool": pool, "Conn": conn, "Pool.Begin": ptx, "Conn.Begin": ctxTx, "Pool.Acquire": acquired}
 	return f
 }
 
