@@ -122,8 +122,12 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, requestID s
 		attrs = append(attrs, "err", ae.msg)
 	}
 	level := slog.LevelInfo
-	if ae.status >= 500 {
+	var q expectedError
+	switch {
+	case ae.status >= 500:
 		level = slog.LevelError
+	case errors.As(err, &q):
+		level = slog.LevelDebug
 	}
 	h.log.Log(r.Context(), level, "control: request failed", attrs...)
 	writeJSON(w, ae.status, ErrorBody{Error: ae.msg, Code: ae.code, Field: ae.field, Line: ae.line, RequestID: requestID})
@@ -183,3 +187,12 @@ func newRequestID() string {
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// expectedError marks an error answer that is part of normal operation
+// (every service asks for the policy before anyone applied one): it is
+// answered as err is, and logged at debug level, not info, so that a
+// thousand services waiting for their first policy do not fill the log.
+type expectedError struct{ err error }
+
+func (e expectedError) Error() string { return e.err.Error() }
+func (e expectedError) Unwrap() error { return e.err }

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -53,6 +54,9 @@ func (h *Handler) getPolicy(w http.ResponseWriter, r *http.Request, caller strin
 		}
 	}
 	p, err := h.cfg.Store.Policy(r.Context(), version)
+	if version == 0 && errors.Is(err, store.ErrNotFound) {
+		return expectedError{err} // no policy applied yet
+	}
 	if err != nil {
 		return err
 	}
